@@ -1,0 +1,39 @@
+# callfloor: every target sets up what it needs; a fresh clone needs only python3 and make.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+
+.PHONY: demo test check bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --disable-pip-version-check -e .
+	touch $@
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@ $(VENV)/.installed-run
+
+## demo: simulated floor -> processors -> HTTP on localhost:8080 (Ctrl-C stops it)
+demo: $(VENV)/.installed-run
+	$(BIN)/callfloor demo
+
+## test: install what the tests need, then run them
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## check: ruff and mypy --strict
+check: $(STAMP)
+	$(BIN)/ruff check callfloor tests bench
+	$(BIN)/ruff format --check callfloor tests bench
+	$(BIN)/mypy
+
+## bench: measured benchmarks; results go to docs/benchmarks.md by hand
+bench: $(STAMP)
+	$(BIN)/python -m bench.run_all
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
