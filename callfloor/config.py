@@ -1,0 +1,466 @@
+"""Configuration (SPEC §8): a TOML file whose every key is optional.
+
+``load_config`` reads and validates a file; ``parse_config`` validates an
+already-parsed mapping. Any problem raises :class:`ConfigError` with a message that
+names the file, the key and the problem, and start-up stops there: a monitoring
+process that silently ignores a typo in a threshold shows supervisors wrong numbers.
+
+The resulting :class:`Config` is immutable plain data; processors read it and never
+the file.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from callfloor.events import CHANNELS
+
+SL_FORMULAS: Final[tuple[str, ...]] = (
+    "abandoned_negative",
+    "ignore_abandoned",
+    "abandoned_positive",
+)
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_S: Final[dict[str, float]] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the file, the key and the problem."""
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string such as ``"90s"``, ``"15m"``, ``"2h"``, ``"1h30m"``.
+
+    Raises ``ValueError`` (without file or key context) when the value is not a duration.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        try:
+            seconds = float(text)
+        except ValueError:
+            pos = 0
+            seconds = 0.0
+            for match in _DURATION_PART.finditer(text):
+                if match.start() != pos:
+                    break
+                seconds += float(match.group(1)) * _UNIT_S[match.group(2)]
+                pos = match.end()
+            if pos != len(text) or not text:
+                raise ValueError(
+                    f'expected a duration such as "90s", "15m" or "2h", got {value!r}'
+                ) from None
+    else:
+        raise ValueError(f"expected a duration, got {type(value).__name__}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"expected a non-negative duration, got {value!r}")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePolicy:
+    """Service-level settings of one queue (a channel's defaults with the queue's overrides)."""
+
+    sl_threshold_s: float = 20.0
+    sl_target: float = 0.8
+    short_abandon_s: float = 5.0
+    sl_formula: str = "abandoned_negative"
+    default_aht_s: float = 180.0
+
+
+def _channel_defaults() -> dict[str, QueuePolicy]:
+    base = QueuePolicy()
+    out = {channel: base for channel in CHANNELS}
+    out["chat"] = QueuePolicy(sl_threshold_s=30.0)
+    out["email"] = QueuePolicy(sl_threshold_s=14400.0, sl_target=0.9)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    """A call floor: its IANA time zone, interval length and roll-up formula."""
+
+    name: str
+    timezone: str = "UTC"
+    interval_minutes: int = 15
+    sl_formula: str = "abandoned_negative"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """A configured queue: its site, channel and resolved policy."""
+
+    name: str
+    site: str | None
+    channel: str
+    policy: QueuePolicy
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRules:
+    """Limits for idle-time violations (SPEC §4)."""
+
+    not_ready_max_s: float = 600.0
+    not_ready_reason_max_s: Mapping[str, float] = field(default_factory=dict)
+    exempt_reasons: frozenset[str] = frozenset()
+    daily_not_ready_s: tuple[float, ...] = (1800.0, 2700.0)
+    wrap_up_max_s: float = 120.0
+    missed_calls_max: int = 3
+    missed_calls_window_s: float = 3600.0
+    stale_after_s: float = 4 * 3600.0
+
+    def not_ready_limit(self, reason: str | None) -> float:
+        """The spell limit for a not-ready reason (the general limit when none is set)."""
+        if reason is None:
+            return self.not_ready_max_s
+        return self.not_ready_reason_max_s.get(reason, self.not_ready_max_s)
+
+
+# Severity of the n-th daily not-ready limit; SPEC gives minor then major.
+DAILY_SEVERITIES: Final[tuple[str, ...]] = ("minor", "major", "critical")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """Duplicate detection memory: how long and how many event identities are kept."""
+
+    dedup_window_s: float = 6 * 3600.0
+    dedup_max_entries: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Prometheus exposition options."""
+
+    per_agent_series: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """Where the HTTP server listens."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole validated configuration."""
+
+    sites: Mapping[str, SiteConfig] = field(default_factory=dict)
+    channel_defaults: Mapping[str, QueuePolicy] = field(default_factory=_channel_defaults)
+    queues: Mapping[str, QueueConfig] = field(default_factory=dict)
+    rolling_windows: tuple[tuple[str, float], ...] = (("15m", 900.0), ("60m", 3600.0))
+    agents: AgentRules = field(default_factory=AgentRules)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    source: str = "<defaults>"
+
+    def site(self, name: str) -> SiteConfig:
+        """The configured site, or one with the defaults."""
+        found = self.sites.get(name)
+        return found if found is not None else SiteConfig(name=name)
+
+    def queue_policy(self, name: str, channel: str) -> QueuePolicy:
+        """The configured queue's policy, or the channel's defaults for a queue seen only in events."""
+        queue = self.queues.get(name)
+        if queue is not None:
+            return queue.policy
+        return self.channel_defaults.get(channel, self.channel_defaults["voice"])
+
+
+# ---------------------------------------------------------------------------- parsing
+
+
+class _Ctx:
+    """Carries the file name so every error names file, key and problem."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {key}: {problem}")
+
+    def table(self, value: object, key: str) -> Mapping[str, object]:
+        if not isinstance(value, dict):
+            raise self.error(key, f"expected a table, got {_kind(value)}")
+        return value
+
+    def check_keys(self, table: Mapping[str, object], allowed: tuple[str, ...], key: str) -> None:
+        for name in table:
+            if name not in allowed:
+                where = f"{key}.{name}" if key else name
+                raise self.error(where, f"unknown key (allowed: {', '.join(allowed)})")
+
+    def duration(self, value: object, key: str) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
+
+    def number(self, value: object, key: str, lo: float, hi: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(key, f"expected a number, got {_kind(value)}")
+        if not lo <= float(value) <= hi:
+            raise self.error(key, f"must be between {lo:g} and {hi:g}, got {value!r}")
+        return float(value)
+
+    def integer(self, value: object, key: str, lo: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"expected an integer, got {_kind(value)}")
+        if value < lo:
+            raise self.error(key, f"must be at least {lo}, got {value}")
+        return value
+
+    def string(self, value: object, key: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.error(key, f"expected a non-empty string, got {_kind(value)}")
+        return value
+
+    def choice(self, value: object, key: str, allowed: tuple[str, ...]) -> str:
+        text = self.string(value, key)
+        if text not in allowed:
+            raise self.error(key, f"must be one of {', '.join(allowed)}, got {text!r}")
+        return text
+
+    def boolean(self, value: object, key: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(key, f"expected true or false, got {_kind(value)}")
+        return value
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, str):
+        return f"string {value!r}"
+    if isinstance(value, bool):
+        return f"boolean {value}"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return f"{type(value).__name__} {value!r}"
+
+
+_POLICY_KEYS: Final[tuple[str, ...]] = (
+    "sl_threshold_s",
+    "sl_target",
+    "short_abandon_s",
+    "sl_formula",
+    "default_aht_s",
+)
+
+
+def _policy(ctx: _Ctx, table: Mapping[str, object], key: str, base: QueuePolicy) -> QueuePolicy:
+    threshold = base.sl_threshold_s
+    target = base.sl_target
+    short = base.short_abandon_s
+    formula = base.sl_formula
+    aht = base.default_aht_s
+    if "sl_threshold_s" in table:
+        threshold = ctx.duration(table["sl_threshold_s"], f"{key}.sl_threshold_s")
+    if "sl_target" in table:
+        target = ctx.number(table["sl_target"], f"{key}.sl_target", 0.0, 1.0)
+        if target <= 0:
+            raise ctx.error(f"{key}.sl_target", "must be above 0")
+    if "short_abandon_s" in table:
+        short = ctx.duration(table["short_abandon_s"], f"{key}.short_abandon_s")
+    if "sl_formula" in table:
+        formula = ctx.choice(table["sl_formula"], f"{key}.sl_formula", SL_FORMULAS)
+    if "default_aht_s" in table:
+        aht = ctx.duration(table["default_aht_s"], f"{key}.default_aht_s")
+        if aht <= 0:
+            raise ctx.error(f"{key}.default_aht_s", "must be above 0")
+    if short > threshold:
+        name = "short_abandon_s" if "short_abandon_s" in table else "sl_threshold_s"
+        raise ctx.error(
+            f"{key}.{name}",
+            f"short-abandon threshold {short:g} s is above the service-level threshold "
+            f"{threshold:g} s",
+        )
+    return QueuePolicy(threshold, target, short, formula, aht)
+
+
+def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config:
+    """Validate a parsed TOML document; raise :class:`ConfigError` on the first problem."""
+    ctx = _Ctx(source)
+    ctx.check_keys(
+        data, ("sites", "defaults", "queues", "windows", "agents", "ingest", "metrics", "http"), ""
+    )
+
+    sites: dict[str, SiteConfig] = {}
+    for name, raw in ctx.table(data.get("sites", {}), "sites").items():
+        key = f"sites.{name}"
+        table = ctx.table(raw, key)
+        ctx.check_keys(table, ("timezone", "interval_minutes", "sl_formula"), key)
+        tz = ctx.string(table.get("timezone", "UTC"), f"{key}.timezone")
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ctx.error(f"{key}.timezone", f"unknown time zone {tz!r}") from None
+        interval = table.get("interval_minutes", 15)
+        if interval not in (15, 30) or isinstance(interval, bool):
+            raise ctx.error(f"{key}.interval_minutes", f"must be 15 or 30, got {interval!r}")
+        assert isinstance(interval, int)
+        formula = ctx.choice(
+            table.get("sl_formula", "abandoned_negative"), f"{key}.sl_formula", SL_FORMULAS
+        )
+        sites[name] = SiteConfig(
+            name=name, timezone=tz, interval_minutes=interval, sl_formula=formula
+        )
+
+    channel_defaults = _channel_defaults()
+    for channel, raw in ctx.table(data.get("defaults", {}), "defaults").items():
+        key = f"defaults.{channel}"
+        if channel not in CHANNELS:
+            raise ctx.error(key, f"unknown channel (allowed: {', '.join(CHANNELS)})")
+        table = ctx.table(raw, key)
+        ctx.check_keys(table, _POLICY_KEYS, key)
+        channel_defaults[channel] = _policy(ctx, table, key, channel_defaults[channel])
+
+    queues: dict[str, QueueConfig] = {}
+    for name, raw in ctx.table(data.get("queues", {}), "queues").items():
+        key = f"queues.{name}"
+        table = ctx.table(raw, key)
+        ctx.check_keys(table, ("site", "channel", *_POLICY_KEYS), key)
+        site = ctx.string(table["site"], f"{key}.site") if "site" in table else None
+        channel = ctx.choice(table.get("channel", "voice"), f"{key}.channel", CHANNELS)
+        policy = _policy(ctx, table, key, channel_defaults[channel])
+        queues[name] = QueueConfig(name=name, site=site, channel=channel, policy=policy)
+
+    rolling: tuple[tuple[str, float], ...] = (("15m", 900.0), ("60m", 3600.0))
+    windows = ctx.table(data.get("windows", {}), "windows")
+    ctx.check_keys(windows, ("rolling",), "windows")
+    if "rolling" in windows:
+        raw_list = windows["rolling"]
+        if not isinstance(raw_list, list):
+            raise ctx.error("windows.rolling", f"expected an array, got {_kind(raw_list)}")
+        seen: list[tuple[str, float]] = []
+        for i, item in enumerate(raw_list):
+            seconds = ctx.duration(item, f"windows.rolling[{i}]")
+            if seconds <= 0:
+                raise ctx.error(f"windows.rolling[{i}]", "a window must be longer than 0")
+            label = item if isinstance(item, str) else f"{item:g}"
+            if any(label == existing for existing, _ in seen):
+                raise ctx.error(f"windows.rolling[{i}]", f"window {label!r} is listed twice")
+            seen.append((label, seconds))
+        rolling = tuple(seen)
+
+    agents = _agent_rules(ctx, ctx.table(data.get("agents", {}), "agents"))
+
+    ingest_t = ctx.table(data.get("ingest", {}), "ingest")
+    ctx.check_keys(ingest_t, ("dedup_window", "dedup_max_entries"), "ingest")
+    ingest = IngestConfig(
+        dedup_window_s=ctx.duration(ingest_t.get("dedup_window", "6h"), "ingest.dedup_window"),
+        dedup_max_entries=ctx.integer(
+            ingest_t.get("dedup_max_entries", 1_000_000), "ingest.dedup_max_entries", 1
+        ),
+    )
+
+    metrics_t = ctx.table(data.get("metrics", {}), "metrics")
+    ctx.check_keys(metrics_t, ("per_agent_series",), "metrics")
+    metrics = MetricsConfig(
+        per_agent_series=ctx.boolean(
+            metrics_t.get("per_agent_series", False), "metrics.per_agent_series"
+        )
+    )
+
+    http_t = ctx.table(data.get("http", {}), "http")
+    ctx.check_keys(http_t, ("host", "port"), "http")
+    http = HttpConfig(
+        host=ctx.string(http_t.get("host", "127.0.0.1"), "http.host"),
+        port=ctx.integer(http_t.get("port", 8080), "http.port", 0),
+    )
+
+    return Config(
+        sites=sites,
+        channel_defaults=channel_defaults,
+        queues=queues,
+        rolling_windows=rolling,
+        agents=agents,
+        ingest=ingest,
+        metrics=metrics,
+        http=http,
+        source=source,
+    )
+
+
+def _agent_rules(ctx: _Ctx, table: Mapping[str, object]) -> AgentRules:
+    ctx.check_keys(
+        table,
+        (
+            "not_ready_max",
+            "not_ready_reason_max",
+            "exempt_reasons",
+            "daily_not_ready",
+            "wrap_up_max",
+            "missed_calls_max",
+            "stale_after",
+        ),
+        "agents",
+    )
+    rules = AgentRules()
+    reason_max: dict[str, float] = {}
+    for reason, value in ctx.table(
+        table.get("not_ready_reason_max", {}), "agents.not_ready_reason_max"
+    ).items():
+        reason_max[reason] = ctx.duration(value, f"agents.not_ready_reason_max.{reason}")
+    exempt_raw = table.get("exempt_reasons", [])
+    if not isinstance(exempt_raw, list):
+        raise ctx.error("agents.exempt_reasons", f"expected an array, got {_kind(exempt_raw)}")
+    exempt = frozenset(
+        ctx.string(item, f"agents.exempt_reasons[{i}]") for i, item in enumerate(exempt_raw)
+    )
+    daily_raw = table.get("daily_not_ready", ["30m", "45m"])
+    if not isinstance(daily_raw, list):
+        raise ctx.error("agents.daily_not_ready", f"expected an array, got {_kind(daily_raw)}")
+    daily = tuple(
+        ctx.duration(item, f"agents.daily_not_ready[{i}]") for i, item in enumerate(daily_raw)
+    )
+    if list(daily) != sorted(daily) or len(set(daily)) != len(daily):
+        raise ctx.error("agents.daily_not_ready", "limits must be listed in increasing order")
+    return AgentRules(
+        not_ready_max_s=ctx.duration(
+            table.get("not_ready_max", rules.not_ready_max_s), "agents.not_ready_max"
+        ),
+        not_ready_reason_max_s=reason_max,
+        exempt_reasons=exempt,
+        daily_not_ready_s=daily,
+        wrap_up_max_s=ctx.duration(
+            table.get("wrap_up_max", rules.wrap_up_max_s), "agents.wrap_up_max"
+        ),
+        missed_calls_max=ctx.integer(
+            table.get("missed_calls_max", rules.missed_calls_max), "agents.missed_calls_max", 0
+        ),
+        stale_after_s=ctx.duration(
+            table.get("stale_after", rules.stale_after_s), "agents.stale_after"
+        ),
+    )
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate a TOML file; ``None`` gives the embedded defaults."""
+    if path is None:
+        return Config()
+    source = str(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    return parse_config(data, source)

@@ -1,0 +1,1 @@
+"""Ingest: turning transport payloads into canonical events (decoding, adapters)."""

@@ -1,0 +1,156 @@
+"""Bodies and lines to canonical events, rejecting bad events one by one.
+
+A body may carry one JSON object, a JSON array of objects, or NDJSON (SPEC §1).
+Each invalid event becomes a :class:`Rejection` whose message names the field and
+whose ``reason`` is a short, low-cardinality code for counters; the valid events of
+the same body are still returned.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+import msgspec
+
+from callfloor.events import Event
+
+_EVENT: Final = msgspec.json.Decoder(Event)
+_EVENTS: Final = msgspec.json.Decoder(list[Event])
+_RAW_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
+_ANY: Final = msgspec.json.Decoder()
+
+REASONS: Final[tuple[str, ...]] = (
+    "invalid_json",
+    "not_an_object",
+    "unknown_type",
+    "missing_field",
+    "wrong_type",
+    "invalid_value",
+    "invalid_ts",
+)
+
+_AT_FIELD = re.compile(r"at `\$\.?([^`\[]*)")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One invalid event: where it was, why, and its time when that could be read."""
+
+    index: int  # position in the body (0-based element or line number)
+    reason: str  # one of REASONS
+    field: str | None
+    message: str
+    ts: float | None = None
+
+
+def _classify(message: str) -> tuple[str, str | None]:
+    missing = _MISSING.search(message)
+    if missing:
+        return "missing_field", missing.group(1)
+    at = _AT_FIELD.search(message)
+    field = at.group(1) if at and at.group(1) else None
+    if message.startswith("`ts`") or field == "ts":
+        return "invalid_ts", "ts"
+    if message.startswith("Expected `object`"):
+        return "not_an_object", None
+    if field == "type":
+        return "unknown_type", "type"
+    if message.startswith("Expected"):
+        return "wrong_type", field
+    if message.startswith("`"):  # raised by the schema itself, e.g. "`ts`: ..."
+        name = message[1 : message.index("`", 1)]
+        return "invalid_value", name
+    return "invalid_value", field
+
+
+def _loose_ts(raw: bytes) -> float | None:
+    """The ``ts`` of an invalid event if it is readable (for replay's ``--at`` cut)."""
+    try:
+        obj = _ANY.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    ts = obj.get("ts")
+    if isinstance(ts, int | float) and not isinstance(ts, bool):
+        return float(ts)
+    if isinstance(ts, str):
+        try:
+            parsed = datetime.fromisoformat(ts)
+        except ValueError:
+            return None
+        return parsed.timestamp() if parsed.tzinfo is not None else None
+    return None
+
+
+def reject(raw: bytes, index: int, exc: Exception) -> Rejection:
+    """Describe why ``raw`` is not a valid event."""
+    message = str(exc)
+    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+        return Rejection(index, "invalid_json", None, f"not valid JSON: {message}", None)
+    reason, field = _classify(message)
+    if reason == "missing_field":
+        text = f"missing required field `{field}`"
+    elif field is not None and "`" not in message[:1]:
+        text = f"`{field}`: {message.split(' - at ')[0]}"
+    else:
+        text = message
+    return Rejection(index, reason, field, text, _loose_ts(raw))
+
+
+def decode_line(line: bytes, index: int = 0) -> Event | Rejection:
+    """One NDJSON line (or one object body) to an event or a rejection."""
+    try:
+        event: Event = _EVENT.decode(line)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        return reject(line, index, exc)
+    return event
+
+
+def decode_body(body: bytes) -> tuple[list[Event], list[Rejection]]:
+    """Decode a body that holds one object, a JSON array of objects, or NDJSON."""
+    text = body.strip()
+    if not text:
+        return [], []
+    if text[:1] == b"[":
+        try:
+            return _EVENTS.decode(text), []
+        except msgspec.DecodeError:
+            pass
+        try:
+            raws = _RAW_LIST.decode(text)
+        except msgspec.DecodeError as exc:
+            return [], [reject(text, 0, exc)]
+        events: list[Event] = []
+        rejections: list[Rejection] = []
+        for i, raw in enumerate(raws):
+            item = decode_line(bytes(raw), i)
+            if isinstance(item, Rejection):
+                rejections.append(item)
+            else:
+                events.append(item)
+        return events, rejections
+    lines = text.split(b"\n")
+    if len(lines) > 1:
+        first = lines[0].strip()
+        try:
+            _ANY.decode(first)
+        except msgspec.DecodeError:
+            # Not NDJSON: one object spread over several lines.
+            lines = [text]
+    events = []
+    rejections = []
+    for i, line in enumerate(lines):
+        line = line.strip()
+        if not line:
+            continue
+        item = decode_line(line, i)
+        if isinstance(item, Rejection):
+            rejections.append(item)
+        else:
+            events.append(item)
+    return events, rejections

@@ -1,0 +1,9 @@
+"""Processors: the pure, deterministic core (events and clock ticks in, state out).
+
+Nothing in this package performs I/O or imports asyncio, aiohttp, aiomqtt or redis.
+"""
+
+from callfloor.processors.engine import Changes, FloorProcessor
+from callfloor.processors.snapshot import build_document
+
+__all__ = ["Changes", "FloorProcessor", "build_document"]

@@ -1,0 +1,837 @@
+"""The floor processor: canonical events and clock ticks in, state and changes out.
+
+Pure and deterministic: no I/O, no wall clock, no asyncio. Live operation, replay
+and tests drive the same object:
+
+- :meth:`FloorProcessor.apply` takes one decoded event. If its ``ts`` is ahead of
+  the clock, the clock first advances to it, firing every deadline that falls in
+  between at its exact time.
+- :meth:`FloorProcessor.tick` advances the clock with no event, so waits grow,
+  service-level misses count and violations start while nothing arrives.
+- :meth:`FloorProcessor.snapshot` (see :mod:`callfloor.processors.snapshot`) renders
+  the SPEC §7 document at the clock; :meth:`drain_changes` says what changed since
+  the last call.
+
+Deadlines are timers in a heap, each recorded at its exact moment
+(``call_queued.ts + T``, a spell's start + its limit), never at the tick that
+noticed it.
+
+Events older than the clock are *late*: they are counted and still applied at their
+own time (windows insert them where they belong). A service-level miss or a
+violation that a late event proves never happened is retracted.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+from callfloor.config import DAILY_SEVERITIES, Config, QueuePolicy
+from callfloor.events import (
+    AgentState,
+    CallAbandoned,
+    CallAnswered,
+    CallDequeued,
+    CallEnded,
+    CallMissed,
+    CallQueued,
+    CallRouted,
+    Event,
+    dedup_key,
+)
+from callfloor.processors.dedup import Deduplicator
+from callfloor.processors.model import (
+    Agent,
+    Conversation,
+    Leg,
+    PendingHandle,
+    QueueState,
+    SiteState,
+    Violation,
+)
+from callfloor.processors.timers import Timer, TimerHeap
+from callfloor.processors.windows import (
+    ABANDONED,
+    ABANDONED_IN_SL,
+    ANSWERED,
+    ANSWERED_IN_SL,
+    DEQUEUED,
+    HANDLE_US,
+    HANDLED,
+    OFFERED,
+    SHORT_ABANDONED,
+    SL_OFFERED,
+    WAIT_US,
+    Deltas,
+)
+
+# Timer kinds.
+T_LEG_MISS: Final = 0
+T_SPELL_LIMIT: Final = 1
+T_DAILY: Final = 2
+T_DAY_END: Final = 3
+T_MISSED_EXPIRE: Final = 4
+T_STALE: Final = 5
+
+# Constant deltas for the common records.
+_D_OFFERED: Final[Deltas] = ((OFFERED, 1),)
+_D_MISS: Final[Deltas] = ((SL_OFFERED, 1),)
+_D_UNMISS: Final[Deltas] = ((SL_OFFERED, -1),)
+_D_SHORT: Final[Deltas] = ((SHORT_ABANDONED, 1),)
+_D_DEQUEUED: Final[Deltas] = ((DEQUEUED, 1),)
+_D_MET: Final[Deltas] = ((SL_OFFERED, 1), (ANSWERED_IN_SL, 1))
+_D_ABANDONED_IN_SL: Final[Deltas] = ((SL_OFFERED, 1), (ABANDONED_IN_SL, 1))
+
+# How an open leg ended.
+END_ANSWER: Final = 0
+END_ABANDON: Final = 1
+END_DEQUEUE: Final = 2
+
+COUNTER_NAMES: Final[tuple[str, ...]] = ("events", "rejected", "duplicates", "orphaned", "late")
+
+
+def _us(seconds: float) -> int:
+    return round(seconds * 1_000_000)
+
+
+@dataclass
+class Changes:
+    """What changed since the previous :meth:`FloorProcessor.drain_changes`.
+
+    Names of queues, sites and agents whose discrete state changed, and the
+    violations that started or ended. Values that move with the clock alone
+    (``longest_wait_s``, rolling-window expiry, the value of an active violation)
+    are not listed: readers recompute them on every tick.
+    """
+
+    queues: set[str] = field(default_factory=set)
+    sites: set[str] = field(default_factory=set)
+    agents: set[str] = field(default_factory=set)
+    violations: list[Violation] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.queues or self.sites or self.agents or self.violations)
+
+
+class FloorProcessor:
+    """Live queue and agent state of a contact centre, driven by events and ticks."""
+
+    def __init__(self, config: Config, *, keep_violations_s: float | None = None) -> None:
+        self.config = config
+        self.rules = config.agents
+        # Rolling windows: the configured ones plus the 15 and 60 minutes that the
+        # arrival rate and the Erlang AHT need, each width once.
+        widths: list[float] = []
+        self.window_index: dict[str, int] = {}
+        for label, seconds in config.rolling_windows:
+            if seconds not in widths:
+                widths.append(seconds)
+            self.window_index[label] = widths.index(seconds)
+        for seconds in (900.0, 3600.0):
+            if seconds not in widths:
+                widths.append(seconds)
+        self.widths = tuple(widths)
+        self.idx_15m = widths.index(900.0)
+        self.idx_60m = widths.index(3600.0)
+
+        self.clock = float("-inf")
+        self.sites: dict[str, SiteState] = {}
+        self.queues: dict[str, QueueState] = {}
+        self.agents: dict[str, Agent] = {}
+        self.calls: dict[str, Leg] = {}  # open legs by call_id
+        self.conversations: dict[str, list[Conversation]] = {}
+        self.timers = TimerHeap()
+        self.violations: list[Violation] = []
+        self.violation_by_uid: dict[int, Violation] = {}
+        self.keep_violations_s = keep_violations_s
+        self._prune_at = 1024
+        self.dedup = Deduplicator(config.ingest.dedup_window_s, config.ingest.dedup_max_entries)
+        self.counters = dict.fromkeys(COUNTER_NAMES, 0)
+        self.rejected_by_reason: dict[str, int] = {}
+        self.events_by_type: dict[str, int] = {}
+        # Agent counts by state per distinct queue list: an agent_state costs two
+        # dict updates however many queues the agent serves.
+        self.groups: dict[tuple[str, ...], dict[str, int]] = {}
+        self.groups_by_queue: dict[str, list[tuple[str, ...]]] = {}
+        self._leg_seq = 0
+        self._uid = 0
+        self._changes = Changes()
+        self._handlers: dict[type, Callable[[object, float], bool]] = {
+            CallQueued: self._on_call_queued,  # type: ignore[dict-item]
+            CallRouted: self._on_call_routed,  # type: ignore[dict-item]
+            CallMissed: self._on_call_missed,  # type: ignore[dict-item]
+            CallAnswered: self._on_call_answered,  # type: ignore[dict-item]
+            CallAbandoned: self._on_call_abandoned,  # type: ignore[dict-item]
+            CallDequeued: self._on_call_dequeued,  # type: ignore[dict-item]
+            CallEnded: self._on_call_ended,  # type: ignore[dict-item]
+            AgentState: self._on_agent_state,  # type: ignore[dict-item]
+        }
+        self._fire_table: dict[int, Callable[[Timer], None]] = {
+            T_LEG_MISS: self._fire_leg_miss,
+            T_SPELL_LIMIT: self._fire_spell_limit,
+            T_DAILY: self._fire_daily,
+            T_DAY_END: self._fire_day_end,
+            T_MISSED_EXPIRE: self._fire_missed_expire,
+            T_STALE: self._fire_stale,
+        }
+        for name, qc in config.queues.items():
+            site = qc.site if qc.site is not None else "default"
+            self._new_queue(
+                name, site, qc.channel, qc.policy, configured=True, site_fixed=qc.site is not None
+            )
+
+    # ================================================================ inputs
+
+    def apply(self, event: Event) -> None:
+        """Apply one valid event (the per-event path: no I/O, no await)."""
+        t: float = event.ts  # type: ignore[assignment]  # a float once decoded
+        if self.dedup.seen(dedup_key(event), t, self.clock):
+            self.counters["duplicates"] += 1
+            return
+        late = t < self.clock
+        if t > self.clock:
+            self._advance(t)
+        if self._handlers[type(event)](event, t):
+            self.counters["duplicates"] += 1
+            return
+        counters = self.counters
+        counters["events"] += 1
+        name = type(event).__name__
+        self.events_by_type[name] = self.events_by_type.get(name, 0) + 1
+        if late:
+            counters["late"] += 1
+            # A late event can place deadlines in the past: honour them now.
+            self._advance(self.clock)
+
+    def apply_all(self, events: Iterable[Event]) -> None:
+        """Apply events in order."""
+        apply = self.apply
+        for event in events:
+            apply(event)
+
+    def count_rejected(self, reason: str) -> None:
+        """Count an invalid event (decoding happens outside; see callfloor.ingest)."""
+        self.counters["rejected"] += 1
+        self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + 1
+
+    def tick(self, now: float) -> None:
+        """Advance the clock to ``now`` with no event (no-op if the clock is ahead)."""
+        if now > self.clock:
+            self._advance(now)
+
+    def next_deadline(self) -> float | None:
+        """The earliest pending deadline (a live clock may sleep until then)."""
+        return self.timers.next_at()
+
+    def drain_changes(self) -> Changes:
+        """Return what changed since the last call and start a new change set."""
+        changes, self._changes = self._changes, Changes()
+        return changes
+
+    # ================================================================ clock
+
+    def _advance(self, t: float) -> None:
+        pop = self.timers.pop_due
+        fire = self._fire_table
+        while (timer := pop(t)) is not None:
+            if timer.at > self.clock:
+                self.clock = timer.at
+            fire[timer.kind](timer)
+        if t > self.clock:
+            self.clock = t
+        if self.keep_violations_s is not None:
+            self._prune_violations()
+
+    # ================================================================ sites and queues
+
+    def site(self, name: str) -> SiteState:
+        """The site state, created with its configuration (or defaults) on first use."""
+        site = self.sites.get(name)
+        if site is None:
+            site = SiteState(self.config.site(name))
+            self.sites[name] = site
+        return site
+
+    def _new_queue(
+        self,
+        name: str,
+        site: str,
+        channel: str,
+        policy: QueuePolicy,
+        *,
+        configured: bool,
+        site_fixed: bool,
+    ) -> QueueState:
+        q = QueueState(
+            name,
+            site,
+            channel,
+            policy,
+            self.widths,
+            configured=configured,
+            site_fixed=site_fixed,
+        )
+        self.queues[name] = q
+        self.site(site)
+        return q
+
+    def _record(self, q: QueueState, x: float, deltas: Deltas, wait_us: int = -1) -> None:
+        """Count ``deltas`` for queue ``q`` at attribution time ``x``."""
+        cal = self.site(q.site).calendar
+        now = self.clock
+        w = q.windows
+        w.advance(now)
+        w.add(x, deltas, cal.interval_start(now), cal.day_start(now), wait_us)
+        totals = q.totals
+        for f, v in deltas:
+            if v > 0:  # lifetime totals feed Prometheus counters: never decrease
+                totals[f] += v
+        self._changes.queues.add(q.name)
+        self._changes.sites.add(q.site)
+
+    # ================================================================ call events
+
+    def _on_call_queued(self, ev: CallQueued, t: float) -> bool:
+        q = self.queues.get(ev.queue)
+        if q is None:
+            q = self._new_queue(
+                ev.queue,
+                ev.site,
+                ev.channel,
+                self.config.queue_policy(ev.queue, ev.channel),
+                configured=False,
+                site_fixed=True,
+            )
+        elif not q.site_fixed:
+            q.site = ev.site
+            q.site_fixed = True
+            self.site(ev.site)
+        q.listed = True
+        cid = ev.call_id
+        leg = self.calls.get(cid)
+        if leg is not None:
+            if leg.queue == q.name:
+                return True  # already waiting in this queue: a duplicate
+            self._end_leg(leg, t, END_DEQUEUE)  # requeued into another queue
+        self._leg_seq += 1
+        leg = Leg(cid, q.name, t, self._leg_seq)
+        if t < q.last_start:
+            q.ordered = False
+        else:
+            q.last_start = t
+        q.open[cid] = leg
+        self.calls[cid] = leg
+        self._record(q, t, _D_OFFERED)
+        self.timers.schedule(t + q.policy.sl_threshold_s, T_LEG_MISS, cid, leg.seq, strict=True)
+        return False
+
+    def _end_leg(self, leg: Leg, t: float, how: int) -> None:
+        q = self.queues[leg.queue]
+        del q.open[leg.call_id]
+        del self.calls[leg.call_id]
+        if not q.open:
+            q.ordered = True
+            q.last_start = float("-inf")
+        wait = t - leg.start
+        if wait < 0:
+            wait = 0.0
+        policy = q.policy
+        threshold = policy.sl_threshold_s
+        within = wait <= threshold
+        # A late event can show that a leg already counted as missed ended within T:
+        # the miss never happened, so it is taken back at its own time.
+        relapse = within and leg.missed
+        if relapse:
+            self._record(q, leg.start + threshold, _D_UNMISS)
+        wait_us = _us(wait)
+        has_sl_event = False
+        if how == END_ANSWER:
+            deltas: Deltas = ((ANSWERED, 1), (WAIT_US, wait_us))
+            if within:
+                has_sl_event = True
+                deltas += ((ANSWERED_IN_SL, 1),) if relapse else _D_MET
+            self._record(q, t, deltas, wait_us)
+            self._histogram(q.hist_answered, q.bounds, wait)
+        elif how == END_ABANDON:
+            short = policy.short_abandon_s
+            if short > 0 and wait <= short:
+                self._record(q, t, _D_SHORT)
+            else:
+                deltas = ((ABANDONED, 1),)
+                if within:
+                    has_sl_event = True
+                    deltas += ((ABANDONED_IN_SL, 1),) if relapse else _D_ABANDONED_IN_SL
+                self._record(q, t, deltas, wait_us)
+                self._histogram(q.hist_abandoned, q.bounds, wait)
+        else:
+            self._record(q, t, _D_DEQUEUED)
+        if relapse and has_sl_event:
+            # The leg's service-level event moves from the miss to this event; lifetime
+            # totals already counted it once, so only the windows see it again.
+            self._record_window_only(q, t, _D_MISS)
+
+    def _record_window_only(self, q: QueueState, x: float, deltas: Deltas) -> None:
+        """Windows only, not lifetime totals (re-counting a retracted miss's SL event)."""
+        cal = self.site(q.site).calendar
+        now = self.clock
+        q.windows.advance(now)
+        q.windows.add(x, deltas, cal.interval_start(now), cal.day_start(now))
+
+    @staticmethod
+    def _histogram(buckets: list[int], bounds: tuple[float, ...], wait: float) -> None:
+        i = 0
+        n = len(bounds)
+        while i < n and wait > bounds[i]:
+            i += 1
+        buckets[i] += 1
+
+    def _on_call_routed(self, ev: CallRouted, t: float) -> bool:
+        # Offered to an agent: no counted metric depends on it; the agent exists now.
+        self._agent(ev.agent)
+        return False
+
+    def _on_call_answered(self, ev: CallAnswered, t: float) -> bool:
+        leg = self.calls.get(ev.call_id)
+        if leg is None:
+            self.counters["orphaned"] += 1
+            return False
+        queue = leg.queue
+        self._end_leg(leg, t, END_ANSWER)
+        self.conversations.setdefault(ev.call_id, []).append(Conversation(ev.agent, queue, t))
+        agent = self._agent(ev.agent)
+        if self._today_counters(agent, t):
+            agent.answered_today += 1
+            self._changes.agents.add(agent.name)
+        return False
+
+    def _on_call_abandoned(self, ev: CallAbandoned, t: float) -> bool:
+        leg = self.calls.get(ev.call_id)
+        if leg is None:
+            self.counters["orphaned"] += 1
+            return False
+        self._end_leg(leg, t, END_ABANDON)
+        return False
+
+    def _on_call_dequeued(self, ev: CallDequeued, t: float) -> bool:
+        leg = self.calls.get(ev.call_id)
+        if leg is None:
+            self.counters["orphaned"] += 1
+            return False
+        self._end_leg(leg, t, END_DEQUEUE)
+        return False
+
+    def _on_call_ended(self, ev: CallEnded, t: float) -> bool:
+        convs = self.conversations.get(ev.call_id)
+        if not convs:
+            self.counters["orphaned"] += 1
+            return False
+        conv = convs[-1]
+        if ev.agent is not None:
+            for candidate in reversed(convs):
+                if candidate.agent == ev.agent:
+                    conv = candidate
+                    break
+        convs.remove(conv)
+        if not convs:
+            del self.conversations[ev.call_id]
+        agent = self._agent(conv.agent)
+        talk = t - conv.answered_at
+        agent.pending.append(
+            PendingHandle(conv.queue, talk if talk > 0 else 0.0, t, agent.state == "wrap_up")
+        )
+        return False
+
+    def _complete_handling(self, p: PendingHandle, done_at: float) -> None:
+        acw = done_at - p.ended_at
+        handle = p.talk_s + (acw if acw > 0 else 0.0)
+        q = self.queues[p.queue]
+        self._record(q, done_at, ((HANDLED, 1), (HANDLE_US, _us(handle))))
+
+    # ================================================================ agents
+
+    def _agent(self, name: str) -> Agent:
+        agent = self.agents.get(name)
+        if agent is None:
+            agent = Agent(name, "default")
+            self.agents[name] = agent
+        return agent
+
+    def _today_counters(self, agent: Agent, t: float) -> bool:
+        """Roll the agent's answered/missed counters to today; False if ``t`` is in an older day."""
+        now = t if t > self.clock else self.clock
+        if now >= agent.count_until:
+            cal = self.site(agent.site).calendar
+            agent.count_from = cal.day_start(now)
+            agent.count_until = cal.next_day_start(now)
+            agent.answered_today = 0
+            agent.missed_today = 0
+        return t >= agent.count_from
+
+    def _on_call_missed(self, ev: CallMissed, t: float) -> bool:
+        agent = self._agent(ev.agent)
+        if self._today_counters(agent, t):
+            agent.missed_today += 1
+        self._changes.agents.add(agent.name)
+        limit = self.rules.missed_calls_max
+        if limit <= 0:
+            return False
+        window = self.rules.missed_calls_window_s
+        times = agent.missed_at
+        if times is None:
+            times = agent.missed_at = deque()
+        if times and t < times[-1]:
+            times.append(t)
+            agent.missed_at = times = deque(sorted(times))
+        else:
+            times.append(t)
+        cut = self.clock - window
+        while times and times[0] <= cut:
+            times.popleft()
+        count = len(times)
+        active = agent.active.get("missed_calls_exceeded")
+        if active is not None:
+            if count > active.value:
+                active.value = float(count)
+                self._changes.violations.append(active)
+        elif count >= limit and t > cut:
+            v = self._start_violation(
+                "missed_calls_exceeded", agent, "warning", t, value=float(count)
+            )
+            agent.active["missed_calls_exceeded"] = v
+            self.timers.schedule(
+                times[0] + window, T_MISSED_EXPIRE, agent.name, v.uid, strict=False
+            )
+        return False
+
+    def _on_agent_state(self, ev: AgentState, t: float) -> bool:
+        a = self._agent(ev.agent)
+        if a.known and t < a.since:
+            return False  # older than the agent's current spell: superseded, counted late
+        first = not a.known
+        a.known = True
+        changes = self._changes
+        changes.agents.add(a.name)
+        state = ev.state
+        reason = ev.reason if state == "not_ready" else None
+
+        stale = a.active.pop("stale_agent", None)
+        if stale is not None:
+            if t <= stale.started_at:
+                self._retract_violation(stale)  # a late event: the silence never lasted that long
+            else:
+                self._end_violation(stale, t, t - stale.anchor)
+        if t > a.last_state_at:
+            a.last_state_at = t
+        a.state_events += 1
+
+        old_group = a.queues
+        old_site = a.site
+        old_state = a.state
+        new_group = old_group if ev.queues is None else self._intern_group(ev.queues)
+        new_site = ev.site
+        if ev.team is not None:
+            a.team = ev.team
+        if ev.name is not None:
+            a.display_name = ev.name
+
+        spell_changes = first or state != old_state or reason != a.reason
+        if spell_changes and not first:
+            self._close_spell(a, t)
+
+        # Calls ended before this event whose after-call work was undecided: this is
+        # the agent's next agent_state, so it decides.
+        if a.pending:
+            keep: list[PendingHandle] = []
+            for p in a.pending:
+                if p.attached:
+                    keep.append(p)
+                elif state == "wrap_up":
+                    p.attached = True
+                    keep.append(p)
+                else:
+                    self._complete_handling(p, p.ended_at)
+            a.pending = keep
+
+        if old_state is not None and (old_group != new_group or old_state != state):
+            self._group_move(old_group, old_state, -1)
+        if old_group != new_group or old_state != state:
+            self._group_move(new_group, state, +1)
+        if old_state is not None and (old_site != new_site or old_state != state):
+            counts = self.site(old_site).agent_counts
+            counts[old_state] -= 1
+            changes.sites.add(old_site)
+        if old_state is None or old_site != new_site or old_state != state:
+            counts = self.site(new_site).agent_counts
+            counts[state] = counts.get(state, 0) + 1
+            changes.sites.add(new_site)
+        a.queues = new_group
+        a.site = new_site
+
+        if spell_changes:
+            a.state = state
+            a.reason = reason
+            a.since = t
+            a.spell += 1
+            self._open_spell(a, t)
+        if state != "logged_out":
+            self.timers.schedule(
+                t + self.rules.stale_after_s, T_STALE, a.name, a.state_events, strict=True
+            )
+        return False
+
+    def _intern_group(self, queues: list[str]) -> tuple[str, ...]:
+        group = tuple(sorted(set(queues)))
+        if group not in self.groups:
+            self.groups[group] = {}
+            for name in group:
+                self.groups_by_queue.setdefault(name, []).append(group)
+        return group
+
+    def _group_move(self, group: tuple[str, ...], state: str, delta: int) -> None:
+        if not group:
+            return
+        counts = self.groups[group]
+        counts[state] = counts.get(state, 0) + delta
+        self._changes.queues.update(group)
+
+    def _nr_counts(self, a: Agent) -> bool:
+        """Whether the agent's current spell is non-exempt not-ready time."""
+        return a.state == "not_ready" and a.reason not in self.rules.exempt_reasons
+
+    def _close_spell(self, a: Agent, t: float) -> None:
+        if a.state == "wrap_up" and a.pending:
+            keep: list[PendingHandle] = []
+            for p in a.pending:
+                if p.attached:
+                    self._complete_handling(p, t)
+                else:
+                    keep.append(p)
+            a.pending = keep
+        if self._nr_counts(a):
+            self._roll_nr_day(a, t)
+            if t >= a.nr_from:  # else a late event closed it on an earlier day
+                start = a.since if a.since > a.nr_from else a.nr_from
+                if t > start:
+                    a.nr_closed_s += t - start
+        for slot in ("not_ready_exceeded", "wrap_up_exceeded"):
+            v = a.active.get(slot)
+            if v is not None and v.spell == a.spell:
+                del a.active[slot]
+                if t <= v.started_at:
+                    self._retract_violation(v)
+                else:
+                    self._end_violation(v, t, t - a.since)
+        # Daily crossings a late event shows never happened.
+        for slot, v in list(a.active.items()):
+            if v.kind == "not_ready_daily_exceeded" and v.spell == a.spell and t <= v.started_at:
+                del a.active[slot]
+                a.daily_crossed -= 1
+                self._retract_violation(v)
+
+    def _open_spell(self, a: Agent, t: float) -> None:
+        state = a.state
+        if state == "not_ready":
+            if a.reason in self.rules.exempt_reasons:
+                return
+            limit = self.rules.not_ready_limit(a.reason)
+            self.timers.schedule(t + limit, T_SPELL_LIMIT, a.name, a.spell, strict=True)
+            self._schedule_daily(a, t)
+        elif state == "wrap_up":
+            self.timers.schedule(
+                t + self.rules.wrap_up_max_s, T_SPELL_LIMIT, a.name, a.spell, strict=True
+            )
+
+    def _roll_nr_day(self, a: Agent, t: float) -> None:
+        """Start a new not-ready day for the agent once ``t`` reaches its next midnight."""
+        if t >= a.nr_until:
+            cal = self.site(a.site).calendar
+            a.nr_from = cal.day_start(t)
+            a.nr_until = cal.next_day_start(t)
+            a.nr_closed_s = 0.0
+            a.daily_crossed = 0
+
+    def not_ready_today(self, a: Agent, t: float) -> float:
+        """Non-exempt not-ready seconds since the agent's site-local midnight, at ``t``."""
+        day = self.site(a.site).calendar.day_start(t)
+        total = a.nr_closed_s if a.nr_from <= t < a.nr_until else 0.0
+        if self._nr_counts(a):
+            start = a.since if a.since > day else day
+            if t > start:
+                total += t - start
+        return total
+
+    def _schedule_daily(self, a: Agent, t: float) -> None:
+        """Schedule the next daily-limit crossing of the current not-ready spell from ``t``."""
+        limits = self.rules.daily_not_ready_s
+        cal = self.site(a.site).calendar
+        self._roll_nr_day(a, t)
+        if a.daily_crossed >= len(limits):
+            return
+        total = self.not_ready_today(a, t)
+        crossing = t + (limits[a.daily_crossed] - total)
+        midnight = cal.next_day_start(t)
+        if crossing < midnight:
+            self.timers.schedule(crossing, T_DAILY, a.name, a.spell, strict=True)
+        else:
+            self._schedule_day_end(a, midnight)
+
+    def _schedule_day_end(self, a: Agent, midnight: float) -> None:
+        if a.day_timer_at != midnight:
+            a.day_timer_at = midnight
+            self.timers.schedule(midnight, T_DAY_END, a.name, midnight, strict=False)
+
+    # ================================================================ violations
+
+    def _start_violation(
+        self,
+        kind: str,
+        a: Agent,
+        severity: str,
+        started_at: float,
+        *,
+        anchor: float = 0.0,
+        value: float = 0.0,
+        spell: int = -1,
+        level: int = 0,
+    ) -> Violation:
+        self._uid += 1
+        v = Violation(
+            self._uid,
+            kind,
+            a.name,
+            severity,
+            started_at,
+            anchor=anchor,
+            value=value,
+            spell=spell,
+            level=level,
+        )
+        self.violations.append(v)
+        self.violation_by_uid[v.uid] = v
+        self._changes.violations.append(v)
+        self._changes.agents.add(a.name)
+        return v
+
+    def _end_violation(self, v: Violation, t: float, value: float) -> None:
+        v.ended_at = t
+        v.value = value
+        self._changes.violations.append(v)
+        self._changes.agents.add(v.agent)
+
+    def _retract_violation(self, v: Violation) -> None:
+        self.violations.remove(v)
+        del self.violation_by_uid[v.uid]
+        v.ended_at = v.started_at
+        self._changes.violations.append(v)
+
+    def violation_value(self, v: Violation, t: float) -> float:
+        """The violation's value at ``t``: frozen once ended, growing while active."""
+        if v.ended_at is not None or v.kind == "missed_calls_exceeded":
+            return v.value
+        if v.kind == "not_ready_daily_exceeded":
+            return self.not_ready_today(self.agents[v.agent], t)
+        return t - v.anchor
+
+    def _prune_violations(self) -> None:
+        # Live operation keeps ended violations for a while, not forever; a full pass
+        # runs only when the list has doubled, so the cost is amortised.
+        assert self.keep_violations_s is not None
+        vs = self.violations
+        if len(vs) < self._prune_at:
+            return
+        horizon = self.clock - self.keep_violations_s
+        keep = []
+        for v in vs:
+            if v.ended_at is not None and v.ended_at < horizon:
+                del self.violation_by_uid[v.uid]
+            else:
+                keep.append(v)
+        self.violations = keep
+        self._prune_at = max(1024, 2 * len(keep))
+
+    # ================================================================ timers
+
+    def _fire_leg_miss(self, timer: Timer) -> None:
+        leg = self.calls.get(timer.key)
+        if leg is None or leg.seq != timer.token or leg.missed:
+            return
+        leg.missed = True
+        self._record(self.queues[leg.queue], timer.at, _D_MISS)
+
+    def _fire_spell_limit(self, timer: Timer) -> None:
+        a = self.agents.get(timer.key)
+        if a is None or a.spell != timer.token:
+            return
+        kind = "not_ready_exceeded" if a.state == "not_ready" else "wrap_up_exceeded"
+        a.active[kind] = self._start_violation(
+            kind, a, "warning", timer.at, anchor=a.since, spell=a.spell
+        )
+
+    def _fire_daily(self, timer: Timer) -> None:
+        a = self.agents.get(timer.key)
+        if a is None or a.spell != timer.token or not self._nr_counts(a):
+            return
+        limits = self.rules.daily_not_ready_s
+        cal = self.site(a.site).calendar
+        self._roll_nr_day(a, timer.at)
+        level = a.daily_crossed
+        if level >= len(limits):
+            return
+        severity = DAILY_SEVERITIES[min(level, len(DAILY_SEVERITIES) - 1)]
+        a.active[f"daily:{level}"] = self._start_violation(
+            "not_ready_daily_exceeded", a, severity, timer.at, spell=a.spell, level=level
+        )
+        a.daily_crossed = level + 1
+        self._schedule_day_end(a, cal.next_day_start(timer.at))
+        self._schedule_daily(a, timer.at)
+
+    def _fire_day_end(self, timer: Timer) -> None:
+        a = self.agents.get(timer.key)
+        if a is None or a.day_timer_at != timer.at:
+            return
+        a.day_timer_at = float("-inf")
+        midnight = timer.at
+        ended = [slot for slot, v in a.active.items() if v.kind == "not_ready_daily_exceeded"]
+        if ended:
+            # The day's total at its last instant (closed spells plus the open one).
+            day = self.site(a.site).calendar.day_start(midnight - 0.001)
+            total = a.nr_closed_s if a.nr_until == midnight else 0.0
+            if self._nr_counts(a):
+                start = a.since if a.since > day else day
+                if midnight > start:
+                    total += midnight - start
+            for slot in ended:
+                self._end_violation(a.active.pop(slot), midnight, total)
+        self._roll_nr_day(a, midnight)
+        if self._nr_counts(a):
+            self._schedule_daily(a, midnight)
+
+    def _fire_missed_expire(self, timer: Timer) -> None:
+        a = self.agents.get(timer.key)
+        if a is None or a.missed_at is None:
+            return
+        v = a.active.get("missed_calls_exceeded")
+        if v is None or v.uid != timer.token:
+            return
+        times = a.missed_at
+        window = self.rules.missed_calls_window_s
+        cut = timer.at - window
+        while times and times[0] <= cut:
+            times.popleft()
+        if len(times) < self.rules.missed_calls_max:
+            del a.active["missed_calls_exceeded"]
+            self._end_violation(v, timer.at, v.value)
+        else:
+            self.timers.schedule(times[0] + window, T_MISSED_EXPIRE, a.name, v.uid, strict=False)
+
+    def _fire_stale(self, timer: Timer) -> None:
+        a = self.agents.get(timer.key)
+        if a is None or a.state_events != timer.token or a.state == "logged_out":
+            return
+        if "stale_agent" in a.active:
+            return
+        a.active["stale_agent"] = self._start_violation(
+            "stale_agent", a, "warning", timer.at, anchor=a.last_state_at
+        )
