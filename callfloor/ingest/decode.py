@@ -60,7 +60,9 @@ def _classify(message: str) -> tuple[str, str | None]:
     if field == "type":
         return "unknown_type", "type"
     if message.startswith("Expected"):
-        return "wrong_type", field
+        # "Expected `str` of length >= 1" is the right type with a bad value.
+        constraint = " of length " in message or "` >= " in message or "` <= " in message
+        return ("invalid_value" if constraint else "wrong_type"), field
     if message.startswith("`"):  # raised by the schema itself, e.g. "`ts`: ..."
         name = message[1 : message.index("`", 1)]
         return "invalid_value", name

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from callfloor.config import DAILY_SEVERITIES, Config, QueuePolicy
 from callfloor.events import (
@@ -89,6 +89,8 @@ END_ANSWER: Final = 0
 END_ABANDON: Final = 1
 END_DEQUEUE: Final = 2
 
+STATE_VERSION: Final = 1
+
 COUNTER_NAMES: Final[tuple[str, ...]] = ("events", "rejected", "duplicates", "orphaned", "late")
 
 
@@ -146,7 +148,7 @@ class FloorProcessor:
         self.violations: list[Violation] = []
         self.violation_by_uid: dict[int, Violation] = {}
         self.keep_violations_s = keep_violations_s
-        self._prune_at = 1024
+        self._next_prune = float("-inf")
         self.dedup = Deduplicator(config.ingest.dedup_window_s, config.ingest.dedup_max_entries)
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
         self.rejected_by_reason: dict[str, int] = {}
@@ -229,6 +231,81 @@ class FloorProcessor:
         """Return what changed since the last call and start a new change set."""
         changes, self._changes = self._changes, Changes()
         return changes
+
+    # ================================================================ state
+
+    def dump(self) -> dict[str, Any]:
+        """The whole state as plain data (msgpack-safe; JSON-safe except -inf sentinels)."""
+        return {
+            "version": STATE_VERSION,
+            "clock": self.clock,
+            "sites": {name: s.dump() for name, s in self.sites.items()},
+            "queues": {
+                name: {**q.dump(), "configured": q.configured} for name, q in self.queues.items()
+            },
+            "agents": {name: a.dump() for name, a in self.agents.items()},
+            "conversations": {
+                cid: [c.dump() for c in convs] for cid, convs in self.conversations.items()
+            },
+            "timers": self.timers.dump(),
+            "violations": [v.dump() for v in self.violations],
+            "dedup": self.dedup.dump(),
+            "counters": dict(self.counters),
+            "rejected_by_reason": dict(self.rejected_by_reason),
+            "events_by_type": dict(self.events_by_type),
+            "groups": [[list(g), dict(c)] for g, c in self.groups.items()],
+            "leg_seq": self._leg_seq,
+            "uid": self._uid,
+        }
+
+    @classmethod
+    def load(
+        cls, config: Config, data: dict[str, Any], *, keep_violations_s: float | None = None
+    ) -> FloorProcessor:
+        """A processor restored from :meth:`dump` output, under (possibly new) ``config``."""
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported state version {data.get('version')!r}")
+        proc = cls(config, keep_violations_s=keep_violations_s)
+        proc.clock = float(data["clock"])
+        for name, sd in data["sites"].items():
+            proc.site(str(name)).load(sd)
+        for name, qd in data["queues"].items():
+            q = proc.queues.get(name)
+            if q is None:
+                channel = str(qd["channel"])
+                q = proc._new_queue(
+                    name,
+                    str(qd["site"]),
+                    channel,
+                    config.queue_policy(name, channel),
+                    configured=False,
+                    site_fixed=bool(qd["site_fixed"]),
+                )
+            q.load(qd)
+            for cid, leg in q.open.items():
+                proc.calls[cid] = leg
+        violations = [Violation.load(row) for row in data["violations"]]
+        proc.violations = violations
+        proc.violation_by_uid = {v.uid: v for v in violations}
+        for name, ad in data["agents"].items():
+            agent = Agent(str(name), str(ad["site"]))
+            agent.load(ad, proc.violation_by_uid)
+            proc.agents[agent.name] = agent
+        proc.conversations = {
+            str(cid): [Conversation.load(row) for row in rows]
+            for cid, rows in data["conversations"].items()
+        }
+        proc.timers = TimerHeap.load(data["timers"])
+        proc.dedup.load(data["dedup"])
+        proc.counters.update({k: int(v) for k, v in data["counters"].items()})
+        proc.rejected_by_reason = {str(k): int(v) for k, v in data["rejected_by_reason"].items()}
+        proc.events_by_type = {str(k): int(v) for k, v in data["events_by_type"].items()}
+        for group_list, counts in data["groups"]:
+            group = proc._intern_group(list(group_list))
+            proc.groups[group] = {str(k): int(v) for k, v in counts.items()}
+        proc._leg_seq = int(data["leg_seq"])
+        proc._uid = int(data["uid"])
+        return proc
 
     # ================================================================ clock
 
@@ -736,11 +813,12 @@ class FloorProcessor:
 
     def _prune_violations(self) -> None:
         # Live operation keeps ended violations for a while, not forever; a full pass
-        # runs only when the list has doubled, so the cost is amortised.
+        # runs once per tenth of the retention of clock time, so the cost is amortised.
         assert self.keep_violations_s is not None
-        vs = self.violations
-        if len(vs) < self._prune_at:
+        if self.clock < self._next_prune:
             return
+        self._next_prune = self.clock + max(60.0, self.keep_violations_s / 10)
+        vs = self.violations
         horizon = self.clock - self.keep_violations_s
         keep = []
         for v in vs:
@@ -749,7 +827,6 @@ class FloorProcessor:
             else:
                 keep.append(v)
         self.violations = keep
-        self._prune_at = max(1024, 2 * len(keep))
 
     # ================================================================ timers
 

@@ -155,6 +155,24 @@ class QueueState:
             "hist_abandoned": list(self.hist_abandoned),
         }
 
+    def load(self, data: dict[str, Any]) -> None:
+        """Restore from :meth:`dump` output (policy and windows widths come from config)."""
+        self.site = str(data["site"])
+        self.site_fixed = bool(data["site_fixed"])
+        self.channel = str(data["channel"])
+        self.listed = bool(data["listed"])
+        self.windows = QueueWindows.load(self.windows.widths, data["windows"])
+        self.open = {}
+        for row in data["open"]:
+            leg = Leg.load(row)
+            self.open[leg.call_id] = leg
+        self.ordered = bool(data["ordered"])
+        self.last_start = float(data["last_start"])
+        self.totals = [int(x) for x in data["totals"]]
+        if len(data["hist_answered"]) == len(self.hist_answered):
+            self.hist_answered = [int(x) for x in data["hist_answered"]]
+            self.hist_abandoned = [int(x) for x in data["hist_abandoned"]]
+
 
 class Conversation:
     """An answered call not yet ended."""
@@ -168,6 +186,11 @@ class Conversation:
 
     def dump(self) -> list[object]:
         return [self.agent, self.queue, self.answered_at]
+
+    @classmethod
+    def load(cls, row: list[Any]) -> Conversation:
+        agent, queue, answered_at = row
+        return cls(str(agent), str(queue), float(answered_at))
 
 
 class PendingHandle:
@@ -185,6 +208,11 @@ class PendingHandle:
 
     def dump(self) -> list[object]:
         return [self.queue, self.talk_s, self.ended_at, self.attached]
+
+    @classmethod
+    def load(cls, row: list[Any]) -> PendingHandle:
+        queue, talk_s, ended_at, attached = row
+        return cls(str(queue), float(talk_s), float(ended_at), bool(attached))
 
 
 class Violation:
@@ -341,5 +369,32 @@ class Agent:
             "day_timer_at": self.day_timer_at,
             "pending": [p.dump() for p in self.pending],
             "missed_at": None if self.missed_at is None else list(self.missed_at),
-            "active": sorted(v.uid for v in self.active.values()),
+            "active": {slot: v.uid for slot, v in self.active.items()},
         }
+
+    def load(self, data: dict[str, Any], violations: dict[int, Violation]) -> None:
+        """Restore from :meth:`dump` output (``violations`` by uid, already loaded)."""
+        self.site = str(data["site"])
+        self.known = bool(data["known"])
+        self.state = data["state"]
+        self.reason = data["reason"]
+        self.since = float(data["since"])
+        self.spell = int(data["spell"])
+        self.last_state_at = float(data["last_state_at"])
+        self.state_events = int(data["state_events"])
+        self.queues = tuple(data["queues"])
+        self.team = data["team"]
+        self.display_name = data["display_name"]
+        self.count_from = float(data["count_from"])
+        self.count_until = float(data["count_until"])
+        self.answered_today = int(data["answered_today"])
+        self.missed_today = int(data["missed_today"])
+        self.nr_from = float(data["nr_from"])
+        self.nr_until = float(data["nr_until"])
+        self.nr_closed_s = float(data["nr_closed_s"])
+        self.daily_crossed = int(data["daily_crossed"])
+        self.day_timer_at = float(data["day_timer_at"])
+        self.pending = [PendingHandle.load(row) for row in data["pending"]]
+        missed = data["missed_at"]
+        self.missed_at = None if missed is None else deque(float(x) for x in missed)
+        self.active = {str(slot): violations[int(uid)] for slot, uid in data["active"].items()}

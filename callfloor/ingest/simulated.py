@@ -1,0 +1,128 @@
+"""The simulator as an in-process event source (for ``callfloor demo``).
+
+The simulated floor starts a little in the past so the wallboard has numbers at
+once: events up to now are fed as fast as the service takes them, later ones are
+paced to the (optionally sped-up) clock, in small batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from callfloor.config import Config, load_config, parse_config
+from callfloor.events import Event
+from callfloor.ingest.decode import Rejection, decode_line
+from callfloor.service import EventBatch, FloorService, Source
+from callfloor.simulator import FloorSimulation, SimulationSpec, SiteSpec
+from callfloor.simulator.model import SITE_CATALOGUE
+
+WARMUP_S = 20 * 60.0
+BATCH_MAX = 500
+
+
+def business_hours_sites(now: float, count: int = 2) -> tuple[SiteSpec, ...]:
+    """Sites from the catalogue whose local time is daytime now, so the demo is busy."""
+
+    def local_hour(tz: str) -> float:
+        local = datetime.fromtimestamp(now, ZoneInfo(tz))
+        return local.hour + local.minute / 60
+
+    ranked = sorted(SITE_CATALOGUE, key=lambda site: abs(local_hour(site[1]) - 11.5))
+    return tuple(SiteSpec(name, tz, interval) for name, tz, interval in ranked[:count])
+
+
+def to_events(items: Iterator[dict[str, object]]) -> Iterator[Event]:
+    """Simulator dicts through the real decoder, as if they came over the wire."""
+    encode = msgspec.json.encode
+    for item in items:
+        decoded = decode_line(encode(item))
+        if isinstance(decoded, Rejection):  # the simulator emits valid events only
+            raise ValueError(f"simulator produced an invalid event: {decoded.message}")
+        yield decoded
+
+
+def paced_source(
+    events: Iterator[Event], clock: Callable[[], float], *, batch_max: int = BATCH_MAX
+) -> Source:
+    """A source that submits events whose ``ts`` has come, in batches."""
+
+    async def run(service: FloorService) -> None:
+        pending: Event | None = None
+        while True:
+            now = clock()
+            batch: list[Event] = []
+            if pending is not None:
+                if pending.ts > now:  # type: ignore[operator]
+                    await asyncio.sleep(min(1.0, pending.ts - now))  # type: ignore[operator]
+                    continue
+                batch.append(pending)
+                pending = None
+            for event in events:
+                if event.ts > now:  # type: ignore[operator]
+                    pending = event
+                    break
+                batch.append(event)
+                if len(batch) >= batch_max:
+                    break
+            else:
+                if not batch:
+                    return  # the simulated day is over
+            if batch:
+                await service.submit(EventBatch(batch, source="simulator"))
+            else:
+                await asyncio.sleep(0)
+
+    return run
+
+
+@dataclass(frozen=True)
+class DemoSetup:
+    """What ``callfloor demo`` runs: configuration, clock and the simulator source."""
+
+    config: Config
+    clock: Callable[[], float]
+    source: Source
+    site_names: tuple[str, ...]
+
+
+def demo_setup(
+    *,
+    seed: int = 1,
+    agents: int = 60,
+    queues: int = 8,
+    speed: float = 1.0,
+    config_path: str | None = None,
+    wall: Callable[[], float] = time.time,
+) -> DemoSetup:
+    """A simulated floor in business hours, starting ``WARMUP_S`` in the past."""
+    if speed <= 0:
+        raise ValueError("speed must be positive")
+    wall_start = wall()
+    sites = business_hours_sites(wall_start)
+    spec = SimulationSpec(seed=seed, agents=agents, queues=max(queues, len(sites)), sites=sites)
+    sim = FloorSimulation(spec)
+    config = (
+        load_config(config_path)
+        if config_path
+        else parse_config(_toml(sim.config_toml()), "<simulated floor>")
+    )
+
+    def clock() -> float:
+        # Simulated time runs `speed` times faster than the wall clock from now on.
+        return wall_start + (wall() - wall_start) * speed
+
+    events = to_events(iter(sim.events(wall_start - WARMUP_S, 7 * 86400.0)))
+    return DemoSetup(config, clock, paced_source(events, clock), tuple(s.name for s in sites))
+
+
+def _toml(text: str) -> dict[str, object]:
+    import tomllib
+
+    return tomllib.loads(text)

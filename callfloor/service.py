@@ -1,0 +1,249 @@
+"""The live process: one service object owns the processor and its tasks.
+
+:class:`FloorService` runs named tasks in an :class:`asyncio.TaskGroup`: ``ingest``
+(drains batches from sources into the processor), ``clock`` (advances time while
+nothing arrives) and one task per source, next to the aiohttp ``web`` server. The
+processor itself is synchronous: a batch is applied in one go with no ``await`` per
+event, and readers render at the processor clock in the same thread, so no locks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from callfloor.config import Config, load_config
+from callfloor.events import Event
+from callfloor.ingest.decode import Rejection
+from callfloor.processors.engine import FloorProcessor
+from callfloor.processors.snapshot import Doc, build_document
+
+log = logging.getLogger("callfloor")
+
+Source = Callable[["FloorService"], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class EventBatch:
+    """Events (and rejections) that arrived together from one source."""
+
+    events: list[Event]
+    rejections: list[Rejection] = field(default_factory=list)
+    source: str = "unknown"
+
+
+@dataclass
+class IngestStats:
+    """Counters of the live shell (the processor counts events; this counts transport)."""
+
+    batches_total: int = 0
+    batch_events_total: int = 0
+    batch_seconds_sum: float = 0.0
+    batch_seconds_max: float = 0.0
+    dropped_batches_total: int = 0
+    dropped_events_total: int = 0
+    future_rejected_total: int = 0
+    http_requests_total: dict[str, int] = field(default_factory=dict)
+    by_source: dict[str, int] = field(default_factory=dict)
+
+
+class FloorService:
+    """Owns the live processor, its ingest queue, its clock and its HTTP server."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.time,
+        host: str | None = None,
+        port: int | None = None,
+        max_pending_batches: int = 4096,
+        tick_s: float = 1.0,
+        watermark_delay_s: float = 1.0,
+        max_future_skew_s: float = 300.0,
+        keep_violations_s: float = 24 * 3600.0,
+        processor: FloorProcessor | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.host = host if host is not None else config.http.host
+        self.port = port if port is not None else config.http.port
+        self.tick_s = tick_s
+        # The processor clock trails the wall clock a little, so events that spent
+        # normal transport time on the way are not counted as late.
+        self.watermark_delay_s = watermark_delay_s
+        self.max_future_skew_s = max_future_skew_s
+        self.proc = processor or FloorProcessor(config, keep_violations_s=keep_violations_s)
+        self.stats = IngestStats()
+        self._queue: asyncio.Queue[EventBatch] = asyncio.Queue(maxsize=max_pending_batches)
+        self.started = asyncio.Event()
+        self.bound_port: int | None = None
+        self._doc_cache: tuple[tuple[float, int], Doc] | None = None
+
+    # ---------------------------------------------------------------- sources
+
+    def submit_nowait(self, batch: EventBatch) -> bool:
+        """Queue a batch without waiting; False (and counted as dropped) when full."""
+        try:
+            self._queue.put_nowait(batch)
+        except asyncio.QueueFull:
+            self.stats.dropped_batches_total += 1
+            self.stats.dropped_events_total += len(batch.events)
+            return False
+        return True
+
+    async def submit(self, batch: EventBatch) -> None:
+        """Queue a batch, waiting for room (back-pressure for in-process sources)."""
+        await self._queue.put(batch)
+
+    @property
+    def pending_batches(self) -> int:
+        """Batches waiting for the ingest task."""
+        return self._queue.qsize()
+
+    @property
+    def queue_capacity(self) -> int:
+        """How many batches the ingest queue holds."""
+        return self._queue.maxsize
+
+    # ---------------------------------------------------------------- reads
+
+    def now(self) -> float:
+        """The time up to which the processor is advanced (wall clock minus the delay)."""
+        return self.clock() - self.watermark_delay_s
+
+    def read(self) -> FloorProcessor:
+        """The processor, advanced to now: every change up to exactly now is in it."""
+        self.proc.tick(self.now())
+        return self.proc
+
+    def document(self) -> Doc:
+        """The SPEC §7 document now (cached while neither clock nor events moved)."""
+        proc = self.read()
+        key = (proc.clock, self.stats.batch_events_total)
+        if self._doc_cache is not None and self._doc_cache[0] == key:
+            return self._doc_cache[1]
+        doc = build_document(proc)
+        self._doc_cache = (key, doc)
+        return doc
+
+    # ---------------------------------------------------------------- tasks
+
+    def _apply(self, batch: EventBatch) -> None:
+        proc = self.proc
+        limit = self.clock() + self.max_future_skew_s
+        for rejection in batch.rejections:
+            proc.count_rejected(rejection.reason)
+        apply = proc.apply
+        for event in batch.events:
+            if event.ts > limit:  # type: ignore[operator]
+                # A producer with a clock far ahead would drag every window forward.
+                proc.count_rejected("ts_in_future")
+                self.stats.future_rejected_total += 1
+                continue
+            apply(event)
+        stats = self.stats
+        stats.by_source[batch.source] = stats.by_source.get(batch.source, 0) + len(batch.events)
+
+    async def _ingest(self) -> None:
+        queue = self._queue
+        while True:
+            batches = [await queue.get()]
+            while len(batches) < 256:
+                try:
+                    batches.append(queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            started = time.perf_counter()
+            count = 0
+            for batch in batches:
+                self._apply(batch)
+                count += len(batch.events)
+            elapsed = time.perf_counter() - started
+            stats = self.stats
+            stats.batches_total += len(batches)
+            stats.batch_events_total += count
+            stats.batch_seconds_sum += elapsed
+            stats.batch_seconds_max = max(stats.batch_seconds_max, elapsed)
+
+    async def _clock(self) -> None:
+        while True:
+            self.proc.tick(self.now())
+            await asyncio.sleep(self.tick_s)
+
+    async def run(self, sources: Sequence[tuple[str, Source]] = ()) -> None:
+        """Serve until cancelled; sources are ``(name, coroutine function)`` pairs."""
+        from callfloor.web import make_app
+
+        runner = web.AppRunner(make_app(self), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        addresses = runner.addresses
+        self.bound_port = int(addresses[0][1]) if addresses else self.port
+        log.info("listening on http://%s:%s", self.host, self.bound_port)
+        self.started.set()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._ingest(), name="ingest")
+                tg.create_task(self._clock(), name="clock")
+                for name, source in sources:
+                    tg.create_task(source(self), name=f"source:{name}")
+        finally:
+            await runner.cleanup()
+
+
+# -------------------------------------------------------------------- commands
+
+
+def _serve_forever(service: FloorService, sources: Sequence[tuple[str, Source]]) -> int:
+    async def main() -> None:
+        await service.run(sources)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    print("callfloor: stopped", flush=True)
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """``callfloor serve``: HTTP ingest, API and metrics on the configured address."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    config = load_config(args.config)
+    service = FloorService(config, host=args.host, port=args.port)
+    print(f"callfloor: serving on http://{service.host}:{service.port}/", flush=True)
+    return _serve_forever(service, ())
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``callfloor demo``: a simulated floor feeding the live service, nothing else needed."""
+    from callfloor.ingest.simulated import demo_setup
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    setup = demo_setup(
+        seed=args.seed,
+        agents=args.agents,
+        queues=args.queues,
+        speed=args.speed,
+        config_path=args.config,
+    )
+    service = FloorService(setup.config, clock=setup.clock, host=args.host, port=args.port)
+    base = f"http://{service.host}:{service.port}"
+    print(
+        "callfloor demo: a simulated contact centre "
+        f"({args.agents} agents, {args.queues} queues, sites {', '.join(setup.site_names)})\n"
+        f"  live metrics     {base}/metrics\n"
+        f"  state document   {base}/api/v1/snapshot\n"
+        f"  queues / agents  {base}/api/v1/queues  {base}/api/v1/agents\n"
+        f"  violations       {base}/api/v1/violations\n"
+        "Ctrl-C stops it.",
+        flush=True,
+    )
+    return _serve_forever(service, [("simulator", setup.source)])

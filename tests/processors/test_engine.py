@@ -1,0 +1,166 @@
+"""Engine behaviour beyond the plain rules: late events, clock ticks, changes, checkpoints."""
+
+from __future__ import annotations
+
+import msgspec
+from helpers import T0, config, decode, ev, processor, run
+
+from callfloor.processors.engine import FloorProcessor
+from callfloor.processors.snapshot import build_document
+
+
+def _w(doc: dict, queue: str = "q", window: str = "15m") -> dict:
+    return doc["queues"][queue]["windows"][window]
+
+
+def test_miss_is_noticed_by_a_tick_without_events() -> None:
+    """A caller waiting past T counts as a miss at queued+T when only the clock moves."""
+    proc = processor([ev("call_queued", T0, call_id="c", queue="q")])
+    proc.tick(T0 + 20.0)
+    assert _w(build_document(proc))["sl_offered"] == 0
+    proc.tick(T0 + 20.5)
+    doc = build_document(proc)
+    assert _w(doc)["sl_offered"] == 1 and _w(doc)["service_level"] == 0.0
+    assert doc["queues"]["q"]["live"]["longest_wait_s"] == 20.5
+
+
+def test_late_event_is_counted_and_applied_at_its_own_time() -> None:
+    """An event older than the clock counts as late and is attributed to its own ts."""
+    doc = run(
+        [
+            ev("call_queued", T0, call_id="c", queue="q"),
+            ev("agent_state", T0 + 30, agent="a", state="available"),
+            ev("call_answered", T0 + 10, call_id="c", agent="a"),
+        ],
+        at=T0 + 30,
+    )
+    assert doc["counters"]["late"] == 1
+    assert _w(doc)["answered"] == 1 and _w(doc)["asa_s"] == 10.0
+
+
+def test_late_answer_retracts_a_miss_that_never_happened() -> None:
+    """A late answer within T turns the already counted miss into a met SL event."""
+    doc = run(
+        [
+            ev("call_queued", T0, call_id="c", queue="q"),
+            ev("agent_state", T0 + 60, agent="a", state="available"),
+            ev("call_answered", T0 + 15, call_id="c", agent="a"),
+        ],
+        at=T0 + 60,
+    )
+    w = _w(doc)
+    assert (w["sl_offered"], w["answered_in_sl"], w["service_level"]) == (1, 1, 1.0)
+
+
+def test_late_spell_end_retracts_its_violation() -> None:
+    """A not-ready spell whose late end shows it stayed under the limit leaves no violation."""
+    doc = run(
+        [
+            ev("agent_state", T0, agent="a", state="not_ready", reason="break"),
+            ev("agent_state", T0 + 700, agent="b", state="available"),
+            ev("agent_state", T0 + 500, agent="a", state="available"),
+        ],
+        at=T0 + 700,
+    )
+    assert doc["violations"] == []
+
+
+def test_superseded_agent_state_is_ignored() -> None:
+    """An agent_state older than the agent's current spell does not change its state."""
+    doc = run(
+        [
+            ev("agent_state", T0 + 100, agent="a", state="available"),
+            ev("agent_state", T0 + 50, agent="a", state="not_ready"),
+        ],
+        at=T0 + 100,
+    )
+    assert doc["agents"]["a"]["state"] == "available"
+    assert doc["counters"]["late"] == 1
+
+
+def test_deadline_times_are_exact_not_tick_times() -> None:
+    """A violation noticed by a coarse tick records the exact crossing time."""
+    proc = processor([ev("agent_state", T0, agent="a", state="wrap_up")])
+    proc.tick(T0 + 500)
+    [v] = build_document(proc)["violations"]
+    assert v["started_at"] == T0 + 120 and v["value"] == 500
+
+
+def test_drain_changes_reports_touched_queues_and_agents() -> None:
+    """drain_changes lists what an event changed, then starts empty."""
+    proc = processor([])
+    proc.apply(decode(ev("agent_state", T0, agent="a", state="available", queues=["q"])))
+    proc.apply(decode(ev("call_queued", T0, call_id="c", queue="q", site="s")))
+    changes = proc.drain_changes()
+    assert "q" in changes.queues and "a" in changes.agents and "s" in changes.sites
+    assert not proc.drain_changes()
+
+
+def test_drain_changes_reports_violations_started_by_the_clock() -> None:
+    """A violation started by a tick shows up in the next change set."""
+    proc = processor([ev("agent_state", T0, agent="a", state="wrap_up")])
+    proc.drain_changes()
+    proc.tick(T0 + 121)
+    assert [v.kind for v in proc.drain_changes().violations] == ["wrap_up_exceeded"]
+
+
+def _trace() -> list[dict]:
+    events = []
+    for i in range(40):
+        t = T0 + i * 37.0
+        cid = f"c{i}"
+        events.append(ev("call_queued", t, call_id=cid, queue=f"q{i % 3}", id=f"q{i}"))
+        if i % 5 == 0:
+            events.append(ev("call_abandoned", t + 3 + i, call_id=cid))
+        elif i % 7 == 0:
+            events.append(ev("call_dequeued", t + 25, call_id=cid, reason="timeout"))
+        else:
+            agent = f"a{i % 4}"
+            events.append(ev("agent_state", t + 1, agent=agent, state="ringing", queues=["q0", "q1", "q2"]))
+            events.append(ev("call_answered", t + 5 + (i % 30), call_id=cid, agent=agent))
+            events.append(ev("agent_state", t + 5 + (i % 30), agent=agent, state="on_call"))
+            events.append(ev("call_ended", t + 100, call_id=cid, agent=agent))
+            events.append(ev("agent_state", t + 101, agent=agent, state="wrap_up"))
+            events.append(ev("agent_state", t + 160 + i, agent=agent, state="not_ready", reason="break"))
+        events.append(ev("call_missed", t + 2, call_id=cid, agent="a3"))
+    events.sort(key=lambda e: e["ts"])
+    return events
+
+
+def test_checkpoint_round_trip_continues_identically() -> None:
+    """Restoring a mid-stream checkpoint and replaying the rest gives the same document."""
+    events = _trace()
+    cfg = config()
+    whole = processor(events, cfg)
+    whole.tick(events[-1]["ts"] + 3600)
+    half = len(events) // 2
+    first = processor(events[:half], cfg)
+    blob = msgspec.msgpack.encode(first.dump())
+    restored = FloorProcessor.load(cfg, msgspec.msgpack.decode(blob))
+    for e in events[half:]:
+        restored.apply(decode(e))
+    restored.tick(events[-1]["ts"] + 3600)
+    assert build_document(restored) == build_document(whole)
+
+
+def test_checkpoint_keeps_duplicate_memory() -> None:
+    """An event redelivered after a restore is still recognised as a duplicate."""
+    cfg = config()
+    first = processor([ev("call_queued", T0, call_id="c", queue="q", id="e1")], cfg)
+    restored = FloorProcessor.load(cfg, msgspec.msgpack.decode(msgspec.msgpack.encode(first.dump())))
+    restored.apply(decode(ev("call_queued", T0, call_id="c", queue="q", id="e1")))
+    assert restored.counters["duplicates"] == 1
+
+
+def test_violation_retention_prunes_old_ended_violations() -> None:
+    """In live mode ended violations older than the retention are forgotten, active ones kept."""
+    proc = FloorProcessor(config(), keep_violations_s=3600.0)
+    t = T0
+    for i in range(1100):
+        proc.apply(decode(ev("agent_state", t, agent=f"a{i}", state="wrap_up")))
+        proc.apply(decode(ev("agent_state", t + 121, agent=f"a{i}", state="available")))
+        t += 1
+    proc.apply(decode(ev("agent_state", t, agent="x", state="wrap_up")))
+    proc.tick(t + 7200)
+    kinds = [(v.agent, v.ended_at is None) for v in proc.violations]
+    assert ("x", True) in kinds and len(kinds) < 1100

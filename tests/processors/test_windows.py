@@ -1,0 +1,102 @@
+"""QueueWindows against a brute-force oracle, including late (out-of-order) records."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callfloor.processors.windows import NFIELDS, OFFERED, QueueWindows
+
+WIDTHS = (10.0, 25.0)
+
+# An operation is (time step, lateness, value, wait or -1).
+ops_strategy = st.lists(
+    st.tuples(
+        st.sampled_from([0.0, 0.5, 1.0, 3.0, 10.0, 25.0, 40.0]),
+        st.sampled_from([0.0, 0.0, 0.0, 0.5, 2.0, 9.9, 10.0, 24.0, 30.0]),
+        st.integers(-2, 5),
+        st.integers(-1, 100),
+    ),
+    max_size=60,
+)
+
+
+def _oracle(records: list[tuple[float, int, int]], now: float, width: float) -> tuple[int, int]:
+    inside = [(v, w) for x, v, w in records if now - width < x <= now]
+    return sum(v for v, _ in inside), max((w for _, w in inside if w >= 0), default=-1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops_strategy)
+def test_rolling_sums_and_max_match_brute_force(ops: list[tuple[float, float, int, int]]) -> None:
+    """Rolling sums and max wait equal a scan of all records in (t - W, t] after every step."""
+    w = QueueWindows(WIDTHS)
+    now = 1000.0
+    seen: list[tuple[float, int, int]] = []
+    for step, lateness, value, wait in ops:
+        now += step
+        w.advance(now)
+        x = now - lateness
+        w.add(x, ((OFFERED, value),), interval_start=0.0, day_start=0.0, wait_us=wait)
+        seen.append((x, value, wait))
+        for i, width in enumerate(WIDTHS):
+            sums, mx = w.rolling(i)
+            expected_sum, expected_max = _oracle(seen, now, width)
+            assert sums[OFFERED] == expected_sum
+            assert mx == expected_max
+
+
+@settings(max_examples=100, deadline=None)
+@given(ops_strategy)
+def test_dump_and_load_preserve_every_window(ops: list[tuple[float, float, int, int]]) -> None:
+    """A window restored from its dump answers exactly like the original from then on."""
+    a = QueueWindows(WIDTHS)
+    now = 1000.0
+    for step, lateness, value, wait in ops:
+        now += step
+        a.advance(now)
+        a.add(now - lateness, ((OFFERED, value),), 0.0, 0.0, wait)
+    b = QueueWindows.load(WIDTHS, a.dump())
+    for later in (now, now + 5, now + 12, now + 30):
+        a.advance(later)
+        b.advance(later)
+        for i in range(len(WIDTHS)):
+            assert a.rolling(i) == b.rolling(i)
+
+
+def test_record_leaves_window_exactly_at_width() -> None:
+    """A record at t0 is inside (t - W, t] at t0 + W - epsilon and outside at t0 + W."""
+    w = QueueWindows((900.0,))
+    w.advance(100.0)
+    w.add(100.0, ((OFFERED, 1),), 0.0, 0.0)
+    w.advance(999.999)
+    assert w.rolling(0)[0][OFFERED] == 1
+    w.advance(1000.0)
+    assert w.rolling(0)[0][OFFERED] == 0
+
+
+def test_period_sums_reset_when_a_new_period_starts() -> None:
+    """Interval sums restart at the next interval start and ignore records from before it."""
+    w = QueueWindows((900.0,))
+    w.advance(10.0)
+    w.add(10.0, ((OFFERED, 1),), interval_start=0.0, day_start=0.0)
+    assert w.interval(0.0)[0][OFFERED] == 1
+    assert w.interval(1800.0)[0] == [0] * NFIELDS
+    w.advance(1900.0)
+    w.add(1799.0, ((OFFERED, 1),), interval_start=1800.0, day_start=0.0)  # late, old interval
+    w.add(1850.0, ((OFFERED, 1),), interval_start=1800.0, day_start=0.0)
+    assert w.interval(1800.0)[0][OFFERED] == 1
+    assert w.day(0.0)[0][OFFERED] == 3
+
+
+def test_compaction_keeps_results_over_long_runs() -> None:
+    """Dropping expired records from memory does not change any window's sums."""
+    w = QueueWindows((60.0, 600.0))
+    for i in range(20_000):
+        t = float(i)
+        w.advance(t)
+        w.add(t, ((OFFERED, 1),), 0.0, 0.0, wait_us=i % 97)
+    assert w.rolling(0)[0][OFFERED] == 60
+    assert w.rolling(1)[0][OFFERED] == 600
+    assert w.rolling(0)[1] == max(i % 97 for i in range(20_000 - 60, 20_000))
+    assert len(w.records) < 20_000
