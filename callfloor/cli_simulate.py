@@ -1,0 +1,288 @@
+"""``callfloor simulate``: write a simulated call floor's events as NDJSON.
+
+``callfloor.cli`` wires this in with :func:`add_parser` and dispatches to :func:`run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import BinaryIO, Final
+
+import msgspec
+
+from callfloor.config import parse_duration
+from callfloor.simulator import FloorSimulation, SimulationSpec, build_spec
+
+_PROG: Final[str] = "callfloor simulate"
+
+# A fixed default start keeps the output reproducible: the same arguments always
+# give the same bytes. 2026-11-23T00:00:00Z is a Monday.
+DEFAULT_START: Final[float] = 1795392000.0
+
+# Events are encoded and written in batches: one write per event would dominate
+# the run time of a million-event day.
+_BATCH: Final[int] = 4096
+
+_DESCRIPTION: Final[str] = """\
+Simulate a call floor (sites in their own time zones, voice/chat/email queues,
+skills-based routing, ring-no-answer, abandons, callbacks, requeues, breaks and
+shifts) and write its events as NDJSON in the canonical schema. The output is
+deterministic: the same arguments give the same bytes.
+"""
+
+_EPILOG: Final[str] = """\
+examples:
+  callfloor simulate --duration 1d --output day.ndjson --write-config floor.toml
+  callfloor simulate --agents 1000 --queues 50 --sites 4 --duration 8h > shift.ndjson
+  callfloor simulate --realtime --speed 10 | curl -s --data-binary @- ...
+
+With --realtime and no --start the floor starts now (so its local-time profile
+matches the wall clock); with --start, event times are shifted to begin now.
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
+    return value
+
+
+def _duration(text: str) -> float:
+    """Seconds from ``3600``, ``"90s"``, ``"15m"``, ``"8h"``, ``"1d"`` (or ``"1h30m"``)."""
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be longer than 0, got {text!r}")
+    return value
+
+
+def _instant(text: str) -> float:
+    """Epoch seconds from epoch seconds or an RFC 3339 time with an offset."""
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected epoch seconds or an RFC 3339 time, got {text!r}"
+            ) from None
+        if parsed.tzinfo is None:
+            raise argparse.ArgumentTypeError(
+                f"RFC 3339 time needs an offset (Z or +hh:mm): {text!r}"
+            ) from None
+        value = parsed.timestamp()
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative epoch time, got {text!r}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``simulate`` subcommand (its handler is :func:`run`)."""
+    p = subparsers.add_parser(
+        "simulate",
+        help="write a simulated call floor's events as NDJSON",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--agents", type=_positive_int, default=40, help="agents (default 40)")
+    p.add_argument("--queues", type=_positive_int, default=6, help="queues (default 6)")
+    p.add_argument(
+        "--sites",
+        type=_positive_int,
+        default=2,
+        help="sites, each in its time zone (default 2)",
+    )
+    p.add_argument(
+        "--start",
+        type=_instant,
+        metavar="TS",
+        help="simulated start, epoch seconds or RFC 3339 (default 2026-11-23T00:00:00Z)",
+    )
+    p.add_argument(
+        "--duration",
+        type=_duration,
+        default=86400.0,
+        metavar="DUR",
+        help='simulated time: seconds or "90s", "15m", "8h", "1d" (default 1d)',
+    )
+    p.add_argument(
+        "--output", default="-", metavar="FILE", help="NDJSON output file, - for stdout (default)"
+    )
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        help="pace output to the wall clock, with event times starting now",
+    )
+    p.add_argument(
+        "--speed",
+        type=_positive_float,
+        default=1.0,
+        metavar="X",
+        help="with --realtime: simulated seconds per wall-clock second (default 1)",
+    )
+    p.add_argument(
+        "--write-config",
+        metavar="FILE",
+        help="also write the matching callfloor TOML configuration to FILE",
+    )
+    p.add_argument(
+        "--duplicates",
+        type=_fraction,
+        default=0.0,
+        metavar="FRACTION",
+        help="share of events sent twice with the same id, to exercise dedup (default 0)",
+    )
+    p.set_defaults(func=run)
+
+
+def _error(message: str) -> int:
+    print(f"{_PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``callfloor simulate``; returns the exit code (2 for bad arguments)."""
+    if args.queues < args.sites:
+        return _error(f"--queues ({args.queues}) must be at least --sites ({args.sites})")
+    if args.agents < args.sites:
+        return _error(f"--agents ({args.agents}) must be at least --sites ({args.sites})")
+    if args.speed != 1.0 and not args.realtime:
+        return _error("--speed only applies with --realtime")
+    try:
+        spec: SimulationSpec = build_spec(
+            agents=args.agents,
+            queues=args.queues,
+            sites=args.sites,
+            seed=args.seed,
+            duplicate_rate=args.duplicates,
+        )
+    except ValueError as exc:
+        return _error(str(exc))
+    sim = FloorSimulation(spec)
+
+    if args.write_config:
+        try:
+            with open(args.write_config, "w", encoding="utf-8") as fh:
+                fh.write(sim.config_toml())
+        except OSError as exc:
+            return _error(f"--write-config {args.write_config}: {exc.strerror}")
+
+    start = args.start
+    shift = 0.0
+    if args.realtime:
+        now = round(time.time(), 3)
+        if start is None:
+            start = now
+        else:
+            shift = now - start
+    elif start is None:
+        start = DEFAULT_START
+
+    events = sim.events(start, args.duration)
+    try:
+        if args.output == "-":
+            _write(events, sys.stdout.buffer, args, start, shift)
+        else:
+            try:
+                out = open(args.output, "wb")  # noqa: SIM115 - closed below, after errors
+            except OSError as exc:
+                return _error(f"--output {args.output}: {exc.strerror}")
+            with out:
+                _write(events, out, args, start, shift)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly like other Unix tools.
+        _silence_stdout()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _write(
+    events: Iterator[dict[str, object]],
+    out: BinaryIO,
+    args: argparse.Namespace,
+    start: float,
+    shift: float,
+) -> None:
+    encoder = msgspec.json.Encoder()
+    if not args.realtime:
+        batch: list[dict[str, object]] = []
+        for ev in events:
+            batch.append(ev)
+            if len(batch) >= _BATCH:
+                out.write(encoder.encode_lines(batch))
+                batch.clear()
+        if batch:
+            out.write(encoder.encode_lines(batch))
+        out.flush()
+        return
+
+    # Real time: an event is written when the wall clock reaches its (scaled) offset
+    # from the start; everything due is written and flushed before sleeping.
+    speed: float = args.speed
+    wall_start = time.monotonic()
+    pending: list[dict[str, object]] = []
+    for ev in events:
+        ts = ev["ts"]
+        assert isinstance(ts, float | int)
+        delay = wall_start + (ts - start) / speed - time.monotonic()
+        if delay > 0:
+            if pending:
+                out.write(encoder.encode_lines(pending))
+                out.flush()
+                pending.clear()
+            time.sleep(delay)
+        if shift:
+            # A new dict: the generator may still re-send this one as a duplicate.
+            ev = {**ev, "ts": round(ts + shift, 3)}
+        pending.append(ev)
+    if pending:
+        out.write(encoder.encode_lines(pending))
+    out.flush()
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the exit-time flush is quiet."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
