@@ -15,12 +15,16 @@ from typing import Any
 class Deduplicator:
     """Remembers event identities for ``window_s`` of event time, at most ``max_entries``."""
 
-    __slots__ = ("_seen", "max_entries", "window_s")
+    __slots__ = ("_inserts", "_seen", "max_entries", "window_s")
+
+    # Forgetting by age runs once per this many new identities (amortised O(1)).
+    EVICT_EVERY = 1024
 
     def __init__(self, window_s: float, max_entries: int) -> None:
         self.window_s = window_s
         self.max_entries = max_entries
         self._seen: OrderedDict[str | tuple[object, ...], float] = OrderedDict()
+        self._inserts = 0
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -33,14 +37,20 @@ class Deduplicator:
         seen[key] = ts
         if len(seen) > self.max_entries:
             seen.popitem(last=False)
-        horizon = clock - self.window_s
+        self._inserts += 1
+        if self._inserts >= self.EVICT_EVERY:
+            self._inserts = 0
+            self._forget_before(clock - self.window_s)
+        return False
+
+    def _forget_before(self, horizon: float) -> None:
         # Insertion order is close to time order; forgetting from the front is O(1).
+        seen = self._seen
         while seen:
             oldest = next(iter(seen.values()))
             if oldest >= horizon:
                 break
             seen.popitem(last=False)
-        return False
 
     def dump(self) -> list[list[object]]:
         """Plain-data form for checkpoints."""

@@ -23,7 +23,7 @@ violation that a late event proves never happened is retracted.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -38,6 +38,7 @@ from callfloor.events import (
     CallMissed,
     CallQueued,
     CallRouted,
+    EVENT_TYPES,
     Event,
     dedup_key,
 )
@@ -152,7 +153,7 @@ class FloorProcessor:
         self.dedup = Deduplicator(config.ingest.dedup_window_s, config.ingest.dedup_max_entries)
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
         self.rejected_by_reason: dict[str, int] = {}
-        self.events_by_type: dict[str, int] = {}
+        self._events_by_class: dict[type, int] = {}
         # Agent counts by state per distinct queue list: an agent_state costs two
         # dict updates however many queues the agent serves.
         self.groups: dict[tuple[str, ...], dict[str, int]] = {}
@@ -160,6 +161,12 @@ class FloorProcessor:
         self._leg_seq = 0
         self._uid = 0
         self._changes = Changes()
+        # Logged-in agents by the time of their last agent_state, oldest first: the
+        # front is the next to turn stale, so one timer covers every agent.
+        self.stale_order: OrderedDict[str, float] = OrderedDict()
+        self._stale_sorted = True
+        self._stale_tail = float("-inf")
+        self._stale_timer_at: float | None = None
         self._handlers: dict[type, Callable[[object, float], bool]] = {
             CallQueued: self._on_call_queued,  # type: ignore[dict-item]
             CallRouted: self._on_call_routed,  # type: ignore[dict-item]
@@ -189,23 +196,38 @@ class FloorProcessor:
     def apply(self, event: Event) -> None:
         """Apply one valid event (the per-event path: no I/O, no await)."""
         t: float = event.ts  # type: ignore[assignment]  # a float once decoded
-        if self.dedup.seen(dedup_key(event), t, self.clock):
+        key = event.id
+        clock = self.clock
+        if self.dedup.seen(dedup_key(event) if key is None else key, t, clock):
             self.counters["duplicates"] += 1
             return
-        late = t < self.clock
-        if t > self.clock:
-            self._advance(t)
-        if self._handlers[type(event)](event, t):
+        late = t < clock
+        if t > clock:
+            heap = self.timers.heap
+            if heap and heap[0][0] <= t:
+                self._advance(t)
+            else:
+                self.clock = t
+        kind = type(event)
+        if self._handlers[kind](event, t):
             self.counters["duplicates"] += 1
             return
         counters = self.counters
         counters["events"] += 1
-        name = type(event).__name__
-        self.events_by_type[name] = self.events_by_type.get(name, 0) + 1
+        by_class = self._events_by_class
+        by_class[kind] = by_class.get(kind, 0) + 1
         if late:
             counters["late"] += 1
             # A late event can place deadlines in the past: honour them now.
             self._advance(self.clock)
+
+    @property
+    def events_by_type(self) -> dict[str, int]:
+        """Accepted events by ``type``."""
+        return {
+            kind.__struct_config__.tag: n  # type: ignore[attr-defined]
+            for kind, n in self._events_by_class.items()
+        }
 
     def apply_all(self, events: Iterable[Event]) -> None:
         """Apply events in order."""
@@ -252,8 +274,12 @@ class FloorProcessor:
             "dedup": self.dedup.dump(),
             "counters": dict(self.counters),
             "rejected_by_reason": dict(self.rejected_by_reason),
-            "events_by_type": dict(self.events_by_type),
+            "events_by_type": self.events_by_type,
             "groups": [[list(g), dict(c)] for g, c in self.groups.items()],
+            "stale_order": [[name, last] for name, last in self.stale_order.items()],
+            "stale_sorted": self._stale_sorted,
+            "stale_tail": self._stale_tail,
+            "stale_timer_at": self._stale_timer_at,
             "leg_seq": self._leg_seq,
             "uid": self._uid,
         }
@@ -299,10 +325,18 @@ class FloorProcessor:
         proc.dedup.load(data["dedup"])
         proc.counters.update({k: int(v) for k, v in data["counters"].items()})
         proc.rejected_by_reason = {str(k): int(v) for k, v in data["rejected_by_reason"].items()}
-        proc.events_by_type = {str(k): int(v) for k, v in data["events_by_type"].items()}
+        classes = {k.__struct_config__.tag: k for k in EVENT_TYPES}
+        proc._events_by_class = {
+            classes[k]: int(v) for k, v in data["events_by_type"].items() if k in classes
+        }
         for group_list, counts in data["groups"]:
             group = proc._intern_group(list(group_list))
             proc.groups[group] = {str(k): int(v) for k, v in counts.items()}
+        proc.stale_order = OrderedDict((str(n), float(last)) for n, last in data["stale_order"])
+        proc._stale_sorted = bool(data["stale_sorted"])
+        proc._stale_tail = float(data["stale_tail"])
+        at = data["stale_timer_at"]
+        proc._stale_timer_at = None if at is None else float(at)
         proc._leg_seq = int(data["leg_seq"])
         proc._uid = int(data["uid"])
         return proc
@@ -356,17 +390,16 @@ class FloorProcessor:
 
     def _record(self, q: QueueState, x: float, deltas: Deltas, wait_us: int = -1) -> None:
         """Count ``deltas`` for queue ``q`` at attribution time ``x``."""
-        cal = self.site(q.site).calendar
+        cal = self.sites[q.site].calendar
         now = self.clock
-        w = q.windows
-        w.advance(now)
-        w.add(x, deltas, cal.interval_start(now), cal.day_start(now), wait_us)
+        q.windows.add(x, deltas, cal.interval_start(now), cal.day_start(now), wait_us, now)
         totals = q.totals
         for f, v in deltas:
             if v > 0:  # lifetime totals feed Prometheus counters: never decrease
                 totals[f] += v
-        self._changes.queues.add(q.name)
-        self._changes.sites.add(q.site)
+        changes = self._changes
+        changes.queues.add(q.name)
+        changes.sites.add(q.site)
 
     # ================================================================ call events
 
@@ -653,10 +686,37 @@ class FloorProcessor:
             a.spell += 1
             self._open_spell(a, t)
         if state != "logged_out":
-            self.timers.schedule(
-                t + self.rules.stale_after_s, T_STALE, a.name, a.state_events, strict=True
-            )
+            self._stale_touch(a)
+        elif self.stale_order:
+            self.stale_order.pop(a.name, None)
         return False
+
+    def _stale_touch(self, a: Agent) -> None:
+        """Move a logged-in agent to the back of the silence queue."""
+        order = self.stale_order
+        last = a.last_state_at
+        order[a.name] = last
+        order.move_to_end(a.name)
+        if last < self._stale_tail:
+            self._stale_sorted = False  # a late event: re-sort before the next check
+        else:
+            self._stale_tail = last
+        if self._stale_timer_at is None:
+            self._schedule_stale_check()
+
+    def _schedule_stale_check(self) -> None:
+        """One timer for the whole floor: when the longest-silent agent turns stale."""
+        order = self.stale_order
+        if not order:
+            self._stale_timer_at = None
+            return
+        if not self._stale_sorted:
+            self.stale_order = order = OrderedDict(sorted(order.items(), key=lambda kv: kv[1]))
+            self._stale_sorted = True
+        name, last = next(iter(order.items()))
+        at = last + self.rules.stale_after_s
+        self._stale_timer_at = at
+        self.timers.schedule(at, T_STALE, name, at, strict=True)
 
     def _intern_group(self, queues: list[str]) -> tuple[str, ...]:
         group = tuple(sorted(set(queues)))
@@ -904,11 +964,23 @@ class FloorProcessor:
             self.timers.schedule(times[0] + window, T_MISSED_EXPIRE, a.name, v.uid, strict=False)
 
     def _fire_stale(self, timer: Timer) -> None:
-        a = self.agents.get(timer.key)
-        if a is None or a.state_events != timer.token or a.state == "logged_out":
+        if timer.token != self._stale_timer_at:
+            return  # superseded by a later schedule
+        self._stale_timer_at = None
+        if not self._stale_sorted:
+            self._schedule_stale_check()
             return
-        if "stale_agent" in a.active:
-            return
-        a.active["stale_agent"] = self._start_violation(
-            "stale_agent", a, "warning", timer.at, anchor=a.last_state_at
-        )
+        order = self.stale_order
+        limit = self.rules.stale_after_s
+        while order:
+            name, last = next(iter(order.items()))
+            deadline = last + limit
+            if deadline > timer.at:
+                break
+            del order[name]
+            a = self.agents[name]
+            if a.state != "logged_out" and "stale_agent" not in a.active:
+                a.active["stale_agent"] = self._start_violation(
+                    "stale_agent", a, "warning", deadline, anchor=last
+                )
+        self._schedule_stale_check()

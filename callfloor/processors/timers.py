@@ -26,23 +26,24 @@ class Timer(NamedTuple):
 class TimerHeap:
     """A min-heap of :class:`Timer` ordered by time, then inclusive before strict."""
 
-    __slots__ = ("_heap", "_seq")
+    __slots__ = ("_seq", "heap")
 
     def __init__(self) -> None:
-        self._heap: list[Timer] = []
+        # Public so the per-event path can peek at the earliest deadline inline.
+        self.heap: list[Timer] = []
         self._seq = 0
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self.heap)
 
     def schedule(self, at: float, kind: int, key: str, token: float, *, strict: bool) -> None:
         """Add a deadline."""
         self._seq += 1
-        heapq.heappush(self._heap, Timer(at, 1 if strict else 0, self._seq, kind, key, token))
+        heapq.heappush(self.heap, Timer(at, 1 if strict else 0, self._seq, kind, key, token))
 
     def pop_due(self, now: float) -> Timer | None:
         """Remove and return the earliest timer due at ``now``, or ``None``."""
-        heap = self._heap
+        heap = self.heap
         if not heap:
             return None
         top = heap[0]
@@ -52,11 +53,11 @@ class TimerHeap:
 
     def next_at(self) -> float | None:
         """When the earliest timer is set for (for live clocks that sleep until then)."""
-        return self._heap[0].at if self._heap else None
+        return self.heap[0].at if self.heap else None
 
     def dump(self) -> list[list[object]]:
         """Plain-data form for checkpoints."""
-        return [list(t) for t in sorted(self._heap)]
+        return [list(t) for t in sorted(self.heap)]
 
     @classmethod
     def load(cls, rows: list[list[Any]]) -> TimerHeap:
@@ -67,6 +68,6 @@ class TimerHeap:
             for at, strict, seq, kind, key, token in rows
         ]
         heapq.heapify(timers)
-        heap._heap = timers
+        heap.heap = timers
         heap._seq = max((t.seq for t in timers), default=0)
         return heap

@@ -168,12 +168,16 @@ class QueueWindows:
         interval_start: float,
         day_start: float,
         wait_us: int = _NO_MAX,
+        now: float | None = None,
     ) -> None:
-        """Count ``deltas`` at attribution time ``x`` (``x`` <= the last ``advance`` time).
+        """Count ``deltas`` at attribution time ``x`` (``x`` <= ``now``).
 
+        ``now`` (default: the last ``advance`` time) advances the windows first.
         ``wait_us`` >= 0 also offers the wait to ``max_wait``. ``interval_start`` and
         ``day_start`` are the site's current period starts.
         """
+        if now is not None and now > self.now:
+            self.advance(now)
         now = self.now
         recs = self.records
         los = self.lo
