@@ -111,11 +111,13 @@ class Changes:
 
     queues: set[str] = field(default_factory=set)
     sites: set[str] = field(default_factory=set)
+    # Distinct queue lists whose agent counts changed (expanded into ``queues`` on drain).
+    groups: set[tuple[str, ...]] = field(default_factory=set)
     agents: set[str] = field(default_factory=set)
     violations: list[Violation] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.queues or self.sites or self.agents or self.violations)
+        return bool(self.queues or self.sites or self.agents or self.violations or self.groups)
 
 
 class FloorProcessor:
@@ -252,6 +254,9 @@ class FloorProcessor:
     def drain_changes(self) -> Changes:
         """Return what changed since the last call and start a new change set."""
         changes, self._changes = self._changes, Changes()
+        for group in changes.groups:
+            changes.queues.update(group)
+        changes.groups.clear()
         return changes
 
     # ================================================================ state
@@ -392,7 +397,7 @@ class FloorProcessor:
         """Count ``deltas`` for queue ``q`` at attribution time ``x``."""
         cal = self.sites[q.site].calendar
         now = self.clock
-        q.windows.add(x, deltas, cal.interval_start(now), cal.day_start(now), wait_us, now)
+        q.windows.add(x, deltas, cal.day_start(now), wait_us, now)
         totals = q.totals
         for f, v in deltas:
             if v > 0:  # lifetime totals feed Prometheus counters: never decrease
@@ -486,8 +491,7 @@ class FloorProcessor:
         """Windows only, not lifetime totals (re-counting a retracted miss's SL event)."""
         cal = self.site(q.site).calendar
         now = self.clock
-        q.windows.advance(now)
-        q.windows.add(x, deltas, cal.interval_start(now), cal.day_start(now))
+        q.windows.add(x, deltas, cal.day_start(now), now=now)
 
     @staticmethod
     def _histogram(buckets: list[int], bounds: tuple[float, ...], wait: float) -> None:
@@ -616,25 +620,27 @@ class FloorProcessor:
         return False
 
     def _on_agent_state(self, ev: AgentState, t: float) -> bool:
-        a = self._agent(ev.agent)
-        if a.known and t < a.since:
+        name = ev.agent
+        a = self.agents.get(name)
+        if a is None:
+            a = self.agents[name] = Agent(name, "default")
+        known = a.known
+        if known and t < a.since:
             return False  # older than the agent's current spell: superseded, counted late
-        first = not a.known
-        a.known = True
         changes = self._changes
-        changes.agents.add(a.name)
+        changes.agents.add(name)
         state = ev.state
         reason = ev.reason if state == "not_ready" else None
 
-        stale = a.active.pop("stale_agent", None)
-        if stale is not None:
-            if t <= stale.started_at:
-                self._retract_violation(stale)  # a late event: the silence never lasted that long
-            else:
-                self._end_violation(stale, t, t - stale.anchor)
+        if a.active:
+            stale = a.active.pop("stale_agent", None)
+            if stale is not None:
+                if t <= stale.started_at:
+                    self._retract_violation(stale)  # late: the silence never lasted that long
+                else:
+                    self._end_violation(stale, t, t - stale.anchor)
         if t > a.last_state_at:
             a.last_state_at = t
-        a.state_events += 1
 
         old_group = a.queues
         old_site = a.site
@@ -646,9 +652,13 @@ class FloorProcessor:
         if ev.name is not None:
             a.display_name = ev.name
 
-        spell_changes = first or state != old_state or reason != a.reason
-        if spell_changes and not first:
-            self._close_spell(a, t)
+        if known:
+            spell_changes = state != old_state or reason != a.reason
+            if spell_changes:
+                self._close_spell(a, t)
+        else:
+            a.known = True
+            spell_changes = True
 
         # Calls ended before this event whose after-call work was undecided: this is
         # the agent's next agent_state, so it decides.
@@ -664,31 +674,41 @@ class FloorProcessor:
                     self._complete_handling(p, p.ended_at)
             a.pending = keep
 
-        if old_state is not None and (old_group != new_group or old_state != state):
-            self._group_move(old_group, old_state, -1)
-        if old_group != new_group or old_state != state:
-            self._group_move(new_group, state, +1)
-        if old_state is not None and (old_site != new_site or old_state != state):
-            counts = self.site(old_site).agent_counts
-            counts[old_state] -= 1
-            changes.sites.add(old_site)
-        if old_state is None or old_site != new_site or old_state != state:
-            counts = self.site(new_site).agent_counts
+        # Live agent counts: per distinct queue list and per site.
+        if old_state != state or old_group != new_group:
+            groups = self.groups
+            if old_state is not None and old_group:
+                groups[old_group][old_state] -= 1
+                changes.groups.add(old_group)
+            if new_group:
+                counts = groups[new_group]
+                counts[state] = counts.get(state, 0) + 1
+                changes.groups.add(new_group)
+            a.queues = new_group
+        if old_state != state or old_site != new_site:
+            sites = self.sites
+            if old_state is not None:
+                sites[old_site].agent_counts[old_state] -= 1
+                changes.sites.add(old_site)
+            site = sites.get(new_site)
+            if site is None:
+                site = self.site(new_site)
+            counts = site.agent_counts
             counts[state] = counts.get(state, 0) + 1
             changes.sites.add(new_site)
-        a.queues = new_group
-        a.site = new_site
+            a.site = new_site
 
         if spell_changes:
             a.state = state
             a.reason = reason
             a.since = t
             a.spell += 1
-            self._open_spell(a, t)
+            if state == "not_ready" or state == "wrap_up":
+                self._open_spell(a, t)
         if state != "logged_out":
             self._stale_touch(a)
         elif self.stale_order:
-            self.stale_order.pop(a.name, None)
+            self.stale_order.pop(name, None)
         return False
 
     def _stale_touch(self, a: Agent) -> None:
@@ -726,19 +746,15 @@ class FloorProcessor:
                 self.groups_by_queue.setdefault(name, []).append(group)
         return group
 
-    def _group_move(self, group: tuple[str, ...], state: str, delta: int) -> None:
-        if not group:
-            return
-        counts = self.groups[group]
-        counts[state] = counts.get(state, 0) + delta
-        self._changes.queues.update(group)
-
     def _nr_counts(self, a: Agent) -> bool:
         """Whether the agent's current spell is non-exempt not-ready time."""
         return a.state == "not_ready" and a.reason not in self.rules.exempt_reasons
 
     def _close_spell(self, a: Agent, t: float) -> None:
-        if a.state == "wrap_up" and a.pending:
+        state = a.state
+        if state != "wrap_up" and state != "not_ready":
+            return  # only these spells carry after-call work, not-ready time or limits
+        if state == "wrap_up" and a.pending:
             keep: list[PendingHandle] = []
             for p in a.pending:
                 if p.attached:
@@ -746,12 +762,14 @@ class FloorProcessor:
                 else:
                     keep.append(p)
             a.pending = keep
-        if self._nr_counts(a):
+        if state == "not_ready" and a.reason not in self.rules.exempt_reasons:
             self._roll_nr_day(a, t)
             if t >= a.nr_from:  # else a late event closed it on an earlier day
                 start = a.since if a.since > a.nr_from else a.nr_from
                 if t > start:
                     a.nr_closed_s += t - start
+        if not a.active:
+            return
         for slot in ("not_ready_exceeded", "wrap_up_exceeded"):
             v = a.active.get(slot)
             if v is not None and v.spell == a.spell:

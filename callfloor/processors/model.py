@@ -313,7 +313,6 @@ class Agent:
         "site",
         "spell",
         "state",
-        "state_events",
         "team",
     )
 
@@ -326,7 +325,6 @@ class Agent:
         self.since = 0.0  # start of the current spell
         self.spell = 0  # increments with every new spell (token for spell timers)
         self.last_state_at = float("-inf")
-        self.state_events = 0  # increments with every agent_state (token for the stale timer)
         self.queues: tuple[str, ...] = ()
         self.team: str | None = None
         self.display_name: str | None = None
@@ -354,7 +352,6 @@ class Agent:
             "since": self.since,
             "spell": self.spell,
             "last_state_at": self.last_state_at,
-            "state_events": self.state_events,
             "queues": list(self.queues),
             "team": self.team,
             "display_name": self.display_name,
@@ -381,7 +378,6 @@ class Agent:
         self.since = float(data["since"])
         self.spell = int(data["spell"])
         self.last_state_at = float(data["last_state_at"])
-        self.state_events = int(data["state_events"])
         self.queues = tuple(data["queues"])
         self.team = data["team"]
         self.display_name = data["display_name"]

@@ -1,25 +1,29 @@
 """Windowed counts of one queue: rolling windows, the current interval and today.
 
 Every counted metric is a small integer vector (counts, and waits and handle times
-in integer microseconds, so running sums never drift). A contribution is a *record*
-``(attribution time, deltas)``.
+in integer microseconds, so sums never drift). A contribution is a *record*:
+an attribution time and the deltas it adds.
 
-- Rolling windows ``(t - W, t]`` share one time-ordered record list; each window
-  keeps a cursor and running sums, and expiry moves the cursor: O(1) amortised per
-  record and window, and exact at any ``t`` (no bucket granularity).
-- The interval and today windows are running sums since their start, reset lazily
-  when the site's period changes.
-- ``max_wait`` is a sliding maximum: one monotonic list serves every rolling window,
-  because its first element later than ``t - W`` is the maximum of ``(t - W, t]``.
+- Rolling windows ``(t - W, t]`` and the current interval ``[start, t]`` come from
+  one time-ordered list of *prefix sums*: adding a record appends one cumulative
+  vector (O(1), however many windows there are), and a window's sums are the
+  difference of two cumulative vectors found by binary search when it is read.
+  Exact at any ``t``: no bucket granularity. Records older than the widest
+  rolling window (always at least an hour, so longer than any interval) are
+  dropped from memory in batches.
+- Today's sums are running sums since the site-local midnight, reset lazily.
+- ``max_wait`` is a sliding maximum: one monotonic list serves every window,
+  because its first element at or after a window's start is the window's maximum.
 
 Records normally arrive in time order and are appended. A record attributed to the
 past (a late event, or handling completed at ``call_ended.ts`` once the next agent
-state is known) is inserted at its place, so it still expires at the right moment.
+state is known) is inserted at its place; only the cumulative vectors after it are
+updated, which are few because such records are only a little late.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from operator import itemgetter
 from typing import Any, Final
 
@@ -50,15 +54,14 @@ COUNT_NAMES: Final[tuple[str, ...]] = (
 )
 
 Deltas = tuple[tuple[int, int], ...]
-Record = tuple[float, Deltas]
 
 _time = itemgetter(0)
 _NO_MAX: Final = -1
-_COMPACT_AT: Final = 2048
+_COMPACT_AT: Final = 4096
 
 
-class _Period:
-    """Running sums since ``start`` (the current interval or day)."""
+class _Day:
+    """Running sums since ``start`` (the current site-local day)."""
 
     __slots__ = ("max_us", "start", "sums")
 
@@ -68,12 +71,12 @@ class _Period:
         self.max_us = _NO_MAX
 
     def add(self, start: float, x: float, deltas: Deltas, wait_us: int) -> None:
-        if start > self.start:  # the site entered a new period: reset lazily
+        if start > self.start:  # the site entered a new day: reset lazily
             self.start = start
             self.sums = [0] * NFIELDS
             self.max_us = _NO_MAX
         if x < start:
-            return  # belongs to an earlier period
+            return  # belongs to an earlier day
         sums = self.sums
         for f, v in deltas:
             sums[f] += v
@@ -83,75 +86,52 @@ class _Period:
     def read(self, start: float) -> tuple[list[int], int]:
         if start > self.start:
             return [0] * NFIELDS, _NO_MAX
-        return self.sums, self.max_us
+        return list(self.sums), self.max_us
 
     def dump(self) -> list[object]:
         return [self.start, list(self.sums), self.max_us]
 
     @classmethod
-    def load(cls, row: list[Any]) -> _Period:
+    def load(cls, row: list[Any]) -> _Day:
         start, sums, max_us = row
-        period = cls(float(start))
-        period.sums = [int(x) for x in sums]
-        period.max_us = int(max_us)
-        return period
+        day = cls(float(start))
+        day.sums = [int(x) for x in sums]
+        day.max_us = int(max_us)
+        return day
 
 
 class QueueWindows:
     """Rolling, interval and today sums of one queue."""
 
-    __slots__ = (
-        "_day",
-        "_interval",
-        "lo",
-        "max_lo",
-        "maxq",
-        "now",
-        "records",
-        "sums",
-        "widest",
-        "widths",
-    )
+    __slots__ = ("_day", "base", "cums", "max_lo", "maxq", "now", "times", "widest", "widths")
 
     def __init__(self, widths: tuple[float, ...]) -> None:
         self.widths = widths
         self.widest = max(widths)
-        self.records: list[Record] = []
-        self.lo = [0] * len(widths)
-        self.sums = [[0] * NFIELDS for _ in widths]
-        self.maxq: list[tuple[float, int]] = []
+        self.times: list[float] = []  # attribution times, ascending
+        self.cums: list[list[int]] = []  # cumulative sums up to and including each record
+        self.base = [0] * NFIELDS  # cumulative sums of the records already dropped
+        self.maxq: list[tuple[float, int]] = []  # (time, wait µs), waits strictly decreasing
         self.max_lo = 0
         self.now = float("-inf")
-        self._interval = _Period()
-        self._day = _Period()
+        self._day = _Day()
 
     # ------------------------------------------------------------------ time
 
     def advance(self, now: float) -> None:
-        """Expire rolling records that fell out of their windows at ``now``."""
+        """Move to ``now``; records older than every window are dropped in batches."""
         if now <= self.now:
             return
         self.now = now
-        recs = self.records
-        n = len(recs)
-        los = self.lo
-        for i, width in enumerate(self.widths):
-            lo = los[i]
-            cut = now - width
-            if lo < n and recs[lo][0] <= cut:
-                sums = self.sums[i]
-                while lo < n and recs[lo][0] <= cut:
-                    for f, v in recs[lo][1]:
-                        sums[f] -= v
-                    lo += 1
-                los[i] = lo
-        head = min(los)
-        if head > _COMPACT_AT and head * 2 > n:
-            del recs[:head]
-            self.lo = [lo - head for lo in los]
+        cut = now - self.widest
+        times = self.times
+        if len(times) > _COMPACT_AT and times[_COMPACT_AT] <= cut:
+            head = bisect_right(times, cut)
+            self.base = self.cums[head - 1]
+            del times[:head]
+            del self.cums[:head]
         mq = self.maxq
         mlo = self.max_lo
-        cut = now - self.widest
         while mlo < len(mq) and mq[mlo][0] <= cut:
             mlo += 1
         if mlo > _COMPACT_AT and mlo * 2 > len(mq):
@@ -165,7 +145,6 @@ class QueueWindows:
         self,
         x: float,
         deltas: Deltas,
-        interval_start: float,
         day_start: float,
         wait_us: int = _NO_MAX,
         now: float | None = None,
@@ -173,37 +152,31 @@ class QueueWindows:
         """Count ``deltas`` at attribution time ``x`` (``x`` <= ``now``).
 
         ``now`` (default: the last ``advance`` time) advances the windows first.
-        ``wait_us`` >= 0 also offers the wait to ``max_wait``. ``interval_start`` and
-        ``day_start`` are the site's current period starts.
+        ``wait_us`` >= 0 also offers the wait to ``max_wait``; ``day_start`` is the
+        site's current local midnight.
         """
         if now is not None and now > self.now:
             self.advance(now)
-        now = self.now
-        recs = self.records
-        los = self.lo
-        if not recs or x >= recs[-1][0]:
-            pos = len(recs)
-            recs.append((x, deltas))
-        else:
-            pos = bisect_right(recs, x, key=_time)
-            if pos < min(los):
-                pos = -1  # older than everything any window still holds
-            else:
-                recs.insert(pos, (x, deltas))
-        if pos >= 0:
-            for i, width in enumerate(self.widths):
-                lo = los[i]
-                if pos < lo:
-                    los[i] = lo + 1  # inserted before the cursor: already expired here
-                elif x <= now - width:
-                    los[i] = pos + 1  # lands exactly at the cursor, already expired
-                else:
-                    sums = self.sums[i]
-                    for f, v in deltas:
-                        sums[f] += v
+        times = self.times
+        cums = self.cums
+        if not times or x >= times[-1]:
+            cum = list(cums[-1]) if cums else list(self.base)
+            for f, v in deltas:
+                cum[f] += v
+            times.append(x)
+            cums.append(cum)
+        elif x > self.now - self.widest:
+            pos = bisect_right(times, x)
+            cum = list(cums[pos - 1]) if pos else list(self.base)
+            for f, v in deltas:
+                cum[f] += v
+            times.insert(pos, x)
+            cums.insert(pos, cum)
+            for later in cums[pos + 1 :]:
+                for f, v in deltas:
+                    later[f] += v
         if wait_us >= 0:
             self._offer_max(x, wait_us)
-        self._interval.add(interval_start, x, deltas, wait_us)
         self._day.add(day_start, x, deltas, wait_us)
 
     def _offer_max(self, x: float, v: int) -> None:
@@ -226,16 +199,29 @@ class QueueWindows:
 
     # ------------------------------------------------------------------ reads
 
+    def _since(self, index: int, first_max: int) -> tuple[list[int], int]:
+        cums = self.cums
+        if not cums:
+            return [0] * NFIELDS, _NO_MAX
+        top = cums[-1]
+        low = cums[index - 1] if index else self.base
+        mq = self.maxq
+        return [a - b for a, b in zip(top, low, strict=True)], (
+            mq[first_max][1] if first_max < len(mq) else _NO_MAX
+        )
+
     def rolling(self, index: int) -> tuple[list[int], int]:
         """Sums and max wait (µs, -1 if none) of rolling window ``index`` at the last advance."""
         cut = self.now - self.widths[index]
-        mq = self.maxq
-        p = bisect_right(mq, cut, lo=self.max_lo, key=_time)
-        return self.sums[index], (mq[p][1] if p < len(mq) else _NO_MAX)
+        return self._since(
+            bisect_right(self.times, cut), bisect_right(self.maxq, cut, lo=self.max_lo, key=_time)
+        )
 
     def interval(self, start: float) -> tuple[list[int], int]:
-        """Sums and max wait of the interval that starts at ``start``."""
-        return self._interval.read(start)
+        """Sums and max wait of ``[start, now]`` (``start`` within the widest window)."""
+        return self._since(
+            bisect_left(self.times, start), bisect_left(self.maxq, start, lo=self.max_lo, key=_time)
+        )
 
     def day(self, start: float) -> tuple[list[int], int]:
         """Sums and max wait of the day that starts at ``start``."""
@@ -244,15 +230,13 @@ class QueueWindows:
     # ------------------------------------------------------------------ state
 
     def dump(self) -> dict[str, object]:
-        """Plain-data form for checkpoints (expired records are left out)."""
-        head = min(self.lo)
+        """Plain-data form for checkpoints."""
         return {
             "now": self.now,
-            "records": [[t, [list(d) for d in deltas]] for t, deltas in self.records[head:]],
-            "lo": [lo - head for lo in self.lo],
-            "sums": [list(s) for s in self.sums],
+            "times": list(self.times),
+            "cums": [list(c) for c in self.cums],
+            "base": list(self.base),
             "maxq": [list(m) for m in self.maxq[self.max_lo :]],
-            "interval": self._interval.dump(),
             "day": self._day.dump(),
         }
 
@@ -261,12 +245,9 @@ class QueueWindows:
         """Rebuild from :meth:`dump` output."""
         w = cls(widths)
         w.now = float(data["now"])
-        w.records = [
-            (float(t), tuple((int(f), int(v)) for f, v in deltas)) for t, deltas in data["records"]
-        ]
-        w.lo = [int(x) for x in data["lo"]]
-        w.sums = [[int(x) for x in s] for s in data["sums"]]
+        w.times = [float(t) for t in data["times"]]
+        w.cums = [[int(x) for x in c] for c in data["cums"]]
+        w.base = [int(x) for x in data["base"]]
         w.maxq = [(float(t), int(v)) for t, v in data["maxq"]]
-        w._interval = _Period.load(data["interval"])
-        w._day = _Period.load(data["day"])
+        w._day = _Day.load(data["day"])
         return w

@@ -37,13 +37,18 @@ def test_rolling_sums_and_max_match_brute_force(ops: list[tuple[float, float, in
         now += step
         w.advance(now)
         x = now - lateness
-        w.add(x, ((OFFERED, value),), interval_start=0.0, day_start=0.0, wait_us=wait)
+        w.add(x, ((OFFERED, value),), day_start=0.0, wait_us=wait)
         seen.append((x, value, wait))
         for i, width in enumerate(WIDTHS):
             sums, mx = w.rolling(i)
             expected_sum, expected_max = _oracle(seen, now, width)
             assert sums[OFFERED] == expected_sum
             assert mx == expected_max
+        start = now - 7.0  # an interval that began 7 s ago: [start, now]
+        sums, mx = w.interval(start)
+        inside = [(v, k) for x, v, k in seen if start <= x <= now]
+        assert sums[OFFERED] == sum(v for v, _ in inside)
+        assert mx == max((k for _, k in inside if k >= 0), default=-1)
 
 
 @settings(max_examples=100, deadline=None)
@@ -55,7 +60,7 @@ def test_dump_and_load_preserve_every_window(ops: list[tuple[float, float, int, 
     for step, lateness, value, wait in ops:
         now += step
         a.advance(now)
-        a.add(now - lateness, ((OFFERED, value),), 0.0, 0.0, wait)
+        a.add(now - lateness, ((OFFERED, value),), 0.0, wait)
     b = QueueWindows.load(WIDTHS, a.dump())
     for later in (now, now + 5, now + 12, now + 30):
         a.advance(later)
@@ -68,25 +73,34 @@ def test_record_leaves_window_exactly_at_width() -> None:
     """A record at t0 is inside (t - W, t] at t0 + W - epsilon and outside at t0 + W."""
     w = QueueWindows((900.0,))
     w.advance(100.0)
-    w.add(100.0, ((OFFERED, 1),), 0.0, 0.0)
+    w.add(100.0, ((OFFERED, 1),), 0.0)
     w.advance(999.999)
     assert w.rolling(0)[0][OFFERED] == 1
     w.advance(1000.0)
     assert w.rolling(0)[0][OFFERED] == 0
 
 
-def test_period_sums_reset_when_a_new_period_starts() -> None:
-    """Interval sums restart at the next interval start and ignore records from before it."""
-    w = QueueWindows((900.0,))
-    w.advance(10.0)
-    w.add(10.0, ((OFFERED, 1),), interval_start=0.0, day_start=0.0)
-    assert w.interval(0.0)[0][OFFERED] == 1
-    assert w.interval(1800.0)[0] == [0] * NFIELDS
+def test_interval_counts_from_its_start_inclusive() -> None:
+    """The interval [start, t] includes a record at exactly its start and none before it."""
+    w = QueueWindows((3600.0,))
     w.advance(1900.0)
-    w.add(1799.0, ((OFFERED, 1),), interval_start=1800.0, day_start=0.0)  # late, old interval
-    w.add(1850.0, ((OFFERED, 1),), interval_start=1800.0, day_start=0.0)
-    assert w.interval(1800.0)[0][OFFERED] == 1
+    w.add(1799.0, ((OFFERED, 1),), day_start=0.0)
+    w.add(1800.0, ((OFFERED, 1),), day_start=0.0)
+    w.add(1850.0, ((OFFERED, 1),), day_start=0.0, wait_us=7)
+    assert w.interval(1800.0) == ([2] + [0] * (NFIELDS - 1), 7)
     assert w.day(0.0)[0][OFFERED] == 3
+
+
+def test_day_sums_reset_at_the_next_day_and_skip_older_records() -> None:
+    """Today's sums restart at the next midnight and ignore late records from the day before."""
+    w = QueueWindows((3600.0,))
+    w.advance(100.0)
+    w.add(100.0, ((OFFERED, 1),), day_start=0.0)
+    assert w.day(86400.0)[0] == [0] * NFIELDS
+    w.advance(86500.0)
+    w.add(86399.0, ((OFFERED, 1),), day_start=86400.0)
+    w.add(86450.0, ((OFFERED, 1),), day_start=86400.0)
+    assert w.day(86400.0)[0][OFFERED] == 1
 
 
 def test_compaction_keeps_results_over_long_runs() -> None:
@@ -95,8 +109,8 @@ def test_compaction_keeps_results_over_long_runs() -> None:
     for i in range(20_000):
         t = float(i)
         w.advance(t)
-        w.add(t, ((OFFERED, 1),), 0.0, 0.0, wait_us=i % 97)
+        w.add(t, ((OFFERED, 1),), 0.0, wait_us=i % 97)
     assert w.rolling(0)[0][OFFERED] == 60
     assert w.rolling(1)[0][OFFERED] == 600
     assert w.rolling(0)[1] == max(i % 97 for i in range(20_000 - 60, 20_000))
-    assert len(w.records) < 20_000
+    assert len(w.times) < 20_000
