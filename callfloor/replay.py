@@ -18,7 +18,6 @@ import msgspec
 
 from callfloor.config import Config
 from callfloor.events import Event
-
 from callfloor.ingest.decode import Rejection, decode_line
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.snapshot import Doc, build_document
