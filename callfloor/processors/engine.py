@@ -23,7 +23,7 @@ violation that a late event proves never happened is retracted.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -165,7 +165,11 @@ class FloorProcessor:
         self._changes = Changes()
         # Logged-in agents by the time of their last agent_state, oldest first: the
         # front is the next to turn stale, so one timer covers every agent.
-        self.stale_order: OrderedDict[str, float] = OrderedDict()
+        # A plain dict (insertion-ordered, a third of OrderedDict's memory); only the
+        # rare timer fire looks at its front.
+        self.stale_order: dict[str, float] = {}
+        # Shared copies of low-cardinality strings (teams, reasons) kept per agent.
+        self._strings: dict[str, str] = {}
         self._stale_sorted = True
         self._stale_tail = float("-inf")
         self._stale_timer_at: float | None = None
@@ -337,7 +341,7 @@ class FloorProcessor:
         for group_list, counts in data["groups"]:
             group = proc._intern_group(list(group_list))
             proc.groups[group] = {str(k): int(v) for k, v in counts.items()}
-        proc.stale_order = OrderedDict((str(n), float(last)) for n, last in data["stale_order"])
+        proc.stale_order = {str(n): float(last) for n, last in data["stale_order"]}
         proc._stale_sorted = bool(data["stale_sorted"])
         proc._stale_tail = float(data["stale_tail"])
         at = data["stale_timer_at"]
@@ -552,9 +556,11 @@ class FloorProcessor:
             del self.conversations[ev.call_id]
         agent = self._agent(conv.agent)
         talk = t - conv.answered_at
-        agent.pending.append(
-            PendingHandle(conv.queue, talk if talk > 0 else 0.0, t, agent.state == "wrap_up")
-        )
+        pending = PendingHandle(conv.queue, talk if talk > 0 else 0.0, t, agent.state == "wrap_up")
+        if agent.pending is None:
+            agent.pending = [pending]
+        else:
+            agent.pending.append(pending)
         return False
 
     def _complete_handling(self, p: PendingHandle, done_at: float) -> None:
@@ -604,7 +610,7 @@ class FloorProcessor:
         while times and times[0] <= cut:
             times.popleft()
         count = len(times)
-        active = agent.active.get("missed_calls_exceeded")
+        active = agent.active.get("missed_calls_exceeded") if agent.active else None
         if active is not None:
             if count > active.value:
                 active.value = float(count)
@@ -613,7 +619,7 @@ class FloorProcessor:
             v = self._start_violation(
                 "missed_calls_exceeded", agent, "warning", t, value=float(count)
             )
-            agent.active["missed_calls_exceeded"] = v
+            self._slots(agent)["missed_calls_exceeded"] = v
             self.timers.schedule(
                 times[0] + window, T_MISSED_EXPIRE, agent.name, v.uid, strict=False
             )
@@ -630,7 +636,7 @@ class FloorProcessor:
         changes = self._changes
         changes.agents.add(name)
         state = ev.state
-        reason = ev.reason if state == "not_ready" else None
+        reason = self._shared(ev.reason) if state == "not_ready" and ev.reason else None
 
         if a.active:
             stale = a.active.pop("stale_agent", None)
@@ -648,7 +654,7 @@ class FloorProcessor:
         new_group = old_group if ev.queues is None else self._intern_group(ev.queues)
         new_site = ev.site
         if ev.team is not None:
-            a.team = ev.team
+            a.team = self._shared(ev.team)
         if ev.name is not None:
             a.display_name = ev.name
 
@@ -672,7 +678,7 @@ class FloorProcessor:
                     keep.append(p)
                 else:
                     self._complete_handling(p, p.ended_at)
-            a.pending = keep
+            a.pending = keep or None
 
         # Live agent counts: per distinct queue list and per site.
         if old_state != state or old_group != new_group:
@@ -696,7 +702,7 @@ class FloorProcessor:
             counts = site.agent_counts
             counts[state] = counts.get(state, 0) + 1
             changes.sites.add(new_site)
-            a.site = new_site
+            a.site = site.name
 
         if spell_changes:
             a.state = state
@@ -715,8 +721,8 @@ class FloorProcessor:
         """Move a logged-in agent to the back of the silence queue."""
         order = self.stale_order
         last = a.last_state_at
+        order.pop(a.name, None)  # re-insert at the back
         order[a.name] = last
-        order.move_to_end(a.name)
         if last < self._stale_tail:
             self._stale_sorted = False  # a late event: re-sort before the next check
         else:
@@ -731,7 +737,7 @@ class FloorProcessor:
             self._stale_timer_at = None
             return
         if not self._stale_sorted:
-            self.stale_order = order = OrderedDict(sorted(order.items(), key=lambda kv: kv[1]))
+            self.stale_order = order = dict(sorted(order.items(), key=lambda kv: kv[1]))
             self._stale_sorted = True
         name, last = next(iter(order.items()))
         at = last + self.rules.stale_after_s
@@ -745,6 +751,22 @@ class FloorProcessor:
             for name in group:
                 self.groups_by_queue.setdefault(name, []).append(group)
         return group
+
+    def _shared(self, text: str) -> str:
+        """One shared copy of a string kept by many agents (bounded, unlike sys.intern)."""
+        found = self._strings.get(text)
+        if found is not None:
+            return found
+        if len(self._strings) < 10_000:
+            self._strings[text] = text
+        return text
+
+    @staticmethod
+    def _slots(a: Agent) -> dict[str, Violation]:
+        """The agent's active violations by slot, allocated on first use."""
+        if a.active is None:
+            a.active = {}
+        return a.active
 
     def _nr_counts(self, a: Agent) -> bool:
         """Whether the agent's current spell is non-exempt not-ready time."""
@@ -761,27 +783,28 @@ class FloorProcessor:
                     self._complete_handling(p, t)
                 else:
                     keep.append(p)
-            a.pending = keep
+            a.pending = keep or None
         if state == "not_ready" and a.reason not in self.rules.exempt_reasons:
             self._roll_nr_day(a, t)
             if t >= a.nr_from:  # else a late event closed it on an earlier day
                 start = a.since if a.since > a.nr_from else a.nr_from
                 if t > start:
                     a.nr_closed_s += t - start
-        if not a.active:
+        active = a.active
+        if not active:
             return
         for slot in ("not_ready_exceeded", "wrap_up_exceeded"):
-            v = a.active.get(slot)
+            v = active.get(slot)
             if v is not None and v.spell == a.spell:
-                del a.active[slot]
+                del active[slot]
                 if t <= v.started_at:
                     self._retract_violation(v)
                 else:
                     self._end_violation(v, t, t - a.since)
         # Daily crossings a late event shows never happened.
-        for slot, v in list(a.active.items()):
+        for slot, v in list(active.items()):
             if v.kind == "not_ready_daily_exceeded" and v.spell == a.spell and t <= v.started_at:
-                del a.active[slot]
+                del active[slot]
                 a.daily_crossed -= 1
                 self._retract_violation(v)
 
@@ -920,7 +943,7 @@ class FloorProcessor:
         if a is None or a.spell != timer.token:
             return
         kind = "not_ready_exceeded" if a.state == "not_ready" else "wrap_up_exceeded"
-        a.active[kind] = self._start_violation(
+        self._slots(a)[kind] = self._start_violation(
             kind, a, "warning", timer.at, anchor=a.since, spell=a.spell
         )
 
@@ -935,7 +958,7 @@ class FloorProcessor:
         if level >= len(limits):
             return
         severity = DAILY_SEVERITIES[min(level, len(DAILY_SEVERITIES) - 1)]
-        a.active[f"daily:{level}"] = self._start_violation(
+        self._slots(a)[f"daily:{level}"] = self._start_violation(
             "not_ready_daily_exceeded", a, severity, timer.at, spell=a.spell, level=level
         )
         a.daily_crossed = level + 1
@@ -948,7 +971,8 @@ class FloorProcessor:
             return
         a.day_timer_at = float("-inf")
         midnight = timer.at
-        ended = [slot for slot, v in a.active.items() if v.kind == "not_ready_daily_exceeded"]
+        active = a.active or {}
+        ended = [slot for slot, v in active.items() if v.kind == "not_ready_daily_exceeded"]
         if ended:
             # The day's total at its last instant (closed spells plus the open one).
             day = self.site(a.site).calendar.day_start(midnight - 0.001)
@@ -958,7 +982,7 @@ class FloorProcessor:
                 if midnight > start:
                     total += midnight - start
             for slot in ended:
-                self._end_violation(a.active.pop(slot), midnight, total)
+                self._end_violation(active.pop(slot), midnight, total)
         self._roll_nr_day(a, midnight)
         if self._nr_counts(a):
             self._schedule_daily(a, midnight)
@@ -967,7 +991,7 @@ class FloorProcessor:
         a = self.agents.get(timer.key)
         if a is None or a.missed_at is None:
             return
-        v = a.active.get("missed_calls_exceeded")
+        v = a.active.get("missed_calls_exceeded") if a.active else None
         if v is None or v.uid != timer.token:
             return
         times = a.missed_at
@@ -976,7 +1000,7 @@ class FloorProcessor:
         while times and times[0] <= cut:
             times.popleft()
         if len(times) < self.rules.missed_calls_max:
-            del a.active["missed_calls_exceeded"]
+            del self._slots(a)["missed_calls_exceeded"]
             self._end_violation(v, timer.at, v.value)
         else:
             self.timers.schedule(times[0] + window, T_MISSED_EXPIRE, a.name, v.uid, strict=False)
@@ -997,8 +1021,8 @@ class FloorProcessor:
                 break
             del order[name]
             a = self.agents[name]
-            if a.state != "logged_out" and "stale_agent" not in a.active:
-                a.active["stale_agent"] = self._start_violation(
+            if a.state != "logged_out" and not (a.active and "stale_agent" in a.active):
+                self._slots(a)["stale_agent"] = self._start_violation(
                     "stale_agent", a, "warning", deadline, anchor=last
                 )
         self._schedule_stale_check()

@@ -287,6 +287,9 @@ class Violation:
         return v
 
 
+NEG_INF: Final = float("-inf")  # one shared object: saves 24 bytes per field per agent
+
+
 class Agent:
     """One agent: current spell, today's counters, pending after-call work."""
 
@@ -324,24 +327,25 @@ class Agent:
         self.reason: str | None = None
         self.since = 0.0  # start of the current spell
         self.spell = 0  # increments with every new spell (token for spell timers)
-        self.last_state_at = float("-inf")
+        self.last_state_at = NEG_INF
         self.queues: tuple[str, ...] = ()
         self.team: str | None = None
         self.display_name: str | None = None
         # The site-local day [from, until) the answered/missed counters belong to.
-        self.count_from = float("-inf")
-        self.count_until = float("-inf")
+        self.count_from = NEG_INF
+        self.count_until = NEG_INF
         self.answered_today = 0
         self.missed_today = 0
         # The day [from, until) that nr_closed_s and daily_crossed belong to.
-        self.nr_from = float("-inf")
-        self.nr_until = float("-inf")
+        self.nr_from = NEG_INF
+        self.nr_until = NEG_INF
         self.nr_closed_s = 0.0  # non-exempt not-ready time of closed spells that day
         self.daily_crossed = 0  # daily limits crossed that day
-        self.day_timer_at = float("-inf")  # midnight of a pending day-rollover timer
-        self.pending: list[PendingHandle] = []
+        self.day_timer_at = NEG_INF  # midnight of a pending day-rollover timer
+        # Allocated on first use: most agents most of the time have none of these.
+        self.pending: list[PendingHandle] | None = None
         self.missed_at: deque[float] | None = None  # call_missed times in the rolling window
-        self.active: dict[str, Violation] = {}  # active violations by slot name
+        self.active: dict[str, Violation] | None = None  # active violations by slot name
 
     def dump(self) -> dict[str, object]:
         return {
@@ -364,9 +368,9 @@ class Agent:
             "nr_closed_s": self.nr_closed_s,
             "daily_crossed": self.daily_crossed,
             "day_timer_at": self.day_timer_at,
-            "pending": [p.dump() for p in self.pending],
+            "pending": [p.dump() for p in self.pending or ()],
             "missed_at": None if self.missed_at is None else list(self.missed_at),
-            "active": {slot: v.uid for slot, v in self.active.items()},
+            "active": {slot: v.uid for slot, v in (self.active or {}).items()},
         }
 
     def load(self, data: dict[str, Any], violations: dict[int, Violation]) -> None:
@@ -390,7 +394,8 @@ class Agent:
         self.nr_closed_s = float(data["nr_closed_s"])
         self.daily_crossed = int(data["daily_crossed"])
         self.day_timer_at = float(data["day_timer_at"])
-        self.pending = [PendingHandle.load(row) for row in data["pending"]]
+        self.pending = [PendingHandle.load(row) for row in data["pending"]] or None
         missed = data["missed_at"]
         self.missed_at = None if missed is None else deque(float(x) for x in missed)
-        self.active = {str(slot): violations[int(uid)] for slot, uid in data["active"].items()}
+        active = {str(slot): violations[int(uid)] for slot, uid in data["active"].items()}
+        self.active = active or None
