@@ -91,7 +91,8 @@ def main() -> None:
     n = 10_000
     per_agent = _measure(lambda: agents(n)) / n
     print(
-        f"per agent: {per_agent:,.0f} bytes ({n:,} agents, 4 spells each; pending spell timers included)"
+        f"per agent: {per_agent:,.0f} bytes ({n:,} agents, 4 spells each; "
+        "pending spell timers included)"
     )
     with_dedup = _measure(lambda: agents(n, dedup_entries=10 * n)) / n
     print(
@@ -102,11 +103,10 @@ def main() -> None:
     idle = _measure(lambda: queues(q, traffic=False)) / q
     busy = _measure(lambda: queues(q, traffic=True)) / q
     print(
-        f"per queue: {idle:,.0f} bytes idle; {busy:,.0f} bytes with an hour of traffic at 1 call/min"
+        f"per queue: {idle:,.0f} bytes idle; "
+        f"{busy:,.0f} bytes with an hour of traffic at 1 call/min"
     )
-    print(
-        "(per-call state for the open conversations and pending handling is included in the busy figure)"
-    )
+    print("(per-call state of conversations and pending handling is in the busy figure)")
 
 
 if __name__ == "__main__":

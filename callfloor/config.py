@@ -174,7 +174,7 @@ class Config:
         return found if found is not None else SiteConfig(name=name)
 
     def queue_policy(self, name: str, channel: str) -> QueuePolicy:
-        """The configured queue's policy, or the channel's defaults for a queue seen only in events."""
+        """The configured policy, else the channel's defaults (a queue seen only in events)."""
         queue = self.queues.get(name)
         if queue is not None:
             return queue.policy

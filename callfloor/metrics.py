@@ -37,9 +37,7 @@ Per queue, lifetime counters since start-up (``{queue}``; ``rate()`` works on th
 
 Per queue, histogram ``callfloor_queue_wait_seconds{queue, outcome}`` (``answered``,
 ``abandoned`` -- short abandons are not in it) with the queue's own bounds, which
-include its SL and short-abandon thresholds. ``answered`` has ``_sum``; ``abandoned``
-has ``_bucket`` and ``_count`` but no ``_sum``: the processor keeps no sum of
-abandoned waits, and a made-up sum would corrupt averages.
+include its SL and short-abandon thresholds; both outcomes have ``_sum`` and ``_count``.
 
 Per queue, live (``{queue}``): ``callfloor_queue_waiting_calls``,
 ``callfloor_queue_longest_wait_seconds``, ``callfloor_queue_agents{queue, state}``,
@@ -109,12 +107,11 @@ from callfloor.ingest.decode import REASONS
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.model import LIVE_STATES, QueueState
 from callfloor.processors.snapshot import (
-    _ARRIVAL_WINDOW_S,
-    _live_agents,
-    _occupancy,
-    _QueueView,
-    _sum_windows,
+    QueueView,
+    agent_today,
     queue_live,
+    site_live,
+    sum_windows,
     window_doc,
 )
 from callfloor.processors.windows import (
@@ -366,8 +363,7 @@ _QUEUE_SPECS: Final[tuple[_Spec, ...]] = (
     _Spec(
         "callfloor_queue_wait_seconds",
         "histogram",
-        "Waits of legs since start-up by outcome (abandoned excludes short abandons; "
-        "it has no _sum).",
+        "Waits of legs since start-up by outcome (abandoned excludes short abandons).",
     ),
     _Spec("callfloor_queue_waiting_calls", _G, "Calls waiting in the queue now."),
     _Spec(
@@ -431,6 +427,16 @@ _SITE_SPECS: Final[tuple[_Spec, ...]] = (
 
 _PROCESSOR_SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("callfloor_violations_active", _G, "Idle-time violations active now."),
+    _Spec(
+        "callfloor_violations_started_total",
+        _C,
+        "Idle-time violations started since start-up (including later retracted ones).",
+    ),
+    _Spec(
+        "callfloor_violations_retracted_total",
+        _C,
+        "Violations taken back because a late event showed they never happened.",
+    ),
     _Spec("callfloor_events_total", _C, "Valid events applied, by type (not duplicates)."),
     _Spec("callfloor_events_rejected_total", _C, "Invalid events rejected, by reason."),
     _Spec("callfloor_events_duplicate_total", _C, "Duplicate events dropped."),
@@ -494,10 +500,8 @@ _SERVICE_SPECS: Final[tuple[_Spec, ...]] = (
     ),
 )
 
-# Canonical type tag by struct class name (events_by_type is keyed by class name).
-_EVENT_TAGS: Final[dict[str, str]] = {
-    cls.__name__: str(cls.__struct_config__.tag) for cls in EVENT_TYPES
-}
+# Every canonical type tag, so each has a series from the start (zero until seen).
+_EVENT_TAGS: Final[tuple[str, ...]] = tuple(str(cls.__struct_config__.tag) for cls in EVENT_TYPES)
 
 
 # --------------------------------------------------------------------------- label caches
@@ -555,9 +559,7 @@ class _QueueRead(NamedTuple):
     """What the site roll-up takes from one queue read at the clock."""
 
     windows: list[tuple[list[int], int]]  # sums and max wait (µs), window label order
-    longest: float
-    waiting: int
-    offered_15m: int
+    view: QueueView
 
 
 class FloorCollector(Collector):
@@ -707,7 +709,7 @@ class FloorCollector(Collector):
             # The processor keeps per-slot counts; Prometheus buckets are cumulative.
             for outcome, slots, total in (
                 ("answered", q.hist_answered, wait_sum),
-                ("abandoned", q.hist_abandoned, None),
+                ("abandoned", q.hist_abandoned, q.abandoned_wait_us / 1e6),
             ):
                 bucket_labels, outcome_labels = ql.hist[outcome]
                 acc = 0
@@ -720,7 +722,7 @@ class FloorCollector(Collector):
 
             if not timed:
                 continue
-            view = _QueueView(proc, q)
+            view = QueueView(proc, q)
             wins = [sm for _, sm in view.windows()]
             formula = policy.sl_formula
             for lab, (sums, max_us) in zip(ql.windows, wins, strict=True):
@@ -742,10 +744,7 @@ class FloorCollector(Collector):
                 value = live[key]
                 if value is not None:
                     add(sample, plain, cast(float, value))
-            # The arrival rate's 15 minutes are rolling width idx_15m, which need not be
-            # a configured window: read it from the view as build_document does.
-            offered_15m = view.rolling[proc.idx_15m][0][OFFERED]
-            out[name] = _QueueRead(wins, wait_now, len(q.open), offered_15m)
+            out[name] = _QueueRead(wins, view)
         return out
 
     def _sites(
@@ -781,7 +780,7 @@ class FloorCollector(Collector):
             names = site_queues.get(site_name, [])
             parts = [queues[n] for n in names]
             for k, lab in enumerate(sl.windows):
-                sums, max_us = _sum_windows([p.windows[k] for p in parts]) if parts else empty
+                sums, max_us = sum_windows([p.windows[k] for p in parts]) if parts else empty
                 doc = window_doc(sums, max_us, formula)
                 for add, sample, key in rates:
                     value = doc[key]
@@ -789,28 +788,26 @@ class FloorCollector(Collector):
                         add(sample, lab, cast(float, value))
                 for add, sample, key in counts:
                     add(sample, lab, cast(float, doc[key]))
-            offered_15m = sum(p.offered_15m for p in parts)
+            live = site_live(proc, site_name, names, {n: queues[n].view for n in names})
             plain = sl.plain
             fam["callfloor_site_waiting_calls"].add(
-                "callfloor_site_waiting_calls", plain, sum(p.waiting for p in parts)
+                "callfloor_site_waiting_calls", plain, cast(float, live["waiting"])
             )
             fam["callfloor_site_longest_wait_seconds"].add(
-                "callfloor_site_longest_wait_seconds",
-                plain,
-                max((p.longest for p in parts), default=0.0),
+                "callfloor_site_longest_wait_seconds", plain, cast(float, live["longest_wait_s"])
             )
-            agent_counts = site.agent_counts
-            live_agents = _live_agents(agent_counts)
+            by_state = cast(dict[str, int], live["agents"])
             add = fam["callfloor_site_agents"].add
             for lab, state in zip(sl.states, LIVE_STATES, strict=True):
-                add("callfloor_site_agents", lab, live_agents[state])
-            occupancy = _occupancy(agent_counts)
-            if occupancy is not None:
+                add("callfloor_site_agents", lab, by_state[state])
+            if live["occupancy"] is not None:
                 fam["callfloor_site_occupancy_ratio"].add(
-                    "callfloor_site_occupancy_ratio", plain, occupancy
+                    "callfloor_site_occupancy_ratio", plain, cast(float, live["occupancy"])
                 )
             fam["callfloor_site_arrival_rate_per_second"].add(
-                "callfloor_site_arrival_rate_per_second", plain, offered_15m / _ARRIVAL_WINDOW_S
+                "callfloor_site_arrival_rate_per_second",
+                plain,
+                cast(float, live["arrival_rate_per_s"]),
             )
 
     def _processor(self, fam: dict[str, _Family]) -> None:
@@ -836,10 +833,16 @@ class FloorCollector(Collector):
         add = fam["callfloor_violations_active"].add
         for (kind, severity), n in sorted(active.items()):
             add("callfloor_violations_active", _labels(kind=kind, severity=severity), n)
+        for name, lifetime in (
+            ("callfloor_violations_started_total", proc.violations_started),
+            ("callfloor_violations_retracted_total", proc.violations_retracted),
+        ):
+            add = fam[name].add
+            for (kind, severity), n in sorted((dict.fromkeys(active, 0) | lifetime).items()):
+                add(name, _labels(kind=kind, severity=severity), n)
 
-        by_type = dict.fromkeys(_EVENT_TAGS.values(), 0)
-        for cls_name, n in proc.events_by_type.items():
-            by_type[_EVENT_TAGS.get(cls_name, cls_name)] = n
+        by_type = dict.fromkeys(_EVENT_TAGS, 0)
+        by_type.update(proc.events_by_type)
         add = fam["callfloor_events_total"].add
         for tag, n in by_type.items():
             add("callfloor_events_total", _labels(type=tag), n)
@@ -882,12 +885,16 @@ class FloorCollector(Collector):
             plain = al.plain
             state_add("callfloor_agent_state", al.states[a.state], 1.0)
             seconds_add("callfloor_agent_state_seconds", plain, max(0.0, now - a.since))
-            nr_add("callfloor_agent_not_ready_today_seconds", plain, proc.not_ready_today(a, now))
-            # The counters belong to the day [count_from, count_until): stale after it,
-            # exactly as the document reads them.
-            fresh = now < a.count_until
-            answered_add("callfloor_agent_answered_today", plain, a.answered_today if fresh else 0)
-            missed_add("callfloor_agent_missed_today", plain, a.missed_today if fresh else 0)
+            today = agent_today(proc, a)  # the document's own rule for today's counters
+            nr_add(
+                "callfloor_agent_not_ready_today_seconds",
+                plain,
+                cast(float, today["not_ready_today_s"]),
+            )
+            answered_add(
+                "callfloor_agent_answered_today", plain, cast(float, today["answered_today"])
+            )
+            missed_add("callfloor_agent_missed_today", plain, cast(float, today["missed_today"]))
 
     @staticmethod
     def _service(fam: dict[str, _Family], stats: ServiceStats) -> None:

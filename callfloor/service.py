@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -27,7 +28,7 @@ from callfloor.processors.snapshot import Doc, build_document
 
 log = logging.getLogger("callfloor")
 
-Source = Callable[["FloorService"], Awaitable[None]]
+Source = Callable[["FloorService"], Coroutine[Any, Any, None]]
 
 
 @dataclass(slots=True)

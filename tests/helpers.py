@@ -32,7 +32,9 @@ def config(data: dict[str, Any] | None = None) -> Config:
     return parse_config(data or {}, "<test>")
 
 
-def run(events: list[dict[str, Any]], cfg: Config | None = None, at: float | None = None) -> dict[str, Any]:
+def run(
+    events: list[dict[str, Any]], cfg: Config | None = None, at: float | None = None
+) -> dict[str, Any]:
     """Apply events in order, tick to ``at`` (default: the last event's ts), render the document."""
     proc = processor(events, cfg)
     proc.tick(at if at is not None else events[-1]["ts"])

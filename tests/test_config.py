@@ -17,7 +17,16 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(90, 90.0), (1.5, 1.5), ("90s", 90.0), ("15m", 900.0), ("2h", 7200.0), ("1h30m", 5400.0), ("250ms", 0.25), ("45", 45.0)],
+    [
+        (90, 90.0),
+        (1.5, 1.5),
+        ("90s", 90.0),
+        ("15m", 900.0),
+        ("2h", 7200.0),
+        ("1h30m", 5400.0),
+        ("250ms", 0.25),
+        ("45", 45.0),
+    ],
 )
 def test_durations(value: object, seconds: float) -> None:
     """Durations are numbers of seconds or strings with units."""
@@ -47,7 +56,8 @@ def test_queue_overrides_its_channel_defaults(tmp_path: Path) -> None:
     cfg = load_config(
         _write(
             tmp_path,
-            '[defaults.chat]\nsl_target = 0.7\n[queues.web]\nchannel = "chat"\nsl_threshold_s = "45s"\n',
+            "[defaults.chat]\nsl_target = 0.7\n"
+            '[queues.web]\nchannel = "chat"\nsl_threshold_s = "45s"\n',
         )
     )
     policy = cfg.queues["web"].policy
@@ -58,18 +68,24 @@ def test_queue_overrides_its_channel_defaults(tmp_path: Path) -> None:
     ("text", "key", "problem"),
     [
         ("[queues.sales]\nsla = 20\n", "queues.sales.sla", "unknown key"),
-        ("[queues.sales]\nsl_target = \"high\"\n", "queues.sales.sl_target", "expected a number"),
-        ("[sites.sh]\ntimezone = \"Mars/Olympus\"\n", "sites.sh.timezone", "unknown time zone"),
-        ("[queues.sales]\nsl_threshold_s = 10\nshort_abandon_s = 15\n", "queues.sales.short_abandon_s", "above the service-level threshold"),
+        ('[queues.sales]\nsl_target = "high"\n', "queues.sales.sl_target", "expected a number"),
+        ('[sites.sh]\ntimezone = "Mars/Olympus"\n', "sites.sh.timezone", "unknown time zone"),
+        (
+            "[queues.sales]\nsl_threshold_s = 10\nshort_abandon_s = 15\n",
+            "queues.sales.short_abandon_s",
+            "above the service-level threshold",
+        ),
         ("[sites.sh]\ninterval_minutes = 20\n", "sites.sh.interval_minutes", "must be 15 or 30"),
-        ("[windows]\nrolling = [\"15 minutes\"]\n", "windows.rolling[0]", "expected a duration"),
+        ('[windows]\nrolling = ["15 minutes"]\n', "windows.rolling[0]", "expected a duration"),
         ("[agents]\nwrap_up_max = false\n", "agents.wrap_up_max", "expected a duration"),
         ("[defaults.fax]\nsl_target = 0.8\n", "defaults.fax", "unknown channel"),
-        ("[queues.sales]\nsl_formula = \"best\"\n", "queues.sales.sl_formula", "must be one of"),
+        ('[queues.sales]\nsl_formula = "best"\n', "queues.sales.sl_formula", "must be one of"),
         ("[alerts]\n", "alerts", "unknown key"),
     ],
 )
-def test_bad_config_names_file_key_and_problem(tmp_path: Path, text: str, key: str, problem: str) -> None:
+def test_bad_config_names_file_key_and_problem(
+    tmp_path: Path, text: str, key: str, problem: str
+) -> None:
     """Each kind of mistake stops loading with file, key and problem in the message."""
     path = _write(tmp_path, text)
     with pytest.raises(ConfigError) as info:

@@ -262,12 +262,26 @@ def test_wait_histogram_is_cumulative_with_the_sl_threshold_as_a_bound() -> None
     )
 
 
-def test_abandoned_wait_histogram_has_no_made_up_sum() -> None:
-    """The abandoned outcome has buckets and a count but no _sum (the processor keeps none)."""
+def test_abandoned_wait_histogram_sums_the_counted_abandons() -> None:
+    """The abandoned outcome's _sum is the wait of its one counted abandon (short ones excluded)."""
     fams = _scrape(_proc())
-    assert (
-        _value(fams, "callfloor_queue_wait_seconds_sum", queue="sales", outcome="abandoned") is None
+    labels = {"queue": "sales", "outcome": "abandoned"}
+    assert _value(fams, "callfloor_queue_wait_seconds_sum", **labels) == 30.0
+    assert _value(fams, "callfloor_queue_wait_seconds_count", **labels) == 1.0
+
+
+def test_violations_started_counter_survives_their_end() -> None:
+    """A violation that started and ended still counts in callfloor_violations_started_total."""
+    proc = processor(
+        [
+            ev("agent_state", B, agent="a9", state="wrap_up"),
+            ev("agent_state", B + 200, agent="a9", state="available"),
+        ]
     )
+    fams = _scrape(proc)
+    labels = {"kind": "wrap_up_exceeded", "severity": "warning"}
+    assert _value(fams, "callfloor_violations_started_total", **labels) == 1.0
+    assert _value(fams, "callfloor_violations_active", **labels) == 0.0
 
 
 def test_per_agent_series_are_off_by_default() -> None:

@@ -42,9 +42,11 @@ async def _settle(service: FloorService) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_posted_events_appear_in_the_snapshot(live: tuple[FloorService, FakeClock, str]) -> None:
+async def test_posted_events_appear_in_the_snapshot(
+    live: tuple[FloorService, FakeClock, str],
+) -> None:
     """Events POSTed as NDJSON are applied and show in /api/v1/snapshot."""
-    service, clock, base = live
+    service, _clock, base = live
     body = (
         f'{{"type":"call_queued","ts":{T0 - 30},"call_id":"c1","queue":"sales"}}\n'
         f'{{"type":"call_queued","ts":{T0 - 30},"queue":"sales"}}\n'
@@ -81,13 +83,17 @@ async def test_wait_grows_with_the_clock_alone(live: tuple[FloorService, FakeClo
     assert body["windows"]["15m"]["sl_offered"] == 1
 
 
-async def test_all_invalid_body_is_400_and_counted(live: tuple[FloorService, FakeClock, str]) -> None:
+async def test_all_invalid_body_is_400_and_counted(
+    live: tuple[FloorService, FakeClock, str],
+) -> None:
     """A body with only invalid events is rejected with 400 and each one is counted."""
     service, _, base = live
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{base}/api/v1/events", data=b'[{"type":"nope","ts":1}]') as resp:
-            assert resp.status == 400
-            reply = await resp.json()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{base}/api/v1/events", data=b'[{"type":"nope","ts":1}]') as resp,
+    ):
+        assert resp.status == 400
+        reply = await resp.json()
     assert reply["rejected"][0]["reason"] == "unknown_type"
     assert service.proc.rejected_by_reason == {"unknown_type": 1}
 

@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from callfloor.config import DAILY_SEVERITIES, Config, QueuePolicy
 from callfloor.events import (
+    EVENT_TYPES,
     AgentState,
     CallAbandoned,
     CallAnswered,
@@ -38,7 +39,6 @@ from callfloor.events import (
     CallMissed,
     CallQueued,
     CallRouted,
-    EVENT_TYPES,
     Event,
     dedup_key,
 )
@@ -150,6 +150,9 @@ class FloorProcessor:
         self.timers = TimerHeap()
         self.violations: list[Violation] = []
         self.violation_by_uid: dict[int, Violation] = {}
+        # Lifetime counts by (kind, severity): the retained list is pruned, these never go down.
+        self.violations_started: dict[tuple[str, str], int] = {}
+        self.violations_retracted: dict[tuple[str, str], int] = {}
         self.keep_violations_s = keep_violations_s
         self._next_prune = float("-inf")
         self.dedup = Deduplicator(config.ingest.dedup_window_s, config.ingest.dedup_max_entries)
@@ -289,6 +292,8 @@ class FloorProcessor:
             "stale_sorted": self._stale_sorted,
             "stale_tail": self._stale_tail,
             "stale_timer_at": self._stale_timer_at,
+            "violations_started": [[k, s, n] for (k, s), n in self.violations_started.items()],
+            "violations_retracted": [[k, s, n] for (k, s), n in self.violations_retracted.items()],
             "leg_seq": self._leg_seq,
             "uid": self._uid,
         }
@@ -346,6 +351,12 @@ class FloorProcessor:
         proc._stale_tail = float(data["stale_tail"])
         at = data["stale_timer_at"]
         proc._stale_timer_at = None if at is None else float(at)
+        proc.violations_started = {
+            (str(k), str(s)): int(n) for k, s, n in data["violations_started"]
+        }
+        proc.violations_retracted = {
+            (str(k), str(s)): int(n) for k, s, n in data["violations_retracted"]
+        }
         proc._leg_seq = int(data["leg_seq"])
         proc._uid = int(data["uid"])
         return proc
@@ -484,6 +495,7 @@ class FloorProcessor:
                     deltas += ((ABANDONED_IN_SL, 1),) if relapse else _D_ABANDONED_IN_SL
                 self._record(q, t, deltas, wait_us)
                 self._histogram(q.hist_abandoned, q.bounds, wait)
+                q.abandoned_wait_us += wait_us
         else:
             self._record(q, t, _D_DEQUEUED)
         if relapse and has_sl_event:
@@ -888,6 +900,8 @@ class FloorProcessor:
         )
         self.violations.append(v)
         self.violation_by_uid[v.uid] = v
+        key = (kind, severity)
+        self.violations_started[key] = self.violations_started.get(key, 0) + 1
         self._changes.violations.append(v)
         self._changes.agents.add(a.name)
         return v
@@ -899,6 +913,8 @@ class FloorProcessor:
         self._changes.agents.add(v.agent)
 
     def _retract_violation(self, v: Violation) -> None:
+        key = (v.kind, v.severity)
+        self.violations_retracted[key] = self.violations_retracted.get(key, 0) + 1
         self.violations.remove(v)
         del self.violation_by_uid[v.uid]
         v.ended_at = v.started_at

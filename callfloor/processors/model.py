@@ -86,6 +86,7 @@ class QueueState:
     """One queue: policy, open legs, windowed counts and lifetime totals."""
 
     __slots__ = (
+        "abandoned_wait_us",
         "bounds",
         "channel",
         "configured",
@@ -131,6 +132,7 @@ class QueueState:
         )
         self.hist_answered = [0] * (len(self.bounds) + 1)
         self.hist_abandoned = [0] * (len(self.bounds) + 1)
+        self.abandoned_wait_us = 0  # lifetime sum of the waits counted in hist_abandoned
 
     def oldest_start(self) -> float | None:
         """``call_queued.ts`` of the oldest open leg."""
@@ -153,6 +155,7 @@ class QueueState:
             "totals": list(self.totals),
             "hist_answered": list(self.hist_answered),
             "hist_abandoned": list(self.hist_abandoned),
+            "abandoned_wait_us": self.abandoned_wait_us,
         }
 
     def load(self, data: dict[str, Any]) -> None:
@@ -172,6 +175,7 @@ class QueueState:
         if len(data["hist_answered"]) == len(self.hist_answered):
             self.hist_answered = [int(x) for x in data["hist_answered"]]
             self.hist_abandoned = [int(x) for x in data["hist_abandoned"]]
+        self.abandoned_wait_us = int(data["abandoned_wait_us"])
 
 
 class Conversation:

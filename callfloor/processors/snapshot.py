@@ -12,7 +12,7 @@ from typing import Final
 
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.erlang import required_agents_c, service_level_c
-from callfloor.processors.model import BUSY_STATES, LIVE_STATES, STAFFED_STATES, QueueState
+from callfloor.processors.model import BUSY_STATES, LIVE_STATES, STAFFED_STATES, Agent, QueueState
 from callfloor.processors.windows import (
     ABANDONED,
     ABANDONED_IN_SL,
@@ -29,7 +29,7 @@ from callfloor.processors.windows import (
 
 Doc = dict[str, object]
 
-_ARRIVAL_WINDOW_S: Final = 900.0
+ARRIVAL_WINDOW_S: Final = 900.0
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -61,18 +61,22 @@ def window_doc(sums: list[int], max_us: int, formula: str) -> Doc:
     return doc
 
 
-def _occupancy(counts: dict[str, int]) -> float | None:
+def occupancy(counts: dict[str, int]) -> float | None:
     busy = sum(counts.get(s, 0) for s in BUSY_STATES)
     staffed = sum(counts.get(s, 0) for s in STAFFED_STATES)
     return busy / staffed if staffed > 0 else None
 
 
-def _live_agents(counts: dict[str, int]) -> dict[str, int]:
+def live_agents(counts: dict[str, int]) -> dict[str, int]:
     return {state: counts.get(state, 0) for state in LIVE_STATES}
 
 
-class _QueueView:
-    """Window sums of one queue at the processor's clock, computed once per render."""
+class QueueView:
+    """Window sums of one queue at the processor's clock, computed once per render.
+
+    Reading moves the queue's window cursors to the clock, which changes nothing
+    that is computed next.
+    """
 
     __slots__ = ("by_label", "day", "interval", "rolling")
 
@@ -98,13 +102,13 @@ def queue_agent_counts(proc: FloorProcessor, name: str) -> dict[str, int]:
     return counts
 
 
-def queue_live(proc: FloorProcessor, q: QueueState, view: _QueueView) -> Doc:
+def queue_live(proc: FloorProcessor, q: QueueState, view: QueueView) -> Doc:
     """Live values of one queue at the clock (SPEC §3)."""
     now = proc.clock
     oldest = q.oldest_start()
     counts = queue_agent_counts(proc, q.name)
     offered_15m = view.rolling[proc.idx_15m][0][OFFERED]
-    rate = offered_15m / _ARRIVAL_WINDOW_S
+    rate = offered_15m / ARRIVAL_WINDOW_S
     required: int | None = None
     projected: float | None = None
     if offered_15m > 0:
@@ -120,15 +124,50 @@ def queue_live(proc: FloorProcessor, q: QueueState, view: _QueueView) -> Doc:
     return {
         "waiting": len(q.open),
         "longest_wait_s": max(0.0, now - oldest) if oldest is not None else 0.0,
-        "agents": _live_agents(counts),
-        "occupancy": _occupancy(counts),
+        "agents": live_agents(counts),
+        "occupancy": occupancy(counts),
         "arrival_rate_per_s": rate,
         "required_agents": required,
         "projected_service_level": projected,
     }
 
 
-def _sum_windows(parts: list[tuple[list[int], int]]) -> tuple[list[int], int]:
+def site_live(
+    proc: FloorProcessor, site_name: str, names: list[str], views: dict[str, QueueView]
+) -> Doc:
+    """Live values of a site from its queues (``names``) and its agents (SPEC §3)."""
+    now = proc.clock
+    longest = 0.0
+    for n in names:
+        oldest = proc.queues[n].oldest_start()
+        if oldest is not None and now - oldest > longest:
+            longest = now - oldest
+    offered_15m = sum(views[n].rolling[proc.idx_15m][0][OFFERED] for n in names)
+    counts = proc.site(site_name).agent_counts
+    return {
+        "waiting": sum(len(proc.queues[n].open) for n in names),
+        "longest_wait_s": longest,
+        "agents": live_agents(counts),
+        "occupancy": occupancy(counts),
+        "arrival_rate_per_s": offered_15m / ARRIVAL_WINDOW_S,
+    }
+
+
+def agent_today(proc: FloorProcessor, a: Agent) -> Doc:
+    """An agent's document entry at the processor's clock (SPEC §4)."""
+    now = proc.clock
+    fresh = now < a.count_until  # the counters belong to [count_from, count_until)
+    return {
+        "state": a.state,
+        "reason": a.reason,
+        "state_since": a.since,
+        "not_ready_today_s": proc.not_ready_today(a, now),
+        "answered_today": a.answered_today if fresh else 0,
+        "missed_today": a.missed_today if fresh else 0,
+    }
+
+
+def sum_windows(parts: list[tuple[list[int], int]]) -> tuple[list[int], int]:
     total = [0] * NFIELDS
     max_us = -1
     for sums, mx in parts:
@@ -139,28 +178,23 @@ def _sum_windows(parts: list[tuple[list[int], int]]) -> tuple[list[int], int]:
     return total, max_us
 
 
-def _num(x: float) -> float:
-    """Plain JSON number: finite floats only (times are never infinite in a document)."""
-    return x if math.isfinite(x) else 0.0
-
-
 def build_document(proc: FloorProcessor) -> Doc:
-    """The SPEC §7 document at the processor's clock."""
+    """The SPEC §7 document at the processor's clock (tick it first)."""
     now = proc.clock
+    if not math.isfinite(now):
+        raise ValueError("the processor has no time yet: apply an event or tick() first")
     queues_doc: Doc = {}
-    views: dict[str, _QueueView] = {}
+    views: dict[str, QueueView] = {}
     site_queues: dict[str, list[str]] = {}
-    live_by_queue: dict[str, Doc] = {}
     for name in sorted(proc.queues):
         q = proc.queues[name]
         if not q.listed:
             continue
-        view = _QueueView(proc, q)
+        view = QueueView(proc, q)
         views[name] = view
         site_queues.setdefault(q.site, []).append(name)
         formula = q.policy.sl_formula
         live = queue_live(proc, q, view)
-        live_by_queue[name] = live
         queues_doc[name] = {
             "site": q.site,
             "windows": {label: window_doc(s, m, formula) for label, (s, m) in view.windows()},
@@ -170,54 +204,35 @@ def build_document(proc: FloorProcessor) -> Doc:
     agent_sites = {a.site for a in proc.agents.values() if a.known}
     sites_doc: Doc = {}
     for site_name in sorted(set(site_queues) | agent_sites):
-        site = proc.site(site_name)
-        formula = site.config.sl_formula
+        formula = proc.site(site_name).config.sl_formula
         names = site_queues.get(site_name, [])
         windows: Doc = {}
         if names:
             labels = [label for label, _ in views[names[0]].windows()]
             for k, label in enumerate(labels):
-                sums, mx = _sum_windows([views[n].windows()[k][1] for n in names])
+                sums, mx = sum_windows([views[n].windows()[k][1] for n in names])
                 windows[label] = window_doc(sums, mx, formula)
         else:
             empty = ([0] * NFIELDS, -1)
             for label in [*proc.window_index, "interval", "today"]:
                 windows[label] = window_doc(*empty, formula)
-        longest = max((float(live_by_queue[n]["longest_wait_s"]) for n in names), default=0.0)  # type: ignore[arg-type]
-        offered_15m = sum(views[n].rolling[proc.idx_15m][0][OFFERED] for n in names)
-        counts = site.agent_counts
         sites_doc[site_name] = {
             "windows": windows,
-            "live": {
-                "waiting": sum(len(proc.queues[n].open) for n in names),
-                "longest_wait_s": longest,
-                "agents": _live_agents(counts),
-                "occupancy": _occupancy(counts),
-                "arrival_rate_per_s": offered_15m / _ARRIVAL_WINDOW_S,
-            },
+            "live": site_live(proc, site_name, names, views),
         }
 
-    agents_doc: Doc = {}
-    for name in sorted(proc.agents):
-        a = proc.agents[name]
-        if not a.known:
-            continue
-        fresh = now < a.count_until
-        agents_doc[name] = {
-            "state": a.state,
-            "reason": a.reason,
-            "state_since": a.since,
-            "not_ready_today_s": proc.not_ready_today(a, now),
-            "answered_today": a.answered_today if fresh else 0,
-            "missed_today": a.missed_today if fresh else 0,
-        }
+    agents_doc: Doc = {
+        name: agent_today(proc, proc.agents[name])
+        for name in sorted(proc.agents)
+        if proc.agents[name].known
+    }
 
     violations = sorted(
         (v for v in proc.violations if v.started_at <= now),
         key=lambda v: (v.started_at, v.agent, v.kind, v.uid),
     )
     return {
-        "as_of": _num(now),
+        "as_of": float(now),
         "queues": queues_doc,
         "sites": sites_doc,
         "agents": agents_doc,

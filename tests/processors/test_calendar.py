@@ -69,12 +69,14 @@ def test_midnight_that_does_not_exist() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.sampled_from(["UTC", "America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata"]),
+    st.sampled_from(
+        ["UTC", "America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata"]
+    ),
     st.sampled_from([15, 30]),
     st.floats(1_760_000_000, 1_830_000_000),
 )
 def test_period_starts_bracket_any_instant(zone: str, minutes: int, t: float) -> None:
-    """For any instant, day start <= interval start <= t and the interval's local start is aligned."""
+    """For any instant, day start <= interval start <= t, on a local interval boundary."""
     cal = SiteCalendar(zone, minutes)
     start = cal.interval_start(t)
     assert cal.day_start(t) <= start <= t < cal.next_day_start(t)

@@ -116,12 +116,16 @@ def _trace() -> list[dict]:
             events.append(ev("call_dequeued", t + 25, call_id=cid, reason="timeout"))
         else:
             agent = f"a{i % 4}"
-            events.append(ev("agent_state", t + 1, agent=agent, state="ringing", queues=["q0", "q1", "q2"]))
+            events.append(
+                ev("agent_state", t + 1, agent=agent, state="ringing", queues=["q0", "q1", "q2"])
+            )
             events.append(ev("call_answered", t + 5 + (i % 30), call_id=cid, agent=agent))
             events.append(ev("agent_state", t + 5 + (i % 30), agent=agent, state="on_call"))
             events.append(ev("call_ended", t + 100, call_id=cid, agent=agent))
             events.append(ev("agent_state", t + 101, agent=agent, state="wrap_up"))
-            events.append(ev("agent_state", t + 160 + i, agent=agent, state="not_ready", reason="break"))
+            events.append(
+                ev("agent_state", t + 160 + i, agent=agent, state="not_ready", reason="break")
+            )
         events.append(ev("call_missed", t + 2, call_id=cid, agent="a3"))
     events.sort(key=lambda e: e["ts"])
     return events
@@ -147,7 +151,9 @@ def test_checkpoint_keeps_duplicate_memory() -> None:
     """An event redelivered after a restore is still recognised as a duplicate."""
     cfg = config()
     first = processor([ev("call_queued", T0, call_id="c", queue="q", id="e1")], cfg)
-    restored = FloorProcessor.load(cfg, msgspec.msgpack.decode(msgspec.msgpack.encode(first.dump())))
+    restored = FloorProcessor.load(
+        cfg, msgspec.msgpack.decode(msgspec.msgpack.encode(first.dump()))
+    )
     restored.apply(decode(ev("call_queued", T0, call_id="c", queue="q", id="e1")))
     assert restored.counters["duplicates"] == 1
 
