@@ -160,13 +160,19 @@ def dedup_key(event: Event) -> str | tuple[object, ...]:
     """The identity used to drop redelivered events (SPEC §1).
 
     With an ``id`` the id alone; without one, ``type`` plus ``call_id`` (or ``agent``),
-    ``state`` and ``ts``.
+    ``state`` and ``ts``. A call event that names an agent also keys on the agent:
+    with ring-all routing several agents miss the same call at the same instant, and
+    each miss counts for its own agent.
     """
     if event.id is not None:
         return event.id
     if isinstance(event, AgentState):
         return ("agent_state", event.agent, event.state, event.ts)
-    return (type(event).__name__, event.call_id, event.ts)
+    agent = getattr(event, "agent", None)
+    tag = type(event).__struct_config__.tag
+    if agent is None:
+        return (tag, event.call_id, event.ts)
+    return (tag, event.call_id, agent, event.ts)
 
 
 def to_builtins(event: Event) -> dict[str, object]:

@@ -90,6 +90,7 @@ class DemoSetup:
     clock: Callable[[], float]
     source: Source
     site_names: tuple[str, ...]
+    warmup: list[Event]  # the simulated minutes before now, applied before serving
 
 
 def demo_setup(
@@ -119,7 +120,14 @@ def demo_setup(
         return wall_start + (wall() - wall_start) * speed
 
     events = to_events(iter(sim.events(wall_start - WARMUP_S, 7 * 86400.0)))
-    return DemoSetup(config, clock, paced_source(events, clock), tuple(s.name for s in sites))
+    warmup: list[Event] = []
+    for event in events:
+        warmup.append(event)
+        if event.ts >= wall_start:  # type: ignore[operator]
+            break
+    return DemoSetup(
+        config, clock, paced_source(events, clock), tuple(s.name for s in sites), warmup
+    )
 
 
 def _toml(text: str) -> dict[str, object]:

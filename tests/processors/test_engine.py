@@ -170,3 +170,18 @@ def test_violation_retention_prunes_old_ended_violations() -> None:
     proc.tick(t + 7200)
     kinds = [(v.agent, v.ended_at is None) for v in proc.violations]
     assert ("x", True) in kinds and len(kinds) < 1100
+
+
+def test_ring_all_misses_of_one_call_count_for_each_agent() -> None:
+    """Two agents missing the same call at the same instant (no ids) are two misses, not a duplicate."""
+    doc = run(
+        [
+            ev("agent_state", T0, agent="a1", state="available"),
+            ev("agent_state", T0, agent="a2", state="available"),
+            ev("call_missed", T0 + 5, call_id="c", agent="a1"),
+            ev("call_missed", T0 + 5, call_id="c", agent="a2"),
+            ev("call_missed", T0 + 5, call_id="c", agent="a2"),
+        ]
+    )
+    assert [doc["agents"][a]["missed_today"] for a in ("a1", "a2")] == [1, 1]
+    assert doc["counters"]["duplicates"] == 1
