@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed-run
 	$(BIN)/callfloor demo
 
-## test: install what the tests need, then run them
+## test: install what the tests need (Python packages, Debian services), then run them
 test: $(STAMP)
+	./scripts/ensure-system-deps
 	$(BIN)/python -m pytest
 
 ## check: ruff and mypy --strict

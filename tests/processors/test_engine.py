@@ -173,7 +173,7 @@ def test_violation_retention_prunes_old_ended_violations() -> None:
 
 
 def test_ring_all_misses_of_one_call_count_for_each_agent() -> None:
-    """Two agents missing the same call at the same instant (no ids) are two misses, not a duplicate."""
+    """Two agents missing one call at the same instant (no ids) are two misses, not a duplicate."""
     doc = run(
         [
             ev("agent_state", T0, agent="a1", state="available"),
