@@ -30,8 +30,8 @@ _LINES = msgspec.json.Decoder(Event)
 CHUNK_BYTES = 4 * 1024 * 1024
 
 
-def read_ndjson(path: str | Path) -> Iterator[Event | Rejection]:
-    """Decode an NDJSON file (line numbers are 1-based in rejections).
+def read_ndjson_batches(path: str | Path) -> Iterator[list[Event | Rejection]]:
+    """Decode an NDJSON file in batches (line numbers are 1-based in rejections).
 
     Whole chunks of lines are decoded in one call (msgspec's ``decode_lines``);
     a chunk holding an invalid line is decoded again line by line, so each bad
@@ -52,23 +52,35 @@ def read_ndjson(path: str | Path) -> Iterator[Event | Rejection]:
                     continue
                 chunk, rest = data[:cut], data[cut:]
             if chunk:
+                batch: list[Event | Rejection]
                 try:
-                    yield from _LINES.decode_lines(chunk)
+                    batch = list(_LINES.decode_lines(chunk))
                 except msgspec.DecodeError:
-                    for number, line in enumerate(chunk.splitlines(), start=first_line):
-                        if line and not line.isspace():
-                            yield decode_line(line, number)
+                    batch = [
+                        decode_line(line, number)
+                        for number, line in enumerate(chunk.splitlines(), start=first_line)
+                        if line and not line.isspace()
+                    ]
+                yield batch
                 first_line += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
             if not block:
                 return
 
 
-def read_events(paths: Iterable[str | Path], fmt: str = "ndjson") -> Iterator[Event | Rejection]:
-    """Every item of every file, in file order."""
+def read_ndjson(path: str | Path) -> Iterator[Event | Rejection]:
+    """Decode an NDJSON file item by item (see :func:`read_ndjson_batches`)."""
+    for batch in read_ndjson_batches(path):
+        yield from batch
+
+
+def read_batches(
+    paths: Iterable[str | Path], fmt: str = "ndjson"
+) -> Iterator[list[Event | Rejection]]:
+    """Every item of every file, in file order, in batches."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (supported: {', '.join(FORMATS)})")
     for path in paths:
-        yield from read_ndjson(path)
+        yield from read_ndjson_batches(path)
 
 
 @contextmanager
@@ -97,18 +109,19 @@ def _run(
     apply = proc.apply
     last: float | None = None
     highest: float | None = None
-    for item in read_events(paths, fmt):
-        if isinstance(item, Rejection):
-            if cut is None or item.ts is None or item.ts <= cut:
-                proc.count_rejected(item.reason)
-            continue
-        ts: float = item.ts  # type: ignore[assignment]
-        if cut is not None and ts > cut:
-            continue
-        apply(item)
-        last = ts
-        if highest is None or ts > highest:
-            highest = ts
+    for batch in read_batches(paths, fmt):
+        for item in batch:
+            if isinstance(item, Rejection):
+                if cut is None or item.ts is None or item.ts <= cut:
+                    proc.count_rejected(item.reason)
+                continue
+            ts: float = item.ts  # type: ignore[assignment]
+            if cut is not None and ts > cut:
+                continue
+            apply(item)
+            last = ts
+            if highest is None or ts > highest:
+                highest = ts
     return proc, last, highest
 
 

@@ -1,63 +1,59 @@
 """Duplicate detection with bounded memory.
 
-At-least-once transports redeliver. An event identity is remembered for a window of
-event time and up to a maximum count; the oldest identities are forgotten first, so
-memory stays bounded however long the process runs. A redelivery that arrives after
-its identity was forgotten is not detected (the window is configurable).
+At-least-once transports redeliver. Event identities are kept in two generations
+of sets: new identities go into the current one, and when the clock has moved one
+window past the current generation's start (or it holds half the allowed
+entries), the previous generation is dropped whole and the current one becomes
+the previous. An identity is therefore remembered for at least one window and at
+most two, memory stays bounded however long the process runs, and forgetting
+costs nothing per event. A redelivery that arrives after its identity was
+forgotten is not detected (the window is configurable).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
+
+Key = str | tuple[object, ...]
 
 
 class Deduplicator:
-    """Remembers event identities for ``window_s`` of event time, at most ``max_entries``."""
+    """Remembers event identities for at least ``window_s`` of time, at most ``max_entries``."""
 
-    __slots__ = ("_inserts", "_seen", "max_entries", "window_s")
-
-    # Forgetting by age runs once per this many new identities (amortised O(1)).
-    EVICT_EVERY = 1024
+    __slots__ = ("_current", "_previous", "_rotate_at", "max_entries", "window_s")
 
     def __init__(self, window_s: float, max_entries: int) -> None:
         self.window_s = window_s
         self.max_entries = max_entries
-        self._seen: OrderedDict[str | tuple[object, ...], float] = OrderedDict()
-        self._inserts = 0
+        self._current: set[Key] = set()
+        self._previous: set[Key] = set()
+        self._rotate_at = float("-inf")
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self._current) + len(self._previous)
 
-    def seen(self, key: str | tuple[object, ...], ts: float, clock: float) -> bool:
+    def seen(self, key: Key, now: float) -> bool:
         """True if ``key`` was seen before; otherwise remember it and return False."""
-        seen = self._seen
-        if key in seen:
+        current = self._current
+        if key in current or key in self._previous:
             return True
-        seen[key] = ts
-        if len(seen) > self.max_entries:
-            seen.popitem(last=False)
-        self._inserts += 1
-        if self._inserts >= self.EVICT_EVERY:
-            self._inserts = 0
-            self._forget_before(clock - self.window_s)
+        if now >= self._rotate_at or 2 * len(current) >= self.max_entries:
+            self._previous = current
+            self._current = current = set()
+            self._rotate_at = now + self.window_s
+        current.add(key)
         return False
 
-    def _forget_before(self, horizon: float) -> None:
-        # Insertion order is close to time order; forgetting from the front is O(1).
-        seen = self._seen
-        while seen:
-            oldest = next(iter(seen.values()))
-            if oldest >= horizon:
-                break
-            seen.popitem(last=False)
-
-    def dump(self) -> list[list[object]]:
+    def dump(self) -> dict[str, Any]:
         """Plain-data form for checkpoints."""
-        return [[k if isinstance(k, str) else list(k), ts] for k, ts in self._seen.items()]
+        return {
+            "current": [k if isinstance(k, str) else list(k) for k in self._current],
+            "previous": [k if isinstance(k, str) else list(k) for k in self._previous],
+            "rotate_at": self._rotate_at,
+        }
 
-    def load(self, rows: list[list[Any]]) -> None:
+    def load(self, data: dict[str, Any]) -> None:
         """Restore from :meth:`dump` output."""
-        self._seen = OrderedDict(
-            ((k if isinstance(k, str) else tuple(k)), float(ts)) for k, ts in rows
-        )
+        self._current = {k if isinstance(k, str) else tuple(k) for k in data["current"]}
+        self._previous = {k if isinstance(k, str) else tuple(k) for k in data["previous"]}
+        self._rotate_at = float(data["rotate_at"])

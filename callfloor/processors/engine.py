@@ -207,7 +207,7 @@ class FloorProcessor:
         t: float = event.ts  # type: ignore[assignment]  # a float once decoded
         key = event.id
         clock = self.clock
-        if self.dedup.seen(dedup_key(event) if key is None else key, t, clock):
+        if self.dedup.seen(dedup_key(event) if key is None else key, t if t > clock else clock):
             self.counters["duplicates"] += 1
             return
         late = t < clock
