@@ -1,0 +1,18 @@
+"""Run every benchmark in turn (``make bench``); copy the results into docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+BENCHES = ("bench.bench_replay", "bench.bench_memory", "bench.bench_metrics")
+
+
+def main() -> None:
+    for module in BENCHES:
+        print(f"== {module}", flush=True)
+        subprocess.run([sys.executable, "-m", module], check=True)
+
+
+if __name__ == "__main__":
+    main()
