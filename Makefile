@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test check bench clean
+.PHONY: demo test check bench stack clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,5 +36,10 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
+## stack: callfloor + Prometheus as local processes, from the files docker-compose.yml uses
+stack: $(VENV)/.installed-run
+	./scripts/ensure-system-deps
+	$(BIN)/python -m callfloor.devstack
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .stack build *.egg-info
