@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import heapq
-import os
-import platform
 import pstats
 import random
 import statistics
@@ -26,6 +24,7 @@ import time
 
 from prometheus_client import generate_latest
 
+from bench.common import machine
 from callfloor.config import Config, SiteConfig
 from callfloor.events import (
     AgentState,
@@ -159,23 +158,6 @@ def build_floor(
     return proc
 
 
-def _machine() -> str:
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"CPU: {model}; cores: {os.cpu_count()}; "
-        f"Python {platform.python_version()} ({platform.python_implementation()}); "
-        f"{platform.system()} {platform.release()}"
-    )
-
-
 def _time_renders(
     proc: FloorProcessor, repeats: int, per_agent: bool
 ) -> tuple[list[float], int, int]:
@@ -199,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile one render (off)")
     args = parser.parse_args(argv)
 
-    print(_machine())
+    print(f"machine: {machine()}")
     t = time.perf_counter()
     proc = build_floor(args.queues, args.agents)
     print(

@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
 
 import msgspec
 
 from callfloor import __version__, cli_erlang, cli_simulate
+from callfloor.cli_args import instant
 from callfloor.config import ConfigError, load_config
-
-
-def parse_instant(text: str) -> float:
-    """Epoch seconds from epoch seconds or RFC 3339 with an offset."""
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected epoch seconds or RFC 3339 time, got {text!r}"
-        ) from None
-    if parsed.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"RFC 3339 time needs an offset (Z or +hh:mm): {text!r}")
-    return parsed.timestamp()
 
 
 def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,7 +26,7 @@ def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--output", choices=("json",), default="json", help="output format")
     p.add_argument(
         "--at",
-        type=parse_instant,
+        type=instant,
         metavar="TS",
         help="document time, epoch seconds or RFC 3339 (default: the last valid event's ts)",
     )

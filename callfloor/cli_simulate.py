@@ -10,11 +10,11 @@ import math
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from typing import BinaryIO, Final
 
 import msgspec
 
+from callfloor.cli_args import instant
 from callfloor.config import parse_duration
 from callfloor.simulator import FloorSimulation, SimulationSpec, build_spec
 
@@ -87,27 +87,6 @@ def _duration(text: str) -> float:
     return value
 
 
-def _instant(text: str) -> float:
-    """Epoch seconds from epoch seconds or an RFC 3339 time with an offset."""
-    try:
-        value = float(text)
-    except ValueError:
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected epoch seconds or an RFC 3339 time, got {text!r}"
-            ) from None
-        if parsed.tzinfo is None:
-            raise argparse.ArgumentTypeError(
-                f"RFC 3339 time needs an offset (Z or +hh:mm): {text!r}"
-            ) from None
-        value = parsed.timestamp()
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative epoch time, got {text!r}")
-    return value
-
-
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``simulate`` subcommand (its handler is :func:`run`)."""
     p = subparsers.add_parser(
@@ -128,7 +107,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument(
         "--start",
-        type=_instant,
+        type=instant,
         metavar="TS",
         help="simulated start, epoch seconds or RFC 3339 (default 2026-11-23T00:00:00Z)",
     )

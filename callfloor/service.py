@@ -86,7 +86,7 @@ class FloorService:
         self._queue: asyncio.Queue[EventBatch] = asyncio.Queue(maxsize=max_pending_batches)
         self.started = asyncio.Event()
         self.bound_port: int | None = None
-        self._doc_cache: tuple[tuple[float, int], Doc] | None = None
+        self._doc_cache: tuple[tuple[float, int, int], Doc] | None = None
 
     # ---------------------------------------------------------------- sources
 
@@ -128,7 +128,7 @@ class FloorService:
     def document(self) -> Doc:
         """The SPEC §7 document now (cached while neither clock nor events moved)."""
         proc = self.read()
-        key = (proc.clock, self.stats.batch_events_total)
+        key = (proc.clock, self.stats.batch_events_total, proc.counters["rejected"])
         if self._doc_cache is not None and self._doc_cache[0] == key:
             return self._doc_cache[1]
         doc = build_document(proc)

@@ -153,3 +153,17 @@ async def test_violations_filter_active(live: tuple[FloorService, FakeClock, str
         async with http.get(f"{base}/api/v1/violations?active=maybe") as resp:
             assert resp.status == 400
     assert [v["kind"] for v in active] == ["wrap_up_exceeded"]
+
+
+async def test_rejections_show_in_the_next_document(
+    live: tuple[FloorService, FakeClock, str],
+) -> None:
+    """A document read right after an all-invalid POST counts the rejection (no stale cache)."""
+    _, _, base = live
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/api/v1/snapshot") as resp:
+            assert (await resp.json())["counters"]["rejected"] == 0
+        async with http.post(f"{base}/api/v1/events", data=b'{"type":"nope","ts":1}') as resp:
+            assert resp.status == 400
+        async with http.get(f"{base}/api/v1/snapshot") as resp:
+            assert (await resp.json())["counters"]["rejected"] == 1
