@@ -433,6 +433,12 @@ _PROCESSOR_SPECS: Final[tuple[_Spec, ...]] = (
         "Idle-time violations started since start-up (including later retracted ones).",
     ),
     _Spec(
+        "callfloor_state_expired_total",
+        _C,
+        "Calls forgotten in live operation after the retention: conversations that never "
+        "ended, handling never decided by a next agent_state.",
+    ),
+    _Spec(
         "callfloor_violations_retracted_total",
         _C,
         "Violations taken back because a late event showed they never happened.",
@@ -840,6 +846,10 @@ class FloorCollector(Collector):
             add = fam[name].add
             for (kind, severity), n in sorted((dict.fromkeys(active, 0) | lifetime).items()):
                 add(name, _labels(kind=kind, severity=severity), n)
+
+        add = fam["callfloor_state_expired_total"].add
+        for kind, n in sorted(proc.expired.items()):
+            add("callfloor_state_expired_total", _labels(kind=kind), n)
 
         by_type = dict.fromkeys(_EVENT_TAGS, 0)
         by_type.update(proc.events_by_type)

@@ -486,3 +486,12 @@ def test_registry_refuses_a_second_floor_collector() -> None:
     with pytest.raises(ValueError, match="Duplicated"):
         registry.register(FloorCollector(proc))
     assert isinstance(registry, FloorRegistry)
+
+
+def test_expired_state_is_counted() -> None:
+    """Calls forgotten by live retention show in callfloor_state_expired_total by kind."""
+    proc = _proc()
+    proc.expired["conversations"] = 2
+    fams = _scrape(proc)
+    assert _value(fams, "callfloor_state_expired_total", kind="conversations") == 2.0
+    assert _value(fams, "callfloor_state_expired_total", kind="pending_handling") == 0.0

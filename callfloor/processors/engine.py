@@ -123,7 +123,7 @@ class Changes:
 class FloorProcessor:
     """Live queue and agent state of a contact centre, driven by events and ticks."""
 
-    def __init__(self, config: Config, *, keep_violations_s: float | None = None) -> None:
+    def __init__(self, config: Config, *, retention_s: float | None = None) -> None:
         self.config = config
         self.rules = config.agents
         # Rolling windows: the configured ones plus the 15 and 60 minutes that the
@@ -153,7 +153,10 @@ class FloorProcessor:
         # Lifetime counts by (kind, severity): the retained list is pruned, these never go down.
         self.violations_started: dict[tuple[str, str], int] = {}
         self.violations_retracted: dict[tuple[str, str], int] = {}
-        self.keep_violations_s = keep_violations_s
+        # Live operation forgets old ended violations and never-finished calls after
+        # this long (None: keep everything, as replay does).
+        self.retention_s = retention_s
+        self.expired = {"conversations": 0, "pending_handling": 0}
         self._next_prune = float("-inf")
         self.dedup = Deduplicator(config.ingest.dedup_window_s, config.ingest.dedup_max_entries)
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
@@ -294,18 +297,19 @@ class FloorProcessor:
             "stale_timer_at": self._stale_timer_at,
             "violations_started": [[k, s, n] for (k, s), n in self.violations_started.items()],
             "violations_retracted": [[k, s, n] for (k, s), n in self.violations_retracted.items()],
+            "expired": dict(self.expired),
             "leg_seq": self._leg_seq,
             "uid": self._uid,
         }
 
     @classmethod
     def load(
-        cls, config: Config, data: dict[str, Any], *, keep_violations_s: float | None = None
+        cls, config: Config, data: dict[str, Any], *, retention_s: float | None = None
     ) -> FloorProcessor:
         """A processor restored from :meth:`dump` output, under (possibly new) ``config``."""
         if data.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported state version {data.get('version')!r}")
-        proc = cls(config, keep_violations_s=keep_violations_s)
+        proc = cls(config, retention_s=retention_s)
         proc.clock = float(data["clock"])
         for name, sd in data["sites"].items():
             proc.site(str(name)).load(sd)
@@ -357,6 +361,7 @@ class FloorProcessor:
         proc.violations_retracted = {
             (str(k), str(s)): int(n) for k, s, n in data["violations_retracted"]
         }
+        proc.expired.update({str(k): int(v) for k, v in data["expired"].items()})
         proc._leg_seq = int(data["leg_seq"])
         proc._uid = int(data["uid"])
         return proc
@@ -372,8 +377,8 @@ class FloorProcessor:
             fire[timer.kind](timer)
         if t > self.clock:
             self.clock = t
-        if self.keep_violations_s is not None:
-            self._prune_violations()
+        if self.retention_s is not None:
+            self._housekeeping()
 
     # ================================================================ sites and queues
 
@@ -928,22 +933,36 @@ class FloorProcessor:
             return self.not_ready_today(self.agents[v.agent], t)
         return t - v.anchor
 
-    def _prune_violations(self) -> None:
-        # Live operation keeps ended violations for a while, not forever; a full pass
-        # runs once per tenth of the retention of clock time, so the cost is amortised.
-        assert self.keep_violations_s is not None
+    def _housekeeping(self) -> None:
+        """Forget what live operation must not keep forever (amortised, live mode only).
+
+        Ended violations older than the retention; conversations that never got a
+        ``call_ended`` and handling never decided by a next ``agent_state``, once
+        older than the retention (each counted in ``expired``). A full pass runs
+        once per tenth of the retention of clock time.
+        """
+        assert self.retention_s is not None
         if self.clock < self._next_prune:
             return
-        self._next_prune = self.clock + max(60.0, self.keep_violations_s / 10)
-        vs = self.violations
-        horizon = self.clock - self.keep_violations_s
+        self._next_prune = self.clock + max(60.0, self.retention_s / 10)
+        horizon = self.clock - self.retention_s
         keep = []
-        for v in vs:
+        for v in self.violations:
             if v.ended_at is not None and v.ended_at < horizon:
                 del self.violation_by_uid[v.uid]
             else:
                 keep.append(v)
         self.violations = keep
+        expired = self.expired
+        for cid in [
+            c for c, convs in self.conversations.items() if convs[-1].answered_at < horizon
+        ]:
+            expired["conversations"] += len(self.conversations.pop(cid))
+        for a in self.agents.values():
+            if a.pending:
+                fresh = [p for p in a.pending if p.ended_at >= horizon]
+                expired["pending_handling"] += len(a.pending) - len(fresh)
+                a.pending = fresh or None
 
     # ================================================================ timers
 

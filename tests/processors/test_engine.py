@@ -160,7 +160,7 @@ def test_checkpoint_keeps_duplicate_memory() -> None:
 
 def test_violation_retention_prunes_old_ended_violations() -> None:
     """In live mode ended violations older than the retention are forgotten, active ones kept."""
-    proc = FloorProcessor(config(), keep_violations_s=3600.0)
+    proc = FloorProcessor(config(), retention_s=3600.0)
     t = T0
     for i in range(1100):
         proc.apply(decode(ev("agent_state", t, agent=f"a{i}", state="wrap_up")))
@@ -185,3 +185,19 @@ def test_ring_all_misses_of_one_call_count_for_each_agent() -> None:
     )
     assert [doc["agents"][a]["missed_today"] for a in ("a1", "a2")] == [1, 1]
     assert doc["counters"]["duplicates"] == 1
+
+
+def test_live_retention_expires_calls_that_never_end() -> None:
+    """In live mode a conversation with no call_ended and undecided handling expire, counted."""
+    proc = FloorProcessor(config(), retention_s=3600.0)
+    for e in (
+        ev("call_queued", T0, call_id="c1", queue="q"),
+        ev("call_answered", T0 + 5, call_id="c1", agent="a"),
+        ev("call_queued", T0 + 10, call_id="c2", queue="q"),
+        ev("call_answered", T0 + 15, call_id="c2", agent="b"),
+        ev("call_ended", T0 + 60, call_id="c2", agent="b"),
+    ):
+        proc.apply(decode(e))
+    proc.tick(T0 + 7200)
+    assert proc.expired == {"conversations": 1, "pending_handling": 1}
+    assert not proc.conversations and proc.agents["b"].pending is None
