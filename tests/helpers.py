@@ -12,7 +12,7 @@ from callfloor.ingest.decode import Rejection, decode_line
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.snapshot import build_document
 
-T0 = 1_795_300_000.0  # 2026-11-22 (a Sunday) 17:06:40 UTC
+T0 = 1_795_300_000.0  # 2026-11-21 22:26:40 UTC (a Saturday)
 
 
 def ev(type_: str, ts: float, **fields: Any) -> dict[str, Any]:
