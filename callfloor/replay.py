@@ -112,8 +112,11 @@ def _run(
     for batch in read_batches(paths, fmt):
         for item in batch:
             if isinstance(item, Rejection):
-                if cut is None or item.ts is None or item.ts <= cut:
+                rts = item.ts
+                if cut is None or rts is None or rts <= cut:
                     proc.count_rejected(item.reason)
+                if rts is not None and (highest is None or rts > highest):
+                    highest = rts  # a rejected event after the cut must not count either
                 continue
             ts: float = item.ts  # type: ignore[assignment]
             if cut is not None and ts > cut:
@@ -128,7 +131,11 @@ def _run(
 def replay(
     paths: list[str | Path], config: Config, at: float | None = None, fmt: str = "ndjson"
 ) -> FloorProcessor:
-    """The processor after replaying ``paths``, with its clock at the document time."""
+    """The processor after replaying ``paths``, with its clock at the document time.
+
+    Without ``at`` the cut is the last valid event's ``ts``; if any event (valid, or
+    rejected with a readable ``ts``) lies after it, a second pass applies the cut.
+    """
     with batch_gc():
         proc, last, highest = _run(paths, config, fmt, at)
         if at is None:

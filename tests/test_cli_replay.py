@@ -58,3 +58,19 @@ def test_bad_at_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[s
         main(["replay", str(_events(tmp_path)), "--at", "2026-11-22T17:06:50"])
     assert info.value.code == 2
     assert "offset" in capsys.readouterr().err
+
+
+def test_rejected_event_after_the_default_cut_is_not_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --at, an invalid event later than the last valid one never arrived."""
+    path = tmp_path / "events.ndjson"
+    path.write_text(
+        json.dumps({"type": "call_queued", "ts": T0, "call_id": "c1", "queue": "sales"})
+        + "\n"
+        + json.dumps({"type": "agent_state", "ts": T0 + 60, "agent": "a", "state": "bogus"})
+        + "\n"
+    )
+    assert main(["replay", str(path)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["as_of"], doc["counters"]["rejected"]) == (T0, 0)

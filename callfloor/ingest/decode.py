@@ -138,12 +138,12 @@ def decode_body(body: bytes) -> tuple[list[Event], list[Rejection]]:
         return events, rejections
     lines = text.split(b"\n")
     if len(lines) > 1:
-        first = lines[0].strip()
         try:
-            _ANY.decode(first)
+            _ANY.decode(text)
         except msgspec.DecodeError:
-            # Not NDJSON: one object spread over several lines.
-            lines = [text]
+            pass  # NDJSON (or broken): each line on its own
+        else:
+            lines = [text]  # one object spread over several lines
     events = []
     rejections = []
     for i, line in enumerate(lines):

@@ -648,8 +648,10 @@ class FloorProcessor:
         if a is None:
             a = self.agents[name] = Agent(name, "default")
         known = a.known
-        if known and t < a.since:
-            return False  # older than the agent's current spell: superseded, counted late
+        if known and t < a.last_state_at:
+            # Older than the agent's last agent_state (a repeat included): superseded by
+            # newer information, counted late, changes nothing.
+            return False
         changes = self._changes
         changes.agents.add(name)
         state = ev.state
@@ -744,8 +746,11 @@ class FloorProcessor:
             self._stale_sorted = False  # a late event: re-sort before the next check
         else:
             self._stale_tail = last
-        if self._stale_timer_at is None:
-            self._schedule_stale_check()
+        due = last + self.rules.stale_after_s
+        if self._stale_timer_at is None or due < self._stale_timer_at:
+            # The earlier timer supersedes any later one (whose token no longer matches).
+            self._stale_timer_at = due
+            self.timers.schedule(due, T_STALE, a.name, due, strict=True)
 
     def _schedule_stale_check(self) -> None:
         """One timer for the whole floor: when the longest-silent agent turns stale."""

@@ -115,12 +115,20 @@ def queue_live(proc: FloorProcessor, q: QueueState, view: QueueView) -> Doc:
         s60 = view.rolling[proc.idx_60m][0]
         policy = q.policy
         aht = s60[HANDLE_US] / s60[HANDLED] / 1e6 if s60[HANDLED] > 0 else policy.default_aht_s
-        load = rate * aht
-        required = required_agents_c(load, aht, policy.sl_threshold_s, policy.sl_target)
         staffed = sum(counts.get(s, 0) for s in STAFFED_STATES)
-        projected = (
-            service_level_c(staffed, load, policy.sl_threshold_s, aht) if staffed > load else 0.0
-        )
+        if aht > 0:
+            load = rate * aht
+            required = required_agents_c(load, aht, policy.sl_threshold_s, policy.sl_target)
+            projected = (
+                service_level_c(staffed, load, policy.sl_threshold_s, aht)
+                if staffed > load
+                else 0.0
+            )
+        else:
+            # Calls handled in zero time (1 s timestamps) offer no load: the Erlang C
+            # limit as AHT -> 0 is one agent, and any staffed agent meets every target.
+            required = 1
+            projected = 1.0 if staffed > 0 else 0.0
     return {
         "waiting": len(q.open),
         "longest_wait_s": max(0.0, now - oldest) if oldest is not None else 0.0,

@@ -104,3 +104,12 @@ def test_broken_array_is_one_rejection() -> None:
     """An array that is not valid JSON is rejected as a whole with invalid_json."""
     events, rejections = decode_body(b'[{"type":"call_queued"')
     assert events == [] and [r.reason for r in rejections] == ["invalid_json"]
+
+
+def test_bad_first_ndjson_line_does_not_hide_the_rest() -> None:
+    """A broken first NDJSON line is one rejection; the valid lines after it still decode."""
+    events, rejections = decode_body(
+        b'{oops\n{"type":"call_queued","ts":1,"call_id":"c1","queue":"q"}\n'
+    )
+    assert len(events) == 1
+    assert [(r.index, r.reason) for r in rejections] == [(0, "invalid_json")]

@@ -201,3 +201,52 @@ def test_live_retention_expires_calls_that_never_end() -> None:
     proc.tick(T0 + 7200)
     assert proc.expired == {"conversations": 1, "pending_handling": 1}
     assert not proc.conversations and proc.agents["b"].pending is None
+
+
+def test_late_state_older_than_a_heartbeat_is_superseded() -> None:
+    """An agent_state older than the agent's last one (a repeat) does not change its state."""
+    doc = run(
+        [
+            ev("agent_state", T0, agent="a", state="available"),
+            ev("agent_state", T0 + 100, agent="a", state="available"),
+            ev("agent_state", T0 + 50, agent="a", state="not_ready", reason="break"),
+        ],
+        at=T0 + 1000,
+    )
+    agent = doc["agents"]["a"]
+    assert (agent["state"], agent["state_since"], agent["not_ready_today_s"]) == (
+        "available",
+        T0,
+        0.0,
+    )
+    assert doc["violations"] == []
+
+
+def test_stale_agent_is_noticed_on_time_after_an_out_of_order_login() -> None:
+    """A late login older than every other agent's last event still turns stale on time."""
+    cfg = config({"agents": {"stale_after": "1h"}})
+    proc = processor(
+        [
+            ev("agent_state", T0 + 1000, agent="a", state="available"),
+            ev("agent_state", T0, agent="b", state="available"),
+        ],
+        cfg,
+    )
+    proc.tick(T0 + 3601)
+    [v] = build_document(proc)["violations"]
+    assert (v["agent"], v["kind"], v["started_at"]) == ("b", "stale_agent", T0 + 3600)
+
+
+def test_zero_handle_times_do_not_break_staffing() -> None:
+    """Calls handled in zero time (1 s timestamps) give required_agents 1, not an error."""
+    doc = run(
+        [
+            ev("agent_state", T0, agent="a", state="on_call", queues=["q"]),
+            ev("call_queued", T0, call_id="c", queue="q"),
+            ev("call_answered", T0 + 3, call_id="c", agent="a"),
+            ev("call_ended", T0 + 3, call_id="c", agent="a"),
+            ev("agent_state", T0 + 3, agent="a", state="available"),
+        ]
+    )
+    live = doc["queues"]["q"]["live"]
+    assert (live["required_agents"], live["projected_service_level"]) == (1, 1.0)
