@@ -169,10 +169,18 @@ def test_at_counters_exclude_later_events(run):
 
 
 def test_default_as_of_is_last_valid_event(run):
-    """Without --at, as_of is the ts of the last valid event (a later invalid event does not count)."""
+    """Without --at, as_of is the ts of the last valid event; an invalid event with a later
+    readable ts did not arrive by then, so it is not counted (same rule as an explicit --at)."""
     events = [queued(T0, "c1"), answered(T0 + 7, "c1"), ev("call_weird", T0 + 999, call_id="c1")]
     doc = run(events)
     assert doc["as_of"] == approx(T0 + 7)
+    assert doc["counters"]["rejected"] == 0
+
+
+def test_default_cut_counts_earlier_invalid_events(run):
+    """Without --at, invalid events before the last valid one are counted as rejected."""
+    events = [queued(T0, "c1"), ev("call_weird", T0 + 3, call_id="c1"), answered(T0 + 7, "c1")]
+    doc = run(events)
     assert doc["counters"]["rejected"] == 1
 
 
