@@ -24,7 +24,7 @@ from callfloor.config import Config, load_config
 from callfloor.events import Event
 from callfloor.ingest.decode import Rejection
 from callfloor.processors.engine import FloorProcessor
-from callfloor.processors.snapshot import Doc, build_document
+from callfloor.processors.snapshot import Doc, build_document, changes_doc
 
 log = logging.getLogger("callfloor")
 
@@ -51,6 +51,7 @@ class IngestStats:
     dropped_batches_total: int = 0
     dropped_events_total: int = 0
     future_rejected_total: int = 0
+    changes_dropped_total: int = 0
     http_requests_total: dict[str, int] = field(default_factory=dict)
     by_source: dict[str, int] = field(default_factory=dict)
 
@@ -87,6 +88,8 @@ class FloorService:
         self.started = asyncio.Event()
         self.bound_port: int | None = None
         self._doc_cache: tuple[tuple[float, int, int], Doc] | None = None
+        # Change sets drained every tick and pushed to subscribers (wallboards).
+        self._subscribers: set[asyncio.Queue[Doc]] = set()
 
     # ---------------------------------------------------------------- sources
 
@@ -135,6 +138,31 @@ class FloorService:
         self._doc_cache = (key, doc)
         return doc
 
+    # ---------------------------------------------------------------- changes
+
+    def subscribe(self, maxsize: int = 64) -> asyncio.Queue[Doc]:
+        """A queue that receives every change set from now on (drop-oldest when full)."""
+        queue: asyncio.Queue[Doc] = asyncio.Queue(maxsize=maxsize)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Doc]) -> None:
+        """Stop sending change sets to ``queue``."""
+        self._subscribers.discard(queue)
+
+    def publish_changes(self) -> None:
+        """Drain the processor's change set and push it to every subscriber."""
+        changes = self.proc.drain_changes()
+        if not changes or not self._subscribers:
+            return
+        message = changes_doc(self.proc, changes)
+        for queue in self._subscribers:
+            if queue.full():
+                # A slow reader loses its oldest change set, never stalls processing.
+                queue.get_nowait()
+                self.stats.changes_dropped_total += 1
+            queue.put_nowait(message)
+
     # ---------------------------------------------------------------- tasks
 
     def _apply(self, batch: EventBatch) -> None:
@@ -177,6 +205,7 @@ class FloorService:
     async def _clock(self) -> None:
         while True:
             self.proc.tick(self.now())
+            self.publish_changes()
             await asyncio.sleep(self.tick_s)
 
     async def run(self, sources: Sequence[tuple[str, Source]] = ()) -> None:

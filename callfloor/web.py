@@ -34,6 +34,7 @@ code{background:#eee;padding:0 .3em}</style></head><body>
 <code>/api/v1/agents/{name}</code> one agent</li>
 <li><a href="/api/v1/violations"><code>/api/v1/violations</code></a> idle-time violations
 (<code>?active=true</code> for active only)</li>
+<li><code>/api/v1/changes</code> Server-Sent Events: what changed, every tick</li>
 <li><code>POST /api/v1/events</code> ingest: one JSON event, a JSON array, or NDJSON</li>
 <li><a href="/healthz"><code>/healthz</code></a>, <a href="/readyz"><code>/readyz</code></a></li>
 </ul></body></html>
@@ -128,6 +129,23 @@ async def violations(request: web.Request) -> web.Response:
     return _json({"as_of": doc["as_of"], "violations": items})
 
 
+async def changes(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events: one ``changes`` event per tick in which something changed."""
+    _count(request, "changes")
+    service = _service(request)
+    queue = service.subscribe()
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await response.prepare(request)
+    try:
+        while True:
+            message = await queue.get()
+            await response.write(b"event: changes\ndata: " + msgspec.json.encode(message) + b"\n\n")
+    finally:
+        service.unsubscribe(queue)
+
+
 async def ingest(request: web.Request) -> web.Response:
     """Accept events: one object, a JSON array or NDJSON. 202 with per-event rejections."""
     _count(request, "ingest")
@@ -183,6 +201,7 @@ def make_app(service: FloorService) -> web.Application:
     app.router.add_get("/api/v1/agents", agents)
     app.router.add_get("/api/v1/agents/{name}", agent)
     app.router.add_get("/api/v1/violations", violations)
+    app.router.add_get("/api/v1/changes", changes)
     app.router.add_post("/api/v1/events", ingest)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from helpers import T0, config
+from helpers import T0, config, decode, ev
 
 from callfloor.service import EventBatch, FloorService
 
@@ -167,3 +168,32 @@ async def test_rejections_show_in_the_next_document(
             assert resp.status == 400
         async with http.get(f"{base}/api/v1/snapshot") as resp:
             assert (await resp.json())["counters"]["rejected"] == 1
+
+
+async def test_changes_stream_pushes_what_an_event_changed(
+    live: tuple[FloorService, FakeClock, str],
+) -> None:
+    """/api/v1/changes sends a Server-Sent Event naming the agent and site an event touched."""
+    _, _, base = live
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/api/v1/changes") as stream:
+        assert stream.headers["Content-Type"] == "text/event-stream"
+        await http.post(
+            f"{base}/api/v1/events",
+            data=f'{{"type":"agent_state","ts":{T0 - 5},"agent":"a1","state":"available",'
+            f'"queues":["sales"]}}',
+        )
+        data = b""
+        while not data.startswith(b"data: "):
+            data = await asyncio.wait_for(stream.content.readline(), 5)
+    message = json.loads(data[len(b"data: ") :])
+    assert message["agents"] == ["a1"] and message["sites"] == ["default"]
+
+
+def test_changes_are_drained_without_subscribers() -> None:
+    """With nobody listening, each tick still drains the change set (no unbounded growth)."""
+    service = FloorService(config(), clock=FakeClock(T0))
+    service.proc.tick(T0)
+    service.proc.apply(decode(ev("agent_state", T0, agent="a", state="wrap_up")))
+    service.proc.tick(T0 + 500)
+    service.publish_changes()
+    assert not service.proc.drain_changes()

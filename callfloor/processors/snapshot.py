@@ -10,9 +10,16 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from callfloor.processors.engine import FloorProcessor
+from callfloor.processors.engine import Changes, FloorProcessor
 from callfloor.processors.erlang import required_agents_c, service_level_c
-from callfloor.processors.model import BUSY_STATES, LIVE_STATES, STAFFED_STATES, Agent, QueueState
+from callfloor.processors.model import (
+    BUSY_STATES,
+    LIVE_STATES,
+    STAFFED_STATES,
+    Agent,
+    QueueState,
+    Violation,
+)
 from callfloor.processors.windows import (
     ABANDONED,
     ABANDONED_IN_SL,
@@ -175,6 +182,35 @@ def agent_today(proc: FloorProcessor, a: Agent) -> Doc:
     }
 
 
+def violation_doc(proc: FloorProcessor, v: Violation) -> Doc:
+    """One violation as in the document, its value at the processor's clock."""
+    return {
+        "kind": v.kind,
+        "agent": v.agent,
+        "severity": v.severity,
+        "started_at": v.started_at,
+        "ended_at": v.ended_at,
+        "value": proc.violation_value(v, proc.clock),
+    }
+
+
+def changes_doc(proc: FloorProcessor, changes: Changes) -> Doc:
+    """A change set as plain data: names that changed, and violations as of the clock.
+
+    A violation that a late event took back is listed with ``"retracted": true``.
+    """
+    return {
+        "as_of": float(proc.clock),
+        "queues": sorted(n for n in changes.queues if n in proc.queues and proc.queues[n].listed),
+        "sites": sorted(changes.sites),
+        "agents": sorted(n for n in changes.agents if n in proc.agents and proc.agents[n].known),
+        "violations": [
+            {**violation_doc(proc, v), "retracted": v.uid not in proc.violation_by_uid}
+            for v in {v.uid: v for v in changes.violations}.values()
+        ],
+    }
+
+
 def sum_windows(parts: list[tuple[list[int], int]]) -> tuple[list[int], int]:
     total = [0] * NFIELDS
     max_us = -1
@@ -244,17 +280,7 @@ def build_document(proc: FloorProcessor) -> Doc:
         "queues": queues_doc,
         "sites": sites_doc,
         "agents": agents_doc,
-        "violations": [
-            {
-                "kind": v.kind,
-                "agent": v.agent,
-                "severity": v.severity,
-                "started_at": v.started_at,
-                "ended_at": v.ended_at,
-                "value": proc.violation_value(v, now),
-            }
-            for v in violations
-        ],
+        "violations": [violation_doc(proc, v) for v in violations],
         "alerts": [],
         "counters": dict(proc.counters),
     }
