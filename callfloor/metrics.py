@@ -175,6 +175,14 @@ class ServiceStats(Protocol):
         """Events received by source."""
 
     @property
+    def held_events(self) -> int:
+        """Events received ahead of the watermark, not applied yet."""
+
+    @property
+    def changes_dropped_total(self) -> int:
+        """Change sets a slow subscriber lost (drop-oldest)."""
+
+    @property
     def dropped_batches_total(self) -> int:
         """Batches dropped because the ingest queue was full."""
 
@@ -503,6 +511,16 @@ _SERVICE_SPECS: Final[tuple[_Spec, ...]] = (
         "callfloor_ingest_dropped_events_total",
         _C,
         "Events in ingest batches dropped because the ingest queue was full.",
+    ),
+    _Spec(
+        "callfloor_ingest_held_events",
+        _G,
+        "Events received ahead of the watermark (wall clock minus the delay), not applied yet.",
+    ),
+    _Spec(
+        "callfloor_changes_dropped_total",
+        _C,
+        "Change sets a slow /api/v1/changes subscriber lost (oldest dropped first).",
     ),
 )
 
@@ -923,6 +941,8 @@ class FloorCollector(Collector):
         for name, value in (
             ("callfloor_ingest_dropped_batches_total", stats.dropped_batches_total),
             ("callfloor_ingest_dropped_events_total", stats.dropped_events_total),
+            ("callfloor_ingest_held_events", stats.held_events),
+            ("callfloor_changes_dropped_total", stats.changes_dropped_total),
         ):
             fam[name].add(name, _NO_LABELS, value)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import heapq
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -50,8 +51,8 @@ class IngestStats:
     batch_seconds_max: float = 0.0
     dropped_batches_total: int = 0
     dropped_events_total: int = 0
-    future_rejected_total: int = 0
     changes_dropped_total: int = 0
+    held_events: int = 0
     http_requests_total: dict[str, int] = field(default_factory=dict)
     by_source: dict[str, int] = field(default_factory=dict)
 
@@ -90,6 +91,9 @@ class FloorService:
         self._doc_cache: tuple[tuple[float, int, int], Doc] | None = None
         # Change sets drained every tick and pushed to subscribers (wallboards).
         self._subscribers: set[asyncio.Queue[Doc]] = set()
+        # (ts, seq, event) received ahead of the watermark; bounded by the future skew.
+        self._held: list[tuple[float, int, Event]] = []
+        self._held_seq = 0
 
     # ---------------------------------------------------------------- sources
 
@@ -107,6 +111,10 @@ class FloorService:
         """Queue a batch, waiting for room (back-pressure for in-process sources)."""
         await self._queue.put(batch)
 
+    def not_after(self) -> float:
+        """The latest ``ts`` ingest admits (wall clock plus the allowed skew)."""
+        return self.clock() + self.max_future_skew_s
+
     @property
     def pending_batches(self) -> int:
         """Batches waiting for the ingest task."""
@@ -120,12 +128,12 @@ class FloorService:
     # ---------------------------------------------------------------- reads
 
     def now(self) -> float:
-        """The time up to which the processor is advanced (wall clock minus the delay)."""
+        """The watermark: the processor runs up to here (wall clock minus the delay)."""
         return self.clock() - self.watermark_delay_s
 
     def read(self) -> FloorProcessor:
         """The processor, advanced to now: every change up to exactly now is in it."""
-        self.proc.tick(self.now())
+        self._release(self.now())
         return self.proc
 
     def document(self) -> Doc:
@@ -167,44 +175,65 @@ class FloorService:
 
     def _apply(self, batch: EventBatch) -> None:
         proc = self.proc
-        limit = self.clock() + self.max_future_skew_s
         for rejection in batch.rejections:
             proc.count_rejected(rejection.reason)
-        apply = proc.apply
+        clock = proc.clock
+        held = self._held
         for event in batch.events:
-            if event.ts > limit:  # type: ignore[operator]
-                # A producer with a clock far ahead would drag every window forward.
-                proc.count_rejected("ts_in_future")
-                self.stats.future_rejected_total += 1
-                continue
-            apply(event)
+            ts: float = event.ts  # type: ignore[assignment]
+            if ts > clock:
+                # Newer than the watermark: held and applied in time order once the
+                # watermark passes it, so the processor clock never runs ahead of now.
+                self._held_seq += 1
+                heapq.heappush(held, (ts, self._held_seq, event))
+            else:
+                proc.apply(event)  # the watermark already passed it: a late event
         stats = self.stats
         stats.by_source[batch.source] = stats.by_source.get(batch.source, 0) + len(batch.events)
+
+    def _release(self, watermark: float) -> None:
+        """Apply held events up to ``watermark`` in time order, then tick to it."""
+        held = self._held
+        apply = self.proc.apply
+        while held and held[0][0] <= watermark:
+            apply(heapq.heappop(held)[2])
+        self.proc.tick(watermark)
+        self.stats.held_events = len(held)
+
+    @property
+    def held_events(self) -> int:
+        """Events received but newer than the watermark (applied once it passes them)."""
+        return len(self._held)
 
     async def _ingest(self) -> None:
         queue = self._queue
         while True:
-            batches = [await queue.get()]
-            while len(batches) < 256:
+            first = await queue.get()
+            batches = [first]
+            count = len(first.events)
+            # One round takes what is queued, up to a bound, so readers get a turn.
+            while len(batches) < 256 and count < 20_000:
                 try:
-                    batches.append(queue.get_nowait())
+                    batch = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     break
+                batches.append(batch)
+                count += len(batch.events)
             started = time.perf_counter()
-            count = 0
             for batch in batches:
                 self._apply(batch)
-                count += len(batch.events)
+            self._release(self.now())
             elapsed = time.perf_counter() - started
             stats = self.stats
             stats.batches_total += len(batches)
             stats.batch_events_total += count
             stats.batch_seconds_sum += elapsed
             stats.batch_seconds_max = max(stats.batch_seconds_max, elapsed)
+            await asyncio.sleep(0)  # queue.get() does not yield while batches are waiting
 
     async def _clock(self) -> None:
         while True:
-            self.proc.tick(self.now())
+            self._release(self.now())
             self.publish_changes()
             await asyncio.sleep(self.tick_s)
 

@@ -152,14 +152,14 @@ async def ingest(request: web.Request) -> web.Response:
     from callfloor.service import EventBatch
 
     body = await request.read()
-    events, rejections = decode_body(body)
+    service = _service(request)
+    events, rejections = decode_body(body, not_after=service.not_after())
     details = [
         {"index": r.index, "reason": r.reason, "field": r.field, "message": r.message}
         for r in rejections
     ]
     if not events and not rejections:
         return _json({"error": "empty body: send a JSON event, a JSON array or NDJSON"}, 400)
-    service = _service(request)
     if not events:
         for r in rejections:
             service.proc.count_rejected(r.reason)

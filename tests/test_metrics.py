@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from callfloor.metrics import (
 )
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.snapshot import build_document as _build_document
+from callfloor.service import FloorService, IngestStats
 
 # An interval start, so the whole scenario lies in one site interval as well.
 B = T0 + 200.0
@@ -434,19 +434,17 @@ def test_label_values_are_escaped() -> None:
     assert _value(_parse(body), "callfloor_queue_offered_total", queue=name) == 1
 
 
-@dataclass
-class _StatsObject:
-    http_requests_total: dict[str, int] = field(default_factory=lambda: {"metrics": 3})
-    batches_total: int = 5
-    batch_seconds_sum: float = 0.25
-    batch_seconds_max: float = 0.125
-    by_source: dict[str, int] = field(default_factory=lambda: {"http": 40})
-    dropped_batches_total: int = 1
-    dropped_events_total: int = 7
-
-
 def _stats() -> ServiceStats:
-    return _StatsObject()
+    return IngestStats(
+        http_requests_total={"metrics": 3},
+        batches_total=5,
+        batch_seconds_sum=0.25,
+        batch_seconds_max=0.125,
+        by_source={"http": 40},
+        dropped_batches_total=1,
+        dropped_events_total=7,
+        held_events=2,
+    )
 
 
 def test_service_stats_are_exposed_when_given() -> None:
@@ -460,18 +458,14 @@ def test_service_stats_are_exposed_when_given() -> None:
     assert "callfloor_http_requests" not in _scrape(_proc())
 
 
-class _Service:
-    def __init__(self, proc: FloorProcessor) -> None:
-        self.proc = proc
-        self.stats = _StatsObject()
-
-
 def test_render_service_reuses_one_registry_per_service() -> None:
     """render_service reads the service's processor and current stats object."""
-    service = _Service(_proc())
+    service = FloorService(config(), processor=_proc())
+    service.stats.batches_total = 5
     first = _parse(render_service(service))
     assert _value(first, "callfloor_ingest_batch_seconds_count") == 5
-    service.stats = _StatsObject(batches_total=6)
+    assert _value(first, "callfloor_ingest_held_events") == 0
+    service.stats = IngestStats(batches_total=6)
     second = _parse(render_service(service))
     assert _value(second, "callfloor_ingest_batch_seconds_count") == 6
     service.proc = FloorProcessor(config())

@@ -197,3 +197,57 @@ def test_changes_are_drained_without_subscribers() -> None:
     service.proc.tick(T0 + 500)
     service.publish_changes()
     assert not service.proc.drain_changes()
+
+
+async def test_fresh_events_wait_for_the_watermark_and_are_not_late(
+    live: tuple[FloorService, FakeClock, str],
+) -> None:
+    """An event newer than the watermark is held, then applied once it passes; not late."""
+    service, clock, base = live
+    async with aiohttp.ClientSession() as http:
+        await http.post(
+            f"{base}/api/v1/events",
+            data=f'{{"type":"call_queued","ts":{T0 - 0.5},"call_id":"c1","queue":"q"}}',
+        )
+        await _settle(service)
+        assert service.held_events == 1
+        clock.t = T0 + 1
+        async with http.get(f"{base}/api/v1/snapshot") as resp:
+            doc = await resp.json()
+    assert doc["queues"]["q"]["live"]["waiting"] == 1
+    assert doc["counters"]["late"] == 0
+    assert doc["as_of"] == T0
+
+
+async def test_event_ahead_of_the_clock_does_not_move_documents_forward(
+    live: tuple[FloorService, FakeClock, str],
+) -> None:
+    """An event two minutes ahead (within the skew) waits; as_of stays at the watermark."""
+    service, _, base = live
+    async with aiohttp.ClientSession() as http:
+        await http.post(
+            f"{base}/api/v1/events",
+            data=f'{{"type":"call_queued","ts":{T0 + 120},"call_id":"c1","queue":"q"}}',
+        )
+        await _settle(service)
+        async with http.get(f"{base}/api/v1/snapshot") as resp:
+            doc = await resp.json()
+    assert doc["as_of"] == T0 - service.watermark_delay_s
+    assert "q" not in doc["queues"]
+
+
+async def test_event_older_than_the_watermark_counts_late(
+    live: tuple[FloorService, FakeClock, str],
+) -> None:
+    """An event that arrives after the watermark passed its ts is applied and counted late."""
+    service, _, base = live
+    async with aiohttp.ClientSession() as http:
+        await http.post(
+            f"{base}/api/v1/events",
+            data=f'{{"type":"call_queued","ts":{T0 - 30},"call_id":"c1","queue":"q"}}',
+        )
+        await _settle(service)
+        async with http.get(f"{base}/api/v1/snapshot") as resp:
+            doc = await resp.json()
+    assert doc["counters"]["late"] == 1
+    assert doc["queues"]["q"]["live"]["waiting"] == 1

@@ -30,6 +30,7 @@ REASONS: Final[tuple[str, ...]] = (
     "wrong_type",
     "invalid_value",
     "invalid_ts",
+    "ts_in_future",
 )
 
 _AT_FIELD = re.compile(r"at `\$\.?([^`\[]*)")
@@ -113,29 +114,18 @@ def decode_line(line: bytes, index: int = 0) -> Event | Rejection:
     return event
 
 
-def decode_body(body: bytes) -> tuple[list[Event], list[Rejection]]:
-    """Decode a body that holds one object, a JSON array of objects, or NDJSON."""
-    text = body.strip()
-    if not text:
-        return [], []
+def _items(text: bytes) -> list[tuple[int, Event | Rejection]]:
+    """(position, event or rejection) for a body of one object, an array, or NDJSON."""
     if text[:1] == b"[":
         try:
-            return _EVENTS.decode(text), []
+            return list(enumerate(_EVENTS.decode(text)))
         except msgspec.DecodeError:
             pass
         try:
             raws = _RAW_LIST.decode(text)
         except msgspec.DecodeError as exc:
-            return [], [reject(text, 0, exc)]
-        events: list[Event] = []
-        rejections: list[Rejection] = []
-        for i, raw in enumerate(raws):
-            item = decode_line(bytes(raw), i)
-            if isinstance(item, Rejection):
-                rejections.append(item)
-            else:
-                events.append(item)
-        return events, rejections
+            return [(0, reject(text, 0, exc))]
+        return [(i, decode_line(bytes(raw), i)) for i, raw in enumerate(raws)]
     lines = text.split(b"\n")
     if len(lines) > 1:
         try:
@@ -144,15 +134,33 @@ def decode_body(body: bytes) -> tuple[list[Event], list[Rejection]]:
             pass  # NDJSON (or broken): each line on its own
         else:
             lines = [text]  # one object spread over several lines
-    events = []
-    rejections = []
-    for i, line in enumerate(lines):
-        line = line.strip()
-        if not line:
-            continue
-        item = decode_line(line, i)
+    return [(i, decode_line(line.strip(), i)) for i, line in enumerate(lines) if line.strip()]
+
+
+def decode_body(body: bytes, not_after: float | None = None) -> tuple[list[Event], list[Rejection]]:
+    """Decode a body that holds one object, a JSON array of objects, or NDJSON.
+
+    With ``not_after``, an event whose ``ts`` is later is rejected as ``ts_in_future``:
+    a producer whose clock runs far ahead would otherwise drag every window forward.
+    """
+    text = body.strip()
+    if not text:
+        return [], []
+    events: list[Event] = []
+    rejections: list[Rejection] = []
+    for i, item in _items(text):
         if isinstance(item, Rejection):
             rejections.append(item)
+        elif not_after is not None and item.ts > not_after:  # type: ignore[operator]
+            rejections.append(
+                Rejection(
+                    i,
+                    "ts_in_future",
+                    "ts",
+                    f"`ts`: {item.ts} is more than the allowed skew ahead of the server clock",
+                    item.ts,  # type: ignore[arg-type]
+                )
+            )
         else:
             events.append(item)
     return events, rejections
