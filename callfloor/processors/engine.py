@@ -23,7 +23,7 @@ violation that a late event proves never happened is retracted.
 
 from __future__ import annotations
 
-from collections import deque
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -97,6 +97,11 @@ COUNTER_NAMES: Final[tuple[str, ...]] = ("events", "rejected", "duplicates", "or
 
 def _us(seconds: float) -> int:
     return round(seconds * 1_000_000)
+
+
+def _count_in(times: list[float], t: float, window: float) -> int:
+    """How many of the sorted ``times`` lie in the rolling window (t - window, t]."""
+    return bisect_right(times, t) - bisect_right(times, t - window)
 
 
 @dataclass
@@ -449,6 +454,15 @@ class FloorProcessor:
         if leg is not None:
             if leg.queue == q.name:
                 return True  # already waiting in this queue: a duplicate
+            if t < leg.start:
+                # A late call_queued older than the call's current leg: that earlier leg
+                # ended as requeued when the current one started.
+                threshold = q.policy.sl_threshold_s
+                self._record(q, t, _D_OFFERED)
+                if leg.start - t > threshold:
+                    self._record(q, t + threshold, _D_MISS)
+                self._record(q, leg.start, _D_DEQUEUED)
+                return False
             self._end_leg(leg, t, END_DEQUEUE)  # requeued into another queue
         self._leg_seq += 1
         leg = Leg(cid, q.name, t, self._leg_seq)
@@ -617,30 +631,64 @@ class FloorProcessor:
         window = self.rules.missed_calls_window_s
         times = agent.missed_at
         if times is None:
-            times = agent.missed_at = deque()
-        if times and t < times[-1]:
-            times.append(t)
-            agent.missed_at = times = deque(sorted(times))
-        else:
-            times.append(t)
-        cut = self.clock - window
-        while times and times[0] <= cut:
-            times.popleft()
-        count = len(times)
+            times = agent.missed_at = []
+        insort(times, t)  # appends unless the miss is late
+        # Keep two windows of history, so a miss up to a window late still finds the
+        # misses it was counted with.
+        old = bisect_right(times, self.clock - 2 * window)
+        if old:
+            del times[:old]
+        # Misses at or after t now count more; the first whose rolling window reaches
+        # the limit is where a violation starts (for an in-order miss: t itself).
+        peak = 0
+        crossing: float | None = None
+        for m in times[bisect_left(times, t) :]:
+            count = _count_in(times, m, window)
+            peak = max(peak, count)
+            if crossing is None and count >= limit:
+                crossing = m
         active = agent.active.get("missed_calls_exceeded") if agent.active else None
         if active is not None:
-            if count > active.value:
-                active.value = float(count)
-                self._changes.violations.append(active)
-        elif count >= limit and t > cut:
-            v = self._start_violation(
-                "missed_calls_exceeded", agent, "warning", t, value=float(count)
-            )
-            self._slots(agent)["missed_calls_exceeded"] = v
-            self.timers.schedule(
-                times[0] + window, T_MISSED_EXPIRE, agent.name, v.uid, strict=False
-            )
+            if crossing is not None and crossing < active.started_at:
+                active.started_at = crossing  # a late miss crossed the limit earlier
+            if peak > active.value:
+                active.value = float(peak)
+            self._changes.violations.append(active)
+            return False
+        if crossing is None:
+            return False
+        v = self._start_violation("missed_calls_exceeded", agent, "warning", crossing)
+        self._slots(agent)["missed_calls_exceeded"] = v
+        self._follow_missed(agent, v, crossing)
         return False
+
+    def _follow_missed(self, a: Agent, v: Violation, at: float) -> None:
+        """Walk a missed-calls violation forward from ``at``: end it where the count
+        drops below the limit (now, if that already happened; else a timer waits for
+        the next moment a miss leaves the window), and keep its peak count."""
+        times = a.missed_at
+        assert times is not None
+        window = self.rules.missed_calls_window_s
+        limit = self.rules.missed_calls_max
+        x = at
+        while True:
+            d = times[bisect_right(times, x - window)] + window  # oldest counted miss leaves
+            if d > self.clock:
+                self._raise_peak(v, times, at, self.clock)
+                self.timers.schedule(d, T_MISSED_EXPIRE, a.name, v.uid, strict=False)
+                return
+            if _count_in(times, d, window) < limit:
+                self._raise_peak(v, times, at, d)
+                del self._slots(a)["missed_calls_exceeded"]
+                self._end_violation(v, d, v.value)
+                return
+            x = d
+
+    def _raise_peak(self, v: Violation, times: list[float], start: float, end: float) -> None:
+        """The highest rolling count at any miss in [start, end] into ``v.value``."""
+        window = self.rules.missed_calls_window_s
+        for m in times[bisect_left(times, start) : bisect_right(times, end)]:
+            v.value = max(v.value, float(_count_in(times, m, window)))
 
     def _on_agent_state(self, ev: AgentState, t: float) -> bool:
         name = ev.agent
@@ -1034,16 +1082,13 @@ class FloorProcessor:
         v = a.active.get("missed_calls_exceeded") if a.active else None
         if v is None or v.uid != timer.token:
             return
-        times = a.missed_at
-        window = self.rules.missed_calls_window_s
-        cut = timer.at - window
-        while times and times[0] <= cut:
-            times.popleft()
-        if len(times) < self.rules.missed_calls_max:
+        if _count_in(a.missed_at, timer.at, self.rules.missed_calls_window_s) < (
+            self.rules.missed_calls_max
+        ):
             del self._slots(a)["missed_calls_exceeded"]
             self._end_violation(v, timer.at, v.value)
         else:
-            self.timers.schedule(times[0] + window, T_MISSED_EXPIRE, a.name, v.uid, strict=False)
+            self._follow_missed(a, v, timer.at)
 
     def _fire_stale(self, timer: Timer) -> None:
         if timer.token != self._stale_timer_at:

@@ -7,7 +7,6 @@ processor state can be checkpointed and restored exactly.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Final
 
 from callfloor.config import QueuePolicy, SiteConfig
@@ -348,7 +347,7 @@ class Agent:
         self.day_timer_at = NEG_INF  # midnight of a pending day-rollover timer
         # Allocated on first use: most agents most of the time have none of these.
         self.pending: list[PendingHandle] | None = None
-        self.missed_at: deque[float] | None = None  # call_missed times in the rolling window
+        self.missed_at: list[float] | None = None  # sorted call_missed times, recent ones
         self.active: dict[str, Violation] | None = None  # active violations by slot name
 
     def dump(self) -> dict[str, object]:
@@ -400,6 +399,6 @@ class Agent:
         self.day_timer_at = float(data["day_timer_at"])
         self.pending = [PendingHandle.load(row) for row in data["pending"]] or None
         missed = data["missed_at"]
-        self.missed_at = None if missed is None else deque(float(x) for x in missed)
+        self.missed_at = None if missed is None else [float(x) for x in missed]
         active = {str(slot): violations[int(uid)] for slot, uid in data["active"].items()}
         self.active = active or None

@@ -250,3 +250,65 @@ def test_zero_handle_times_do_not_break_staffing() -> None:
     )
     live = doc["queues"]["q"]["live"]
     assert (live["required_agents"], live["projected_service_level"]) == (1, 1.0)
+
+
+def test_late_miss_starts_the_violation_when_the_count_reached_the_limit() -> None:
+    """Misses at 0 and 10, then a late one at 5: three in the hour from the miss at 10."""
+    doc = run(
+        [
+            ev("call_missed", T0, call_id="c1", agent="a"),
+            ev("call_missed", T0 + 10, call_id="c2", agent="a"),
+            ev("call_missed", T0 + 5, call_id="c3", agent="a"),
+        ],
+        at=T0 + 20,
+    )
+    [v] = doc["violations"]
+    assert (v["kind"], v["started_at"], v["ended_at"], v["value"]) == (
+        "missed_calls_exceeded",
+        T0 + 10,
+        None,
+        3,
+    )
+
+
+def test_very_late_miss_records_a_violation_that_already_ended() -> None:
+    """A late miss can reveal a past episode: it starts at the crossing and ends when the
+    oldest of the three left the rolling hour."""
+    doc = run(
+        [
+            ev("call_missed", T0, call_id="c1", agent="a"),
+            ev("call_missed", T0 + 10, call_id="c2", agent="a"),
+            ev("agent_state", T0 + 4000, agent="b", state="available"),
+            ev("call_missed", T0 + 5, call_id="c3", agent="a"),
+        ],
+        at=T0 + 4000,
+    )
+    [v] = doc["violations"]
+    assert (v["started_at"], v["ended_at"], v["value"]) == (T0 + 10, T0 + 3600, 3)
+
+
+def test_missed_violation_keeps_its_peak_and_ends_when_below_the_limit() -> None:
+    """Four misses in the hour give a peak of four; it ends when the count drops to two."""
+    doc = run(
+        [ev("call_missed", T0 + i * 60, call_id=f"c{i}", agent="a") for i in range(4)],
+        at=T0 + 3600 + 200,
+    )
+    [v] = doc["violations"]
+    # Misses at 0, 60, 120, 180: the count is 3 after the first leaves (3600) and 2 after
+    # the second leaves (3660).
+    assert (v["started_at"], v["ended_at"], v["value"]) == (T0 + 120, T0 + 3660, 4)
+
+
+def test_late_queued_older_than_the_current_leg_does_not_undo_a_requeue() -> None:
+    """queued to B at 100, then a late queued to A at 50: A's leg ended as requeued at 100."""
+    doc = run(
+        [
+            ev("call_queued", T0 + 100, call_id="c", queue="B"),
+            ev("call_queued", T0 + 50, call_id="c", queue="A"),
+        ],
+        at=T0 + 110,
+    )
+    a, b = doc["queues"]["A"], doc["queues"]["B"]
+    assert (a["live"]["waiting"], a["windows"]["15m"]["dequeued"]) == (0, 1)
+    assert a["windows"]["15m"]["sl_offered"] == 1  # it waited 50 s > T = 20 s: a miss
+    assert (b["live"]["waiting"], b["windows"]["15m"]["offered"]) == (1, 1)
