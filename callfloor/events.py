@@ -120,7 +120,7 @@ class AgentState(_Event, tag="agent_state"):
     agent: Name
     state: AgentStateName
     reason: str | None = None
-    queues: list[str] | None = None
+    queues: list[Name] | None = None
     team: str | None = None
     name: str | None = None
 
@@ -146,14 +146,6 @@ EVENT_TYPES: Final[tuple[type[_Event], ...]] = (
     CallEnded,
     AgentState,
 )
-
-
-def event_ts(event: Event) -> float:
-    """The event time in epoch seconds (``ts`` is always a float after decoding)."""
-    ts = event.ts
-    if isinstance(ts, datetime):  # only when a struct was built by hand, not decoded
-        return ts.timestamp()
-    return ts
 
 
 def dedup_key(event: Event) -> str | tuple[object, ...]:

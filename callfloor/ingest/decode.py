@@ -58,7 +58,7 @@ def _classify(message: str) -> tuple[str, str | None]:
         return "invalid_ts", "ts"
     if message.startswith("Expected `object`"):
         return "not_an_object", None
-    if field == "type":
+    if field == "type" and not message.startswith("Expected"):
         return "unknown_type", "type"
     if message.startswith("Expected"):
         # "Expected `str` of length >= 1" is the right type with a bad value.

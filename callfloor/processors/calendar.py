@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 class SiteCalendar:
     """Interval (15 or 30 min) and day boundaries in one IANA time zone."""
 
-    __slots__ = ("_day", "_interval", "interval_s", "tz")
+    __slots__ = ("_day", "_interval", "_prev_day", "interval_s", "tz")
 
     def __init__(self, timezone: str, interval_minutes: int) -> None:
         self.tz = ZoneInfo(timezone)
@@ -22,6 +22,9 @@ class SiteCalendar:
         # Cached [start, end) of the most recently asked period.
         self._interval = (1.0, 0.0)
         self._day = (1.0, 0.0)
+        # The day before the cached one: at midnight every agent asks about the day
+        # that just ended, and it must not push today out of the cache.
+        self._prev_day = (1.0, 0.0)
 
     def interval_start(self, t: float) -> float:
         """Start of the site-local interval that contains ``t`` (e.g. 09:30:00 local)."""
@@ -44,18 +47,23 @@ class SiteCalendar:
         start, end = self._day
         if start <= t < end:
             return start
+        start, end = self._prev_day
+        if start <= t < end:
+            return start
         day = datetime.fromtimestamp(t, self.tz).date()
         start = self._midnight(day)
         end = self._midnight(day + timedelta(days=1))
         if start > t:  # cannot happen for real zones; keep the invariant start <= t anyway
             start = t
+        if start >= self._day[1]:
+            self._prev_day = self._day
         self._day = (start, end)
         return start
 
     def next_day_start(self, t: float) -> float:
         """The first site-local midnight strictly after ``t``."""
-        self.day_start(t)
-        return self._day[1]
+        start = self.day_start(t)
+        return self._day[1] if self._day[0] == start else self._prev_day[1]
 
     def _midnight(self, day: date) -> float:
         # fold=0 maps a non-existent local midnight (DST starting at 00:00, as in

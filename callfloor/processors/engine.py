@@ -262,10 +262,6 @@ class FloorProcessor:
         if now > self.clock:
             self._advance(now)
 
-    def next_deadline(self) -> float | None:
-        """The earliest pending deadline (a live clock may sleep until then)."""
-        return self.timers.next_at()
-
     def drain_changes(self) -> Changes:
         """Return what changed since the last call and start a new change set."""
         changes, self._changes = self._changes, Changes()
@@ -282,9 +278,7 @@ class FloorProcessor:
             "version": STATE_VERSION,
             "clock": self.clock,
             "sites": {name: s.dump() for name, s in self.sites.items()},
-            "queues": {
-                name: {**q.dump(), "configured": q.configured} for name, q in self.queues.items()
-            },
+            "queues": {name: q.dump() for name, q in self.queues.items()},
             "agents": {name: a.dump() for name, a in self.agents.items()},
             "conversations": {
                 cid: [c.dump() for c in convs] for cid, convs in self.conversations.items()
@@ -418,15 +412,28 @@ class FloorProcessor:
         self.site(site)
         return q
 
-    def _record(self, q: QueueState, x: float, deltas: Deltas, wait_us: int = -1) -> None:
-        """Count ``deltas`` for queue ``q`` at attribution time ``x``."""
+    def _record(
+        self,
+        q: QueueState,
+        x: float,
+        deltas: Deltas,
+        wait_us: int = -1,
+        *,
+        lifetime: bool = True,
+    ) -> None:
+        """Count ``deltas`` for queue ``q`` at attribution time ``x``.
+
+        ``lifetime=False`` leaves the lifetime totals alone (a retracted miss's SL
+        event moving to its real time is counted once there).
+        """
         cal = self.sites[q.site].calendar
         now = self.clock
         q.windows.add(x, deltas, cal.day_start(now), wait_us, now)
-        totals = q.totals
-        for f, v in deltas:
-            if v > 0:  # lifetime totals feed Prometheus counters: never decrease
-                totals[f] += v
+        if lifetime:
+            totals = q.totals
+            for f, v in deltas:
+                if v > 0:  # lifetime totals feed Prometheus counters: never decrease
+                    totals[f] += v
         changes = self._changes
         changes.queues.add(q.name)
         changes.sites.add(q.site)
@@ -520,13 +527,7 @@ class FloorProcessor:
         if relapse and has_sl_event:
             # The leg's service-level event moves from the miss to this event; lifetime
             # totals already counted it once, so only the windows see it again.
-            self._record_window_only(q, t, _D_MISS)
-
-    def _record_window_only(self, q: QueueState, x: float, deltas: Deltas) -> None:
-        """Windows only, not lifetime totals (re-counting a retracted miss's SL event)."""
-        cal = self.site(q.site).calendar
-        now = self.clock
-        q.windows.add(x, deltas, cal.day_start(now), now=now)
+            self._record(q, t, _D_MISS, lifetime=False)
 
     @staticmethod
     def _histogram(buckets: list[int], bounds: tuple[float, ...], wait: float) -> None:
@@ -730,7 +731,6 @@ class FloorProcessor:
             if spell_changes:
                 self._close_spell(a, t)
         else:
-            a.known = True
             spell_changes = True
 
         # Calls ended before this event whose after-call work was undecided: this is
@@ -942,7 +942,6 @@ class FloorProcessor:
         anchor: float = 0.0,
         value: float = 0.0,
         spell: int = -1,
-        level: int = 0,
     ) -> Violation:
         self._uid += 1
         v = Violation(
@@ -954,7 +953,6 @@ class FloorProcessor:
             anchor=anchor,
             value=value,
             spell=spell,
-            level=level,
         )
         self.violations.append(v)
         self.violation_by_uid[v.uid] = v
@@ -1047,7 +1045,7 @@ class FloorProcessor:
             return
         severity = DAILY_SEVERITIES[min(level, len(DAILY_SEVERITIES) - 1)]
         self._slots(a)[f"daily:{level}"] = self._start_violation(
-            "not_ready_daily_exceeded", a, severity, timer.at, spell=a.spell, level=level
+            "not_ready_daily_exceeded", a, severity, timer.at, spell=a.spell
         )
         a.daily_crossed = level + 1
         self._schedule_day_end(a, cal.next_day_start(timer.at))

@@ -88,7 +88,6 @@ class QueueState:
         "abandoned_wait_us",
         "bounds",
         "channel",
-        "configured",
         "hist_abandoned",
         "hist_answered",
         "last_start",
@@ -119,7 +118,6 @@ class QueueState:
         self.site_fixed = site_fixed  # configured site, or set by the first call_queued
         self.channel = channel
         self.policy = policy
-        self.configured = configured
         self.listed = configured  # shown in documents: configured or named by a call_queued
         self.windows = QueueWindows(widths)
         self.open: dict[str, Leg] = {}
@@ -226,7 +224,6 @@ class Violation:
         "anchor",
         "ended_at",
         "kind",
-        "level",
         "severity",
         "spell",
         "started_at",
@@ -245,7 +242,6 @@ class Violation:
         anchor: float = 0.0,
         value: float = 0.0,
         spell: int = -1,
-        level: int = 0,
     ) -> None:
         self.uid = uid
         self.kind = kind
@@ -256,7 +252,6 @@ class Violation:
         self.anchor = anchor  # value grows as t - anchor while active (spell and stale kinds)
         self.value = value  # final value once ended; peak count for missed calls
         self.spell = spell  # the agent spell that produced it, for retraction
-        self.level = level  # which daily limit (0-based) for the daily kind
 
     def dump(self) -> list[object]:
         return [
@@ -269,12 +264,11 @@ class Violation:
             self.anchor,
             self.value,
             self.spell,
-            self.level,
         ]
 
     @classmethod
     def load(cls, row: list[Any]) -> Violation:
-        uid, kind, agent, severity, started, ended, anchor, value, spell, level = row
+        uid, kind, agent, severity, started, ended, anchor, value, spell = row
         v = cls(
             int(uid),
             str(kind),
@@ -284,7 +278,6 @@ class Violation:
             anchor=float(anchor),
             value=float(value),
             spell=int(spell),
-            level=int(level),
         )
         v.ended_at = None if ended is None else float(ended)
         return v
@@ -304,7 +297,6 @@ class Agent:
         "daily_crossed",
         "day_timer_at",
         "display_name",
-        "known",
         "last_state_at",
         "missed_at",
         "missed_today",
@@ -325,7 +317,6 @@ class Agent:
     def __init__(self, name: str, site: str) -> None:
         self.name = name
         self.site = site
-        self.known = False  # has sent a valid agent_state
         self.state: str | None = None
         self.reason: str | None = None
         self.since = 0.0  # start of the current spell
@@ -350,10 +341,14 @@ class Agent:
         self.missed_at: list[float] | None = None  # sorted call_missed times, recent ones
         self.active: dict[str, Violation] | None = None  # active violations by slot name
 
+    @property
+    def known(self) -> bool:
+        """Whether the agent has sent a valid agent_state (only those are listed)."""
+        return self.state is not None
+
     def dump(self) -> dict[str, object]:
         return {
             "site": self.site,
-            "known": self.known,
             "state": self.state,
             "reason": self.reason,
             "since": self.since,
@@ -379,7 +374,6 @@ class Agent:
     def load(self, data: dict[str, Any], violations: dict[int, Violation]) -> None:
         """Restore from :meth:`dump` output (``violations`` by uid, already loaded)."""
         self.site = str(data["site"])
-        self.known = bool(data["known"])
         self.state = data["state"]
         self.reason = data["reason"]
         self.since = float(data["since"])

@@ -113,3 +113,28 @@ def test_bad_first_ndjson_line_does_not_hide_the_rest() -> None:
     )
     assert len(events) == 1
     assert [(r.index, r.reason) for r in rejections] == [(0, "invalid_json")]
+
+
+def test_type_of_the_wrong_json_type_is_wrong_type() -> None:
+    """A numeric `type` is a mistyped field, not an unknown event type."""
+    rej = decode_line(b'{"type":5,"ts":1,"call_id":"c","queue":"q"}')
+    assert isinstance(rej, Rejection) and (rej.reason, rej.field) == ("wrong_type", "type")
+
+
+def test_empty_queue_name_in_an_agent_list_is_rejected() -> None:
+    """An agent's `queues` list may not name an empty queue."""
+    rej = decode_line(
+        b'{"type":"agent_state","ts":1,"agent":"a","state":"available","queues":[""]}'
+    )
+    assert isinstance(rej, Rejection) and rej.reason == "invalid_value"
+
+
+def test_far_future_event_in_a_body_is_refused_with_its_index() -> None:
+    """With not_after, an event later than it is rejected as ts_in_future at its position."""
+    events, rejections = decode_body(
+        b'{"type":"call_queued","ts":1,"call_id":"c1","queue":"q"}\n'
+        b'{"type":"call_queued","ts":999,"call_id":"c2","queue":"q"}\n',
+        not_after=100.0,
+    )
+    assert len(events) == 1
+    assert [(r.index, r.reason, r.field) for r in rejections] == [(1, "ts_in_future", "ts")]

@@ -83,3 +83,14 @@ def test_period_starts_bracket_any_instant(zone: str, minutes: int, t: float) ->
     assert t - start < minutes * 60
     local = datetime.fromtimestamp(start, ZoneInfo(zone))
     assert local.minute % minutes == 0 and local.second == 0
+
+
+def test_asking_about_yesterday_keeps_today_cached_and_right() -> None:
+    """Alternating between the day that just ended and today gives both days' bounds."""
+    cal = SiteCalendar("Europe/London", 30)
+    midnight = _ts("2026-11-22T00:00:00+00:00")
+    for _ in range(3):
+        assert cal.day_start(midnight - 1) == _ts("2026-11-21T00:00:00+00:00")
+        assert cal.next_day_start(midnight - 1) == midnight
+        assert cal.day_start(midnight + 1) == midnight
+        assert cal.next_day_start(midnight + 1) == _ts("2026-11-23T00:00:00+00:00")
