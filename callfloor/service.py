@@ -90,7 +90,7 @@ class FloorService:
         self.bound_port: int | None = None
         self._doc_cache: tuple[tuple[float, int, int], Doc] | None = None
         # Change sets drained every tick and pushed to subscribers (wallboards).
-        self._subscribers: set[asyncio.Queue[Doc]] = set()
+        self._subscribers: set[asyncio.Queue[Doc | None]] = set()
         # (ts, seq, event) received ahead of the watermark; bounded by the future skew.
         self._held: list[tuple[float, int, Event]] = []
         self._held_seq = 0
@@ -148,15 +148,25 @@ class FloorService:
 
     # ---------------------------------------------------------------- changes
 
-    def subscribe(self, maxsize: int = 64) -> asyncio.Queue[Doc]:
-        """A queue that receives every change set from now on (drop-oldest when full)."""
-        queue: asyncio.Queue[Doc] = asyncio.Queue(maxsize=maxsize)
+    def subscribe(self, maxsize: int = 64) -> asyncio.Queue[Doc | None]:
+        """A queue that receives every change set from now on (drop-oldest when full).
+
+        ``None`` means the service is stopping: the subscriber should finish.
+        """
+        queue: asyncio.Queue[Doc | None] = asyncio.Queue(maxsize=maxsize)
         self._subscribers.add(queue)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[Doc]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[Doc | None]) -> None:
         """Stop sending change sets to ``queue``."""
         self._subscribers.discard(queue)
+
+    def close_subscribers(self) -> None:
+        """Tell every subscriber the service is stopping (so streams end promptly)."""
+        for queue in self._subscribers:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)
 
     def publish_changes(self) -> None:
         """Drain the processor's change set and push it to every subscriber."""
@@ -241,7 +251,8 @@ class FloorService:
         """Serve until cancelled; sources are ``(name, coroutine function)`` pairs."""
         from callfloor.web import make_app
 
-        runner = web.AppRunner(make_app(self), access_log=None)
+        # Open streams are ended below; the grace period only bounds slow requests.
+        runner = web.AppRunner(make_app(self), access_log=None, shutdown_timeout=5.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         await site.start()
@@ -256,6 +267,7 @@ class FloorService:
                 for name, source in sources:
                     tg.create_task(source(self), name=f"source:{name}")
         finally:
+            self.close_subscribers()
             await runner.cleanup()
 
 

@@ -139,11 +139,11 @@ async def changes(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     try:
-        while True:
-            message = await queue.get()
+        while (message := await queue.get()) is not None:
             await response.write(b"event: changes\ndata: " + msgspec.json.encode(message) + b"\n\n")
     finally:
         service.unsubscribe(queue)
+    return response
 
 
 async def ingest(request: web.Request) -> web.Response:

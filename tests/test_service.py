@@ -251,3 +251,18 @@ async def test_event_older_than_the_watermark_counts_late(
             doc = await resp.json()
     assert doc["counters"]["late"] == 1
     assert doc["queues"]["q"]["live"]["waiting"] == 1
+
+
+async def test_service_stops_promptly_with_a_change_stream_open() -> None:
+    """Cancelling the service ends open /api/v1/changes streams instead of waiting on them."""
+    service = FloorService(config(), clock=FakeClock(T0), host="127.0.0.1", port=0)
+    task = asyncio.create_task(service.run())
+    await asyncio.wait_for(service.started.wait(), 5)
+    url = f"http://127.0.0.1:{service.bound_port}/api/v1/changes"
+    async with aiohttp.ClientSession() as http, http.get(url) as stream:
+        assert stream.status == 200
+        task.cancel()
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert asyncio.get_running_loop().time() - started < 3
