@@ -43,6 +43,16 @@ async def _settle(service: FloorService) -> None:
         await asyncio.sleep(0.01)
 
 
+async def _post_then_read(service: FloorService, base: str, body: str) -> dict:
+    """POST one body, wait for the ingest task, and return the live document."""
+    async with aiohttp.ClientSession() as http:
+        await http.post(f"{base}/api/v1/events", data=body)
+        await _settle(service)
+        async with http.get(f"{base}/api/v1/snapshot") as resp:
+            doc: dict = await resp.json()
+    return doc
+
+
 async def test_posted_events_appear_in_the_snapshot(
     live: tuple[FloorService, FakeClock, str],
 ) -> None:
@@ -224,14 +234,9 @@ async def test_event_ahead_of_the_clock_does_not_move_documents_forward(
 ) -> None:
     """An event two minutes ahead (within the skew) waits; as_of stays at the watermark."""
     service, _, base = live
-    async with aiohttp.ClientSession() as http:
-        await http.post(
-            f"{base}/api/v1/events",
-            data=f'{{"type":"call_queued","ts":{T0 + 120},"call_id":"c1","queue":"q"}}',
-        )
-        await _settle(service)
-        async with http.get(f"{base}/api/v1/snapshot") as resp:
-            doc = await resp.json()
+    doc = await _post_then_read(
+        service, base, f'{{"type":"call_queued","ts":{T0 + 120},"call_id":"c1","queue":"q"}}'
+    )
     assert doc["as_of"] == T0 - service.watermark_delay_s
     assert "q" not in doc["queues"]
 
@@ -241,14 +246,9 @@ async def test_event_older_than_the_watermark_counts_late(
 ) -> None:
     """An event that arrives after the watermark passed its ts is applied and counted late."""
     service, _, base = live
-    async with aiohttp.ClientSession() as http:
-        await http.post(
-            f"{base}/api/v1/events",
-            data=f'{{"type":"call_queued","ts":{T0 - 30},"call_id":"c1","queue":"q"}}',
-        )
-        await _settle(service)
-        async with http.get(f"{base}/api/v1/snapshot") as resp:
-            doc = await resp.json()
+    doc = await _post_then_read(
+        service, base, f'{{"type":"call_queued","ts":{T0 - 30},"call_id":"c1","queue":"q"}}'
+    )
     assert doc["counters"]["late"] == 1
     assert doc["queues"]["q"]["live"]["waiting"] == 1
 
