@@ -28,6 +28,17 @@ SL_FORMULAS: Final[tuple[str, ...]] = (
     "abandoned_positive",
 )
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?", re.IGNORECASE)
+# Binary multiples either way: "16MB" is the 16 MiB that HTTP body limits usually mean.
+_SIZE_UNITS: Final[dict[str, int]] = {
+    "b": 1,
+    "kb": 1024,
+    "kib": 1024,
+    "mb": 1024**2,
+    "mib": 1024**2,
+    "gb": 1024**3,
+    "gib": 1024**3,
+}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_S: Final[dict[str, float]] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -66,6 +77,29 @@ def parse_duration(value: object) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"expected a non-negative duration, got {value!r}")
     return seconds
+
+
+def parse_size(value: object) -> int:
+    """Bytes from an integer or a string such as ``"16MB"``, ``"512KiB"``.
+
+    Units are binary (``MB`` = ``MiB`` = 2^20 bytes). Raises ``ValueError`` when the
+    value is not a size.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size, got {value!r}")
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, str):
+        match = _SIZE.fullmatch(value.strip())
+        if match is None:
+            raise ValueError(f'expected a size such as "16MB" or "512KiB", got {value!r}')
+        unit = (match.group(2) or "b").lower()
+        size = int(float(match.group(1)) * _SIZE_UNITS[unit])
+    else:
+        raise ValueError(f"expected a size, got {type(value).__name__}")
+    if size < 1:
+        raise ValueError(f"expected a positive size, got {value!r}")
+    return size
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +181,19 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Limits that protect the floor from a faulty or hostile producer (SPEC §9)."""
+
+    max_name_length: int = 128
+    max_queues: int = 2000
+    max_sites: int = 200
+    max_agents: int = 50_000
+    max_lateness_s: float = 24 * 3600.0
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_pending_events: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
 class HttpConfig:
     """Where the HTTP server listens."""
 
@@ -166,6 +213,7 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     source: str = "<defaults>"
 
     def site(self, name: str) -> SiteConfig:
@@ -203,6 +251,12 @@ class _Ctx:
             if name not in allowed:
                 where = f"{key}.{name}" if key else name
                 raise self.error(where, f"unknown key (allowed: {', '.join(allowed)})")
+
+    def size(self, value: object, key: str) -> int:
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
 
     def duration(self, value: object, key: str) -> float:
         try:
@@ -296,7 +350,19 @@ def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config
     """Validate a parsed TOML document; raise :class:`ConfigError` on the first problem."""
     ctx = _Ctx(source)
     ctx.check_keys(
-        data, ("sites", "defaults", "queues", "windows", "agents", "ingest", "metrics", "http"), ""
+        data,
+        (
+            "sites",
+            "defaults",
+            "queues",
+            "windows",
+            "agents",
+            "ingest",
+            "metrics",
+            "http",
+            "limits",
+        ),
+        "",
     )
 
     sites: dict[str, SiteConfig] = {}
@@ -383,6 +449,8 @@ def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config
         port=ctx.integer(http_t.get("port", 8080), "http.port", 0),
     )
 
+    limits = _limits(ctx, ctx.table(data.get("limits", {}), "limits"))
+
     return Config(
         sites=sites,
         channel_defaults=channel_defaults,
@@ -392,7 +460,41 @@ def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config
         ingest=ingest,
         metrics=metrics,
         http=http,
+        limits=limits,
         source=source,
+    )
+
+
+def _limits(ctx: _Ctx, table: Mapping[str, object]) -> LimitsConfig:
+    ctx.check_keys(
+        table,
+        (
+            "max_name_length",
+            "max_queues",
+            "max_sites",
+            "max_agents",
+            "max_lateness",
+            "max_body",
+            "max_pending_events",
+        ),
+        "limits",
+    )
+    d = LimitsConfig()
+    lateness = ctx.duration(table.get("max_lateness", d.max_lateness_s), "limits.max_lateness")
+    if lateness < 60:
+        raise ctx.error("limits.max_lateness", f"must be at least 60 s, got {lateness:g} s")
+    return LimitsConfig(
+        max_name_length=ctx.integer(
+            table.get("max_name_length", d.max_name_length), "limits.max_name_length", 1
+        ),
+        max_queues=ctx.integer(table.get("max_queues", d.max_queues), "limits.max_queues", 1),
+        max_sites=ctx.integer(table.get("max_sites", d.max_sites), "limits.max_sites", 1),
+        max_agents=ctx.integer(table.get("max_agents", d.max_agents), "limits.max_agents", 1),
+        max_lateness_s=lateness,
+        max_body_bytes=ctx.size(table.get("max_body", d.max_body_bytes), "limits.max_body"),
+        max_pending_events=ctx.integer(
+            table.get("max_pending_events", d.max_pending_events), "limits.max_pending_events", 1
+        ),
     )
 
 

@@ -27,6 +27,10 @@ AGENT_STATES: Final[tuple[str, ...]] = (
 )
 CHANNELS: Final[tuple[str, ...]] = ("voice", "chat", "email", "callback", "other")
 
+# Event times outside [0, MAX_TS] are rejected at decode (``invalid_ts``): year 3000 is
+# far beyond any real feed, and every calendar computation stays representable.
+MAX_TS: Final[float] = 32_503_680_000.0  # 3000-01-01T00:00:00Z
+
 # Identifiers must be non-empty: an empty call_id or agent would silently merge
 # unrelated calls or agents.
 Name = Annotated[str, msgspec.Meta(min_length=1)]
@@ -53,9 +57,13 @@ class _Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
         if isinstance(ts, datetime):
             if ts.tzinfo is None:
                 raise ValueError("`ts`: RFC 3339 time needs an offset (Z or +hh:mm)")
-            self.ts = ts.timestamp()
-        elif not math.isfinite(ts) or ts < 0:
-            raise ValueError("`ts`: must be a finite, non-negative epoch time")
+            ts = self.ts = ts.timestamp()
+            if not 0.0 <= ts <= MAX_TS:
+                raise ValueError("`ts`: must be between 1970-01-01T00:00:00Z and the year 3000")
+        elif not math.isfinite(ts) or not 0.0 <= ts <= MAX_TS:
+            raise ValueError(
+                f"`ts`: must be a finite epoch time between 0 and {MAX_TS:.0f} (the year 3000)"
+            )
 
 
 class CallQueued(_Event, tag="call_queued"):

@@ -19,13 +19,14 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from callfloor.config import Config, load_config
 from callfloor.events import Event
 from callfloor.ingest.decode import Rejection
 from callfloor.processors.engine import FloorProcessor
-from callfloor.processors.snapshot import Doc, build_document, changes_doc
+from callfloor.processors.snapshot import Doc, build_document
 
 log = logging.getLogger("callfloor")
 
@@ -173,7 +174,7 @@ class FloorService:
         changes = self.proc.drain_changes()
         if not changes or not self._subscribers:
             return
-        message = changes_doc(self.proc, changes)
+        message = msgspec.to_builtins(changes)
         for queue in self._subscribers:
             if queue.full():
                 # A slow reader loses its oldest change set, never stalls processing.

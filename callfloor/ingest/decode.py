@@ -15,7 +15,7 @@ from typing import Final
 
 import msgspec
 
-from callfloor.events import Event
+from callfloor.events import MAX_TS, Event
 
 _EVENT: Final = msgspec.json.Decoder(Event)
 _EVENTS: Final = msgspec.json.Decoder(list[Event])
@@ -71,7 +71,14 @@ def _classify(message: str) -> tuple[str, str | None]:
 
 
 def _loose_ts(raw: bytes) -> float | None:
-    """The ``ts`` of an invalid event if it is readable (for replay's ``--at`` cut)."""
+    """The ``ts`` of an invalid event if it is readable and in range (replay's ``--at`` cut)."""
+    ts = _any_ts(raw)
+    if ts is None or not 0.0 <= ts <= MAX_TS:
+        return None
+    return ts
+
+
+def _any_ts(raw: bytes) -> float | None:
     try:
         obj = _ANY.decode(raw)
     except msgspec.DecodeError:
@@ -84,9 +91,9 @@ def _loose_ts(raw: bytes) -> float | None:
     if isinstance(ts, str):
         try:
             parsed = datetime.fromisoformat(ts)
-        except ValueError:
+            return parsed.timestamp() if parsed.tzinfo is not None else None
+        except (ValueError, OverflowError):
             return None
-        return parsed.timestamp() if parsed.tzinfo is not None else None
     return None
 
 

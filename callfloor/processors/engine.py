@@ -26,7 +26,9 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
 
 from callfloor.config import DAILY_SEVERITIES, Config, QueuePolicy
 from callfloor.events import (
@@ -43,6 +45,12 @@ from callfloor.events import (
     dedup_key,
 )
 from callfloor.processors.dedup import Deduplicator
+from callfloor.processors.limits import (
+    Refusal,
+    cardinality_refusal,
+    name_refusal,
+    too_old_refusal,
+)
 from callfloor.processors.model import (
     Agent,
     Conversation,
@@ -53,6 +61,7 @@ from callfloor.processors.model import (
     Violation,
 )
 from callfloor.processors.timers import Timer, TimerHeap
+from callfloor.processors.views import ChangeSet
 from callfloor.processors.windows import (
     ABANDONED,
     ABANDONED_IN_SL,
@@ -67,6 +76,9 @@ from callfloor.processors.windows import (
     WAIT_US,
     Deltas,
 )
+
+if TYPE_CHECKING:
+    from callfloor.processors.read import FloorReader
 
 # Timer kinds.
 T_LEG_MISS: Final = 0
@@ -174,6 +186,7 @@ class FloorProcessor:
         self._leg_seq = 0
         self._uid = 0
         self._changes = Changes()
+        self._version = 0
         # Logged-in agents by the time of their last agent_state, oldest first: the
         # front is the next to turn stale, so one timer covers every agent.
         # A plain dict (insertion-ordered, a third of OrderedDict's memory); only the
@@ -210,14 +223,49 @@ class FloorProcessor:
 
     # ================================================================ inputs
 
-    def apply(self, event: Event) -> None:
-        """Apply one valid event (the per-event path: no I/O, no await)."""
+    def check(self, event: Event) -> Refusal | None:
+        """Why ``event`` would be refused by the SPEC §9 limits, or None if it is admitted."""
+        limits = self.config.limits
+        refusal = name_refusal(event, limits)
+        if refusal is not None:
+            return refusal
+        agent = getattr(event, "agent", None)
+        queue = getattr(event, "queue", None)
+        refusal = cardinality_refusal(
+            event,
+            limits,
+            queues=len(self.queues),
+            has_queue=queue in self.queues,
+            sites=len(self.sites),
+            has_site=event.site in self.sites,
+            agents=len(self.agents),
+            has_agent=agent is None or agent in self.agents,
+        )
+        if refusal is not None:
+            return refusal
+        if self.retention_s is not None:
+            horizon = self.clock - limits.max_lateness_s
+            ts: float = event.ts  # type: ignore[assignment]
+            if ts < horizon:
+                return too_old_refusal(ts, horizon, limits.max_lateness_s)
+        return None
+
+    def apply(self, event: Event) -> Refusal | None:
+        """Apply one valid event (the per-event path: no I/O, no await).
+
+        Returns the refusal when the event is beyond a SPEC §9 limit (counted as
+        rejected and not applied), else None.
+        """
+        refusal = self.check(event)
+        if refusal is not None:
+            self.count_rejected(refusal.reason)
+            return refusal
         t: float = event.ts  # type: ignore[assignment]  # a float once decoded
         key = event.id
         clock = self.clock
         if self.dedup.seen(dedup_key(event) if key is None else key, t if t > clock else clock):
             self.counters["duplicates"] += 1
-            return
+            return None
         late = t < clock
         if t > clock:
             heap = self.timers.heap
@@ -226,9 +274,10 @@ class FloorProcessor:
             else:
                 self.clock = t
         kind = type(event)
+        self._version += 1
         if self._handlers[kind](event, t):
             self.counters["duplicates"] += 1
-            return
+            return None
         counters = self.counters
         counters["events"] += 1
         by_class = self._events_by_class
@@ -237,6 +286,7 @@ class FloorProcessor:
             counters["late"] += 1
             # A late event can place deadlines in the past: honour them now.
             self._advance(self.clock)
+        return None
 
     @property
     def events_by_type(self) -> dict[str, int]:
@@ -262,13 +312,29 @@ class FloorProcessor:
         if now > self.clock:
             self._advance(now)
 
-    def drain_changes(self) -> Changes:
-        """Return what changed since the last call and start a new change set."""
+    def drain_changes(self) -> ChangeSet:
+        """What changed since the last call (a new change set starts)."""
+        from callfloor.processors.snapshot import changes_doc
+
         changes, self._changes = self._changes, Changes()
         for group in changes.groups:
             changes.queues.update(group)
         changes.groups.clear()
-        return changes
+        if not changes:
+            return ChangeSet(as_of=self.clock, queues=[], sites=[], agents=[], violations=[])
+        return msgspec.convert(changes_doc(self, changes), ChangeSet)
+
+    @property
+    def view(self) -> FloorReader:
+        """Typed reads at the processor's clock (see :mod:`callfloor.processors.read`)."""
+        from callfloor.processors.read import FloorReader
+
+        return FloorReader(self)
+
+    @property
+    def version(self) -> int:
+        """Grows with every applied event and every fired deadline (a cache key part)."""
+        return self._version
 
     # ================================================================ state
 
@@ -373,6 +439,7 @@ class FloorProcessor:
         while (timer := pop(t)) is not None:
             if timer.at > self.clock:
                 self.clock = timer.at
+            self._version += 1
             fire[timer.kind](timer)
         if t > self.clock:
             self.clock = t

@@ -1,0 +1,132 @@
+"""SPEC §9 limits on what one event may add to the floor.
+
+A faulty or hostile producer must not be able to grow the floor without bound: a
+1 MB queue name makes every scrape enormous, 20,000 invented queues make
+``/metrics`` hundreds of megabytes. Each event is checked before it is applied;
+one beyond a limit is refused with a reason, counted, and never applied.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from callfloor.config import LimitsConfig
+from callfloor.events import AgentState, CallQueued, Event
+
+# Reasons, as counted in ``rejected_by_reason`` and listed in HTTP answers.
+NAME_TOO_LONG: Final = "name_too_long"
+TOO_MANY_QUEUES: Final = "too_many_queues"
+TOO_MANY_SITES: Final = "too_many_sites"
+TOO_MANY_AGENTS: Final = "too_many_agents"
+TS_TOO_OLD: Final = "ts_too_old"
+
+LIMIT_REASONS: Final[tuple[str, ...]] = (
+    NAME_TOO_LONG,
+    TOO_MANY_QUEUES,
+    TOO_MANY_SITES,
+    TOO_MANY_AGENTS,
+    TS_TOO_OLD,
+)
+
+# The text fields of an event that are names (SPEC §9 lists them; ``name`` is the
+# agent's display name, which reaches the API and metric labels just the same).
+_NAME_FIELDS: Final[tuple[str, ...]] = (
+    "id",
+    "site",
+    "call_id",
+    "queue",
+    "agent",
+    "team",
+    "reason",
+    "name",
+)
+
+
+class Refusal(msgspec.Struct, frozen=True):
+    """Why an otherwise valid event is not applied."""
+
+    reason: str
+    field: str
+    message: str
+
+
+def name_refusal(event: Event, limits: LimitsConfig) -> Refusal | None:
+    """A refusal if one of the event's names is longer than ``max_name_length``."""
+    limit = limits.max_name_length
+    for field in _NAME_FIELDS:
+        value = getattr(event, field, None)
+        if isinstance(value, str) and len(value) > limit:
+            return Refusal(
+                NAME_TOO_LONG,
+                field,
+                f"`{field}`: {len(value)} characters, the limit is {limit} "
+                "([limits] max_name_length)",
+            )
+    if isinstance(event, AgentState) and event.queues is not None:
+        if len(event.queues) > limits.max_queues:
+            return Refusal(
+                TOO_MANY_QUEUES,
+                "queues",
+                f"`queues`: {len(event.queues)} queues, the limit is {limits.max_queues} "
+                "([limits] max_queues)",
+            )
+        for i, queue in enumerate(event.queues):
+            if len(queue) > limit:
+                return Refusal(
+                    NAME_TOO_LONG,
+                    f"queues[{i}]",
+                    f"`queues[{i}]`: {len(queue)} characters, the limit is {limit} "
+                    "([limits] max_name_length)",
+                )
+    return None
+
+
+def cardinality_refusal(
+    event: Event,
+    limits: LimitsConfig,
+    *,
+    queues: int,
+    has_queue: bool,
+    sites: int,
+    has_site: bool,
+    agents: int,
+    has_agent: bool,
+) -> Refusal | None:
+    """A refusal if the event would add a queue, site or agent beyond the caps.
+
+    The caller says how many of each exist and whether the event's own are known.
+    """
+    if not has_site and sites >= limits.max_sites:
+        return Refusal(
+            TOO_MANY_SITES,
+            "site",
+            f"`site`: {event.site!r} would be site number {sites + 1}, the limit is "
+            f"{limits.max_sites} ([limits] max_sites)",
+        )
+    if isinstance(event, CallQueued) and not has_queue and queues >= limits.max_queues:
+        return Refusal(
+            TOO_MANY_QUEUES,
+            "queue",
+            f"`queue`: {event.queue!r} would be queue number {queues + 1}, the limit is "
+            f"{limits.max_queues} ([limits] max_queues)",
+        )
+    if not has_agent and agents >= limits.max_agents:
+        return Refusal(
+            TOO_MANY_AGENTS,
+            "agent",
+            f"`agent`: would be agent number {agents + 1}, the limit is "
+            f"{limits.max_agents} ([limits] max_agents)",
+        )
+    return None
+
+
+def too_old_refusal(ts: float, horizon: float, max_lateness_s: float) -> Refusal:
+    """The refusal of an event older than the live horizon (clock minus max lateness)."""
+    return Refusal(
+        TS_TOO_OLD,
+        "ts",
+        f"`ts`: {ts} is more than {max_lateness_s:g} s before the service clock "
+        f"({horizon + max_lateness_s}) ([limits] max_lateness)",
+    )

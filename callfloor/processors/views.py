@@ -1,0 +1,286 @@
+"""The typed read model: what the processor shows the world, as msgspec Structs.
+
+Every reader (the SPEC §7 document, the Prometheus collector, the HTTP API, the
+change bus, later the wallboard and alert rules) reads these types and nothing
+else of the processor. Field order is the order of the document's keys, so
+``msgspec.json.encode`` of a :class:`Document` is the replay output as it stands.
+
+States, violation kinds and severities are enums (``StrEnum``: they encode as
+their values), so a typo is an ``AttributeError``, not a silently wrong string.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+
+class AgentStateName(StrEnum):
+    """An agent's state (SPEC §1)."""
+
+    LOGGED_OUT = "logged_out"
+    AVAILABLE = "available"
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
+    NOT_READY = "not_ready"
+
+
+class ViolationKind(StrEnum):
+    """Kinds of idle-time violation (SPEC §4)."""
+
+    NOT_READY_EXCEEDED = "not_ready_exceeded"
+    WRAP_UP_EXCEEDED = "wrap_up_exceeded"
+    NOT_READY_DAILY_EXCEEDED = "not_ready_daily_exceeded"
+    MISSED_CALLS_EXCEEDED = "missed_calls_exceeded"
+    STALE_AGENT = "stale_agent"
+
+
+class Severity(StrEnum):
+    """How urgent a violation or an alert is, least first."""
+
+    INFO = "info"
+    WARNING = "warning"
+    MINOR = "minor"
+    MAJOR = "major"
+    CRITICAL = "critical"
+
+
+class AlertState(StrEnum):
+    """Lifecycle of an alert (SPEC §5)."""
+
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+# ----------------------------------------------------------------------------- document parts
+
+
+class WindowStats(msgspec.Struct, kw_only=True):
+    """Counts and rates of one queue or site over one window (SPEC §3)."""
+
+    offered: int
+    answered: int
+    abandoned: int
+    short_abandoned: int
+    dequeued: int
+    sl_offered: int
+    answered_in_sl: int
+    abandoned_in_sl: int
+    handled: int
+    service_level: float | None
+    abandon_rate: float | None
+    asa_s: float | None
+    max_wait_s: float | None
+    aht_s: float | None
+
+
+class QueueLive(msgspec.Struct, kw_only=True):
+    """Live values of one queue at ``as_of`` (SPEC §3)."""
+
+    waiting: int
+    longest_wait_s: float
+    agents: dict[str, int]
+    occupancy: float | None
+    arrival_rate_per_s: float
+    required_agents: int | None
+    projected_service_level: float | None
+
+
+class QueueView(msgspec.Struct, kw_only=True):
+    """One queue as in the document: its site, windows by label, live values."""
+
+    site: str
+    windows: dict[str, WindowStats]
+    live: QueueLive
+
+
+class SiteLive(msgspec.Struct, kw_only=True):
+    """Live values of one site at ``as_of``: each agent counted once."""
+
+    waiting: int
+    longest_wait_s: float
+    agents: dict[str, int]
+    occupancy: float | None
+    arrival_rate_per_s: float
+
+
+class SiteView(msgspec.Struct, kw_only=True):
+    """One site as in the document: roll-up windows and live values."""
+
+    windows: dict[str, WindowStats]
+    live: SiteLive
+
+
+class AgentView(msgspec.Struct, kw_only=True):
+    """One agent as in the document (SPEC §4)."""
+
+    state: AgentStateName
+    reason: str | None
+    state_since: float
+    not_ready_today_s: float
+    answered_today: int
+    missed_today: int
+
+
+class ViolationView(msgspec.Struct, kw_only=True):
+    """One idle-time violation; ``value`` is as of the read while it is active."""
+
+    kind: ViolationKind
+    agent: str
+    severity: Severity
+    started_at: float
+    ended_at: float | None
+    value: float
+
+
+class AlertView(msgspec.Struct, kw_only=True):
+    """One alert as in the document (SPEC §10)."""
+
+    rule: str
+    scope: str
+    severity: Severity
+    state: AlertState
+    since: float
+    fired_at: float | None
+    ended_at: float | None
+    value: float | None
+    fingerprint: str
+
+
+class Counters(msgspec.Struct, kw_only=True):
+    """Event counters of the document (SPEC §7)."""
+
+    events: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    orphaned: int = 0
+    late: int = 0
+
+
+class Document(msgspec.Struct, kw_only=True):
+    """The SPEC §7 document."""
+
+    as_of: float
+    queues: dict[str, QueueView]
+    sites: dict[str, SiteView]
+    agents: dict[str, AgentView]
+    violations: list[ViolationView]
+    alerts: list[AlertView]
+    counters: Counters
+
+
+# ----------------------------------------------------------------------------- API-only reads
+
+
+class QueueInfo(msgspec.Struct, kw_only=True):
+    """A queue's identity and policy (for the API, metrics labels and dashboards)."""
+
+    name: str
+    site: str
+    channel: str
+    sl_threshold_s: float
+    sl_target: float
+    short_abandon_s: float
+    sl_formula: str
+    default_aht_s: float
+    configured: bool
+
+
+class AgentInfo(msgspec.Struct, kw_only=True):
+    """What an agent's ``agent_state`` events said about it beyond its state."""
+
+    name: str
+    display_name: str | None
+    team: str | None
+    site: str
+    queues: list[str]
+
+
+class AgentDetail(msgspec.Struct, kw_only=True):
+    """One agent for ``/api/v1/agents/{name}``: the document entry, identity, violations."""
+
+    name: str
+    display_name: str | None
+    team: str | None
+    site: str
+    queues: list[str]
+    state: AgentStateName
+    reason: str | None
+    state_since: float
+    not_ready_today_s: float
+    answered_today: int
+    missed_today: int
+    violations: list[ViolationView]
+
+
+class WaitHistogram(msgspec.Struct, kw_only=True):
+    """Lifetime waits of one queue by outcome: cumulative-free bucket counts.
+
+    ``counts[i]`` counts waits in ``(bounds[i-1], bounds[i]]``; the last entry is the
+    ``+Inf`` bucket. ``sum_s`` is the sum of the counted waits.
+    """
+
+    bounds: list[float]
+    counts: list[int]
+    sum_s: float
+
+
+class QueueTotals(msgspec.Struct, kw_only=True):
+    """Lifetime totals of one queue since start-up (Prometheus counters: never decrease)."""
+
+    counts: dict[str, int]  # the nine SPEC §3 counts by name
+    handle_s: float
+    answered_wait_s: float
+    answered: WaitHistogram
+    abandoned: WaitHistogram
+
+
+class ViolationCount(msgspec.Struct, frozen=True):
+    """How many violations of one kind and severity."""
+
+    kind: ViolationKind
+    severity: Severity
+    count: int
+
+
+class ProcessorStats(msgspec.Struct, kw_only=True):
+    """The processor's own numbers for self-metrics."""
+
+    clock: float | None
+    events_by_type: dict[str, int]
+    rejected_by_reason: dict[str, int]
+    violations_active: list[ViolationCount]
+    violations_started: list[ViolationCount]
+    violations_retracted: list[ViolationCount]
+    expired: dict[str, int]
+    open_legs: int
+    timers_pending: int
+    history_events: int
+
+
+class ViolationChange(msgspec.Struct, kw_only=True):
+    """A violation that started, changed, ended or was taken back since the last change set."""
+
+    kind: ViolationKind
+    agent: str
+    severity: Severity
+    started_at: float
+    ended_at: float | None
+    value: float
+    retracted: bool
+
+
+class ChangeSet(msgspec.Struct, kw_only=True):
+    """What changed since the previous drain: names to re-read, and violations."""
+
+    as_of: float
+    queues: list[str]
+    sites: list[str]
+    agents: list[str]
+    violations: list[ViolationChange]
+
+    def __bool__(self) -> bool:
+        return bool(self.queues or self.sites or self.agents or self.violations)
