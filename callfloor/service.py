@@ -72,7 +72,6 @@ class FloorService:
         tick_s: float = 1.0,
         watermark_delay_s: float = 1.0,
         max_future_skew_s: float = 300.0,
-        retention_s: float = 24 * 3600.0,
         processor: FloorProcessor | None = None,
     ) -> None:
         self.config = config
@@ -84,7 +83,7 @@ class FloorService:
         # normal transport time on the way are not counted as late.
         self.watermark_delay_s = watermark_delay_s
         self.max_future_skew_s = max_future_skew_s
-        self.proc = processor or FloorProcessor(config, retention_s=retention_s)
+        self.proc = processor or FloorProcessor(config, live=True)
         self.stats = IngestStats()
         self._queue: asyncio.Queue[EventBatch] = asyncio.Queue(maxsize=max_pending_batches)
         self.started = asyncio.Event()

@@ -140,7 +140,15 @@ class Changes:
 class FloorProcessor:
     """Live queue and agent state of a contact centre, driven by events and ticks."""
 
-    def __init__(self, config: Config, *, retention_s: float | None = None) -> None:
+    def __init__(
+        self, config: Config, *, live: bool = False, retention_s: float | None = None
+    ) -> None:
+        """``live=True`` is live operation: events older than the clock minus
+        ``[limits] max_lateness`` are refused (``ts_too_old``) and what never
+        finished expires after that long; replay keeps everything."""
+        if live and retention_s is None:
+            retention_s = config.limits.max_lateness_s
+        self.live = live or retention_s is not None
         self.config = config
         self.rules = config.agents
         # Rolling windows: the configured ones plus the 15 and 60 minutes that the
@@ -243,7 +251,7 @@ class FloorProcessor:
         )
         if refusal is not None:
             return refusal
-        if self.retention_s is not None:
+        if self.live:
             horizon = self.clock - limits.max_lateness_s
             ts: float = event.ts  # type: ignore[assignment]
             if ts < horizon:
