@@ -32,6 +32,10 @@ class Deduplicator:
     def __len__(self) -> int:
         return len(self._current) + len(self._previous)
 
+    def known(self, key: Key) -> bool:
+        """Whether ``key`` is remembered (nothing is recorded)."""
+        return key in self._current or key in self._previous
+
     def seen(self, key: Key, now: float) -> bool:
         """True if ``key`` was seen before; otherwise remember it and return False."""
         current = self._current

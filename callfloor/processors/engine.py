@@ -231,6 +231,11 @@ class FloorProcessor:
 
     # ================================================================ inputs
 
+    def is_duplicate(self, event: Event) -> bool:
+        """Whether ``event`` would be dropped as a duplicate (a peek: nothing is recorded)."""
+        key = event.id
+        return self.dedup.known(dedup_key(event) if key is None else key)
+
     def check(self, event: Event) -> Refusal | None:
         """Why ``event`` would be refused by the SPEC §9 limits, or None if it is admitted."""
         limits = self.config.limits

@@ -199,6 +199,20 @@ class FloorReader:
             return items
         return [v for v in items if (v.ended_at is None) == active]
 
+    # ------------------------------------------------------------------ bulk
+
+    def queues(self) -> dict[str, QueueView]:
+        """Every listed queue, by name (sorted), as in the document."""
+        return self.document().queues
+
+    def sites(self) -> dict[str, SiteView]:
+        """Every listed site, by name (sorted), as in the document."""
+        return self.document().sites
+
+    def agents(self) -> dict[str, AgentView]:
+        """Every listed agent, by name (sorted), as in the document."""
+        return self.document().agents
+
     # ------------------------------------------------------------------ whole floor
 
     def counters(self) -> Counters:
