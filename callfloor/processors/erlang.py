@@ -34,6 +34,8 @@ __all__ = [
     "erlang_a",
     "erlang_b",
     "erlang_c",
+    "least_agents_a",
+    "least_agents_c",
     "required_agents_a",
     "required_agents_c",
     "scheduled_agents",
@@ -165,30 +167,32 @@ def asa_c(n: int, load: float, aht_s: float) -> float:
     return erlang_c(n, load) * aht_s / (n - load)
 
 
-def required_agents_c(
+def least_agents_c(
     load: float,
     aht_s: float,
     threshold_s: float,
     target: float,
     max_agents: int = DEFAULT_MAX_AGENTS,
-) -> int:
-    """Return the least ``n > load`` whose Erlang C service level is ``>= target``.
+) -> int | None:
+    """Return the least ``n > load`` whose Erlang C service level is ``>= target``, or
+    ``None`` when no ``n <= max_agents`` meets it (the search limit).
 
     One incremental pass: Erlang B is carried forward from ``n - 1`` to ``n``, so
     the cost is O(answer) rather than O(answer^2); this runs once per queue per
-    second on a live floor.
+    second on a live floor.  A load of ``max_agents`` Erlangs or more needs more
+    than ``max_agents`` agents, so that answer is immediate.
 
     With ``load == 0`` every ``n >= 1`` answers everyone at once, so the answer is
     1 (the least integer greater than the load; zero agents never "serve" an empty
-    queue in this model).  If the target is still not met at ``max_agents`` (e.g. a
-    target of 1.0, which float rounding may never reach) ``max_agents`` is
-    returned.
+    queue in this model).
     """
     _check_non_negative(load, "load")
     _check_positive(aht_s, "aht_s")
     _check_non_negative(threshold_s, "threshold_s")
     _check_target(target)
     _check_max_agents(max_agents)
+    if load >= max_agents:
+        return None
     b = 1.0  # B(0, A)
     for n in range(1, max_agents + 1):
         ab = load * b
@@ -197,7 +201,24 @@ def required_agents_c(
             sl = _sl_from_c(n, load, _c_from_b(n, load, b), threshold_s, aht_s)
             if sl >= target:
                 return n
-    return max_agents
+    return None
+
+
+def required_agents_c(
+    load: float,
+    aht_s: float,
+    threshold_s: float,
+    target: float,
+    max_agents: int = DEFAULT_MAX_AGENTS,
+) -> int:
+    """Return :func:`least_agents_c`, or ``max_agents`` when the target is not met there.
+
+    The capped form cannot tell "exactly ``max_agents``" from "more than that";
+    callers that show the number to people should use :func:`least_agents_c` and
+    treat ``None`` as "beyond the search limit".
+    """
+    n = least_agents_c(load, aht_s, threshold_s, target, max_agents)
+    return max_agents if n is None else n
 
 
 # -------------------------------------------------------------------------- Erlang A
@@ -427,21 +448,21 @@ def erlang_a(
     )
 
 
-def required_agents_a(
+def least_agents_a(
     rate_per_s: float,
     aht_s: float,
     patience_s: float,
     threshold_s: float,
     target: float,
     max_agents: int = DEFAULT_MAX_AGENTS,
-) -> int:
-    """Return the least ``n`` whose Erlang A service level is ``>= target``.
+) -> int | None:
+    """Return the least ``n`` whose Erlang A service level is ``>= target``, or ``None``
+    when no ``n <= max_agents`` meets it (the search limit).
 
     Unlike Erlang C the answer may be at or below the offered load, because
     abandonment keeps the queue stable.  The service level grows with ``n`` (a
     sample-path coupling argument; also property-tested), so this gallops upward
     from a proven lower bound and then bisects: O(log) calls to :func:`erlang_a`.
-    Returns ``max_agents`` if the target is not met there.
     """
     _check_non_negative(rate_per_s, "rate_per_s")
     _check_positive(aht_s, "aht_s")
@@ -460,12 +481,12 @@ def required_agents_a(
     # badly overloaded n, where the chain is long.
     lo = max(0, math.floor(target * load) - 1)  # known to fail
     if lo >= max_agents:
-        return max_agents
+        return None
     hi = min(max_agents, max(lo + 1, math.ceil(load)))
     step = max(1, math.isqrt(max(1, math.ceil(load))))
     while not meets(hi):
         if hi >= max_agents:
-            return max_agents
+            return None
         lo = hi
         hi = min(max_agents, hi + step)
         step *= 2
@@ -477,6 +498,19 @@ def required_agents_a(
         else:
             lo = mid
     return hi
+
+
+def required_agents_a(
+    rate_per_s: float,
+    aht_s: float,
+    patience_s: float,
+    threshold_s: float,
+    target: float,
+    max_agents: int = DEFAULT_MAX_AGENTS,
+) -> int:
+    """Return :func:`least_agents_a`, or ``max_agents`` when the target is not met there."""
+    n = least_agents_a(rate_per_s, aht_s, patience_s, threshold_s, target, max_agents)
+    return max_agents if n is None else n
 
 
 # ------------------------------------------------------------------------- shrinkage

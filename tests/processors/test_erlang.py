@@ -15,6 +15,8 @@ from callfloor.processors.erlang import (
     erlang_a,
     erlang_b,
     erlang_c,
+    least_agents_a,
+    least_agents_c,
     required_agents_a,
     required_agents_c,
     scheduled_agents,
@@ -383,6 +385,36 @@ def test_erlang_a_rejects_non_positive_patience() -> None:
         erlang_a(5, RATE, AHT, 0.0, 20.0)
 
 
+def test_least_agents_c_is_none_when_the_target_is_not_met_by_the_limit() -> None:
+    """A target not met by max_agents agents gives None, not the limit as an answer."""
+    assert least_agents_c(LOAD, AHT, 20.0, 1.0, max_agents=30) is None
+
+
+def test_least_agents_c_is_none_for_a_load_beyond_the_limit() -> None:
+    """A load of max_agents Erlangs or more cannot be staffed within the limit."""
+    assert least_agents_c(100.0, AHT, 20.0, 0.8, max_agents=100) is None
+    assert least_agents_c(1e12, AHT, 20.0, 0.8) is None
+
+
+def test_least_agents_c_finds_an_answer_just_inside_the_limit() -> None:
+    """An answer equal to max_agents is returned as an answer."""
+    n = least_agents_c(LOAD, AHT, 20.0, 0.8)
+    assert n == 14
+    assert least_agents_c(LOAD, AHT, 20.0, 0.8, max_agents=14) == 14
+    assert least_agents_c(LOAD, AHT, 20.0, 0.8, max_agents=13) is None
+
+
+@FAST
+@given(load=loads, aht=ahts, threshold=thresholds, target=targets)
+def test_required_agents_c_is_least_agents_c_within_the_limit(
+    load: float, aht: float, threshold: float, target: float
+) -> None:
+    """Within the limit the capped and the strict search give the same answer."""
+    assert least_agents_c(load, aht, threshold, target) == required_agents_c(
+        load, aht, threshold, target
+    )
+
+
 # ----------------------------------------------------------- required agents A
 
 
@@ -416,6 +448,23 @@ def test_required_agents_a_is_minimal(
 def test_required_agents_a_unreachable_target_returns_cap() -> None:
     """A target of 1.0 is never met with finite patience, so max_agents comes back."""
     assert required_agents_a(RATE, AHT, 120.0, 20.0, 1.0, max_agents=25) == 25
+
+
+def test_least_agents_a_is_none_when_the_target_is_not_met_by_the_limit() -> None:
+    """A target of 1.0 is never met with finite patience: None, not the limit."""
+    assert least_agents_a(RATE, AHT, 120.0, 20.0, 1.0, max_agents=25) is None
+
+
+def test_least_agents_a_is_none_for_a_load_beyond_the_limit() -> None:
+    """A load whose proven lower bound is past max_agents gives None without a search."""
+    assert least_agents_a(1e9, AHT, 120.0, 20.0, 0.8) is None
+
+
+def test_least_agents_a_matches_required_agents_a_within_the_limit() -> None:
+    """Within the limit the strict search returns the capped search's answer."""
+    assert least_agents_a(RATE, AHT, 120.0, 20.0, 0.8) == required_agents_a(
+        RATE, AHT, 120.0, 20.0, 0.8
+    )
 
 
 # ----------------------------------------------------------------- shrinkage
