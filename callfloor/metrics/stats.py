@@ -1,0 +1,110 @@
+"""Service self-metrics: the :class:`ServiceStats` protocol and its families.
+
+The live service (HTTP, ingest, sources, change bus) counts what the processor cannot
+see; the collector reads those counts through this protocol at every scrape. The
+attributes are read-only, so the service's own mutable stats object satisfies it as it
+is, with no copying.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from callfloor.metrics.render import NO_LABELS, BuiltFamily, label_set
+
+__all__ = ["ServiceStats", "StatsProvider", "add_service_samples"]
+
+
+class ServiceStats(Protocol):
+    """Self-metrics of the service layer, read at every scrape."""
+
+    @property
+    def http_requests_total(self) -> Mapping[str, int]:
+        """HTTP requests by handler (route name)."""
+
+    @property
+    def http_errors_total(self) -> Mapping[str, int]:
+        """HTTP error answers by status code as a string (``"413"``)."""
+
+    @property
+    def batches_total(self) -> int:
+        """Ingest batches applied."""
+
+    @property
+    def batch_seconds_sum(self) -> float:
+        """Seconds spent applying those batches."""
+
+    @property
+    def batch_seconds_max(self) -> float:
+        """The longest batch since start-up, seconds."""
+
+    @property
+    def by_source(self) -> Mapping[str, int]:
+        """Events received by source."""
+
+    @property
+    def held_events(self) -> int:
+        """Events received ahead of the watermark, not applied yet."""
+
+    @property
+    def pending_events(self) -> int:
+        """Events accepted and not applied yet: queued plus held."""
+
+    @property
+    def dropped_batches_total(self) -> int:
+        """Batches refused by back-pressure."""
+
+    @property
+    def dropped_events_total(self) -> int:
+        """Events in those refused batches."""
+
+    @property
+    def changes_dropped_total(self) -> Mapping[str, int]:
+        """Change sets slow subscribers lost, by subscriber kind (``"sse"``)."""
+
+    @property
+    def ingest_errors_total(self) -> int:
+        """Unexpected errors caught in ingest rounds."""
+
+    @property
+    def source_up(self) -> Mapping[str, bool]:
+        """Whether each source is running now."""
+
+    @property
+    def source_restarts_total(self) -> Mapping[str, int]:
+        """Restarts of each source after it failed or ended."""
+
+
+StatsProvider = Callable[[], ServiceStats]
+"""Returns the current stats object (the service may swap it)."""
+
+
+def _by(fam: BuiltFamily, label: str, values: Mapping[str, float]) -> None:
+    name = fam.family.name
+    for key, n in sorted(values.items()):
+        fam.add(name, label_set(**{label: key}), n)
+
+
+def _one(fam: BuiltFamily, value: float) -> None:
+    fam.add(fam.family.name, NO_LABELS, value)
+
+
+def add_service_samples(fam: Mapping[str, BuiltFamily], stats: ServiceStats) -> None:
+    """Fill the service families (catalogue group ``service``) from ``stats``."""
+    _by(fam["callfloor_http_requests_total"], "handler", stats.http_requests_total)
+    _by(fam["callfloor_http_errors_total"], "code", stats.http_errors_total)
+    batch = fam["callfloor_ingest_batch_seconds"]
+    batch.add("callfloor_ingest_batch_seconds_count", NO_LABELS, stats.batches_total)
+    batch.add("callfloor_ingest_batch_seconds_sum", NO_LABELS, stats.batch_seconds_sum)
+    _one(fam["callfloor_ingest_batch_seconds_max"], stats.batch_seconds_max)
+    _by(fam["callfloor_ingest_events_total"], "source", stats.by_source)
+    _one(fam["callfloor_ingest_dropped_batches_total"], stats.dropped_batches_total)
+    _one(fam["callfloor_ingest_dropped_events_total"], stats.dropped_events_total)
+    _one(fam["callfloor_ingest_held_events"], stats.held_events)
+    _one(fam["callfloor_ingest_pending_events"], stats.pending_events)
+    _one(fam["callfloor_ingest_errors_total"], stats.ingest_errors_total)
+    _by(fam["callfloor_changes_dropped_total"], "subscriber", stats.changes_dropped_total)
+    up = {source: 1.0 if running else 0.0 for source, running in stats.source_up.items()}
+    _by(fam["callfloor_source_up"], "source", up)
+    _by(fam["callfloor_source_restarts_total"], "source", stats.source_restarts_total)

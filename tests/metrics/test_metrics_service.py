@@ -1,0 +1,86 @@
+"""Service self-metrics through the ServiceStats protocol, and render_service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from helpers import config
+from metrics_util import FakeStats, parse, samples, scenario_proc, scrape, value
+
+from callfloor.metrics import ServiceStats, render_service
+from callfloor.processors.engine import FloorProcessor
+
+
+def _stats() -> ServiceStats:
+    return FakeStats(
+        http_requests_total={"metrics": 3, "events": 9},
+        http_errors_total={"413": 1, "400": 2},
+        batches_total=5,
+        batch_seconds_sum=0.25,
+        batch_seconds_max=0.125,
+        by_source={"http": 40},
+        held_events=2,
+        pending_events=7,
+        dropped_batches_total=1,
+        dropped_events_total=7,
+        changes_dropped_total={"sse": 4},
+        ingest_errors_total=1,
+        source_up={"http": True, "asterisk": False},
+        source_restarts_total={"asterisk": 3},
+    )
+
+
+def test_every_service_stat_is_exposed() -> None:
+    """Each ServiceStats attribute has its family and value."""
+    fams = scrape(scenario_proc(), stats=_stats)
+    assert value(fams, "callfloor_http_requests_total", handler="metrics") == 3
+    assert value(fams, "callfloor_http_errors_total", code="413") == 1
+    assert value(fams, "callfloor_http_errors_total", code="400") == 2
+    assert value(fams, "callfloor_ingest_batch_seconds_count") == 5
+    assert value(fams, "callfloor_ingest_batch_seconds_sum") == 0.25
+    assert value(fams, "callfloor_ingest_batch_seconds_max") == 0.125
+    assert value(fams, "callfloor_ingest_events_total", source="http") == 40
+    assert value(fams, "callfloor_ingest_held_events") == 2
+    assert value(fams, "callfloor_ingest_pending_events") == 7
+    assert value(fams, "callfloor_ingest_dropped_batches_total") == 1
+    assert value(fams, "callfloor_ingest_dropped_events_total") == 7
+    assert value(fams, "callfloor_changes_dropped_total", subscriber="sse") == 4
+    assert value(fams, "callfloor_ingest_errors_total") == 1
+    assert value(fams, "callfloor_source_up", source="http") == 1
+    assert value(fams, "callfloor_source_up", source="asterisk") == 0
+    assert value(fams, "callfloor_source_restarts_total", source="asterisk") == 3
+
+
+def test_service_families_are_absent_without_stats() -> None:
+    """A registry over a bare processor has no HTTP, ingest or source families."""
+    fams = scrape(scenario_proc())
+    assert not [n for n in fams if n.startswith(("callfloor_http_", "callfloor_ingest_"))]
+    assert "callfloor_source_up" not in fams
+
+
+def test_service_series_are_sorted_by_label() -> None:
+    """Keyed stats come out in label order, whatever the mapping's order."""
+    fams = scrape(scenario_proc(), stats=_stats)
+    assert [s["code"] for s in samples(fams, "callfloor_http_errors_total")] == ["400", "413"]
+
+
+@dataclass(eq=False)  # hashed by identity, as render_service keeps a registry per service
+class _Service:
+    """What render_service reads of the live service: its processor and stats."""
+
+    proc: FloorProcessor
+    stats: FakeStats
+
+
+def test_render_service_reads_the_current_stats_and_processor() -> None:
+    """render_service follows a swapped stats object and a replaced processor."""
+    service = _Service(scenario_proc(), FakeStats(batches_total=5))
+    first = parse(render_service(service))
+    assert value(first, "callfloor_ingest_batch_seconds_count") == 5
+    assert value(first, "callfloor_queue_offered_total", queue="sales") == 3
+    service.stats = FakeStats(batches_total=6)
+    second = parse(render_service(service))
+    assert value(second, "callfloor_ingest_batch_seconds_count") == 6
+    service.proc = FloorProcessor(config())
+    third = parse(render_service(service))
+    assert value(third, "callfloor_queue_offered_total", queue="sales") is None
