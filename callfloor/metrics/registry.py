@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final, Protocol
 
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
@@ -51,11 +54,31 @@ class FloorRegistry(CollectorRegistry):
             return generate_latest(self)  # target_info comes first: keep the library's order
         with self._ordered_lock:
             collectors = list(self._ordered)
-        parts = [
-            c.render_text() if isinstance(c, FloorCollector) else generate_latest(c).decode()
-            for c in collectors
-        ]
+        with _gc_paused():
+            parts = [
+                c.render_text() if isinstance(c, FloorCollector) else generate_latest(c).decode()
+                for c in collectors
+            ]
         return "".join(parts).encode("utf-8")
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No garbage-collector pass during one scrape (the previous state is restored).
+
+    A scrape reads the floor as tens of thousands of short-lived msgspec Structs and
+    dicts, which reference counting frees; their allocation alone triggers collections,
+    and now and then a full one over the processor's large heap. That doubled the
+    slowest scrapes on the bench floor (bench/bench_metrics.py: max 198 ms against
+    101 ms with collection paused, medians 96 and 93 ms).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def build_registry(

@@ -404,3 +404,20 @@ def test_registry_refuses_a_second_floor_collector() -> None:
     with pytest.raises(ValueError, match="Duplicated"):
         registry.register(FloorCollector(proc))
     assert isinstance(registry, FloorRegistry)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_render_leaves_the_garbage_collector_as_it_was(enabled: bool) -> None:
+    """render() pauses collection for the scrape only and restores the previous state."""
+    import gc
+
+    registry = build_registry(scenario_proc())
+    was = gc.isenabled()
+    try:
+        if not enabled:
+            gc.disable()
+        render(registry)
+        assert gc.isenabled() is enabled
+    finally:
+        if was:
+            gc.enable()
