@@ -186,7 +186,6 @@ def _backfill_then_compare(
     assert_same_document(live, replayed, "backfilled live snapshot and replay")
 
 
-@pytest.mark.xfail(strict=True, reason="order-independent engine pending", raises=AssertionError)
 def test_a_day_posted_hours_late_equals_the_replay(
     tmp_path: Path, server: Server, floor: tuple[Path, list[Event]]
 ) -> None:
@@ -196,7 +195,6 @@ def test_a_day_posted_hours_late_equals_the_replay(
     _backfill_then_compare(tmp_path, server, config, events, events)
 
 
-@pytest.mark.xfail(strict=True, reason="order-independent engine pending", raises=AssertionError)
 def test_agent_feed_posted_before_the_call_feed_equals_the_replay(
     tmp_path: Path, server: Server, floor: tuple[Path, list[Event]]
 ) -> None:

@@ -3,7 +3,7 @@
 Nothing in this package performs I/O or imports asyncio, aiohttp, aiomqtt or redis.
 """
 
-from callfloor.processors.engine import Changes, FloorProcessor
+from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.snapshot import build_document
 
-__all__ = ["Changes", "FloorProcessor", "build_document"]
+__all__ = ["FloorProcessor", "build_document"]

@@ -1,55 +1,160 @@
 """The read API of the processor: typed views at its clock.
 
-``FloorProcessor.view`` is a :class:`FloorReader`. Every method renders only
-what it is asked for (one queue reads one queue's windows), at the processor's
-clock, and never changes what the processor computes next. Callers advance the
-clock first (``proc.tick(now)``), so a read reflects every change up to exactly
-``as_of``.
+``FloorProcessor.view`` is a :class:`FloorReader`. Every method renders only what it
+is asked for (one queue reads one queue's windows), at the processor's clock, and
+never changes what the processor computes next (reading moves the windows' cursors
+to the clock, which changes nothing later). Callers advance the clock first
+(``proc.tick(now)``), so a read reflects every change up to exactly ``as_of``.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Final
 
-import msgspec
-
+from callfloor.processors.derive import (
+    agent_not_ready_today,
+    agent_today_counts,
+    agent_violations,
+)
+from callfloor.processors.erlang import required_agents_c, service_level_c
 from callfloor.processors.views import (
     AgentDetail,
     AgentInfo,
+    AgentStateName,
     AgentView,
     Counters,
     Document,
     ProcessorStats,
     QueueInfo,
+    QueueLive,
     QueueTotals,
     QueueView,
     Severity,
+    SiteLive,
     SiteView,
     ViolationCount,
     ViolationKind,
     ViolationView,
     WaitHistogram,
+    WindowStats,
+)
+from callfloor.processors.windows import (
+    ABANDONED,
+    ABANDONED_IN_SL,
+    ANSWERED,
+    ANSWERED_IN_SL,
+    COUNT_NAMES,
+    DEQUEUED,
+    HANDLE_US,
+    HANDLED,
+    NFIELDS,
+    OFFERED,
+    SHORT_ABANDONED,
+    SL_OFFERED,
+    WAIT_US,
 )
 
 if TYPE_CHECKING:
+    from callfloor.processors.agents import AgentTrack
     from callfloor.processors.engine import FloorProcessor
+    from callfloor.processors.queues import QueueState
+
+# States an agent is counted in for live values (logged_out is left out).
+LIVE_STATES: Final[tuple[str, ...]] = ("available", "ringing", "on_call", "wrap_up", "not_ready")
+BUSY_STATES: Final[tuple[str, ...]] = ("ringing", "on_call", "wrap_up")
+STAFFED_STATES: Final[tuple[str, ...]] = ("available", "ringing", "on_call", "wrap_up")
+ARRIVAL_WINDOW_S: Final = 900.0
+
+Sums = tuple[list[int], int]  # window sums and max wait (µs, -1 when none)
 
 
-def _s() -> ModuleType:
-    # snapshot imports the engine, which imports this module.
-    from callfloor.processors import snapshot
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den > 0 else None
 
-    return snapshot
+
+def service_level(formula: str, sums: list[int]) -> float | None:
+    """Service level by the queue's or site's formula (SPEC §3); None without a denominator."""
+    in_sl = sums[ANSWERED_IN_SL]
+    offered = sums[SL_OFFERED]
+    if formula == "ignore_abandoned":
+        return _ratio(in_sl, offered - sums[ABANDONED_IN_SL])
+    if formula == "abandoned_positive":
+        return _ratio(in_sl + sums[ABANDONED_IN_SL], offered)
+    return _ratio(in_sl, offered)
+
+
+def window_stats(sums: list[int], max_us: int, formula: str) -> WindowStats:
+    """Counts and rates of one window."""
+    answered = sums[ANSWERED]
+    abandoned = sums[ABANDONED]
+    handled = sums[HANDLED]
+    return WindowStats(
+        offered=sums[OFFERED],
+        answered=answered,
+        abandoned=abandoned,
+        short_abandoned=sums[SHORT_ABANDONED],
+        dequeued=sums[DEQUEUED],
+        sl_offered=sums[SL_OFFERED],
+        answered_in_sl=sums[ANSWERED_IN_SL],
+        abandoned_in_sl=sums[ABANDONED_IN_SL],
+        handled=handled,
+        service_level=service_level(formula, sums),
+        abandon_rate=_ratio(abandoned, answered + abandoned),
+        asa_s=sums[WAIT_US] / answered / 1e6 if answered > 0 else None,
+        max_wait_s=max_us / 1e6 if max_us >= 0 else None,
+        aht_s=sums[HANDLE_US] / handled / 1e6 if handled > 0 else None,
+    )
+
+
+def _occupancy(counts: dict[str, int]) -> float | None:
+    busy = sum(counts.get(s, 0) for s in BUSY_STATES)
+    staffed = busy + counts.get("available", 0)
+    return busy / staffed if staffed > 0 else None
+
+
+def _live_agents(counts: dict[str, int]) -> dict[str, int]:
+    return {state: counts.get(state, 0) for state in LIVE_STATES}
+
+
+def _sum(parts: list[Sums]) -> Sums:
+    total = [0] * NFIELDS
+    max_us = -1
+    for sums, mx in parts:
+        for i in range(NFIELDS):
+            total[i] += sums[i]
+        if mx > max_us:
+            max_us = mx
+    return total, max_us
+
+
+class _QueueRead:
+    """One queue's window sums at the clock, read once per render."""
+
+    __slots__ = ("day", "interval", "labelled", "rolling")
+
+    def __init__(self, proc: FloorProcessor, q: QueueState) -> None:
+        now = proc.clock
+        cal = proc.sites[q.site].calendar
+        windows = q.windows
+        windows.advance(now)
+        self.rolling = [windows.rolling(i) for i in range(len(proc.widths))]
+        self.interval = windows.interval(cal.interval_start(now))
+        self.day = windows.day(cal.day_start(now))
+        rolling = self.rolling
+        self.labelled: list[Sums] = [rolling[i] for i in proc.window_index.values()]
+        self.labelled.append(self.interval)
+        self.labelled.append(self.day)
 
 
 class FloorReader:
     """Typed, per-entity reads of one processor (see the module docstring)."""
 
-    __slots__ = ("_proc",)
+    __slots__ = ("_labels", "_proc")
 
     def __init__(self, proc: FloorProcessor) -> None:
         self._proc = proc
+        self._labels = [*proc.window_index, "interval", "today"]
 
     # ------------------------------------------------------------------ time
 
@@ -63,30 +168,81 @@ class FloorReader:
         """Grows whenever state changed (not when only the clock moved): a cache key part."""
         return self._proc.version
 
-    # ------------------------------------------------------------------ queues and sites
+    @property
+    def window_labels(self) -> list[str]:
+        """Window labels in document order: the configured rolling ones, interval, today."""
+        return list(self._labels)
+
+    def _now(self) -> float:
+        now = self._proc.clock
+        if not math.isfinite(now):
+            raise ValueError("the processor has no time yet: apply an event or tick() first")
+        return now
+
+    # ------------------------------------------------------------------ queues
 
     def queue_names(self) -> list[str]:
         """Listed queues (configured, or named by a valid ``call_queued``), sorted."""
         return sorted(n for n, q in self._proc.queues.items() if q.listed)
 
+    def _queue_agents(self, name: str) -> dict[str, int]:
+        proc = self._proc
+        counts: dict[str, int] = {}
+        for group in proc.groups_by_queue.get(name, ()):
+            for state, n in proc.groups[group].items():
+                counts[state] = counts.get(state, 0) + n
+        return counts
+
+    def _queue_view(self, q: QueueState, read: _QueueRead) -> QueueView:
+        proc = self._proc
+        now = proc.clock
+        formula = q.policy.sl_formula
+        windows = {
+            label: window_stats(s, m, formula)
+            for label, (s, m) in zip(self._labels, read.labelled, strict=True)
+        }
+        oldest = q.oldest_start()
+        counts = self._queue_agents(q.name)
+        offered_15m = read.rolling[proc.idx_15m][0][OFFERED]
+        rate = offered_15m / ARRIVAL_WINDOW_S
+        required: int | None = None
+        projected: float | None = None
+        if offered_15m > 0:
+            s60 = read.rolling[proc.idx_60m][0]
+            policy = q.policy
+            aht = s60[HANDLE_US] / s60[HANDLED] / 1e6 if s60[HANDLED] > 0 else policy.default_aht_s
+            staffed = sum(counts.get(s, 0) for s in STAFFED_STATES)
+            if aht > 0:
+                load = rate * aht
+                required = required_agents_c(load, aht, policy.sl_threshold_s, policy.sl_target)
+                projected = (
+                    service_level_c(staffed, load, policy.sl_threshold_s, aht)
+                    if staffed > load
+                    else 0.0
+                )
+            else:
+                # Calls handled in zero time (1 s timestamps) offer no load: the Erlang C
+                # limit as AHT -> 0 is one agent, and any staffed agent meets every target.
+                required = 1
+                projected = 1.0 if staffed > 0 else 0.0
+        live = QueueLive(
+            waiting=len(q.open),
+            longest_wait_s=max(0.0, now - oldest) if oldest is not None else 0.0,
+            agents=_live_agents(counts),
+            occupancy=_occupancy(counts),
+            arrival_rate_per_s=rate,
+            required_agents=required,
+            projected_service_level=projected,
+        )
+        return QueueView(site=q.site, windows=windows, live=live)
+
     def queue(self, name: str) -> QueueView | None:
         """One queue as in the document, or None if it is not listed."""
-        proc = self._proc
-        q = proc.queues.get(name)
+        self._now()
+        q = self._proc.queues.get(name)
         if q is None or not q.listed:
             return None
-        view = _s().QueueView(proc, q)
-        return msgspec.convert(
-            {
-                "site": q.site,
-                "windows": {
-                    label: _s().window_doc(s, m, q.policy.sl_formula)
-                    for label, (s, m) in view.windows()
-                },
-                "live": _s().queue_live(proc, q, view),
-            },
-            QueueView,
-        )
+        return self._queue_view(q, _QueueRead(self._proc, q))
 
     def queue_info(self, name: str) -> QueueInfo | None:
         """A listed queue's site, channel and policy."""
@@ -103,13 +259,11 @@ class FloorReader:
             short_abandon_s=p.short_abandon_s,
             sl_formula=p.sl_formula,
             default_aht_s=p.default_aht_s,
-            configured=name in self._proc.config.queues,
+            configured=q.configured,
         )
 
     def queue_totals(self, name: str) -> QueueTotals | None:
-        """A listed queue's lifetime totals and wait histograms."""
-        from callfloor.processors.windows import COUNT_NAMES, HANDLE_US, WAIT_US
-
+        """A listed queue's lifetime totals and wait histograms (since start-up)."""
         q = self._proc.queues.get(name)
         if q is None or not q.listed:
             return None
@@ -119,44 +273,103 @@ class FloorReader:
             counts={n: q.totals[i] for i, n in enumerate(COUNT_NAMES)},
             handle_s=q.totals[HANDLE_US] / 1e6,
             answered_wait_s=wait_s,
-            answered=WaitHistogram(bounds=bounds, counts=list(q.hist_answered), sum_s=wait_s),
+            answered=WaitHistogram(
+                bounds=bounds, counts=list(q.hist_answered), sum_s=q.answered_wait_us / 1e6
+            ),
             abandoned=WaitHistogram(
                 bounds=bounds, counts=list(q.hist_abandoned), sum_s=q.abandoned_wait_us / 1e6
             ),
         )
 
+    # ------------------------------------------------------------------ sites
+
+    def _agent_sites(self) -> set[str]:
+        return {t.fold.site for t in self._proc.agents.values() if t.fold.known}
+
     def site_names(self) -> list[str]:
         """Sites of listed queues and of agents, sorted."""
-        return sorted(self.document().sites)
+        proc = self._proc
+        names = {q.site for q in proc.queues.values() if q.listed}
+        return sorted(names | self._agent_sites())
+
+    def _site_view(self, name: str, reads: dict[str, tuple[QueueState, _QueueRead]]) -> SiteView:
+        proc = self._proc
+        now = proc.clock
+        formula = proc.site(name).config.sl_formula
+        mine = [(q, r) for q, r in reads.values() if q.site == name]
+        windows: dict[str, WindowStats] = {}
+        for k, label in enumerate(self._labels):
+            sums, mx = _sum([r.labelled[k] for _, r in mine])
+            windows[label] = window_stats(sums, mx, formula)
+        longest = 0.0
+        for q, _ in mine:
+            oldest = q.oldest_start()
+            if oldest is not None and now - oldest > longest:
+                longest = now - oldest
+        counts = proc.site_counts.get(name, {})
+        offered_15m = sum(r.rolling[proc.idx_15m][0][OFFERED] for _, r in mine)
+        live = SiteLive(
+            waiting=sum(len(q.open) for q, _ in mine),
+            longest_wait_s=longest,
+            agents=_live_agents(counts),
+            occupancy=_occupancy(counts),
+            arrival_rate_per_s=offered_15m / ARRIVAL_WINDOW_S,
+        )
+        return SiteView(windows=windows, live=live)
+
+    def _reads(self, site: str | None = None) -> dict[str, tuple[QueueState, _QueueRead]]:
+        proc = self._proc
+        return {
+            name: (q, _QueueRead(proc, q))
+            for name, q in sorted(proc.queues.items())
+            if q.listed and (site is None or q.site == site)
+        }
 
     def site(self, name: str) -> SiteView | None:
         """One site's roll-up, or None if it is not listed."""
-        return self.document().sites.get(name)
+        self._now()
+        reads = self._reads(name)
+        if not reads and name not in self._agent_sites():
+            return None
+        return self._site_view(name, reads)
 
     # ------------------------------------------------------------------ agents
 
     def agent_names(self) -> list[str]:
         """Agents that sent a valid ``agent_state``, sorted."""
-        return sorted(n for n, a in self._proc.agents.items() if a.known)
+        return sorted(n for n, t in self._proc.agents.items() if t.fold.known)
+
+    def _agent_view(self, track: AgentTrack) -> AgentView:
+        proc = self._proc
+        now = proc.clock
+        f = track.fold
+        assert f.state is not None
+        answered, missed = agent_today_counts(proc, track, now)
+        return AgentView(
+            state=AgentStateName(f.state),
+            reason=f.reason,
+            state_since=f.since,
+            not_ready_today_s=agent_not_ready_today(proc, track, now),
+            answered_today=answered,
+            missed_today=missed,
+        )
 
     def agent(self, name: str) -> AgentView | None:
         """One agent as in the document, or None."""
-        a = self._proc.agents.get(name)
-        if a is None or not a.known:
+        self._now()
+        track = self._proc.agents.get(name)
+        if track is None or not track.fold.known:
             return None
-        return msgspec.convert(_s().agent_today(self._proc, a), AgentView)
+        return self._agent_view(track)
 
     def agent_info(self, name: str) -> AgentInfo | None:
         """An agent's display name, team, site and queues."""
-        a = self._proc.agents.get(name)
-        if a is None or not a.known:
+        track = self._proc.agents.get(name)
+        if track is None or not track.fold.known:
             return None
+        f = track.fold
         return AgentInfo(
-            name=name,
-            display_name=a.display_name,
-            team=a.team,
-            site=a.site,
-            queues=list(a.queues),
+            name=name, display_name=f.display, team=f.team, site=f.site, queues=list(f.group)
         )
 
     def agent_detail(self, name: str) -> AgentDetail | None:
@@ -186,42 +399,70 @@ class FloorReader:
         """Violations started by ``as_of`` in document order; filter by agent or activity."""
         proc = self._proc
         now = proc.clock
-        chosen = sorted(
-            (
-                v
-                for v in proc.violations
-                if v.started_at <= now and (agent is None or v.agent == agent)
-            ),
-            key=lambda v: (v.started_at, v.agent, v.kind, v.uid),
-        )
-        items = [msgspec.convert(_s().violation_doc(proc, v), ViolationView) for v in chosen]
-        if active is None:
-            return items
-        return [v for v in items if (v.ended_at is None) == active]
+        if not math.isfinite(now):
+            return []  # nothing can have started before time began
+        if agent is not None:
+            track = proc.agents.get(agent)
+            tracks = [] if track is None else [track]
+        else:
+            tracks = list(proc.agents.values())
+        items: list[tuple[tuple[float, str, str, str], ViolationView]] = []
+        for track in tracks:
+            for v in agent_violations(proc, track, now):
+                if active is not None and (v.ended_at is None) != active:
+                    continue
+                view = ViolationView(
+                    kind=ViolationKind(v.kind),
+                    agent=track.name,
+                    severity=Severity(v.severity),
+                    started_at=v.started_at,
+                    ended_at=v.ended_at,
+                    value=v.value,
+                )
+                items.append(((v.started_at, track.name, v.kind, v.severity), view))
+        items.sort(key=lambda item: item[0])
+        return [view for _, view in items]
 
     # ------------------------------------------------------------------ bulk
 
     def queues(self) -> dict[str, QueueView]:
         """Every listed queue, by name (sorted), as in the document."""
-        return self.document().queues
+        self._now()
+        return {name: self._queue_view(q, r) for name, (q, r) in self._reads().items()}
 
     def sites(self) -> dict[str, SiteView]:
         """Every listed site, by name (sorted), as in the document."""
-        return self.document().sites
+        self._now()
+        reads = self._reads()
+        return {name: self._site_view(name, reads) for name in self.site_names()}
 
     def agents(self) -> dict[str, AgentView]:
         """Every listed agent, by name (sorted), as in the document."""
-        return self.document().agents
+        self._now()
+        proc = self._proc
+        return {name: self._agent_view(proc.agents[name]) for name in self.agent_names()}
 
     # ------------------------------------------------------------------ whole floor
 
     def counters(self) -> Counters:
         """The document's counters."""
-        return msgspec.convert(dict(self._proc.counters), Counters)
+        c = self._proc.counters
+        return Counters(
+            events=c["events"],
+            rejected=c["rejected"],
+            duplicates=c["duplicates"],
+            orphaned=c["orphaned"],
+            late=c["late"],
+        )
 
     def stats(self) -> ProcessorStats:
         """The processor's self-metrics."""
         proc = self._proc
+        tracker = proc.tracker
+        clock = proc.clock
+        finite = math.isfinite(clock)
+        if finite:
+            tracker.update()
 
         def counts(table: dict[tuple[str, str], int]) -> list[ViolationCount]:
             return [
@@ -230,23 +471,39 @@ class FloorReader:
             ]
 
         active: dict[tuple[str, str], int] = {}
-        for v in proc.violations:
-            if v.ended_at is None and v.started_at <= proc.clock:
-                active[(v.kind, v.severity)] = active.get((v.kind, v.severity), 0) + 1
-        clock = proc.clock
+        for published in tracker.published.values():
+            for v in published.values():
+                if v.ended_at is None:
+                    key = (v.kind, v.severity)
+                    active[key] = active.get(key, 0) + 1
         return ProcessorStats(
-            clock=clock if clock != float("-inf") else None,
-            events_by_type=proc.events_by_type,
-            rejected_by_reason=dict(proc.rejected_by_reason),
+            clock=clock if finite else None,
+            events_by_type={k: v for k, v in sorted(proc.events_by_type.items()) if v},
+            rejected_by_reason=dict(sorted(proc.rejected_by_reason.items())),
             violations_active=counts(active),
-            violations_started=counts(proc.violations_started),
-            violations_retracted=counts(proc.violations_retracted),
+            violations_started=counts(tracker.started),
+            violations_retracted=counts(tracker.retracted),
             expired=dict(proc.expired),
-            open_legs=len(proc.calls),
+            open_legs=sum(len(q.open) for q in proc.queues.values()),
             timers_pending=len(proc.timers),
-            history_events=0,
+            history_events=sum(len(c.events) for c in proc.calls.values())
+            + sum(len(a.ts) for a in proc.agents.values()),
         )
 
     def document(self) -> Document:
         """The SPEC §7 document at ``as_of``."""
-        return msgspec.convert(_s().build_document(self._proc), Document)
+        now = self._now()
+        reads = self._reads()
+        queues = {name: self._queue_view(q, r) for name, (q, r) in reads.items()}
+        sites = {name: self._site_view(name, reads) for name in self.site_names()}
+        proc = self._proc
+        agents = {name: self._agent_view(proc.agents[name]) for name in self.agent_names()}
+        return Document(
+            as_of=float(now),
+            queues=queues,
+            sites=sites,
+            agents=agents,
+            violations=self.violations(),
+            alerts=[],
+            counters=self.counters(),
+        )

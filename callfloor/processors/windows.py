@@ -19,6 +19,11 @@ Records normally arrive in time order and are appended. A record attributed to t
 past (a late event, or handling completed at ``call_ended.ts`` once the next agent
 state is known) is inserted at its place; only the cumulative vectors after it are
 updated, which are few because such records are only a little late.
+
+A late event can also show that a record counted earlier never happened (a leg that
+ended otherwise than first thought): :meth:`QueueWindows.remove` takes it back
+exactly. Sums take the negated deltas; a removed wait leaves ``max_wait``, which is
+rebuilt from the log of waits it keeps for that (removals are rare; adds stay O(1)).
 """
 
 from __future__ import annotations
@@ -103,7 +108,18 @@ class _Day:
 class QueueWindows:
     """Rolling, interval and today sums of one queue."""
 
-    __slots__ = ("_day", "base", "cums", "max_lo", "maxq", "now", "times", "widest", "widths")
+    __slots__ = (
+        "_day",
+        "base",
+        "cums",
+        "max_lo",
+        "maxq",
+        "now",
+        "times",
+        "waits",
+        "widest",
+        "widths",
+    )
 
     def __init__(self, widths: tuple[float, ...]) -> None:
         self.widths = widths
@@ -113,6 +129,9 @@ class QueueWindows:
         self.base = [0] * NFIELDS  # cumulative sums of the records already dropped
         self.maxq: list[tuple[float, int]] = []  # (time, wait µs), waits strictly decreasing
         self.max_lo = 0
+        # Every (time, wait µs) offered to max_wait, ascending, back to the older of the
+        # widest window and today's start: what a removal rebuilds the maxima from.
+        self.waits: list[tuple[float, int]] = []
         self.now = float("-inf")
         self._day = _Day()
 
@@ -138,6 +157,11 @@ class QueueWindows:
             del mq[:mlo]
             mlo = 0
         self.max_lo = mlo
+        waits = self.waits
+        if len(waits) > _COMPACT_AT:
+            keep = min(cut, self._day.start)
+            if waits[_COMPACT_AT][0] < keep:
+                del waits[: bisect_left(waits, keep, key=_time)]
 
     # ------------------------------------------------------------------ writes
 
@@ -176,8 +200,49 @@ class QueueWindows:
                 for f, v in deltas:
                     later[f] += v
         if wait_us >= 0:
+            waits = self.waits
+            if not waits or x >= waits[-1][0]:
+                waits.append((x, wait_us))
+            else:
+                waits.insert(bisect_right(waits, x, key=_time), (x, wait_us))
             self._offer_max(x, wait_us)
         self._day.add(day_start, x, deltas, wait_us)
+
+    def remove(
+        self,
+        x: float,
+        deltas: Deltas,
+        day_start: float,
+        wait_us: int = _NO_MAX,
+        now: float | None = None,
+    ) -> None:
+        """Take back a record added earlier with the same arguments."""
+        self.add(x, tuple((f, -v) for f, v in deltas), day_start, _NO_MAX, now)
+        if wait_us < 0:
+            return
+        waits = self.waits
+        i = bisect_left(waits, x, key=_time)
+        while i < len(waits) and waits[i][0] == x:
+            if waits[i][1] == wait_us:
+                del waits[i]
+                break
+            i += 1
+        self._rebuild_max()
+
+    def _rebuild_max(self) -> None:
+        """Both maxima again from the wait log (after a removal)."""
+        cut = self.now - self.widest
+        mq: list[tuple[float, int]] = []
+        for x, v in self.waits:
+            if x <= cut:
+                continue
+            while mq and mq[-1][1] <= v:
+                mq.pop()
+            mq.append((x, v))
+        self.maxq = mq
+        self.max_lo = 0
+        day = self._day
+        day.max_us = max((v for x, v in self.waits if x >= day.start), default=_NO_MAX)
 
     def _offer_max(self, x: float, v: int) -> None:
         mq = self.maxq

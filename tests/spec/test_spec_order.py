@@ -49,9 +49,6 @@ from callfloor.ingest.decode import Rejection
 from callfloor.replay import read_ndjson, replay
 
 # Fails today: the lead removes the marker once the engine passes it (strict: a pass is red).
-PENDING = pytest.mark.xfail(
-    strict=True, reason="order-independent engine pending", raises=AssertionError
-)
 
 
 def _compare(
@@ -98,7 +95,6 @@ def _wrap_up_trace() -> list[Event]:
     ]
 
 
-@PENDING
 def test_late_call_ended_takes_after_call_work_from_the_spell_at_its_ts(tmp_path: Path) -> None:
     """A call_ended arriving 60 s late (after the agent's next spells) takes its after-call
     work from the wrap_up spell that held at its ts, not from the agent's current spell."""
@@ -112,7 +108,6 @@ def test_late_call_ended_takes_after_call_work_from_the_spell_at_its_ts(tmp_path
         assert today["aht_s"] == pytest.approx(((90 + 30) + (50 + 60)) / 2)
 
 
-@PENDING
 def test_late_call_missed_joins_only_its_own_episode(tmp_path: Path) -> None:
     """Misses at 0/10/20 s, three more over an hour later, then one at 5 s arriving late:
     one violation from 10 s (value 4, ended when the count drops below 3) and an active one
@@ -150,7 +145,6 @@ def _one_call() -> list[Event]:
     ]
 
 
-@PENDING
 @pytest.mark.parametrize("after", ["call_answered", "call_ended"])
 def test_call_queued_arriving_after_its_own_answer_is_matched(tmp_path: Path, after: str) -> None:
     """A call_queued that arrives after the call's call_answered (or even its call_ended)
@@ -178,7 +172,6 @@ site = "sh"
 """
 
 
-@PENDING
 def test_agent_first_seen_in_a_call_event_counts_on_its_site_calendar(tmp_path: Path) -> None:
     """An agent whose first event to arrive is a call event (its agent state is 60 s behind)
     still counts answered_today from its site's midnight, not from UTC midnight."""
@@ -203,11 +196,6 @@ def test_agent_first_seen_in_a_call_event_counts_on_its_site_calendar(tmp_path: 
 
 
 # The checkpoint seam is being built by the lead; the test fails with ImportError until then.
-@pytest.mark.xfail(
-    strict=True,
-    reason="order-independent engine pending",
-    raises=(ImportError, AssertionError),
-)
 def test_checkpoint_restored_under_a_changed_threshold_never_misbuckets_waits(
     tmp_path: Path,
 ) -> None:
@@ -306,10 +294,10 @@ def test_simulated_floor_exercises_what_order_can_change(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     "call_delay, agent_delay",
     [
-        pytest.param(5.0, 0.0, marks=PENDING, id="calls-5s-behind"),
+        pytest.param(5.0, 0.0, id="calls-5s-behind"),
         pytest.param(0.0, 5.0, id="agents-5s-behind"),
-        pytest.param(60.0, 0.0, marks=PENDING, id="calls-60s-behind"),
-        pytest.param(0.0, 60.0, marks=PENDING, id="agents-60s-behind"),
+        pytest.param(60.0, 0.0, id="calls-60s-behind"),
+        pytest.param(0.0, 60.0, id="agents-60s-behind"),
     ],
 )
 def test_two_feeds_with_fixed_delays_equal_the_sorted_replay(
@@ -321,14 +309,12 @@ def test_two_feeds_with_fixed_delays_equal_the_sorted_replay(
     _sim_compare(tmp_path, merge_feeds([calls, agent_states], [call_delay, agent_delay]))
 
 
-@PENDING
 def test_every_event_shuffled_within_a_minute_equals_the_sorted_replay(tmp_path: Path) -> None:
     """Every event delayed independently by up to 60 s (even events of one call swap)
     gives the sorted replay's document."""
     _sim_compare(tmp_path, shuffle_within(_floor().events, 60.0, seed=7))
 
 
-@PENDING
 @pytest.mark.parametrize("late_feed", ["agents", "calls"])
 def test_a_feed_backfilled_hours_later_equals_the_sorted_replay(
     tmp_path: Path, late_feed: str
@@ -370,7 +356,7 @@ def _ties() -> list[Event]:
     ]
 
 
-@pytest.mark.parametrize("first", ["calls", pytest.param("agents", marks=PENDING)])
+@pytest.mark.parametrize("first", ["calls", "agents"])
 def test_equal_ts_events_across_feeds_in_either_order(tmp_path: Path, first: str) -> None:
     """Events with equal ts in the two feeds give the same numbers whichever feed's event
     arrives first (ties broken one way, then the other)."""

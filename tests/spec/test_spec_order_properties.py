@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
-import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from traces import (
@@ -131,7 +130,6 @@ def _two_feeds(
     return arrival
 
 
-@pytest.mark.xfail(strict=True, reason="order-independent engine pending", raises=AssertionError)
 @SETTINGS
 @given(
     floor=floors(),
@@ -165,11 +163,6 @@ def _document(proc: object) -> Document:
 
 
 # The checkpoint seam is being built by the lead: ImportError until it lands.
-@pytest.mark.xfail(
-    strict=True,
-    reason="order-independent engine pending",
-    raises=(ImportError, AssertionError),
-)
 @SETTINGS
 @given(
     floor=floors(),

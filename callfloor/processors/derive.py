@@ -1,0 +1,97 @@
+"""Values of one agent at an instant, derived from its fold and the clock.
+
+Shared by the read API (documents, metrics, HTTP) and the change tracker, so what a
+reader sees and what a change set reports are the same computation.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from typing import TYPE_CHECKING
+
+from callfloor.processors.agents import AgentTrack, count_between
+from callfloor.processors.violations import (
+    Violation,
+    counts_not_ready,
+    daily_violations,
+    missed_violations,
+    not_ready_today,
+    open_spell_violation,
+    open_stale_violation,
+    spell_limit,
+)
+
+if TYPE_CHECKING:
+    from callfloor.processors.engine import FloorProcessor
+
+
+def open_not_ready_since(proc: FloorProcessor, track: AgentTrack) -> float | None:
+    """Start of the agent's current spell if it is non-exempt not-ready time."""
+    f = track.fold
+    return f.since if counts_not_ready(proc.rules, f.state, f.reason) else None
+
+
+def agent_not_ready_today(proc: FloorProcessor, track: AgentTrack, t: float) -> float:
+    """``not_ready_today_s`` at ``t`` on the agent's (current) site calendar."""
+    f = track.fold
+    return not_ready_today(f.nr_days, proc.calendar(f.site), open_not_ready_since(proc, track), t)
+
+
+def agent_today_counts(proc: FloorProcessor, track: AgentTrack, t: float) -> tuple[int, int]:
+    """``answered_today`` and ``missed_today`` at ``t`` (site-local day of its current site)."""
+    day = proc.calendar(track.fold.site).day_start(t)
+    return count_between(track.answers, day, t), count_between(track.misses, day, t)
+
+
+def agent_violations(proc: FloorProcessor, track: AgentTrack, t: float) -> list[Violation]:
+    """Every violation of the agent started by ``t``, values as of ``t``."""
+    rules = proc.rules
+    f = track.fold
+    out = [v for v in f.closed if v.started_at <= t]
+    if f.known:
+        spell = open_spell_violation(rules, f.state, f.reason, f.since, t)
+        if spell is not None:
+            out.append(spell)
+        stale = open_stale_violation(rules, f.state, f.last_ts, t)
+        if stale is not None:
+            out.append(stale)
+    open_since = open_not_ready_since(proc, track)
+    if f.nr_days or open_since is not None:
+        limits = rules.daily_not_ready_s
+        out += daily_violations(f.nr_days, proc.calendar(f.site), limits, open_since, t)
+    misses = track.misses
+    if len(misses) >= rules.missed_calls_max > 0:
+        out += missed_violations(misses, rules.missed_calls_max, rules.missed_calls_window_s, t)
+    return out
+
+
+def next_transition(proc: FloorProcessor, track: AgentTrack, t: float) -> float | None:
+    """The next instant after ``t`` at which the agent's violations may change with the
+    clock alone (a limit passed, a day ending, a missed call leaving the window)."""
+    rules = proc.rules
+    f = track.fold
+    candidates: list[float] = []
+    if f.known and f.state is not None:
+        limit = spell_limit(rules, f.state, f.reason)
+        if limit is not None and f.since + limit >= t:
+            candidates.append(f.since + limit)
+        if f.state != "logged_out" and f.last_ts + rules.stale_after_s >= t:
+            candidates.append(f.last_ts + rules.stale_after_s)
+    cal = proc.calendar(f.site)
+    open_since = open_not_ready_since(proc, track)
+    if open_since is not None or any(d.crossings for d in f.nr_days if d.end > t):
+        candidates.append(cal.next_day_start(t))
+    if open_since is not None:
+        total = not_ready_today(f.nr_days, cal, open_since, t)
+        for limit_s in rules.daily_not_ready_s:
+            if limit_s >= total:
+                candidates.append(t + (limit_s - total))
+                break
+    misses = track.misses
+    if rules.missed_calls_max > 0 and misses:
+        window = rules.missed_calls_window_s
+        # The oldest miss still counted leaves the window then.
+        i = bisect_right(misses, t - window)
+        if i < len(misses):
+            candidates.append(misses[i] + window)
+    return min(candidates) if candidates else None

@@ -1,0 +1,121 @@
+"""Live retention: what a long-running process forgets, and what expires.
+
+Live operation refuses events older than the horizon (the clock minus
+``[limits] max_lateness``), so nothing before it can change any more: histories
+before it are folded into each agent's base and dropped, and calls with nothing
+open and no event since the horizon are forgotten. What never finished expires once
+older than the horizon, each counted in ``expired`` (Prometheus
+``callfloor_state_expired_total{kind}``): a leg still waiting, a conversation never
+ended, handling that no ``agent_state`` decided, an agent silent that long (shown
+logged out from the horizon on, its open spell and silence ended there). Ended
+violations are kept for a day.
+
+Replay keeps everything (it is exact for any order of its input).
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left
+from typing import TYPE_CHECKING, Final
+
+from callfloor.processors.agents import AgentTrack, Payload, step
+
+if TYPE_CHECKING:
+    from callfloor.processors.engine import FloorProcessor
+
+# Ended violations, not-ready day totals and misses stay this long after they end.
+VIOLATION_RETENTION_S: Final = 24 * 3600.0
+# answered_today / missed_today need the times since the last site-local midnight.
+DAY_S: Final = 26 * 3600.0
+
+
+def prune(proc: FloorProcessor, horizon: float) -> None:
+    """Forget and expire what lies before ``horizon`` (see the module docstring)."""
+    _expire_legs(proc, horizon)
+    _forget_calls(proc, horizon)
+    now = proc.clock
+    keep_from = min(horizon, now - DAY_S)
+    violations_from = now - VIOLATION_RETENTION_S
+    for track in proc.agents.values():
+        _prune_agent(proc, track, horizon, keep_from, violations_from)
+
+
+def _expire_legs(proc: FloorProcessor, horizon: float) -> None:
+    for q in proc.queues.values():
+        old = [cid for cid, leg in q.open.items() if leg.start < horizon]
+        for cid in old:
+            del q.open[cid]
+            call = proc.calls.get(cid)
+            if call is not None:
+                call.leg = None
+            proc.expired["open_legs"] += 1
+            proc.tracker.queues.add(q.name)
+            proc.tracker.sites.add(q.site)
+
+
+def _forget_calls(proc: FloorProcessor, horizon: float) -> None:
+    calls = proc.calls
+    for cid in [c for c, call in calls.items() if call.last_ts < horizon]:
+        call = calls[cid]
+        if call.convs:
+            fresh = [c for c in call.convs if c.answered_at >= horizon]
+            proc.expired["conversations"] += len(call.convs) - len(fresh)
+            call.convs = fresh
+        if call.settled():
+            del calls[cid]
+
+
+def _prune_agent(
+    proc: FloorProcessor,
+    track: AgentTrack,
+    horizon: float,
+    keep_from: float,
+    violations_from: float,
+) -> None:
+    ts = track.ts
+    cut = bisect_left(ts, horizon)
+    if cut:
+        # The base absorbs the history before the horizon.
+        base = track.base.copy()
+        for i in range(cut):
+            step(base, ts[i], track.payload(i), proc.rules, proc.calendar)
+        track.base = base
+        del ts[:cut]
+        del track.codes[:cut]
+    f = track.fold
+    if f.known and f.state != "logged_out" and f.last_ts < horizon:
+        _expire_agent(proc, track, f.last_ts + proc.limits.max_lateness_s)
+    ends = track.ends
+    n = bisect_left([e.ended_at for e in ends], horizon)
+    if n:
+        for end in ends[:n]:
+            if end.done_at is None:
+                proc.expired["pending_handling"] += 1
+                if end in track.pending:
+                    track.pending.remove(end)
+        del ends[:n]
+    for times in (track.answers, track.misses):
+        k = bisect_left(times, keep_from)
+        if k:
+            del times[:k]
+    for fold in (track.base, track.fold):
+        fold.closed = [
+            v for v in fold.closed if v.ended_at is None or v.ended_at >= violations_from
+        ]
+        fold.nr_days = [d for d in fold.nr_days if d.end >= violations_from]
+
+
+def _expire_agent(proc: FloorProcessor, track: AgentTrack, at: float) -> None:
+    """An agent silent past the horizon is logged out as of ``at`` (counted)."""
+    f = track.fold
+    before = (f.known, f.state, f.group, f.site)
+    payload = Payload("logged_out", None, f.site, None, None, None)
+    # History before the horizon is in the base, and this agent has none after it.
+    step(f, at, payload, proc.rules, proc.calendar)
+    track.base = f.copy()
+    track.ts = array("d")
+    track.codes = array("q")
+    proc.expired["agents"] += 1
+    proc._agent_moved(track, before)
+    proc.tracker.agent(track.name)

@@ -1,0 +1,698 @@
+"""Checkpoints: the whole processor state as msgspec Structs in a versioned envelope.
+
+A checkpoint is one MessagePack document, a :class:`Checkpoint`:
+
+- ``format_version``: the layout of what follows. A checkpoint of another version is
+  migrated when a migration exists (:data:`MIGRATIONS`), else refused with a message
+  that says what to do; never half-read.
+- ``config_fingerprint``: a hash of the configuration it was taken under. Restoring
+  under another configuration is allowed (a supervisor changes a threshold and
+  restarts): a queue whose policy changed counts legs that arrive from now on with the
+  new policy, while a late event re-derives earlier legs with the policy they were
+  counted with; its wait histogram restarts (Prometheus sees a counter reset), since
+  waits counted under other bounds cannot be re-bucketed.
+- ``tzdata_version``: the time-zone data in use; a different version is reported
+  (site-local days and intervals of past data may shift), not refused.
+- ``sources``: each source's position (an opaque string per source: a stream id, a
+  file offset), so it resumes where the checkpoint's state ends.
+- ``held``: events received but not yet applied (ahead of the live watermark).
+- ``floor``: the processor state (:class:`FloorState`).
+
+Derived indexes (agent counts per queue list and site, queues' waiting legs, the
+interned strings) are rebuilt on load rather than stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import zoneinfo
+from array import array
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from callfloor import __version__
+from callfloor.config import Config, QueuePolicy
+from callfloor.events import Event
+from callfloor.processors.agents import AgentFold, AgentTrack, CallEnd, Payload
+from callfloor.processors.calls import CallTrack, Conversation, Leg
+from callfloor.processors.engine import FloorProcessor
+from callfloor.processors.queues import QueueState, wait_bounds
+from callfloor.processors.timers import Timer, TimerHeap
+from callfloor.processors.violations import NRDay, Violation
+from callfloor.processors.windows import QueueWindows, _Day
+
+FORMAT_VERSION: Final = 2
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be restored; the message says why and what to do."""
+
+
+# ----------------------------------------------------------------------------- the schema
+
+
+class PolicyS(msgspec.Struct, array_like=True, frozen=True):
+    """A queue's service-level policy."""
+
+    sl_threshold_s: float
+    sl_target: float
+    short_abandon_s: float
+    sl_formula: str
+    default_aht_s: float
+
+
+class LegS(msgspec.Struct, array_like=True):
+    """An open queue leg."""
+
+    queue: str
+    start: float
+    seq: int
+    threshold: float
+    short: float
+    missed: bool
+
+
+class ConversationS(msgspec.Struct, array_like=True):
+    """An answered call not yet ended."""
+
+    agent: str
+    queue: str
+    answered_at: float
+
+
+class CallS(msgspec.Struct, array_like=True):
+    """One call: its history and fold state."""
+
+    call_id: str
+    events: list[tuple[float, int, int, str | None, bool]]
+    leg: LegS | None
+    convs: list[ConversationS]
+    early: list[tuple[float, int, str | None]]
+
+
+class ViolationS(msgspec.Struct, array_like=True):
+    """A materialised violation."""
+
+    kind: str
+    severity: str
+    started_at: float
+    ended_at: float | None
+    value: float
+
+
+class NRDayS(msgspec.Struct, array_like=True):
+    """Non-exempt not-ready time of one day from closed spells."""
+
+    start: float
+    end: float
+    closed_s: float
+    crossings: list[float]
+
+
+class FoldS(msgspec.Struct, array_like=True):
+    """An agent's fold state."""
+
+    known: bool
+    state: str | None
+    reason: str | None
+    since: float
+    last_ts: float
+    site: str
+    group: list[str]
+    team: str | None
+    display: str | None
+    closed: list[ViolationS]
+    nr_days: list[NRDayS]
+
+
+class PayloadS(msgspec.Struct, array_like=True):
+    """What one agent_state said."""
+
+    state: str
+    reason: str | None
+    site: str
+    group: list[str] | None
+    team: str | None
+    display: str | None
+
+
+class CallEndS(msgspec.Struct, array_like=True):
+    """A call an agent ended and its handling decision."""
+
+    call_id: str
+    queue: str
+    answered_at: float
+    ended_at: float
+    done_at: float | None
+    attached: bool
+
+
+class AgentS(msgspec.Struct, array_like=True):
+    """One agent: history (packed doubles and codes), folds, answers, misses, call ends."""
+
+    name: str
+    ts: bytes
+    codes: bytes
+    payloads: list[PayloadS]
+    base: FoldS
+    fold: FoldS
+    answers: bytes
+    misses: bytes
+    ends: list[CallEndS]
+
+
+class WindowsS(msgspec.Struct, array_like=True):
+    """A queue's window sums."""
+
+    now: float
+    times: list[float]
+    cums: list[list[int]]
+    base: list[int]
+    maxq: list[tuple[float, int]]
+    waits: list[tuple[float, int]]
+    day_start: float
+    day_sums: list[int]
+    day_max_us: int
+
+
+class QueueS(msgspec.Struct, array_like=True):
+    """One queue."""
+
+    name: str
+    site: str
+    site_fixed: bool
+    channel: str
+    configured: bool
+    listed: bool
+    policy: PolicyS
+    windows: WindowsS
+    totals: list[int]
+    bounds: list[float]
+    hist_answered: list[int]
+    hist_abandoned: list[int]
+    answered_wait_us: int
+    abandoned_wait_us: int
+
+
+class TrackerS(msgspec.Struct, array_like=True):
+    """What readers were told about violations, and lifetime counts."""
+
+    published: dict[str, list[ViolationS]]
+    started: list[tuple[str, str, int]]
+    retracted: list[tuple[str, str, int]]
+    due: dict[str, float]
+    dirty: list[str]
+
+
+class FloorState(msgspec.Struct):
+    """The processor state."""
+
+    clock: float
+    seq: int
+    version: int
+    next_prune: float
+    queues: list[QueueS]
+    calls: list[CallS]
+    agents: list[AgentS]
+    timers: list[tuple[float, int, int, int, str, float]]
+    ids_current: list[str]
+    ids_previous: list[str]
+    ids_rotate_at: float
+    counters: dict[str, int]
+    rejected_by_reason: dict[str, int]
+    events_by_type: dict[str, int]
+    expired: dict[str, int]
+    policy_changes: dict[str, list[tuple[int, PolicyS]]]
+    tracker: TrackerS
+
+
+class Checkpoint(msgspec.Struct):
+    """The envelope (see the module docstring)."""
+
+    format_version: int
+    callfloor_version: str
+    config_fingerprint: str
+    tzdata_version: str
+    sources: dict[str, str]
+    held: list[Event]
+    floor: FloorState
+
+
+class _Header(msgspec.Struct):
+    """Just enough of any checkpoint version to know how to read the rest."""
+
+    format_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """A restored processor, the source positions and held events it came with."""
+
+    processor: FloorProcessor
+    sources: dict[str, str]
+    held: list[Event]
+    notes: list[str]  # what differs from when it was taken (configuration, tzdata)
+
+
+# Older format versions this one can read, each as a function from the older document
+# (plain data) to the next version's. Version 1 (callfloor 0.1's untyped dump, written
+# by nothing in production) has none: it is refused.
+MIGRATIONS: Final[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def tzdata_version() -> str:
+    """The version of the IANA time-zone data ``zoneinfo`` reads."""
+    for root in zoneinfo.TZPATH:
+        zi = Path(root) / "tzdata.zi"
+        try:
+            with open(zi, encoding="utf-8") as fh:
+                first = fh.readline().strip()
+        except OSError:
+            continue
+        if first.startswith("# version "):
+            return first.removeprefix("# version ")
+    try:
+        return "tzdata " + importlib.metadata.version("tzdata")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def config_fingerprint(config: Config) -> str:
+    """A stable hash of everything in the configuration that changes numbers."""
+    data = {
+        "sites": {n: msgspec.structs.asdict(_plain(s)) for n, s in sorted(config.sites.items())},
+        "defaults": {c: _policy_s(p) for c, p in sorted(config.channel_defaults.items())},
+        "queues": {
+            n: [q.site, q.channel, _policy_s(q.policy)] for n, q in sorted(config.queues.items())
+        },
+        "windows": [list(w) for w in config.rolling_windows],
+        "agents": repr(config.agents),
+        "limits": repr(config.limits),
+    }
+    return hashlib.sha256(msgspec.json.encode(data)).hexdigest()[:16]
+
+
+class _SiteS(msgspec.Struct):
+    name: str
+    timezone: str
+    interval_minutes: int
+    sl_formula: str
+
+
+def _plain(site: Any) -> _SiteS:
+    return _SiteS(site.name, site.timezone, site.interval_minutes, site.sl_formula)
+
+
+def _policy_s(p: QueuePolicy) -> PolicyS:
+    return PolicyS(p.sl_threshold_s, p.sl_target, p.short_abandon_s, p.sl_formula, p.default_aht_s)
+
+
+def _policy(p: PolicyS) -> QueuePolicy:
+    return QueuePolicy(
+        p.sl_threshold_s, p.sl_target, p.short_abandon_s, p.sl_formula, p.default_aht_s
+    )
+
+
+def _violations(items: Sequence[Violation]) -> list[ViolationS]:
+    return [ViolationS(v.kind, v.severity, v.started_at, v.ended_at, v.value) for v in items]
+
+
+def _unviolations(items: Sequence[ViolationS]) -> list[Violation]:
+    return [Violation(v.kind, v.severity, v.started_at, v.ended_at, v.value) for v in items]
+
+
+def _fold_s(f: AgentFold) -> FoldS:
+    return FoldS(
+        f.known,
+        f.state,
+        f.reason,
+        f.since,
+        f.last_ts,
+        f.site,
+        list(f.group),
+        f.team,
+        f.display,
+        _violations(f.closed),
+        [NRDayS(d.start, d.end, d.closed_s, list(d.crossings)) for d in f.nr_days],
+    )
+
+
+def _fold(s: FoldS, intern: Callable[[list[str]], tuple[str, ...]]) -> AgentFold:
+    f = AgentFold(s.site)
+    f.known = s.known
+    f.state = s.state
+    f.reason = s.reason
+    f.since = s.since
+    f.last_ts = s.last_ts
+    f.group = intern(s.group) if s.group else ()
+    f.team = s.team
+    f.display = s.display
+    f.closed = _unviolations(s.closed)
+    days = []
+    for d in s.nr_days:
+        day = NRDay(d.start, d.end)
+        day.closed_s = d.closed_s
+        day.crossings = list(d.crossings)
+        days.append(day)
+    f.nr_days = days
+    return f
+
+
+def _doubles(values: array[float]) -> bytes:
+    return values.tobytes()
+
+
+def _undoubles(data: bytes) -> array[float]:
+    out = array("d")
+    out.frombytes(data)
+    return out
+
+
+# ----------------------------------------------------------------------------- dump
+
+
+def _windows_s(w: QueueWindows) -> WindowsS:
+    day = w._day
+    return WindowsS(
+        w.now,
+        list(w.times),
+        [list(c) for c in w.cums],
+        list(w.base),
+        list(w.maxq[w.max_lo :]),
+        list(w.waits),
+        day.start,
+        list(day.sums),
+        day.max_us,
+    )
+
+
+def _queue_s(q: QueueState) -> QueueS:
+    return QueueS(
+        q.name,
+        q.site,
+        q.site_fixed,
+        q.channel,
+        q.configured,
+        q.listed,
+        _policy_s(q.policy),
+        _windows_s(q.windows),
+        list(q.totals),
+        list(q.bounds),
+        list(q.hist_answered),
+        list(q.hist_abandoned),
+        q.answered_wait_us,
+        q.abandoned_wait_us,
+    )
+
+
+def _call_s(c: CallTrack) -> CallS:
+    leg = c.leg
+    return CallS(
+        c.call_id,
+        list(c.events),
+        None
+        if leg is None
+        else LegS(leg.queue, leg.start, leg.seq, leg.threshold, leg.short, leg.missed),
+        [ConversationS(v.agent, v.queue, v.answered_at) for v in c.convs],
+        list(c.early),
+    )
+
+
+def _agent_s(a: AgentTrack) -> AgentS:
+    return AgentS(
+        a.name,
+        _doubles(a.ts),
+        a.codes.tobytes(),
+        [
+            PayloadS(
+                p.state,
+                p.reason,
+                p.site,
+                None if p.group is None else list(p.group),
+                p.team,
+                p.display,
+            )
+            for p in a.payloads
+        ],
+        _fold_s(a.base),
+        _fold_s(a.fold),
+        _doubles(a.answers),
+        _doubles(a.misses),
+        [
+            CallEndS(e.call_id, e.queue, e.answered_at, e.ended_at, e.done_at, e.attached)
+            for e in a.ends
+        ],
+    )
+
+
+def floor_state(proc: FloorProcessor) -> FloorState:
+    """The processor's state as Structs (no copy of what Structs can share)."""
+    tracker = proc.tracker
+    ids = proc.ids
+    return FloorState(
+        clock=proc.clock,
+        seq=proc.seq,
+        version=proc.version,
+        next_prune=proc._next_prune,
+        queues=[_queue_s(q) for q in proc.queues.values()],
+        calls=[_call_s(c) for c in proc.calls.values()],
+        agents=[_agent_s(a) for a in proc.agents.values()],
+        timers=[tuple(t) for t in proc.timers.heap],  # type: ignore[misc]
+        ids_current=sorted(str(k) for k in ids._current),
+        ids_previous=sorted(str(k) for k in ids._previous),
+        ids_rotate_at=ids._rotate_at,
+        counters=dict(proc.counters),
+        rejected_by_reason=dict(proc.rejected_by_reason),
+        events_by_type=dict(proc.events_by_type),
+        expired=dict(proc.expired),
+        policy_changes={
+            q: [(seq, _policy_s(p)) for seq, p in changes]
+            for q, changes in proc.policy_changes.items()
+        },
+        tracker=TrackerS(
+            published={a: _violations(list(vs.values())) for a, vs in tracker.published.items()},
+            started=[(k, s, n) for (k, s), n in tracker.started.items()],
+            retracted=[(k, s, n) for (k, s), n in tracker.retracted.items()],
+            due=dict(tracker.due),
+            dirty=sorted(tracker.dirty),
+        ),
+    )
+
+
+_ENCODER: Final = msgspec.msgpack.Encoder()
+
+
+def encode_checkpoint(
+    proc: FloorProcessor,
+    *,
+    sources: Mapping[str, str] | None = None,
+    held: Sequence[Event] = (),
+) -> bytes:
+    """The processor's whole state, source positions and held events, as bytes."""
+    checkpoint = Checkpoint(
+        format_version=FORMAT_VERSION,
+        callfloor_version=__version__,
+        config_fingerprint=config_fingerprint(proc.config),
+        tzdata_version=tzdata_version(),
+        sources=dict(sources or {}),
+        held=list(held),
+        floor=floor_state(proc),
+    )
+    return _ENCODER.encode(checkpoint)
+
+
+# ----------------------------------------------------------------------------- load
+
+
+_HEADER: Final = msgspec.msgpack.Decoder(_Header)
+_CHECKPOINT: Final = msgspec.msgpack.Decoder(Checkpoint)
+
+
+def decode_checkpoint(config: Config, blob: bytes, *, live: bool = False) -> Restored:
+    """A processor restored from :func:`encode_checkpoint` output, under ``config``.
+
+    Raises :class:`CheckpointError` (never a half-restored processor) when the blob is
+    not a checkpoint or is of a format this version can neither read nor migrate.
+    """
+    try:
+        header = _HEADER.decode(blob)
+    except msgspec.DecodeError as exc:
+        raise CheckpointError(f"not a callfloor checkpoint ({exc})") from None
+    version = header.format_version
+    if version != FORMAT_VERSION:
+        if version in MIGRATIONS:
+            data: dict[str, Any] = msgspec.msgpack.decode(blob)
+            while data.get("format_version") in MIGRATIONS:
+                data = MIGRATIONS[data["format_version"]](data)
+            blob = msgspec.msgpack.encode(data)
+        else:
+            raise CheckpointError(
+                f"checkpoint format {version} cannot be read by callfloor {__version__} "
+                f"(format {FORMAT_VERSION}) and there is no migration for it: start without "
+                "it (move the checkpoint aside); with a durable event log the events since "
+                "are replayed from there"
+            )
+    try:
+        checkpoint = _CHECKPOINT.decode(blob)
+    except msgspec.DecodeError as exc:
+        raise CheckpointError(f"damaged checkpoint (format {FORMAT_VERSION}): {exc}") from None
+    notes: list[str] = []
+    if checkpoint.config_fingerprint != config_fingerprint(config):
+        notes.append("the configuration changed since the checkpoint was taken")
+    tz = tzdata_version()
+    if checkpoint.tzdata_version != tz:
+        notes.append(
+            f"time-zone data changed ({checkpoint.tzdata_version} -> {tz}): site-local "
+            "days of past data may shift"
+        )
+    proc = restore_floor(config, checkpoint.floor, live=live, notes=notes)
+    return Restored(processor=proc, sources=checkpoint.sources, held=checkpoint.held, notes=notes)
+
+
+def restore_floor(
+    config: Config, s: FloorState, *, live: bool = False, notes: list[str] | None = None
+) -> FloorProcessor:
+    """A processor from :class:`FloorState`, under (possibly another) ``config``."""
+    proc = FloorProcessor(config, live=live)
+    proc.clock = s.clock
+    proc.seq = s.seq
+    proc._version = s.version
+    proc._next_prune = s.next_prune
+    notes = notes if notes is not None else []
+    policy_changes = {
+        q: [(seq, _policy(p)) for seq, p in changes] for q, changes in s.policy_changes.items()
+    }
+    for qs in s.queues:
+        _restore_queue(proc, qs, policy_changes, notes)
+    proc.policy_changes = policy_changes
+    for cs in s.calls:
+        call = CallTrack(cs.call_id)
+        call.events = list(cs.events)
+        if cs.leg is not None:
+            leg = Leg(cs.leg.queue, cs.leg.start, cs.leg.seq, cs.leg.threshold, cs.leg.short)
+            leg.missed = cs.leg.missed
+            call.leg = leg
+            proc.queues[leg.queue].open[call.call_id] = leg
+        call.convs = [Conversation(c.agent, c.queue, c.answered_at) for c in cs.convs]
+        call.early = list(cs.early)
+        proc.calls[call.call_id] = call
+    for a in s.agents:
+        proc.agents[a.name] = _restore_agent(proc, a)
+    heap = TimerHeap()
+    heap.heap = [Timer(*t) for t in s.timers]
+    heap._seq = max((t.seq for t in heap.heap), default=0)
+    proc.timers = heap
+    proc.ids._current = set(s.ids_current)
+    proc.ids._previous = set(s.ids_previous)
+    proc.ids._rotate_at = s.ids_rotate_at
+    proc.counters.update(s.counters)
+    proc.rejected_by_reason = dict(s.rejected_by_reason)
+    proc.events_by_type = dict(s.events_by_type)
+    proc.expired.update(s.expired)
+    t = proc.tracker
+    t.published = {
+        a: {v.key(): v for v in _unviolations(vs)} for a, vs in s.tracker.published.items()
+    }
+    t.started = {(k, sev): n for k, sev, n in s.tracker.started}
+    t.retracted = {(k, sev): n for k, sev, n in s.tracker.retracted}
+    t.due = dict(s.tracker.due)
+    t.watch = sorted((at, name) for name, at in t.due.items())
+    t.dirty = set(s.tracker.dirty)
+    return proc
+
+
+def _restore_queue(
+    proc: FloorProcessor,
+    qs: QueueS,
+    policy_changes: dict[str, list[tuple[int, QueuePolicy]]],
+    notes: list[str],
+) -> None:
+    q = proc.queues.get(qs.name)
+    then = _policy(qs.policy)
+    if q is None:
+        # An unconfigured queue (or one no longer configured) keeps the policy it had.
+        policy = then if not qs.configured else proc.config.queue_policy(qs.name, qs.channel)
+        q = proc._new_queue(
+            qs.name, qs.site, qs.channel, policy, configured=False, site_fixed=qs.site_fixed
+        )
+    elif not q.site_fixed:
+        q.site = qs.site
+        q.site_fixed = qs.site_fixed
+        proc.site(qs.site)
+    q.listed = qs.listed or q.configured
+    if q.policy != then:
+        changes = policy_changes.setdefault(qs.name, [(0, then)])
+        changes.append((proc.seq + 1, q.policy))
+        notes.append(f"queue {qs.name!r}: policy changed; legs from now on use the new one")
+    w = QueueWindows(proc.widths)
+    ws = qs.windows
+    w.now = ws.now
+    w.times = list(ws.times)
+    w.cums = [list(c) for c in ws.cums]
+    w.base = list(ws.base)
+    w.maxq = list(ws.maxq)
+    w.waits = list(ws.waits)
+    day = _Day(ws.day_start)
+    day.sums = list(ws.day_sums)
+    day.max_us = ws.day_max_us
+    w._day = day
+    q.windows = w
+    q.totals = list(qs.totals)
+    if tuple(qs.bounds) == wait_bounds(q.policy) and len(qs.hist_answered) == len(q.hist_answered):
+        q.hist_answered = list(qs.hist_answered)
+        q.hist_abandoned = list(qs.hist_abandoned)
+        q.answered_wait_us = qs.answered_wait_us
+        q.abandoned_wait_us = qs.abandoned_wait_us
+    else:
+        # Waits counted under other bounds cannot be re-bucketed: the histogram
+        # restarts (a counter reset to Prometheus), with its sums.
+        notes.append(f"queue {qs.name!r}: wait histogram restarted (its bounds changed)")
+
+
+def _restore_agent(proc: FloorProcessor, a: AgentS) -> AgentTrack:
+    track = AgentTrack(a.name, a.fold.site)
+    intern = proc._intern_group
+    track.ts = _undoubles(a.ts)
+    codes = array("q")
+    codes.frombytes(a.codes)
+    track.codes = codes
+    for p in a.payloads:
+        payload = Payload(
+            p.state,
+            p.reason,
+            p.site,
+            None if p.group is None else intern(p.group),
+            p.team,
+            p.display,
+        )
+        track.payload_index[payload] = len(track.payloads)
+        track.payloads.append(payload)
+    track.base = _fold(a.base, intern)
+    track.fold = _fold(a.fold, intern)
+    track.answers = _undoubles(a.answers)
+    track.misses = _undoubles(a.misses)
+    for e in a.ends:
+        end = CallEnd(e.call_id, e.queue, e.answered_at, e.ended_at)
+        end.done_at = e.done_at
+        end.attached = e.attached
+        track.ends.append(end)
+        if end.done_at is None:
+            track.pending.append(end)
+    f = track.fold
+    if f.known:
+        assert f.state is not None
+        proc.site(f.site)
+        if f.group:
+            counts = proc.groups[f.group]
+            counts[f.state] = counts.get(f.state, 0) + 1
+        site_counts = proc.site_counts[f.site]
+        site_counts[f.state] = site_counts.get(f.state, 0) + 1
+    return track
