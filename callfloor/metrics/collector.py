@@ -22,9 +22,9 @@ windows and live values of queues and sites from one document read per scrape (s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from operator import attrgetter, itemgetter
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, TypeVar
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -63,6 +63,7 @@ from callfloor.processors.views import (
     QueueInfo,
     QueueTotals,
     QueueView,
+    Severity,
     SiteView,
     ViolationKind,
     WindowStats,
@@ -71,6 +72,7 @@ from callfloor.processors.views import (
 __all__ = ["FloorCollector"]
 
 _Fams = Mapping[str, BuiltFamily]
+_L = TypeVar("_L")
 # (a family's add, the sample name) pairs, one per field read.
 _Adds = Sequence[tuple[Callable[[str, LabelSet, float], None], str]]
 
@@ -197,16 +199,19 @@ def _read_floor(view: FloorReader) -> _Floor:
     return _Floor(doc.queues, doc.sites, doc.agents)
 
 
+_WARNING: Final = Severity.WARNING.value
+
+
 def _configured_violations(config: Config) -> list[tuple[str, str]]:
     """(kind, severity) pairs the configuration can raise: they get zero series."""
     rules = config.agents
     keys = [
-        (ViolationKind.NOT_READY_EXCEEDED.value, "warning"),
-        (ViolationKind.WRAP_UP_EXCEEDED.value, "warning"),
-        (ViolationKind.STALE_AGENT.value, "warning"),
+        (ViolationKind.NOT_READY_EXCEEDED.value, _WARNING),
+        (ViolationKind.WRAP_UP_EXCEEDED.value, _WARNING),
+        (ViolationKind.STALE_AGENT.value, _WARNING),
     ]
     if rules.missed_calls_max > 0:
-        keys.append((ViolationKind.MISSED_CALLS_EXCEEDED.value, "warning"))
+        keys.append((ViolationKind.MISSED_CALLS_EXCEEDED.value, _WARNING))
     for level in range(len(rules.daily_not_ready_s)):
         severity = DAILY_SEVERITIES[min(level, len(DAILY_SEVERITIES) - 1)]
         keys.append((ViolationKind.NOT_READY_DAILY_EXCEEDED.value, severity))
@@ -306,7 +311,8 @@ class FloorCollector(Collector):
         hist_add = fam["callfloor_queue_wait_seconds"].add
         queue_views = floor.queues if floor is not None else {}
         windowed: list[tuple[_QueueLabels, QueueView]] = []
-        for name in view.queue_names():
+        names = view.queue_names()
+        for name in names:
             info = view.queue_info(name)
             totals = view.queue_totals(name)
             if info is None or totals is None:  # listed above, so never at one clock
@@ -334,6 +340,7 @@ class FloorCollector(Collector):
             qv = queue_views.get(name)
             if qv is not None:
                 windowed.append((ql, qv))
+        _forget_missing(self._queue_labels, names)
         if floor is not None:
             self._queue_windows(fam, windowed)
 
@@ -406,6 +413,7 @@ class FloorCollector(Collector):
             if live.occupancy is not None:
                 occupancy_add("callfloor_site_occupancy_ratio", plain, live.occupancy)
             arrival_add("callfloor_site_arrival_rate_per_second", plain, live.arrival_rate_per_s)
+        _forget_missing(cache, floor.sites)
 
     def _processor(self, fam: _Fams, view: FloorReader, per_agent: bool) -> None:
         """Violations and the processor's own counters."""
@@ -495,6 +503,15 @@ class FloorCollector(Collector):
             nr_add("callfloor_agent_not_ready_today_seconds", plain, a.not_ready_today_s)
             answered_add("callfloor_agent_answered_today", plain, a.answered_today)
             missed_add("callfloor_agent_missed_today", plain, a.missed_today)
+        _forget_missing(cache, floor.agents)
+
+
+def _forget_missing(cache: dict[str, _L], listed: Collection[str]) -> None:
+    """Drop the label sets of names no longer listed (the cache never outgrows the floor)."""
+    if len(cache) > len(listed):
+        keep = set(listed)
+        for name in [n for n in cache if n not in keep]:
+            del cache[name]
 
 
 def _add_window(lab: LabelSet, w: WindowStats, rate_adds: _Adds, count_adds: _Adds) -> None:
