@@ -23,7 +23,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
-from typing import Final, NamedTuple
+from typing import Final
 
 from callfloor.config import AgentRules
 from callfloor.processors.calendar import SiteCalendar
@@ -42,15 +42,16 @@ WRAP_UP: Final = "wrap_up"
 NOT_READY: Final = "not_ready"
 
 
-class Payload(NamedTuple):
-    """What one ``agent_state`` says (``None``: keep what the agent had)."""
-
-    state: str
-    reason: str | None  # only for not_ready
-    site: str
-    group: tuple[str, ...] | None
-    team: str | None
-    display: str | None
+# What one ``agent_state`` says: (state, reason (only for not_ready), site, queue list,
+# team, display name); ``None`` keeps what the agent had. A plain tuple: one is built
+# per event, and a NamedTuple's constructor costs a Python-level call.
+Payload = tuple[str, str | None, str, tuple[str, ...] | None, str | None, str | None]
+P_STATE: Final = 0
+P_REASON: Final = 1
+P_SITE: Final = 2
+P_GROUP: Final = 3
+P_TEAM: Final = 4
+P_DISPLAY: Final = 5
 
 
 class AgentFold:
@@ -170,7 +171,7 @@ class AgentTrack:
 
     def state_at(self, i: int) -> str:
         """The state of history entry ``i``."""
-        return self.payloads[self.codes[i] >> 1].state
+        return self.payloads[self.codes[i] >> 1][P_STATE]
 
     def has_duplicate(self, t: float, state: str) -> bool:
         """Whether an id-less ``agent_state`` with this time and state is already here."""
@@ -180,7 +181,7 @@ class AgentTrack:
         payloads = self.payloads
         while i < len(ts) and ts[i] == t:
             code = codes[i]
-            if not code & 1 and payloads[code >> 1].state == state:
+            if not code & 1 and payloads[code >> 1][P_STATE] == state:
                 return True
             i += 1
         return False
@@ -229,34 +230,35 @@ CLOSE_SPELL: Final[dict[str, Callable[[AgentFold, float, AgentRules, CalendarOf]
 
 def step(f: AgentFold, t: float, p: Payload, rules: AgentRules, calendar: CalendarOf) -> None:
     """Fold one ``agent_state`` at ``t`` (no earlier than every event folded so far)."""
+    state, reason, site, group, team, display = p
     if f.known:
         if f.state != LOGGED_OUT:
             silence = t - f.last_ts
             limit = rules.stale_after_s
             if silence > limit:
                 f.closed.append(Violation(STALE_AGENT, WARNING, f.last_ts + limit, t, silence))
-        if p.state != f.state or p.reason != f.reason:
-            assert f.state is not None
-            close = CLOSE_SPELL.get(f.state)
-            if close is not None:
-                close(f, t, rules, calendar)
-            f.state = p.state
-            f.reason = p.reason
+        if state != f.state or reason != f.reason:
+            old = f.state
+            assert old is not None
+            if old == NOT_READY or old == WRAP_UP:
+                CLOSE_SPELL[old](f, t, rules, calendar)
+            f.state = state
+            f.reason = reason
             f.since = t
     else:
         f.known = True
-        f.state = p.state
-        f.reason = p.reason
+        f.state = state
+        f.reason = reason
         f.since = t
     if t > f.last_ts:
         f.last_ts = t
-    f.site = p.site
-    if p.group is not None:
-        f.group = p.group
-    if p.team is not None:
-        f.team = p.team
-    if p.display is not None:
-        f.display = p.display
+    f.site = site
+    if group is not None:
+        f.group = group
+    if team is not None:
+        f.team = team
+    if display is not None:
+        f.display = display
 
 
 def refold(track: AgentTrack, rules: AgentRules, calendar: CalendarOf) -> AgentFold:
@@ -279,6 +281,35 @@ def _wrap_end(track: AgentTrack, i: int) -> float | None:
         if track.state_at(j) != WRAP_UP:
             return ts[j]
     return None
+
+
+def advance_pending(track: AgentTrack, t: float, state: str) -> list[CallEnd]:
+    """Update the undecided call ends after an ``agent_state`` at ``t`` was appended
+    (no earlier than any other); returns those whose handling is now complete.
+
+    The same decisions as :func:`decide_handling` on the longer history, in O(1) per
+    end: an end after ``t`` takes the new state as the one current before it; an end
+    at or before ``t`` is attached to a ``wrap_up`` spell that ``t`` either continues
+    or ends, or, undecided, is decided by ``t`` as the next ``agent_state``.
+    """
+    done: list[CallEnd] = []
+    wrap = state == WRAP_UP
+    for end in track.pending:
+        e = end.ended_at
+        if t < e:
+            end.attached = wrap
+        elif end.attached:
+            if not wrap:
+                end.done_at = t
+                done.append(end)
+        elif wrap:
+            end.attached = True
+        else:
+            end.done_at = e
+            done.append(end)
+    if done:
+        track.pending = [end for end in track.pending if end.done_at is None]
+    return done
 
 
 def decide_handling(track: AgentTrack, ended_at: float) -> tuple[float | None, bool]:

@@ -57,7 +57,6 @@ class ChangeTracker:
 
     def agent(self, name: str) -> None:
         """Mark an agent changed (its violations are compared at the next update)."""
-        self.agents.add(name)
         self.dirty.add(name)
 
     def update(self) -> None:
@@ -75,6 +74,7 @@ class ChangeTracker:
         if not dirty:
             return
         keep_from = now - proc.limits.max_lateness_s if proc.live else float("-inf")
+        self.agents |= dirty
         for name in sorted(dirty):
             track = proc.agents.get(name)
             if track is None:

@@ -44,6 +44,7 @@ from callfloor.processors.agents import (
     AgentTrack,
     CallEnd,
     Payload,
+    advance_pending,
     decide_handling,
     refold,
     step,
@@ -260,37 +261,35 @@ class FloorProcessor(Effects):
         return None
 
     def _admit(self, event: Event) -> Refusal | None:
-        """:meth:`check`, cheaply for the common case (names of known entities passed it)."""
+        """:meth:`check`, cheaply for the common case: names of known queues, agents,
+        sites and calls passed it when they were first seen."""
         limit = self.limits.max_name_length
         key = event.id
-        if key is not None and len(key) > limit:
+        if (key is not None and len(key) > limit) or (
+            self.live and event.ts < self.clock - self.limits.max_lateness_s  # type: ignore[operator]
+        ):
             return self.check(event)
-        if isinstance(event, AgentState):
+        if type(event) is AgentState:
             if (
-                event.agent not in self.agents
-                or event.site not in self.sites
-                or (event.reason is not None and len(event.reason) > limit)
-                or (event.team is not None and len(event.team) > limit)
-                or (event.name is not None and len(event.name) > limit)
-                or event.queues is not None
+                event.agent in self.agents
+                and event.site in self.sites
+                and event.queues is None
+                and (event.reason is None or len(event.reason) <= limit)
+                and (event.team is None or len(event.team) <= limit)
+                and (event.name is None or len(event.name) <= limit)
             ):
-                return self.check(event)
-        else:
-            call = event.call_id
-            if call not in self.calls and len(call) > limit:
-                return self.check(event)
-            agent = getattr(event, "agent", None)
-            if agent is not None and agent not in self.agents:
-                return self.check(event)
-            queue = getattr(event, "queue", None)
-            if queue is not None and queue not in self.queues:
-                return self.check(event)
-            reason = getattr(event, "reason", None)
-            if reason is not None and len(reason) > limit:
-                return self.check(event)
-            if len(event.site) > limit:
-                return self.check(event)
-        if self.live and event.ts < self.clock - self.limits.max_lateness_s:  # type: ignore[operator]
+                return None
+            return self.check(event)
+        if event.call_id not in self.calls and len(event.call_id) > limit:  # type: ignore[union-attr]
+            return self.check(event)
+        agent = getattr(event, "agent", None)
+        if agent is not None and agent not in self.agents:
+            return self.check(event)
+        queue = getattr(event, "queue", None)
+        if queue is not None and queue not in self.queues:
+            return self.check(event)
+        reason = getattr(event, "reason", None)
+        if (reason is not None and len(reason) > limit) or len(event.site) > limit:
             return self.check(event)
         return None
 
@@ -438,7 +437,7 @@ class FloorProcessor(Effects):
             site_fixed=site_fixed,
         )
         self.queues[name] = q
-        self.site(site)
+        q.calendar = self.site(site).calendar
         return q
 
     def _ensure_queue(self, ev: CallQueued) -> None:
@@ -457,7 +456,7 @@ class FloorProcessor(Effects):
         elif not q.site_fixed:
             q.site = ev.site
             q.site_fixed = True
-            self.site(ev.site)
+            q.calendar = self.site(ev.site).calendar
         if not q.listed:
             q.listed = True
             self.tracker.queues.add(q.name)
@@ -469,9 +468,8 @@ class FloorProcessor(Effects):
     ) -> None:
         """Count ``deltas`` for ``queue`` at ``x`` in its windows (and lifetime totals)."""
         q = self.queues[queue]
-        cal = self.sites[q.site].calendar
         now = self.clock
-        q.windows.add(x, deltas, cal.day_start(now), wait_us, now)
+        q.windows.add(x, deltas, q.calendar.day_start(now), wait_us, now)
         if lifetime:
             totals = q.totals
             for f, v in deltas:
@@ -491,7 +489,7 @@ class FloorProcessor(Effects):
         """Take back a record (lifetime totals keep it)."""
         q = self.queues[queue]
         now = self.clock
-        q.windows.remove(x, deltas, self.sites[q.site].calendar.day_start(now), wait_us, now)
+        q.windows.remove(x, deltas, q.calendar.day_start(now), wait_us, now)
         self.tracker.queues.add(queue)
         self.tracker.sites.add(q.site)
 
@@ -515,7 +513,7 @@ class FloorProcessor(Effects):
             answers.append(t)
         else:
             insort(answers, t)
-        self.tracker.agent(agent)
+        self.tracker.dirty.add(agent)
 
     def miss(self, agent: str, t: float) -> None:
         """Count a missed call for the agent."""
@@ -525,7 +523,7 @@ class FloorProcessor(Effects):
             misses.append(t)
         else:
             insort(misses, t)
-        self.tracker.agent(agent)
+        self.tracker.dirty.add(agent)
 
     def end(self, agent: str, end: CallEnd) -> None:
         """An agent's conversation ended: decide its handling from the agent's history."""
@@ -663,7 +661,7 @@ class FloorProcessor(Effects):
             track = self.agents[agent]
             for _ in range(n):
                 del track.answers[bisect_left(track.answers, t)]
-            self.tracker.agent(agent)
+            self.tracker.dirty.add(agent)
         for (agent, t), n in (Counter(new.answers) - Counter(old.answers)).items():
             for _ in range(n):
                 self.answer(agent, t)
@@ -671,7 +669,7 @@ class FloorProcessor(Effects):
             track = self.agents[agent]
             for _ in range(n):
                 del track.misses[bisect_left(track.misses, t)]
-            self.tracker.agent(agent)
+            self.tracker.dirty.add(agent)
         for (agent, t), n in (Counter(new.misses) - Counter(old.misses)).items():
             for _ in range(n):
                 self.miss(agent, t)
@@ -747,22 +745,52 @@ class FloorProcessor(Effects):
         if not has_id and ts and t <= ts[-1] and track.has_duplicate(t, state):
             return False
         reason = self._shared(ev.reason) if state == "not_ready" and ev.reason else None
-        group = None if ev.queues is None else self._intern_group(ev.queues)
-        team = None if ev.team is None else self._shared(ev.team)
-        payload = Payload(state, reason, ev.site, group, team, ev.name)
+        queues = ev.queues
+        group = None if queues is None else self._intern_group(queues)
+        team = ev.team
+        if team is not None:
+            team = self._shared(team)
+        site = ev.site
+        if site not in self.sites:
+            self.site(site)
+        payload: Payload = (state, reason, site, group, team, ev.name)
         code = track.code(payload, has_id)
         f = track.fold
-        before = (f.known, f.state, f.group, f.site)
-        self.site(ev.site)
-        if track.insert(t, code):
+        known, old_state, old_group, old_site = f.known, f.state, f.group, f.site
+        if not ts or t >= ts[-1]:
+            ts.append(t)
+            track.codes.append(code)
             step(f, t, payload, self.rules, self.calendar)
             if track.pending:
-                self._redecide(track, list(track.pending))
+                for end in advance_pending(track, t, state):
+                    self._handled(end, True)
         else:
-            track.fold = refold(track, self.rules, self.calendar)
+            track.insert(t, code)
+            f = track.fold = refold(track, self.rules, self.calendar)
             self._redecide(track, list(track.ends))
-        self._agent_moved(track, before)
-        self.tracker.agent(name)
+        new_state = f.state
+        if not known or old_state != new_state or old_group is not f.group or old_site != f.site:
+            # Agent counts per queue list and per site follow the agent's state.
+            assert new_state is not None
+            tracker = self.tracker
+            groups = self.groups
+            site_counts = self.site_counts
+            if known:
+                assert old_state is not None
+                if old_group:
+                    groups[old_group][old_state] -= 1
+                    tracker.groups.add(old_group)
+                site_counts[old_site][old_state] -= 1
+                tracker.sites.add(old_site)
+            new_group = f.group
+            if new_group:
+                counts = groups[new_group]
+                counts[new_state] = counts.get(new_state, 0) + 1
+                tracker.groups.add(new_group)
+            counts = site_counts[f.site]
+            counts[new_state] = counts.get(new_state, 0) + 1
+            tracker.sites.add(f.site)
+        self.tracker.dirty.add(name)
         return True
 
     def _agent_moved(

@@ -56,6 +56,7 @@ class QueueState:
         "abandoned_wait_us",
         "answered_wait_us",
         "bounds",
+        "calendar",
         "channel",
         "configured",
         "hist_abandoned",
@@ -84,6 +85,7 @@ class QueueState:
         self.name = name
         self.site = site
         self.site_fixed = site_fixed  # configured site, or set by the first call_queued
+        self.calendar = SiteCalendar("UTC", 15)  # the site's, set by the processor
         self.channel = channel
         self.policy = policy
         self.configured = configured

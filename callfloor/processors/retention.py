@@ -110,7 +110,7 @@ def _expire_agent(proc: FloorProcessor, track: AgentTrack, at: float) -> None:
     """An agent silent past the horizon is logged out as of ``at`` (counted)."""
     f = track.fold
     before = (f.known, f.state, f.group, f.site)
-    payload = Payload("logged_out", None, f.site, None, None, None)
+    payload: Payload = ("logged_out", None, f.site, None, None, None)
     # History before the horizon is in the base, and this agent has none after it.
     step(f, at, payload, proc.rules, proc.calendar)
     track.base = f.copy()

@@ -432,14 +432,7 @@ def _agent_s(a: AgentTrack) -> AgentS:
         _doubles(a.ts),
         a.codes.tobytes(),
         [
-            PayloadS(
-                p.state,
-                p.reason,
-                p.site,
-                None if p.group is None else list(p.group),
-                p.team,
-                p.display,
-            )
+            PayloadS(p[0], p[1], p[2], None if p[3] is None else list(p[3]), p[4], p[5])
             for p in a.payloads
         ],
         _fold_s(a.base),
@@ -626,7 +619,7 @@ def _restore_queue(
     elif not q.site_fixed:
         q.site = qs.site
         q.site_fixed = qs.site_fixed
-        proc.site(qs.site)
+        q.calendar = proc.site(qs.site).calendar
     q.listed = qs.listed or q.configured
     if q.policy != then:
         changes = policy_changes.setdefault(qs.name, [(0, then)])
@@ -665,7 +658,7 @@ def _restore_agent(proc: FloorProcessor, a: AgentS) -> AgentTrack:
     codes.frombytes(a.codes)
     track.codes = codes
     for p in a.payloads:
-        payload = Payload(
+        payload: Payload = (
             p.state,
             p.reason,
             p.site,
