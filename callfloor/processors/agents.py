@@ -240,8 +240,9 @@ def step(f: AgentFold, t: float, p: Payload, rules: AgentRules, calendar: Calend
         if state != f.state or reason != f.reason:
             old = f.state
             assert old is not None
-            if old == NOT_READY or old == WRAP_UP:
-                CLOSE_SPELL[old](f, t, rules, calendar)
+            close = CLOSE_SPELL.get(old)
+            if close is not None:
+                close(f, t, rules, calendar)
             f.state = state
             f.reason = reason
             f.since = t
