@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test check bench stack clean
+.PHONY: demo test check bench stack native clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,5 +41,10 @@ stack: $(VENV)/.installed-run
 	./scripts/ensure-system-deps
 	$(BIN)/python -m callfloor.devstack
 
+## native: compile the pure core with mypyc in place (optional, ~1.5x faster replay)
+native: $(STAMP)
+	$(BIN)/python scripts/build_native.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .stack build *.egg-info
+	rm -f callfloor/processors/*.so
