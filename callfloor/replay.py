@@ -5,40 +5,120 @@ state at ``--at`` as if only the events with ``ts <= --at`` had arrived. Without
 ``--at`` the cut is the last valid event's ``ts``; when an earlier line carried a
 later ``ts`` than that (out-of-order input), the files are read a second time with
 that cut, so the "as if" rule holds exactly without buffering the whole input.
+
+A file is NDJSON (one event per line) or, when its first non-space byte is ``[``, a
+JSON array of events. Every rejected event (invalid, or refused by the ``[limits]``)
+is counted by the processor; :class:`ReplaySummary` also keeps where the first few
+of each reason were, for the one-line summary the command prints on stderr.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
+from typing import BinaryIO, Final
 
 import msgspec
 
 from callfloor.config import Config
 from callfloor.events import Event
-from callfloor.ingest.decode import Rejection, decode_line
+from callfloor.ingest.decode import Rejection, decode_line, split_array
 from callfloor.processors.engine import FloorProcessor
-from callfloor.processors.snapshot import Doc, build_document
+from callfloor.processors.limits import Refusal
 
-FORMATS = ("ndjson",)
+FORMATS: Final[tuple[str, ...]] = ("auto", "ndjson", "json")
+"""``auto``: a JSON array when the first non-space byte is ``[``, else NDJSON."""
 
-_LINES = msgspec.json.Decoder(Event)
+CHUNK_BYTES: Final[int] = 4 * 1024 * 1024
+
+# Rejected events listed per reason in the summary (the count is always complete).
+POSITIONS_KEPT: Final[int] = 3
+
+_LINES: Final = msgspec.json.Decoder(Event)
+_ARRAY: Final = msgspec.json.Decoder(list[Event])
+_RAW_ARRAY: Final = msgspec.json.Decoder(list[msgspec.Raw])
+_TS: Final = attrgetter("ts")
+_WHITESPACE: Final = b" \t\r\n"
 
 
-CHUNK_BYTES = 4 * 1024 * 1024
+class ReplayInputError(Exception):
+    """A file that cannot be replayed at all (unreadable, or a broken JSON array)."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
 
 
-def read_ndjson_batches(path: str | Path) -> Iterator[list[Event | Rejection]]:
-    """Decode an NDJSON file in batches (line numbers are 1-based in rejections).
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where an event was: a 1-based line of an NDJSON file or a 0-based array element."""
+
+    path: str
+    unit: str  # "line" or "element"
+    number: int
+
+
+class Batch:
+    """Decoded items of one chunk of a file, and where each of them came from.
+
+    ``clean`` batches hold only events. Positions are worked out only when asked
+    for (a rejection or the summary needs one), so the common path costs nothing
+    per event.
+    """
+
+    __slots__ = ("_chunk", "_numbers", "clean", "first", "items", "path", "unit")
+
+    def __init__(
+        self,
+        items: list[Event | Rejection],
+        *,
+        path: str,
+        unit: str,
+        first: int,
+        clean: bool,
+        chunk: bytes | None = None,
+        numbers: list[int] | None = None,
+    ) -> None:
+        self.items = items
+        self.path = path
+        self.unit = unit
+        self.first = first
+        self.clean = clean
+        # An NDJSON chunk with blank lines: its items are not one per line, so the
+        # line numbers are counted from the chunk (only if a position is needed).
+        self._chunk = chunk
+        self._numbers = numbers
+
+    def position(self, index: int) -> Position:
+        """The position of ``items[index]``."""
+        if self._numbers is None and self._chunk is not None:
+            self._numbers = [
+                self.first + k
+                for k, line in enumerate(self._chunk.split(b"\n"))
+                if line.strip(_WHITESPACE)
+            ]
+            self._chunk = None
+        number = self.first + index if self._numbers is None else self._numbers[index]
+        return Position(self.path, self.unit, number)
+
+
+def read_ndjson_batches(path: str | Path) -> Iterator[Batch]:
+    """Decode an NDJSON file in batches (line numbers are 1-based).
 
     Whole chunks of lines are decoded in one call (msgspec's ``decode_lines``);
     a chunk holding an invalid line is decoded again line by line, so each bad
     line is rejected on its own and the good ones around it still count.
     """
+    name = str(path)
     first_line = 1
-    with open(path, "rb") as fh:
+    with _open(path) as fh:
         rest = b""
         while True:
             block = fh.read(CHUNK_BYTES)
@@ -52,35 +132,97 @@ def read_ndjson_batches(path: str | Path) -> Iterator[list[Event | Rejection]]:
                     continue
                 chunk, rest = data[:cut], data[cut:]
             if chunk:
-                batch: list[Event | Rejection]
+                lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
                 try:
-                    batch = list(_LINES.decode_lines(chunk))
-                except msgspec.DecodeError:
-                    batch = [
-                        decode_line(line, number)
-                        for number, line in enumerate(chunk.splitlines(), start=first_line)
-                        if line and not line.isspace()
-                    ]
-                yield batch
-                first_line += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+                    items: list[Event | Rejection] = list(_LINES.decode_lines(chunk))
+                except (msgspec.DecodeError, RecursionError):
+                    yield _line_by_line(chunk, name, first_line)
+                else:
+                    blank = len(items) != lines
+                    yield Batch(
+                        items,
+                        path=name,
+                        unit="line",
+                        first=first_line,
+                        clean=True,
+                        chunk=chunk if blank else None,
+                    )
+                first_line += lines
             if not block:
                 return
+
+
+def _line_by_line(chunk: bytes, path: str, first_line: int) -> Batch:
+    items: list[Event | Rejection] = []
+    numbers: list[int] = []
+    for number, line in enumerate(chunk.split(b"\n"), start=first_line):
+        if line.strip(_WHITESPACE):
+            items.append(decode_line(line, number))
+            numbers.append(number)
+    return Batch(items, path=path, unit="line", first=first_line, clean=False, numbers=numbers)
+
+
+def read_json_array(path: str | Path) -> Iterator[Batch]:
+    """Decode a file holding one JSON array of events (positions are element indices).
+
+    An array whose elements are not all valid events is decoded element by element,
+    so each bad element is rejected on its own. A file that is not a JSON array at
+    all (truncated, a syntax error) raises :class:`ReplayInputError`: nothing of it
+    could be trusted, and a document without it would be silently wrong.
+    """
+    name = str(path)
+    with _open(path) as fh:
+        data = fh.read()
+    try:
+        items: list[Event | Rejection] = list(_ARRAY.decode(data))
+    except (msgspec.DecodeError, RecursionError):
+        pass
+    else:
+        yield Batch(items, path=name, unit="element", first=0, clean=True)
+        return
+    try:
+        raws: list[bytes] = [bytes(raw) for raw in _RAW_ARRAY.decode(data)]
+    except RecursionError:
+        # An element nested deeper than the decoder allows: split the top level by
+        # hand, so that element alone is rejected.
+        raws = split_array(data.strip(_WHITESPACE))
+    except msgspec.DecodeError as exc:
+        raise ReplayInputError(path, f"not a JSON array of events: {exc}") from None
+    items = [decode_line(raw, i) for i, raw in enumerate(raws)]
+    yield Batch(items, path=name, unit="element", first=0, clean=False)
 
 
 def read_ndjson(path: str | Path) -> Iterator[Event | Rejection]:
     """Decode an NDJSON file item by item (see :func:`read_ndjson_batches`)."""
     for batch in read_ndjson_batches(path):
-        yield from batch
+        yield from batch.items
 
 
-def read_batches(
-    paths: Iterable[str | Path], fmt: str = "ndjson"
-) -> Iterator[list[Event | Rejection]]:
+def file_format(path: str | Path) -> str:
+    """``json`` when the file's first non-space byte is ``[``, else ``ndjson``."""
+    with _open(path) as fh:
+        while block := fh.read(65536):
+            stripped = block.lstrip(_WHITESPACE)
+            if stripped:
+                return "json" if stripped[:1] == b"[" else "ndjson"
+    return "ndjson"
+
+
+def read_batches(paths: Iterable[str | Path], fmt: str = "auto") -> Iterator[Batch]:
     """Every item of every file, in file order, in batches."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (supported: {', '.join(FORMATS)})")
     for path in paths:
-        yield from read_ndjson_batches(path)
+        kind = file_format(path) if fmt == "auto" else fmt
+        yield from (read_json_array(path) if kind == "json" else read_ndjson_batches(path))
+
+
+def _open(path: str | Path) -> BinaryIO:
+    """Open for reading; a file that cannot be opened is a :class:`ReplayInputError`."""
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise ReplayInputError(path, exc.strerror or str(exc)) from None
 
 
 @contextmanager
@@ -102,57 +244,262 @@ def batch_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _run(
-    paths: list[str | Path], config: Config, fmt: str, cut: float | None
-) -> tuple[FloorProcessor, float | None, float | None]:
-    proc = FloorProcessor(config)
+@dataclass
+class ReasonTally:
+    """Rejected events of one reason: how many, and where the first few were."""
+
+    count: int = 0
+    positions: list[Position] = field(default_factory=list)
+
+    def add(self, position: Position) -> None:
+        self.count += 1
+        if len(self.positions) < POSITIONS_KEPT:
+            self.positions.append(position)
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay did, for the command's stderr summary.
+
+    The counts come from the processor's document counters; ``rejected`` keeps,
+    per reason, the positions of the first few rejected events (decoding
+    rejections and ``[limits]`` refusals alike).
+    """
+
+    as_of: float
+    at_given: bool
+    events: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    late: int = 0
+    by_reason: dict[str, ReasonTally] = field(default_factory=dict)
+    left_out: int = 0  # events after the cut (valid or not): they never "arrived"
+    last_event: Position | None = None  # the event whose ts became as_of (no --at)
+    latest_ts: float | None = None  # the latest ts before the last event, when after it
+
+    @property
+    def as_of_from_earlier_max(self) -> bool:
+        """True when as_of came from the last event but an earlier one was later."""
+        return not self.at_given and self.latest_ts is not None and self.latest_ts > self.as_of
+
+
+@dataclass
+class _Pass:
+    """One pass over the input: the processor and what the summary needs from it."""
+
+    proc: FloorProcessor
+    last: float | None = None  # ts of the last applied (not refused) event
+    last_at: tuple[Batch, int] | None = None
+    highest: float | None = None  # highest ts seen (valid or rejected-with-ts)
+    peak_at_last: float | None = None  # highest ts seen up to and with the last event
+    left_out: int = 0
+    by_reason: dict[str, ReasonTally] = field(default_factory=dict)
+
+    def note(self, reason: str, position: Position) -> None:
+        tally = self.by_reason.get(reason)
+        if tally is None:
+            tally = self.by_reason[reason] = ReasonTally()
+        tally.add(position)
+
+
+def _run(paths: list[str | Path], config: Config, fmt: str, cut: float | None) -> _Pass:
+    run = _Pass(FloorProcessor(config))
+    proc = run.proc
     apply = proc.apply
-    last: float | None = None
-    highest: float | None = None
     for batch in read_batches(paths, fmt):
-        for item in batch:
-            if isinstance(item, Rejection):
-                rts = item.ts
-                if cut is None or rts is None or rts <= cut:
-                    proc.count_rejected(item.reason)
-                if rts is not None and (highest is None or rts > highest):
-                    highest = rts  # a rejected event after the cut must not count either
+        items = batch.items
+        if not items:
+            continue
+        if batch.clean:
+            top: float = max(map(_TS, items))
+            if cut is None or top <= cut:
+                # The common case: every item is an event before the cut. One call
+                # per event, no Python bytecode around it.
+                results = list(map(apply, items))  # type: ignore[arg-type]
+                before = run.highest
+                if before is None or top > before:
+                    run.highest = top
+                if results.count(None) == len(results):
+                    run.last = items[-1].ts  # type: ignore[assignment]
+                    run.last_at = (batch, len(items) - 1)
+                    run.peak_at_last = run.highest
+                else:
+                    _refusals(run, batch, results, before)
                 continue
-            ts: float = item.ts  # type: ignore[assignment]
-            if cut is not None and ts > cut:
-                continue
-            apply(item)
-            last = ts
-            if highest is None or ts > highest:
-                highest = ts
-    return proc, last, highest
+        _slow_batch(run, batch, cut)
+    return run
 
 
-def replay(
-    paths: list[str | Path], config: Config, at: float | None = None, fmt: str = "ndjson"
-) -> FloorProcessor:
-    """The processor after replaying ``paths``, with its clock at the document time.
+def _refusals(
+    run: _Pass, batch: Batch, results: list[Refusal | None], before: float | None
+) -> None:
+    """Record the refused events of a clean batch; ``last`` is the last one applied.
+
+    ``before`` is the highest ts seen before this batch.
+    """
+    last_index: int | None = None
+    for i, result in enumerate(results):
+        if result is None:
+            last_index = i
+        else:
+            run.note(result.reason, batch.position(i))
+    if last_index is not None:
+        run.last = batch.items[last_index].ts  # type: ignore[assignment]
+        run.last_at = (batch, last_index)
+        upto: float = max(map(_TS, batch.items[: last_index + 1]))
+        run.peak_at_last = upto if before is None else max(before, upto)
+
+
+def _slow_batch(run: _Pass, batch: Batch, cut: float | None) -> None:
+    """A batch with rejections or events after the cut: item by item."""
+    proc = run.proc
+    for i, item in enumerate(batch.items):
+        if isinstance(item, Rejection):
+            rts = item.ts
+            if cut is None or rts is None or rts <= cut:
+                proc.count_rejected(item.reason)
+                run.note(item.reason, batch.position(i))
+            else:
+                run.left_out += 1
+            if rts is not None and (run.highest is None or rts > run.highest):
+                run.highest = rts  # a rejected event after the cut must not count either
+            continue
+        ts: float = item.ts  # type: ignore[assignment]
+        if run.highest is None or ts > run.highest:
+            run.highest = ts
+        if cut is not None and ts > cut:
+            run.left_out += 1
+            continue
+        refusal = proc.apply(item)
+        if refusal is not None:
+            run.note(refusal.reason, batch.position(i))
+            continue
+        run.last = ts
+        run.last_at = (batch, i)
+        run.peak_at_last = run.highest
+
+
+@dataclass
+class ReplayResult:
+    """The processor after a replay (its clock at the document time) and the summary."""
+
+    processor: FloorProcessor
+    summary: ReplaySummary
+
+
+def run_replay(
+    paths: list[str | Path], config: Config, at: float | None = None, fmt: str = "auto"
+) -> ReplayResult:
+    """Replay ``paths`` and return the processor at the document time with a summary.
 
     Without ``at`` the cut is the last valid event's ``ts``; if any event (valid, or
     rejected with a readable ``ts``) lies after it, a second pass applies the cut.
+    Raises :class:`ReplayInputError` for a file that cannot be read at all.
     """
+    given = at is not None
     with batch_gc():
-        proc, last, highest = _run(paths, config, fmt, at)
-        if at is None:
-            if last is None:
-                return proc
-            if highest is not None and highest > last:
-                proc, _, _ = _run(paths, config, fmt, last)
-            at = last
-        proc.tick(at)
-    return proc
+        run = _run(paths, config, fmt, at)
+        latest: float | None = None
+        if at is None and run.last is not None:
+            if run.peak_at_last is not None and run.peak_at_last > run.last:
+                latest = run.peak_at_last  # an event before the last one was later
+            if run.highest is not None and run.highest > run.last:
+                run = _run(paths, config, fmt, run.last)
+            at = run.last
+        proc = run.proc
+        if at is not None:
+            proc.tick(at)
+        elif proc.clock == -math.inf:
+            proc.tick(0.0)  # nothing valid to replay: the document is at the epoch
+    counters = proc.view.counters()
+    summary = ReplaySummary(
+        as_of=proc.clock,
+        at_given=given,
+        events=counters.events,
+        rejected=counters.rejected,
+        duplicates=counters.duplicates,
+        late=counters.late,
+        by_reason=run.by_reason,
+        left_out=run.left_out,
+        last_event=run.last_at[0].position(run.last_at[1]) if run.last_at else None,
+        latest_ts=latest,
+    )
+    return ReplayResult(proc, summary)
+
+
+def replay(
+    paths: list[str | Path], config: Config, at: float | None = None, fmt: str = "auto"
+) -> FloorProcessor:
+    """The processor after replaying ``paths``, with its clock at the document time."""
+    return run_replay(paths, config, at, fmt).processor
 
 
 def replay_document(
-    paths: list[str | Path], config: Config, at: float | None = None, fmt: str = "ndjson"
-) -> Doc:
-    """The SPEC §7 document of a replay."""
-    proc = replay(paths, config, at, fmt)
-    if proc.clock == float("-inf"):
-        proc.tick(0.0)
-    return build_document(proc)
+    paths: list[str | Path], config: Config, at: float | None = None, fmt: str = "auto"
+) -> dict[str, object]:
+    """The SPEC §7 document of a replay, as plain JSON-ready Python values."""
+    doc: dict[str, object] = msgspec.to_builtins(replay(paths, config, at, fmt).view.document())
+    return doc
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def _utc(ts: float) -> str:
+    try:
+        return (
+            datetime.fromtimestamp(ts, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
+    except (OverflowError, OSError, ValueError):
+        return "?"
+
+
+def _positions(tally: ReasonTally, several_files: bool) -> str:
+    """``lines 17, 204`` (one file) or ``a.ndjson line 17, b.ndjson lines 3, 9``."""
+    groups: list[tuple[str, str, list[int]]] = []
+    for pos in tally.positions:
+        if groups and groups[-1][0] == pos.path and groups[-1][1] == pos.unit:
+            groups[-1][2].append(pos.number)
+        else:
+            groups.append((pos.path, pos.unit, [pos.number]))
+    parts = []
+    for path, unit, numbers in groups:
+        label = unit if len(numbers) == 1 else unit + "s"
+        prefix = f"{path} " if several_files else ""
+        parts.append(f"{prefix}{label} {', '.join(str(n) for n in numbers)}")
+    more = ", ..." if tally.count > len(tally.positions) else ""
+    return ", ".join(parts) + more
+
+
+def summary_line(summary: ReplaySummary, several_files: bool = False) -> str:
+    """The one-line summary, e.g. ``1042864 events applied, 3 rejected (invalid_ts 2:
+    lines 17, 204; unknown_type 1: line 9), 12 duplicates, 40 late, as_of ...``."""
+    parts = [f"{summary.events} events applied"]
+    rejected = f"{summary.rejected} rejected"
+    if summary.by_reason:
+        reasons = "; ".join(
+            f"{reason} {tally.count}: {_positions(tally, several_files)}"
+            for reason, tally in sorted(summary.by_reason.items())
+        )
+        rejected += f" ({reasons})"
+    parts += [rejected, f"{summary.duplicates} duplicates", f"{summary.late} late"]
+    if summary.left_out:
+        parts.append(f"{summary.left_out} after as_of left out")
+    source = "--at" if summary.at_given else "last event"
+    parts.append(f"as_of {summary.as_of!r} ({_utc(summary.as_of)}, {source})")
+    return ", ".join(parts)
+
+
+def backwards_warning(summary: ReplaySummary, several_files: bool = False) -> str | None:
+    """One line when as_of came from the last event but an earlier event was later."""
+    if not summary.as_of_from_earlier_max or summary.last_event is None:
+        return None
+    pos = summary.last_event
+    where = f"{pos.path} {pos.unit} {pos.number}" if several_files else f"{pos.unit} {pos.number}"
+    return (
+        f"as_of {summary.as_of!r} is the ts of the last event ({where}), but earlier events "
+        f"reach {summary.latest_ts!r}; the {summary.left_out} later ones were left out "
+        "(pass --at to choose the document time)"
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from callfloor import cli_simulate
+from callfloor.cli import simulate as cli_simulate
 from callfloor.simulator import FloorSimulation, build_spec
 
 

@@ -1,12 +1,8 @@
-"""``callfloor simulate``: write a simulated call floor's events as NDJSON.
-
-``callfloor.cli`` wires this in with :func:`add_parser` and dispatches to :func:`run`.
-"""
+"""``callfloor simulate``: write a simulated call floor's events as NDJSON."""
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from collections.abc import Iterator
@@ -14,11 +10,10 @@ from typing import BinaryIO, Final
 
 import msgspec
 
-from callfloor.cli_args import instant
-from callfloor.config import parse_duration
+from callfloor.cli import validators as v
 from callfloor.simulator import FloorSimulation, SimulationSpec, build_spec
 
-_PROG: Final[str] = "callfloor simulate"
+PROG: Final[str] = "callfloor simulate"
 
 # A fixed default start keeps the output reproducible: the same arguments always
 # give the same bytes. 2026-11-23T00:00:00Z is a Monday.
@@ -46,47 +41,6 @@ matches the wall clock); with --start, event times are shifted to begin now.
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
-    return value
-
-
-def _duration(text: str) -> float:
-    """Seconds from ``3600``, ``"90s"``, ``"15m"``, ``"8h"``, ``"1d"`` (or ``"1h30m"``)."""
-    try:
-        value = parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be longer than 0, got {text!r}")
-    return value
-
-
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``simulate`` subcommand (its handler is :func:`run`)."""
     p = subparsers.add_parser(
@@ -97,23 +51,23 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    p.add_argument("--agents", type=_positive_int, default=40, help="agents (default 40)")
-    p.add_argument("--queues", type=_positive_int, default=6, help="queues (default 6)")
+    p.add_argument("--agents", type=v.positive_int, default=40, help="agents (default 40)")
+    p.add_argument("--queues", type=v.positive_int, default=6, help="queues (default 6)")
     p.add_argument(
         "--sites",
-        type=_positive_int,
+        type=v.positive_int,
         default=2,
         help="sites, each in its time zone (default 2)",
     )
     p.add_argument(
         "--start",
-        type=instant,
+        type=v.instant,
         metavar="TS",
         help="simulated start, epoch seconds or RFC 3339 (default 2026-11-23T00:00:00Z)",
     )
     p.add_argument(
         "--duration",
-        type=_duration,
+        type=v.duration,
         default=86400.0,
         metavar="DUR",
         help='simulated time: seconds or "90s", "15m", "8h", "1d" (default 1d)',
@@ -128,7 +82,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument(
         "--speed",
-        type=_positive_float,
+        type=v.positive,
         default=1.0,
         metavar="X",
         help="with --realtime: simulated seconds per wall-clock second (default 1)",
@@ -140,7 +94,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument(
         "--duplicates",
-        type=_fraction,
+        type=v.fraction,
         default=0.0,
         metavar="FRACTION",
         help="share of events sent twice with the same id, to exercise dedup (default 0)",
@@ -149,7 +103,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _error(message: str) -> int:
-    print(f"{_PROG}: error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {message}", file=sys.stderr)
     return 2
 
 
@@ -192,22 +146,16 @@ def run(args: argparse.Namespace) -> int:
         start = DEFAULT_START
 
     events = sim.events(start, args.duration)
-    try:
-        if args.output == "-":
-            _write(events, sys.stdout.buffer, args, start, shift)
-        else:
-            try:
-                out = open(args.output, "wb")  # noqa: SIM115 - closed below, after errors
-            except OSError as exc:
-                return _error(f"--output {args.output}: {exc.strerror}")
-            with out:
-                _write(events, out, args, start, shift)
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head`): stop quietly like other Unix tools.
-        _silence_stdout()
+    # A broken pipe (`| head`) and Ctrl-C are handled once, in callfloor.cli.main.
+    if args.output == "-":
+        _write(events, sys.stdout.buffer, args, start, shift)
         return 0
-    except KeyboardInterrupt:
-        return 130
+    try:
+        out = open(args.output, "wb")  # noqa: SIM115 - closed below, after errors
+    except OSError as exc:
+        return _error(f"--output {args.output}: {exc.strerror}")
+    with out:
+        _write(events, out, args, start, shift)
     return 0
 
 
@@ -253,15 +201,3 @@ def _write(
     if pending:
         out.write(encoder.encode_lines(pending))
     out.flush()
-
-
-def _silence_stdout() -> None:
-    """After a broken pipe, point stdout at /dev/null so the exit-time flush is quiet."""
-    import os
-
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass

@@ -1,16 +1,27 @@
-"""Tests for the ``callfloor erlang`` subcommand (callfloor.cli_erlang)."""
+"""Tests for the ``callfloor erlang`` subcommand (callfloor.cli.erlang)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
+import pty
+import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
-from callfloor import cli_erlang
-from callfloor.processors.erlang import erlang_a, erlang_c, service_level_c
+from callfloor.cli import erlang as cli_erlang
+from callfloor.processors.erlang import (
+    DEFAULT_MAX_AGENTS,
+    erlang_a,
+    erlang_c,
+    least_agents_c,
+    service_level_c,
+)
 
 KEYS = {
     "offered_load_erlangs",
@@ -53,7 +64,7 @@ def test_worked_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert round(out["asa_s"], 3) == 7.836
     assert round(out["service_level"], 4) == 0.8884
     assert out["occupancy"] == pytest.approx(10 / 14)
-    assert out["p_abandon"] == 0.0
+    assert out["p_abandon"] is None
     assert out["scheduled_agents"] == 20
 
 
@@ -116,8 +127,10 @@ def test_two_thousand_agents(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--rate-per-s", str(1900 / 180), "--aht-s", "180", "--threshold-s", "20"]
     for extra in ([], ["--patience-s", "300"]):
         out = run_json([*argv, "--agents", "2000", *extra], capsys)
-        for key in ("p_wait", "service_level", "occupancy", "p_abandon"):
+        for key in ("p_wait", "service_level", "occupancy"):
             assert 0.0 <= out[key] <= 1.0
+        if extra:
+            assert 0.0 <= out["p_abandon"] <= 1.0
         assert math.isfinite(out["asa_s"])
         assert out["required_agents"] > 1000
 
@@ -150,6 +163,7 @@ def test_text_output_shows_unbounded_asa(capsys: pytest.CaptureFixture[str]) -> 
         ("--shrinkage", "-0.2"),
         ("--patience-s", "0"),
         ("--agents", "-1"),
+        ("--max-agents", "0"),
         ("--aht-s", "nan"),
         ("--rate-per-s", "lots"),
     ],
@@ -177,6 +191,7 @@ def test_run_validates_hand_built_namespace(capsys: pytest.CaptureFixture[str]) 
         target=0.8,
         patience_s=None,
         shrinkage=0.0,
+        max_agents=None,
         output="json",
     )
     assert cli_erlang.run(args) == 2
@@ -193,3 +208,88 @@ def test_help_documents_unstable_queue_choice(capsys: pytest.CaptureFixture[str]
     help_text = " ".join(capsys.readouterr().out.split())  # wrapping depends on COLUMNS
     assert "null" in help_text and "N <= offered load" in help_text
     assert "default: 0.0" in help_text and "default: 0.8" in help_text
+
+
+def test_erlang_c_has_no_abandon_probability(capsys: pytest.CaptureFixture[str]) -> None:
+    """Erlang C callers never hang up: p_abandon is null, and the table says why."""
+    assert run_json(WORKED, capsys)["p_abandon"] is None
+    assert invoke([*WORKED, "--output", "text"]) == 0
+    assert "n/a (Erlang C" in capsys.readouterr().out
+
+
+def test_load_beyond_the_search_limit_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """A load no staffing up to the limit can carry exits 2, never printing the limit."""
+    argv = ["--rate-per-s", "10000", "--aht-s", "180", "--threshold-s", "20"]
+    assert invoke(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "search limit" in captured.err and str(DEFAULT_MAX_AGENTS) in captured.err
+
+
+def test_max_agents_sets_the_search_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    """The answer is found when it is within --max-agents and is an error just below it."""
+    needed = least_agents_c(10.0, 180.0, 20.0, 0.8)
+    assert needed is not None
+    assert run_json([*WORKED, "--max-agents", str(needed)], capsys)["required_agents"] == needed
+    assert invoke([*WORKED, "--max-agents", str(needed - 1)]) == 2
+    assert "--max-agents" in capsys.readouterr().err
+
+
+def test_unreachable_erlang_a_target_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """With patience a target of 1.0 is never met, which is reported, not answered."""
+    assert invoke([*WORKED, "--patience-s", "120", "--target", "1", "--max-agents", "40"]) == 2
+    assert "search limit" in capsys.readouterr().err
+
+
+def test_agents_above_the_search_limit_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """--agents beyond --max-agents is a usage error naming both options."""
+    assert invoke([*WORKED, "--agents", "50", "--max-agents", "40"]) == 2
+    err = capsys.readouterr().err
+    assert "--agents" in err and "--max-agents" in err
+
+
+def test_text_table_values_are_aligned(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every labelled row of the table starts its value in the same column."""
+    assert invoke([*WORKED, "--patience-s", "120", "--output", "text"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    labelled = [m for row in rows if (m := re.match(r"  (\S.*?) {2,}(\S)", row))]
+    assert len(labelled) >= 8
+    assert len({m.start(2) for m in labelled}) == 1
+
+
+def _erlang_process(stdout: int) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "callfloor", "erlang", *WORKED],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        timeout=60,
+    )
+
+
+def test_default_output_is_json_when_piped() -> None:
+    """Without --output, a pipe gets the JSON object."""
+    proc = _erlang_process(subprocess.PIPE)
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads(proc.stdout)) == KEYS
+
+
+def test_default_output_is_a_table_on_a_terminal() -> None:
+    """Without --output, a terminal gets the table for people."""
+    master, slave = pty.openpty()
+    try:
+        proc = _erlang_process(slave)
+    finally:
+        os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the terminal's other end is closed and drained
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    text = b"".join(chunks).decode()
+    assert proc.returncode == 0, proc.stderr
+    assert text.startswith("Erlang C:") and "required agents" in text
