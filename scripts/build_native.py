@@ -27,6 +27,8 @@ MODULES = (
     "calls",
     "queues",
     "engine",
+    "admission",
+    "late",
     "derive",
     "changes",
     "retention",

@@ -199,6 +199,11 @@ class AgentTrack:
         return False
 
 
+def ended_at_of(end: CallEnd) -> float:
+    """Sort key of an agent's call ends."""
+    return end.ended_at
+
+
 # ----------------------------------------------------------------------------- the fold
 
 CalendarOf = Callable[[str], SiteCalendar]

@@ -32,6 +32,15 @@ from operator import itemgetter
 from typing import Final
 
 from callfloor.config import QueuePolicy
+from callfloor.events import (
+    CallAbandoned,
+    CallAnswered,
+    CallDequeued,
+    CallEnded,
+    CallMissed,
+    CallQueued,
+    CallRouted,
+)
 from callfloor.processors.agents import CallEnd
 from callfloor.processors.windows import (
     ABANDONED,
@@ -54,6 +63,17 @@ ANSWERED_EV: Final = 3
 ABANDONED_EV: Final = 4
 DEQUEUED_EV: Final = 5
 ENDED: Final = 6
+
+# The kind of each canonical call event class.
+KIND_OF: Final[dict[type, int]] = {
+    CallQueued: QUEUED,
+    CallRouted: ROUTED,
+    CallMissed: MISSED,
+    CallAnswered: ANSWERED_EV,
+    CallAbandoned: ABANDONED_EV,
+    CallDequeued: DEQUEUED_EV,
+    CallEnded: ENDED,
+}
 
 # How a leg ended.
 END_ANSWER: Final = 0

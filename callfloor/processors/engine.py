@@ -22,23 +22,17 @@ equal times a call event comes before an ``agent_state``.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
-from collections import Counter
+from bisect import bisect_right, insort
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 from callfloor.config import Config, QueuePolicy
 from callfloor.events import (
     AgentState,
-    CallAbandoned,
-    CallAnswered,
-    CallDequeued,
-    CallEnded,
-    CallMissed,
     CallQueued,
-    CallRouted,
     Event,
 )
+from callfloor.processors.admission import admit, check, is_duplicate
 from callfloor.processors.agents import (
     AgentFold,
     AgentTrack,
@@ -46,22 +40,18 @@ from callfloor.processors.agents import (
     Payload,
     advance_pending,
     decide_handling,
+    ended_at_of,
     refold,
     step,
 )
 from callfloor.processors.calendar import SiteCalendar
 from callfloor.processors.calls import (
-    ABANDONED_EV,
-    ANSWERED_EV,
     D_MISS,
-    DEQUEUED_EV,
-    ENDED,
     HIST_ABANDONED,
     HIST_ANSWERED,
     HIST_NONE,
-    MISSED,
+    KIND_OF,
     QUEUED,
-    ROUTED,
     CallEvent,
     CallFold,
     CallTrack,
@@ -71,11 +61,9 @@ from callfloor.processors.calls import (
 )
 from callfloor.processors.changes import ChangeTracker
 from callfloor.processors.dedup import Deduplicator
+from callfloor.processors.late import refold_call
 from callfloor.processors.limits import (
     Refusal,
-    cardinality_refusal,
-    name_refusal,
-    too_old_refusal,
 )
 from callfloor.processors.queues import QueueState, SiteState, wait_bounds
 from callfloor.processors.timers import Timer, TimerHeap
@@ -89,65 +77,12 @@ T_LEG_MISS: Final = 0
 
 COUNTER_NAMES: Final[tuple[str, ...]] = ("events", "rejected", "duplicates", "orphaned", "late")
 
-_KIND: Final[dict[type, int]] = {
-    CallQueued: QUEUED,
-    CallRouted: ROUTED,
-    CallMissed: MISSED,
-    CallAnswered: ANSWERED_EV,
-    CallAbandoned: ABANDONED_EV,
-    CallDequeued: DEQUEUED_EV,
-    CallEnded: ENDED,
-}
 _TAG: Final[dict[type, str]] = {
     cls: str(cls.__struct_config__.tag)  # type: ignore[attr-defined]
-    for cls in (*_KIND, AgentState)
+    for cls in (*KIND_OF, AgentState)
 }
 
 Record = tuple[str, float, Deltas, int, int]  # queue, x, deltas, wait µs, histogram
-
-
-class _Collect(Effects):
-    """Effects collected instead of applied: one side of a late event's difference."""
-
-    __slots__ = ("answers", "dups", "ends", "misses", "orphans", "records", "touched")
-
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-        self.answers: list[tuple[str, float]] = []
-        self.misses: list[tuple[str, float]] = []
-        self.ends: list[tuple[str, CallEnd]] = []
-        self.touched: list[str] = []
-        self.orphans = 0
-        self.dups = 0
-
-    def record(
-        self, queue: str, x: float, deltas: Deltas, wait_us: int, hist: int, lifetime: bool
-    ) -> None:
-        self.records.append((queue, x, deltas, wait_us, hist))
-
-    def leg_opened(self, call_id: str, leg: Leg) -> None:
-        pass
-
-    def leg_closed(self, call_id: str, leg: Leg) -> None:
-        pass
-
-    def answer(self, agent: str, t: float) -> None:
-        self.answers.append((agent, t))
-
-    def miss(self, agent: str, t: float) -> None:
-        self.misses.append((agent, t))
-
-    def end(self, agent: str, end: CallEnd) -> None:
-        self.ends.append((agent, end))
-
-    def touch(self, agent: str) -> None:
-        self.touched.append(agent)
-
-    def orphan(self, n: int) -> None:
-        self.orphans += n
-
-    def duplicate(self) -> None:
-        self.dups += 1
 
 
 class FloorProcessor(Effects):
@@ -219,79 +154,11 @@ class FloorProcessor(Effects):
 
     def is_duplicate(self, event: Event) -> bool:
         """Whether ``event`` would be dropped as a duplicate (a peek: nothing is recorded)."""
-        if event.id is not None:
-            return self.ids.known(event.id)
-        if isinstance(event, AgentState):
-            track = self.agents.get(event.agent)
-            return track is not None and track.has_duplicate(event.ts, event.state)  # type: ignore[arg-type]
-        call = self.calls.get(event.call_id)
-        return call is not None and call.has_duplicate(
-            event.ts,  # type: ignore[arg-type]
-            _KIND[type(event)],
-            getattr(event, "agent", None),
-        )
+        return is_duplicate(self, event)
 
     def check(self, event: Event) -> Refusal | None:
         """Why ``event`` would be refused by the SPEC §9 limits, or None if it is admitted."""
-        limits = self.limits
-        refusal = name_refusal(event, limits)
-        if refusal is not None:
-            return refusal
-        agent = getattr(event, "agent", None)
-        creates_site = isinstance(event, AgentState) or (
-            isinstance(event, CallQueued) and event.queue not in self.queues
-        )
-        refusal = cardinality_refusal(
-            event,
-            limits,
-            queues=len(self.queues),
-            has_queue=getattr(event, "queue", None) in self.queues,
-            sites=len(self.sites),
-            has_site=not creates_site or event.site in self.sites,
-            agents=len(self.agents),
-            has_agent=agent is None or agent in self.agents,
-        )
-        if refusal is not None:
-            return refusal
-        if self.live:
-            horizon = self.clock - limits.max_lateness_s
-            ts: float = event.ts  # type: ignore[assignment]
-            if ts < horizon:
-                return too_old_refusal(ts, horizon, limits.max_lateness_s)
-        return None
-
-    def _admit(self, event: Event) -> Refusal | None:
-        """:meth:`check`, cheaply for the common case: names of known queues, agents,
-        sites and calls passed it when they were first seen."""
-        limit = self.limits.max_name_length
-        key = event.id
-        if (key is not None and len(key) > limit) or (
-            self.live and event.ts < self.clock - self.limits.max_lateness_s  # type: ignore[operator]
-        ):
-            return self.check(event)
-        if type(event) is AgentState:
-            if (
-                event.agent in self.agents
-                and event.site in self.sites
-                and event.queues is None
-                and (event.reason is None or len(event.reason) <= limit)
-                and (event.team is None or len(event.team) <= limit)
-                and (event.name is None or len(event.name) <= limit)
-            ):
-                return None
-            return self.check(event)
-        if event.call_id not in self.calls and len(event.call_id) > limit:  # type: ignore[union-attr]
-            return self.check(event)
-        agent = getattr(event, "agent", None)
-        if agent is not None and agent not in self.agents:
-            return self.check(event)
-        queue = getattr(event, "queue", None)
-        if queue is not None and queue not in self.queues:
-            return self.check(event)
-        reason = getattr(event, "reason", None)
-        if (reason is not None and len(reason) > limit) or len(event.site) > limit:
-            return self.check(event)
-        return None
+        return check(self, event)
 
     def apply(self, event: Event) -> Refusal | None:
         """Apply one valid event (the per-event path: no I/O, no await).
@@ -299,7 +166,7 @@ class FloorProcessor(Effects):
         Returns the refusal when the event is beyond a SPEC §9 limit (counted as
         rejected and not applied), else None.
         """
-        refusal = self._admit(event)
+        refusal = admit(self, event)
         if refusal is not None:
             self.count_rejected(refusal.reason)
             return refusal
@@ -321,7 +188,7 @@ class FloorProcessor(Effects):
         if kind is AgentState:
             applied = self._on_agent_state(event, t)  # type: ignore[arg-type]
         else:
-            applied = self._on_call_event(event, t, _KIND[kind])
+            applied = self._on_call_event(event, t, KIND_OF[kind])
         counters = self.counters
         if not applied:
             counters["duplicates"] += 1
@@ -532,7 +399,7 @@ class FloorProcessor(Effects):
         if not ends or end.ended_at >= ends[-1].ended_at:
             ends.append(end)
         else:
-            ends.insert(bisect_right(ends, end.ended_at, key=_ended_at), end)
+            ends.insert(bisect_right(ends, end.ended_at, key=ended_at_of), end)
         self._decide(track, end)
 
     def touch(self, agent: str) -> None:
@@ -616,97 +483,8 @@ class FloorProcessor(Effects):
             self._refold_call(call, old)
         return True
 
-    def _fold_collect(self, call_id: str, events: list[CallEvent]) -> tuple[_Collect, CallTrack]:
-        fx = _Collect()
-        fold = CallFold(fx, self.policy_at)
-        tmp = CallTrack(call_id)
-        for ev in events:
-            fold.step(tmp, ev)
-        return fx, tmp
-
     def _refold_call(self, call: CallTrack, old_events: list[CallEvent]) -> None:
-        """A late event changed the call's history: apply the difference of two folds."""
-        cid = call.call_id
-        old, was = self._fold_collect(cid, old_events)
-        actual = call.leg
-        if was.leg is not None and actual is not None and actual.missed:
-            old.record(
-                was.leg.queue, was.leg.start + was.leg.threshold, D_MISS, -1, HIST_NONE, True
-            )
-        new, now = self._fold_collect(cid, call.events)
-        leg = now.leg
-        if leg is not None and self.clock > leg.start + leg.threshold:
-            leg.missed = True
-            new.record(leg.queue, leg.start + leg.threshold, D_MISS, -1, HIST_NONE, True)
-
-        # Window records: take back what no longer happens, count what now does.
-        before = Counter(old.records)
-        after = Counter(new.records)
-        for (queue, x, deltas, wait_us, _hist), n in (before - after).items():
-            for _ in range(n):
-                self._unrecord(queue, x, deltas, wait_us)
-        for (queue, x, deltas, wait_us, hist), n in (after - before).items():
-            for _ in range(n):
-                self.record(queue, x, deltas, wait_us, hist, True)
-        # The waiting leg.
-        if actual is not None:
-            self.leg_closed(cid, actual)
-        call.leg = leg
-        call.convs = now.convs
-        call.early = now.early
-        if leg is not None:
-            self.leg_opened(cid, leg)
-        # Answers and misses of agents.
-        for (agent, t), n in (Counter(old.answers) - Counter(new.answers)).items():
-            track = self.agents[agent]
-            for _ in range(n):
-                del track.answers[bisect_left(track.answers, t)]
-            self.tracker.dirty.add(agent)
-        for (agent, t), n in (Counter(new.answers) - Counter(old.answers)).items():
-            for _ in range(n):
-                self.answer(agent, t)
-        for (agent, t), n in (Counter(old.misses) - Counter(new.misses)).items():
-            track = self.agents[agent]
-            for _ in range(n):
-                del track.misses[bisect_left(track.misses, t)]
-            self.tracker.dirty.add(agent)
-        for (agent, t), n in (Counter(new.misses) - Counter(old.misses)).items():
-            for _ in range(n):
-                self.miss(agent, t)
-        for agent in new.touched:
-            self._agent(agent)
-        # Call ends (their handling is the agents').
-        old_ends = {(a, e.key()) for a, e in old.ends}
-        new_ends = {(a, e.key()) for a, e in new.ends}
-        for agent, end in old.ends:
-            if (agent, end.key()) not in new_ends:
-                self._remove_end(agent, end.key())
-        for agent, end in new.ends:
-            if (agent, end.key()) not in old_ends:
-                self.end(agent, end)
-        # Counters.
-        counters = self.counters
-        counters["orphaned"] += new.orphans - old.orphans
-        dups = new.dups - old.dups
-        counters["duplicates"] += dups
-        counters["events"] -= dups
-        self.events_by_type["call_queued"] = self.events_by_type.get("call_queued", 0) - dups
-
-    def _remove_end(self, agent: str, key: tuple[str, str, float, float]) -> None:
-        track = self.agents[agent]
-        ends = track.ends
-        ended_at = key[3]
-        i = bisect_left(ends, ended_at, key=_ended_at)
-        while i < len(ends) and ends[i].ended_at == ended_at:
-            end = ends[i]
-            if end.key() == key:
-                del ends[i]
-                if end.done_at is not None:
-                    self._handled(end, False)
-                if end in track.pending:
-                    track.pending.remove(end)
-                return
-            i += 1
+        refold_call(self, call, old_events)
 
     # ================================================================ agents
 
@@ -838,14 +616,6 @@ class FloorProcessor(Effects):
         from callfloor.processors.retention import prune
 
         prune(self, horizon)
-
-
-def _ended_at(end: CallEnd) -> float:
-    return end.ended_at
-
-
-def _sorted_unique(items: Iterable[float]) -> list[float]:
-    return sorted(set(items))
 
 
 __all__ = ["COUNTER_NAMES", "FloorProcessor", "wait_bounds"]

@@ -1,0 +1,205 @@
+"""The checkpoint schema: the processor state as msgspec Structs (format version 2).
+
+Every Struct is ``array_like`` (fields by position: compact and fast to encode), so a
+field is only ever added at the end, with a default, or the format version changes
+(see :mod:`callfloor.processors.state` for versions and migrations).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from callfloor.events import Event
+
+
+class PolicyS(msgspec.Struct, array_like=True, frozen=True):
+    """A queue's service-level policy."""
+
+    sl_threshold_s: float
+    sl_target: float
+    short_abandon_s: float
+    sl_formula: str
+    default_aht_s: float
+
+
+class LegS(msgspec.Struct, array_like=True):
+    """An open queue leg."""
+
+    queue: str
+    start: float
+    seq: int
+    threshold: float
+    short: float
+    missed: bool
+
+
+class ConversationS(msgspec.Struct, array_like=True):
+    """An answered call not yet ended."""
+
+    agent: str
+    queue: str
+    answered_at: float
+
+
+class CallS(msgspec.Struct, array_like=True):
+    """One call: its history and fold state."""
+
+    call_id: str
+    events: list[tuple[float, int, int, str | None, bool]]
+    leg: LegS | None
+    convs: list[ConversationS]
+    early: list[tuple[float, int, str | None]]
+
+
+class ViolationS(msgspec.Struct, array_like=True):
+    """A materialised violation."""
+
+    kind: str
+    severity: str
+    started_at: float
+    ended_at: float | None
+    value: float
+
+
+class NRDayS(msgspec.Struct, array_like=True):
+    """Non-exempt not-ready time of one day from closed spells."""
+
+    start: float
+    end: float
+    closed_s: float
+    crossings: list[float]
+
+
+class FoldS(msgspec.Struct, array_like=True):
+    """An agent's fold state."""
+
+    known: bool
+    state: str | None
+    reason: str | None
+    since: float
+    last_ts: float
+    site: str
+    group: list[str]
+    team: str | None
+    display: str | None
+    closed: list[ViolationS]
+    nr_days: list[NRDayS]
+
+
+class PayloadS(msgspec.Struct, array_like=True):
+    """What one agent_state said."""
+
+    state: str
+    reason: str | None
+    site: str
+    group: list[str] | None
+    team: str | None
+    display: str | None
+
+
+class CallEndS(msgspec.Struct, array_like=True):
+    """A call an agent ended and its handling decision."""
+
+    call_id: str
+    queue: str
+    answered_at: float
+    ended_at: float
+    done_at: float | None
+    attached: bool
+
+
+class AgentS(msgspec.Struct, array_like=True):
+    """One agent: history (packed doubles and codes), folds, answers, misses, call ends."""
+
+    name: str
+    ts: bytes
+    codes: bytes
+    payloads: list[PayloadS]
+    base: FoldS
+    fold: FoldS
+    answers: bytes
+    misses: bytes
+    ends: list[CallEndS]
+
+
+class WindowsS(msgspec.Struct, array_like=True):
+    """A queue's window sums."""
+
+    now: float
+    times: list[float]
+    cums: list[list[int]]
+    base: list[int]
+    maxq: list[tuple[float, int]]
+    waits: list[tuple[float, int]]
+    day_start: float
+    day_sums: list[int]
+    day_max_us: int
+
+
+class QueueS(msgspec.Struct, array_like=True):
+    """One queue."""
+
+    name: str
+    site: str
+    site_fixed: bool
+    channel: str
+    configured: bool
+    listed: bool
+    policy: PolicyS
+    windows: WindowsS
+    totals: list[int]
+    bounds: list[float]
+    hist_answered: list[int]
+    hist_abandoned: list[int]
+    answered_wait_us: int
+    abandoned_wait_us: int
+
+
+class TrackerS(msgspec.Struct, array_like=True):
+    """What readers were told about violations, and lifetime counts."""
+
+    published: dict[str, list[ViolationS]]
+    started: list[tuple[str, str, int]]
+    retracted: list[tuple[str, str, int]]
+    due: dict[str, float]
+    dirty: list[str]
+
+
+class FloorState(msgspec.Struct):
+    """The processor state."""
+
+    clock: float
+    seq: int
+    version: int
+    next_prune: float
+    queues: list[QueueS]
+    calls: list[CallS]
+    agents: list[AgentS]
+    timers: list[tuple[float, int, int, int, str, float]]
+    ids_current: list[str]
+    ids_previous: list[str]
+    ids_rotate_at: float
+    counters: dict[str, int]
+    rejected_by_reason: dict[str, int]
+    events_by_type: dict[str, int]
+    expired: dict[str, int]
+    policy_changes: dict[str, list[tuple[int, PolicyS]]]
+    tracker: TrackerS
+
+
+class Checkpoint(msgspec.Struct):
+    """The envelope (see the module docstring)."""
+
+    format_version: int
+    callfloor_version: str
+    config_fingerprint: str
+    tzdata_version: str
+    sources: dict[str, str]
+    held: list[Event]
+    floor: FloorState
+
+
+class _Header(msgspec.Struct):
+    """Just enough of any checkpoint version to know how to read the rest."""
+
+    format_version: int = 0
