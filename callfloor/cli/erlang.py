@@ -50,9 +50,9 @@ bound).  The limiting values are reported: p_wait 1.0, service_level 0.0,
 occupancy 1.0 (capped: agents are never idle) and asa_s null in JSON ("inf" in
 text), meaning the mean wait is unbounded.
 
-The search for required_agents stops at --max-agents (default
-{erlang.DEFAULT_MAX_AGENTS}); a target that no staffing up to it meets is an
-error (exit 2), never the limit shown as an answer.
+The search for required_agents stops at --max-agents (default {erlang.DEFAULT_MAX_AGENTS}):
+a target that no staffing up to it meets is an error (exit 2), never the limit
+shown as an answer.
 
 example:
   callfloor erlang --rate-per-s 0.0555556 --aht-s 180 --threshold-s 20 \\

@@ -18,7 +18,7 @@ def add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         "serve",
         help="run the live service: HTTP ingest, metrics and API",
         description="Run the production process: the configured sources, HTTP ingest, "
-        "Prometheus /metrics and the JSON API. Stops cleanly on SIGTERM or Ctrl-C.",
+        "Prometheus /metrics and the JSON API, until Ctrl-C.",
     )
     p.add_argument("--config", metavar="CFG", help="TOML configuration (default: built-in)")
     p.add_argument("--host", help="listen address (default: config [http] host)")
