@@ -13,8 +13,9 @@ What it reads
 -------------
 Only ``proc.view`` (the :class:`~callfloor.processors.read.FloorReader`) and
 ``proc.config``: ``queue_names``/``queue_info``/``queue_totals`` per queue, the
-windows and live values of queues and sites from one document read per scrape (see
-:func:`_read_floor`), ``agent_info`` per agent, ``violations(active=True)``,
+windows and live values from the bulk ``queues()`` and ``sites()`` (and ``agents()``
+with per-agent series; see :func:`_read_floor`), ``agent_info`` per agent,
+``violations(active=True)`` (per agent) or the active counts of ``stats()``,
 ``counters()`` and ``stats()``. The families and their help texts are
 :mod:`callfloor.metrics.catalogue`.
 """
@@ -187,16 +188,14 @@ class _Floor(NamedTuple):
     agents: Mapping[str, AgentView]
 
 
-def _read_floor(view: FloorReader) -> _Floor:
-    """Queues, sites and agents at ``view.as_of`` in one read.
+def _read_floor(view: FloorReader, agents: bool) -> _Floor:
+    """Queues, sites and (per-agent series on) agents at ``view.as_of``, in bulk reads.
 
-    One ``document()`` costs what ``queues()`` or ``sites()`` each cost alone (both
-    build the document today), and per-site reads build it once per site; per-queue
-    ``queue(name)`` reads would still need the document for the site roll-ups. So one
-    document per scrape is the cheapest read the API offers.
+    Bulk reads, because per-queue ``queue(name)`` reads cost the same per queue and a
+    site roll-up reads its queues again; ``document()`` would also render every agent
+    and every violation, which the per-agent-off scrape does not need.
     """
-    doc = view.document()
-    return _Floor(doc.queues, doc.sites, doc.agents)
+    return _Floor(view.queues(), view.sites(), view.agents() if agents else {})
 
 
 _WARNING: Final = Severity.WARNING.value
@@ -282,7 +281,7 @@ class FloorCollector(Collector):
         fam: dict[str, BuiltFamily] = {b.family.name: b for b in built}
         view = self.proc.view
         per_agent = self.per_agent()
-        floor = _read_floor(view) if math.isfinite(view.as_of) else None
+        floor = _read_floor(view, per_agent) if math.isfinite(view.as_of) else None
         self._queues(fam, view, floor)
         if floor is not None:
             self._sites(fam, floor)
@@ -433,10 +432,10 @@ class FloorCollector(Collector):
                 )
         else:
             # Zero series for what the configuration can raise: alerts see 0, not nothing.
+            # stats() has the active counts already: cheaper than reading each violation.
             active = dict.fromkeys(configured, 0)
-            for v in view.violations(active=True):
-                key2 = (v.kind.value, v.severity.value)
-                active[key2] = active.get(key2, 0) + 1
+            for c in stats.violations_active:
+                active[(c.kind.value, c.severity.value)] = c.count
             for (kind, severity), n in sorted(active.items()):
                 active_fam.add(
                     "callfloor_violations_active", label_set(kind=kind, severity=severity), n
