@@ -19,7 +19,6 @@ import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -440,66 +439,3 @@ def replay_document(
     """The SPEC §7 document of a replay, as plain JSON-ready Python values."""
     doc: dict[str, object] = msgspec.to_builtins(replay(paths, config, at, fmt).view.document())
     return doc
-
-
-# ----------------------------------------------------------------------------- summary
-
-
-def _utc(ts: float) -> str:
-    try:
-        return (
-            datetime.fromtimestamp(ts, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
-    except (OverflowError, OSError, ValueError):
-        return "?"
-
-
-def _positions(tally: ReasonTally, several_files: bool) -> str:
-    """``lines 17, 204`` (one file) or ``a.ndjson line 17, b.ndjson lines 3, 9``."""
-    groups: list[tuple[str, str, list[int]]] = []
-    for pos in tally.positions:
-        if groups and groups[-1][0] == pos.path and groups[-1][1] == pos.unit:
-            groups[-1][2].append(pos.number)
-        else:
-            groups.append((pos.path, pos.unit, [pos.number]))
-    parts = []
-    for path, unit, numbers in groups:
-        label = unit if len(numbers) == 1 else unit + "s"
-        prefix = f"{path} " if several_files else ""
-        parts.append(f"{prefix}{label} {', '.join(str(n) for n in numbers)}")
-    more = ", ..." if tally.count > len(tally.positions) else ""
-    return ", ".join(parts) + more
-
-
-def summary_line(summary: ReplaySummary, several_files: bool = False) -> str:
-    """The one-line summary, e.g. ``1042864 events applied, 3 rejected (invalid_ts 2:
-    lines 17, 204; unknown_type 1: line 9), 12 duplicates, 40 late, as_of ...``."""
-    parts = [f"{summary.events} events applied"]
-    rejected = f"{summary.rejected} rejected"
-    if summary.by_reason:
-        reasons = "; ".join(
-            f"{reason} {tally.count}: {_positions(tally, several_files)}"
-            for reason, tally in sorted(summary.by_reason.items())
-        )
-        rejected += f" ({reasons})"
-    parts += [rejected, f"{summary.duplicates} duplicates", f"{summary.late} late"]
-    if summary.left_out:
-        parts.append(f"{summary.left_out} after as_of left out")
-    source = "--at" if summary.at_given else "last event"
-    parts.append(f"as_of {summary.as_of!r} ({_utc(summary.as_of)}, {source})")
-    return ", ".join(parts)
-
-
-def backwards_warning(summary: ReplaySummary, several_files: bool = False) -> str | None:
-    """One line when as_of came from the last event but an earlier event was later."""
-    if not summary.as_of_from_earlier_max or summary.last_event is None:
-        return None
-    pos = summary.last_event
-    where = f"{pos.path} {pos.unit} {pos.number}" if several_files else f"{pos.unit} {pos.number}"
-    return (
-        f"as_of {summary.as_of!r} is the ts of the last event ({where}), but earlier events "
-        f"reach {summary.latest_ts!r}; the {summary.left_out} later ones were left out "
-        "(pass --at to choose the document time)"
-    )
