@@ -1,0 +1,103 @@
+"""HTTP ingest as a source: request handlers offer decoded bodies, the service acknowledges.
+
+The web route decodes a body (off the event loop when it is large), then calls
+:meth:`HttpSource.offer`. The offer reserves room for the events in the
+:class:`~callfloor.ingest.backlog.Backlog` (no room: the route answers 503) and
+returns a future that the batch's ``ack`` completes with the
+:class:`~callfloor.ingest.source.Receipt` once the batch is durable and admitted;
+the route answers 202 from it. Items that did not decode travel in the same batch
+as counts, so they are counted in the same round as the events beside them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+from typing import Self
+
+from callfloor.events import Event
+from callfloor.ingest.backlog import Backlog
+from callfloor.ingest.source import Batch, Receipt
+
+
+class ServiceStopping(Exception):
+    """The service is stopping: the body was not taken (or not acknowledged)."""
+
+
+class HttpSource:
+    """Batches offered by HTTP request handlers (see the module docstring)."""
+
+    def __init__(
+        self,
+        backlog: Backlog,
+        name: str = "http",
+        on_drop: Callable[[int], None] | None = None,
+    ) -> None:
+        self._name = name
+        self.backlog = backlog
+        self._on_drop = on_drop  # told the size of every body refused for back-pressure
+        self._queue: asyncio.Queue[Batch] = asyncio.Queue()
+        self._waiting: set[asyncio.Future[Receipt]] = set()
+        self.closed = False
+
+    @property
+    def name(self) -> str:
+        """The source name (metric label)."""
+        return self._name
+
+    @property
+    def buffered(self) -> int:
+        """Batches offered and not yet taken by the supervisor."""
+        return self._queue.qsize()
+
+    def offer(
+        self, events: list[Event], rejected: dict[str, int]
+    ) -> asyncio.Future[Receipt] | None:
+        """Queue one body's events; None when the backlog has no room for them.
+
+        Raises :class:`ServiceStopping` once the service is stopping.
+        """
+        if self.closed:
+            raise ServiceStopping
+        if events and not self.backlog.try_reserve(len(events)):
+            if self._on_drop is not None:
+                self._on_drop(len(events))
+            return None
+        done: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        waiting = self._waiting
+        waiting.add(done)
+
+        def ack(receipt: Receipt) -> None:
+            waiting.discard(done)
+            if not done.done():  # the request may have timed out: nobody waits any more
+                done.set_result(receipt)
+
+        self._queue.put_nowait(Batch(events, self._name, rejected, ack, reserved=True))
+        return done
+
+    def abort(self) -> None:
+        """Take nothing more; requests still waiting for their batch fail with ServiceStopping."""
+        self.closed = True
+        for done in self._waiting:
+            if not done.done():
+                done.set_exception(ServiceStopping())
+        self._waiting.clear()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def __aiter__(self) -> AsyncIterator[Batch]:
+        return self._batches()
+
+    async def _batches(self) -> AsyncIterator[Batch]:
+        while True:
+            yield await self._queue.get()

@@ -1,0 +1,92 @@
+"""The source protocol: where events come from and how their arrival is acknowledged.
+
+A source follows aiomqtt's shape: setup and teardown are an async context manager,
+the stream is an async iterator of :class:`Batch` objects::
+
+    async with source:
+        async for batch in source:
+            ...
+
+The service never calls a source's iterator itself: a
+:class:`~callfloor.ingest.supervisor.Supervisor` does, restarts it when it fails
+(so a source must be re-enterable: ``async with`` again after an error reconnects)
+and hands each batch to the service. The service appends the batch to its
+:class:`~callfloor.ingest.store.Store` and only then calls ``batch.ack`` with a
+:class:`Receipt` saying what became of each event. An HTTP source answers the
+request from the receipt; an MQTT source sends its PUBACK; a tailed file saves
+its offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Protocol, Self
+
+from callfloor.events import Event
+from callfloor.processors.limits import Refusal
+
+
+@dataclass(slots=True)
+class Receipt:
+    """What became of a batch's events; positions index ``Batch.events``.
+
+    Every event not listed here was accepted: applied, or held until the watermark
+    passes its ``ts``.
+    """
+
+    duplicates: list[int] = field(default_factory=list)
+    refused: list[tuple[int, Refusal]] = field(default_factory=list)
+
+
+Ack = Callable[[Receipt], None]
+"""Called once, after the batch is durable in the store and its events were admitted."""
+
+
+@dataclass(slots=True)
+class Batch:
+    """Events that arrived together from one source.
+
+    ``rejected`` counts the items of the same delivery that did not decode, by
+    reason: they are not events, but they are counted (SPEC §1) in the same round.
+    ``reserved`` says the events were already admitted by the back-pressure gate
+    (a source that must answer at once, like HTTP, reserves room before queueing).
+    """
+
+    events: list[Event]
+    source: str = "unknown"
+    rejected: dict[str, int] = field(default_factory=dict)
+    ack: Ack | None = None
+    reserved: bool = False
+
+    @property
+    def size(self) -> int:
+        """Events in the batch (what back-pressure counts)."""
+        return len(self.events)
+
+
+class Source(Protocol):
+    """An async iterator of batches inside an async context manager (see the module)."""
+
+    @property
+    def name(self) -> str:
+        """A short, stable name: a metric label and the key in ``/readyz``."""
+        ...
+
+    async def __aenter__(self) -> Self:
+        """Connect (or open); raising here counts as a failure and is retried."""
+        ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        """Disconnect (or close); called after every run, failed or not."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[Batch]:
+        """The batches; the iterator ending means the source is finished for good."""
+        ...
