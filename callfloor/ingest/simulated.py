@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from types import TracebackType
+from typing import Self
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -19,9 +21,8 @@ import msgspec
 from callfloor.config import Config, load_config, parse_config
 from callfloor.events import Event
 from callfloor.ingest.decode import Rejection, decode_line
-from callfloor.service import EventBatch, FloorService, Source
-from callfloor.simulator import FloorSimulation, SimulationSpec, SiteSpec
-from callfloor.simulator.model import SITE_CATALOGUE
+from callfloor.ingest.source import Batch
+from callfloor.simulator import SITE_CATALOGUE, FloorSimulation, SimulationSpec, SiteSpec
 
 WARMUP_S = 20 * 60.0
 BATCH_MAX = 500
@@ -48,38 +49,73 @@ def to_events(items: Iterator[dict[str, object]]) -> Iterator[Event]:
         yield decoded
 
 
-def paced_source(
-    events: Iterator[Event], clock: Callable[[], float], *, batch_max: int = BATCH_MAX
-) -> Source:
-    """A source that submits events whose ``ts`` has come, in batches."""
+class PacedSource:
+    """A source of simulated events, each batch released once its ``ts`` has come.
 
-    async def run(service: FloorService) -> None:
-        pending: Event | None = None
+    Events up to the clock go out as fast as the service takes them, in batches of
+    at most ``batch_max``; later ones wait for the clock. The iterator position
+    survives a restart (the supervisor enters the source again after an error).
+    """
+
+    def __init__(
+        self,
+        events: Iterator[Event],
+        clock: Callable[[], float],
+        *,
+        name: str = "simulator",
+        batch_max: int = BATCH_MAX,
+    ) -> None:
+        self._events = events
+        self._clock = clock
+        self._name = name
+        self._batch_max = batch_max
+        self._pending: Event | None = None
+
+    @property
+    def name(self) -> str:
+        """The source name (metric label)."""
+        return self._name
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def __aiter__(self) -> AsyncIterator[Batch]:
+        return self._batches()
+
+    async def _batches(self) -> AsyncIterator[Batch]:
         while True:
-            now = clock()
+            now = self._clock()
             batch: list[Event] = []
+            pending = self._pending
             if pending is not None:
-                if pending.ts > now:  # type: ignore[operator]
-                    await asyncio.sleep(min(1.0, pending.ts - now))  # type: ignore[operator]
+                ts: float = pending.ts  # type: ignore[assignment]
+                if ts > now:
+                    await asyncio.sleep(min(1.0, ts - now))
                     continue
                 batch.append(pending)
-                pending = None
-            for event in events:
+                self._pending = None
+            for event in self._events:
                 if event.ts > now:  # type: ignore[operator]
-                    pending = event
+                    self._pending = event
                     break
                 batch.append(event)
-                if len(batch) >= batch_max:
+                if len(batch) >= self._batch_max:
                     break
             else:
                 if not batch:
                     return  # the simulated day is over
             if batch:
-                await service.submit(EventBatch(batch, source="simulator"))
+                yield Batch(batch, self._name)
             else:
                 await asyncio.sleep(0)
-
-    return run
 
 
 @dataclass(frozen=True)
@@ -88,7 +124,7 @@ class DemoSetup:
 
     config: Config
     clock: Callable[[], float]
-    source: Source
+    source: PacedSource
     site_names: tuple[str, ...]
     warmup: list[Event]  # the simulated minutes before now, applied before serving
 
@@ -126,7 +162,7 @@ def demo_setup(
         if event.ts >= wall_start:  # type: ignore[operator]
             break
     return DemoSetup(
-        config, clock, paced_source(events, clock), tuple(s.name for s in sites), warmup
+        config, clock, PacedSource(events, clock), tuple(s.name for s in sites), warmup
     )
 
 

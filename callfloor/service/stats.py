@@ -1,0 +1,33 @@
+"""Counters of the live shell: what the processor cannot see (transport, sources, subscribers).
+
+:class:`IngestStats` provides the ``ServiceStats`` protocol of
+:mod:`callfloor.metrics.stats` as plain attributes: the collector reads them at
+every scrape without copying. The service updates them in place; the mappings are
+shared with the parts that count (the bus counts dropped subscribers, the
+supervisor counts restarts), so nothing is copied on the per-event path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class IngestStats:
+    """Self-metrics of the live service (see the module docstring)."""
+
+    http_requests_total: dict[str, int] = field(default_factory=dict)  # by handler
+    http_errors_total: dict[str, int] = field(default_factory=dict)  # by status code
+    batches_total: int = 0
+    batch_events_total: int = 0
+    batch_seconds_sum: float = 0.0
+    batch_seconds_max: float = 0.0
+    by_source: dict[str, int] = field(default_factory=dict)  # events received
+    held_events: int = 0
+    pending_events: int = 0  # queued + held
+    dropped_batches_total: int = 0  # refused by back-pressure
+    dropped_events_total: int = 0
+    changes_dropped_total: dict[str, int] = field(default_factory=dict)  # by subscriber kind
+    ingest_errors_total: int = 0  # exceptions caught in ingest rounds
+    source_up: dict[str, bool] = field(default_factory=dict)
+    source_restarts_total: dict[str, int] = field(default_factory=dict)

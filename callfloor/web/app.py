@@ -1,0 +1,35 @@
+"""The aiohttp application: routes (named, for the request counter) and the JSON error layer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from callfloor.web import changes, health, ingest, reads
+from callfloor.web.errors import json_errors
+from callfloor.web.floor import FLOOR, Floor
+
+
+def make_app(floor: Floor) -> web.Application:
+    """The application serving ``floor``."""
+    # Bodies are read by the ingest route with its own limit ([limits] max_body).
+    app = web.Application(
+        middlewares=[json_errors], client_max_size=floor.config.limits.max_body_bytes
+    )
+    app[FLOOR] = floor
+    app[ingest.DECODE_LANE] = asyncio.Semaphore(1)
+    get = app.router.add_get
+    get("/", reads.index, name="index")
+    get("/metrics", reads.metrics, name="metrics")
+    get("/api/v1/snapshot", reads.snapshot, name="snapshot")
+    get("/api/v1/queues", reads.queues, name="queues")
+    get("/api/v1/queues/{name}", reads.queue, name="queue")
+    get("/api/v1/agents", reads.agents, name="agents")
+    get("/api/v1/agents/{name}", reads.agent, name="agent")
+    get("/api/v1/violations", reads.violations, name="violations")
+    get("/api/v1/changes", changes.changes, name="changes")
+    app.router.add_post("/api/v1/events", ingest.ingest, name="ingest")
+    get("/healthz", health.healthz, name="healthz")
+    get("/readyz", health.readyz, name="readyz")
+    return app

@@ -1,0 +1,89 @@
+"""What the web layer needs of the live service (a protocol: web never imports the service)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from callfloor.bus import ChangeBus
+    from callfloor.config import Config
+    from callfloor.ingest.http import HttpSource
+    from callfloor.processors.read import FloorReader
+    from callfloor.processors.views import Document
+
+
+class WebStats(Protocol):
+    """The counters the web layer keeps (HTTP requests by handler, errors by status)."""
+
+    http_requests_total: dict[str, int]
+    http_errors_total: dict[str, int]
+
+
+class Floor(Protocol):
+    """The live service as the routes see it (``callfloor.service.FloorService``)."""
+
+    @property
+    def config(self) -> Config:
+        """The configuration (``[limits]`` for ingest)."""
+        ...
+
+    @property
+    def stats(self) -> WebStats:
+        """Where the routes count requests and errors."""
+        ...
+
+    @property
+    def http(self) -> HttpSource:
+        """The HTTP source the ingest route offers bodies to."""
+        ...
+
+    @property
+    def bus(self) -> ChangeBus:
+        """The change bus the change stream subscribes to."""
+        ...
+
+    @property
+    def view(self) -> FloorReader:
+        """Typed reads at the processor clock."""
+        ...
+
+    @property
+    def body_timeout_s(self) -> float:
+        """How long a request body may take to arrive."""
+        ...
+
+    @property
+    def ack_timeout_s(self) -> float:
+        """How long the ingest route waits for its batch to be acknowledged."""
+        ...
+
+    def not_after(self) -> float:
+        """The latest ``ts`` ingest admits."""
+        ...
+
+    def document(self) -> Document:
+        """The SPEC §7 document at the processor clock (cached)."""
+        ...
+
+    def cached(self, name: str, build: Callable[[], bytes]) -> bytes:
+        """Encoded bytes of a whole-floor read, rebuilt only when the floor changed."""
+        ...
+
+    def metrics_body(self) -> bytes:
+        """The ``/metrics`` exposition."""
+        ...
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        """Whether the service takes events now, and the details."""
+        ...
+
+
+FLOOR: web.AppKey[Floor] = web.AppKey("floor")
+
+
+def floor_of(request: web.Request) -> Floor:
+    """The service behind ``request``'s application."""
+    return request.app[FLOOR]

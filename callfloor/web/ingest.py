@@ -1,0 +1,155 @@
+"""``POST /api/v1/events``: decode a body, hand it to the HTTP source, answer from the receipt.
+
+Only ``application/json`` (one event or an array) and ``application/x-ndjson``
+bodies are taken: anything else is a 415, so a web page cannot post events
+cross-site with a form or a ``text/plain`` body. A body over ``[limits]
+max_body`` is a 413 before it is read in full. Large bodies are decoded in a worker
+thread, one at a time, so other requests are served meanwhile. The answer (202, or
+400 when no event was taken) lists at most 100 rejections and 100 duplicates and
+counts all of them; it is sent once the batch is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Final
+
+from aiohttp import web
+
+from callfloor.events import Event
+from callfloor.ingest.decode import LISTED_REJECTIONS, Decoded, decode_request
+from callfloor.ingest.http import ServiceStopping
+from callfloor.ingest.source import Receipt
+from callfloor.web.errors import json_error, json_response
+from callfloor.web.floor import floor_of
+
+CONTENT_TYPES: Final = ("application/json", "application/x-ndjson")
+OFF_LOOP_BYTES: Final = 256 * 1024  # larger bodies are decoded in a worker thread
+DECODE_LANE: web.AppKey[asyncio.Semaphore] = web.AppKey("decode_lane", asyncio.Semaphore)
+
+_UNSUPPORTED = (
+    "unsupported Content-Type {got!r}: send application/json (one event or a JSON array) "
+    "or application/x-ndjson (one event per line), e.g. "
+    "curl -H 'Content-Type: application/x-ndjson' --data-binary @events.ndjson URL"
+)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read(request: web.Request, limit: int) -> bytes:
+    length = request.content_length
+    if length is not None and length > limit:
+        raise _TooLarge
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(1 << 16):
+        body += chunk
+        if len(body) > limit:
+            raise _TooLarge
+    return bytes(body)
+
+
+async def _decode(request: web.Request, body: bytes, not_after: float) -> Decoded:
+    if len(body) < OFF_LOOP_BYTES:
+        return decode_request(body, not_after=not_after)
+    # One large body at a time in a thread: the loop keeps answering other requests,
+    # and concurrent floods queue here instead of taking every core.
+    async with request.app[DECODE_LANE]:
+        return await asyncio.to_thread(decode_request, body, not_after=not_after)
+
+
+def _answer(decoded: Decoded, receipt: Receipt) -> tuple[int, dict[str, Any]]:
+    positions = decoded.positions
+    events: list[Event] = decoded.events
+    listed: list[dict[str, Any]] = [
+        {"index": r.index, "reason": r.reason, "field": r.field, "message": r.message}
+        for r in decoded.rejections
+    ]
+    listed.extend(
+        {
+            "index": positions[pos],
+            "reason": refusal.reason,
+            "field": refusal.field or None,
+            "message": refusal.message,
+        }
+        for pos, refusal in receipt.refused[:LISTED_REJECTIONS]
+    )
+    listed.sort(key=lambda r: int(r["index"]))
+    duplicates = [
+        {"index": positions[pos], "id": events[pos].id}
+        for pos in receipt.duplicates[:LISTED_REJECTIONS]
+    ]
+    accepted = len(events) - len(receipt.refused) - len(receipt.duplicates)
+    reply = {
+        "accepted": accepted,
+        "rejected": listed[:LISTED_REJECTIONS],
+        "rejected_total": decoded.rejected_total + len(receipt.refused),
+        "duplicates": duplicates,
+        "duplicates_total": len(receipt.duplicates),
+    }
+    return (202 if accepted or receipt.duplicates else 400), reply
+
+
+async def ingest(request: web.Request) -> web.Response:
+    """Accept events: one object, a JSON array or NDJSON (see the module docstring)."""
+    floor = floor_of(request)
+    if request.content_type not in CONTENT_TYPES:
+        return json_error(415, _UNSUPPORTED.format(got=request.content_type))
+    limits = floor.config.limits
+    try:
+        async with asyncio.timeout(floor.body_timeout_s):
+            body = await _read(request, limits.max_body_bytes)
+    except _TooLarge:
+        refused = json_error(
+            413,
+            f"body larger than {limits.max_body_bytes} bytes ([limits] max_body); "
+            "split it into several requests",
+            limit="max_body",
+            max_bytes=limits.max_body_bytes,
+        )
+        refused.force_close()  # the rest of the body is not read: the connection ends
+        return refused
+    except TimeoutError:
+        late = json_error(408, f"the body did not arrive within {floor.body_timeout_s:g} s")
+        late.force_close()
+        return late
+    decoded = await _decode(request, body, floor.not_after())
+    if not decoded.events and not decoded.rejected_total:
+        return json_error(400, "empty body: send a JSON event, a JSON array or NDJSON")
+    capacity = limits.max_pending_events
+    if len(decoded.events) > capacity:
+        return json_error(
+            413,
+            f"{len(decoded.events)} events in one body, more than the {capacity} the service "
+            "holds ([limits] max_pending_events); split it",
+            limit="max_pending_events",
+        )
+    try:
+        acked = floor.http.offer(decoded.events, decoded.rejected_by_reason)
+    except ServiceStopping:
+        return _stopping()
+    if acked is None:
+        return json_error(
+            503,
+            f"ingest backlog full ([limits] max_pending_events = {capacity}); retry later",
+            {"Retry-After": "1"},
+            limit="max_pending_events",
+        )
+    try:
+        async with asyncio.timeout(floor.ack_timeout_s):
+            receipt = await acked
+    except ServiceStopping:
+        return _stopping()
+    except TimeoutError:
+        return json_error(
+            503, "the events were not acknowledged in time; send them again", {"Retry-After": "1"}
+        )
+    status, reply = _answer(decoded, receipt)
+    return json_response(reply, status)
+
+
+def _stopping() -> web.Response:
+    return json_error(
+        503, "the service is stopping; send the body again after restart", {"Retry-After": "5"}
+    )

@@ -1,0 +1,138 @@
+"""Read routes: the document, queues, agents, violations, metrics, the index page.
+
+Reads never move the processor clock: it moves once per tick, so every reader
+within a tick shares one document, encoded once (``Floor.cached``). ``as_of`` says
+which instant an answer describes. One queue or one agent renders only that entity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from callfloor.web.errors import json_body, json_error, json_response
+from callfloor.web.floor import Floor, floor_of
+
+_INDEX = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>callfloor</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:46rem}
+code{background:#eee;padding:0 .3em}</style></head><body>
+<h1>callfloor</h1>
+<p>Real-time call-floor monitoring. Endpoints:</p>
+<ul>
+<li><a href="/metrics"><code>/metrics</code></a> Prometheus exposition</li>
+<li><a href="/api/v1/snapshot"><code>/api/v1/snapshot</code></a> the whole live state document</li>
+<li><a href="/api/v1/queues"><code>/api/v1/queues</code></a> queues and sites,
+<code>/api/v1/queues/{name}</code> one queue</li>
+<li><a href="/api/v1/agents"><code>/api/v1/agents</code></a> agents,
+<code>/api/v1/agents/{name}</code> one agent</li>
+<li><a href="/api/v1/violations"><code>/api/v1/violations</code></a> idle-time violations
+(<code>?active=true</code> for active only)</li>
+<li><code>/api/v1/changes</code> Server-Sent Events: what changed, every tick</li>
+<li><code>POST /api/v1/events</code> ingest: one JSON event or a JSON array
+(<code>Content-Type: application/json</code>), or NDJSON
+(<code>Content-Type: application/x-ndjson</code>)</li>
+<li><a href="/healthz"><code>/healthz</code></a>, <a href="/readyz"><code>/readyz</code></a></li>
+</ul></body></html>
+"""
+
+_ACTIVE = {"": None, "true": True, "1": True, "false": False, "0": False}
+
+
+async def index(request: web.Request) -> web.Response:
+    """A page listing the endpoints."""
+    return web.Response(text=_INDEX, content_type="text/html")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition at the processor clock."""
+    from callfloor.metrics import CONTENT_TYPE
+
+    body = floor_of(request).metrics_body()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def snapshot(request: web.Request) -> web.Response:
+    """The SPEC §7 document, live."""
+    floor = floor_of(request)
+    return json_body(floor.cached("snapshot", lambda: msgspec.json.encode(floor.document())))
+
+
+def _queues(floor: Floor) -> bytes:
+    doc = floor.document()
+    return msgspec.json.encode({"as_of": doc.as_of, "queues": doc.queues, "sites": doc.sites})
+
+
+async def queues(request: web.Request) -> web.Response:
+    """Queues and sites of the live document."""
+    floor = floor_of(request)
+    return json_body(floor.cached("queues", lambda: _queues(floor)))
+
+
+async def queue(request: web.Request) -> web.Response:
+    """One queue (only it is rendered), 404 if unknown."""
+    view = floor_of(request).view
+    name = request.match_info["name"]
+    found = view.queue(name)
+    if found is None:
+        return json_error(404, f"unknown queue {name!r}")
+    return json_response(
+        {
+            "as_of": view.as_of,
+            "name": name,
+            "site": found.site,
+            "windows": found.windows,
+            "live": found.live,
+        }
+    )
+
+
+def _agents(floor: Floor) -> bytes:
+    view = floor.view
+    doc = floor.document()
+    agents: dict[str, Any] = {}
+    for name, agent in doc.agents.items():
+        entry = msgspec.structs.asdict(agent)
+        info = view.agent_info(name)
+        if info is not None:
+            entry.update(
+                display_name=info.display_name, team=info.team, site=info.site, queues=info.queues
+            )
+        agents[name] = entry
+    return msgspec.json.encode({"as_of": doc.as_of, "agents": agents})
+
+
+async def agents(request: web.Request) -> web.Response:
+    """Agents of the live document with their display name, team, site and queues."""
+    floor = floor_of(request)
+    return json_body(floor.cached("agents", lambda: _agents(floor)))
+
+
+async def agent(request: web.Request) -> web.Response:
+    """One agent with its identity and violations (only it is rendered), 404 if unknown."""
+    view = floor_of(request).view
+    name = request.match_info["name"]
+    found = view.agent_detail(name)
+    if found is None:
+        return json_error(404, f"unknown agent {name!r}")
+    return json_response({"as_of": view.as_of, **msgspec.structs.asdict(found)})
+
+
+def _violations(floor: Floor, active: bool | None) -> bytes:
+    doc = floor.document()
+    items = doc.violations
+    if active is not None:
+        items = [v for v in items if (v.ended_at is None) == active]
+    return msgspec.json.encode({"as_of": doc.as_of, "violations": items})
+
+
+async def violations(request: web.Request) -> web.Response:
+    """Violations; ``?active=true`` keeps the active ones, ``false`` the ended ones."""
+    floor = floor_of(request)
+    raw = request.query.get("active", "").lower()
+    if raw not in _ACTIVE:
+        return json_error(400, f"active must be true or false, got {raw[:40]!r}")
+    active = _ACTIVE[raw]
+    return json_body(floor.cached(f"violations:{active}", lambda: _violations(floor, active)))
