@@ -41,11 +41,12 @@ class ConversationS(msgspec.Struct, array_like=True):
     answered_at: float
 
 
-class CallS(msgspec.Struct, array_like=True):
-    """One call: its history and fold state."""
+CallEventS = tuple[float, int, int, str | None, bool]
 
-    call_id: str
-    events: list[tuple[float, int, int, str | None, bool]]
+
+class OpenCallS(msgspec.Struct, array_like=True):
+    """What is open on a call (most calls have nothing open and no entry)."""
+
     leg: LegS | None
     convs: list[ConversationS]
     early: list[tuple[float, int, str | None]]
@@ -79,22 +80,15 @@ class FoldS(msgspec.Struct, array_like=True):
     since: float
     last_ts: float
     site: str
-    group: list[str]
+    group: tuple[str, ...]
     team: str | None
     display: str | None
     closed: list[ViolationS]
     nr_days: list[NRDayS]
 
 
-class PayloadS(msgspec.Struct, array_like=True):
-    """What one agent_state said."""
-
-    state: str
-    reason: str | None
-    site: str
-    group: list[str] | None
-    team: str | None
-    display: str | None
+# What one agent_state said: (state, reason, site, queue list or None, team, display).
+PayloadS = tuple[str, str | None, str, tuple[str, ...] | None, str | None, str | None]
 
 
 class CallEndS(msgspec.Struct, array_like=True):
@@ -115,7 +109,7 @@ class AgentS(msgspec.Struct, array_like=True):
     ts: bytes
     codes: bytes
     payloads: list[PayloadS]
-    base: FoldS
+    base: FoldS | None  # None: the empty fold (nothing pruned into it)
     fold: FoldS
     answers: bytes
     misses: bytes
@@ -173,7 +167,9 @@ class FloorState(msgspec.Struct):
     version: int
     next_prune: float
     queues: list[QueueS]
-    calls: list[CallS]
+    call_ids: list[str]
+    call_events: list[list[CallEventS]]  # each call's history, in call_ids order
+    open_calls: dict[str, OpenCallS]
     agents: list[AgentS]
     timers: list[tuple[float, int, int, int, str, float]]
     ids_current: list[str]

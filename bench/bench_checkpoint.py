@@ -1,0 +1,59 @@
+"""Benchmark: checkpoint dump + encode and decode + load on the bench floor.
+
+Run with ``.venv/bin/python -m bench.bench_checkpoint``. Targets (issue "production-grade
+core"): for 10,000 agents and 500 queues, dump + encode < 150 ms and load < 300 ms. The
+floor is the one ``bench.bench_metrics`` builds (two hours of synthetic traffic through
+the public API), so its histories, windows and violations have realistic sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import time
+
+from bench.bench_metrics import build_floor
+from bench.common import machine
+from callfloor.processors.state import decode_checkpoint, encode_checkpoint
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--queues", type=int, default=500)
+    parser.add_argument("--agents", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=9)
+    args = parser.parse_args()
+    proc = build_floor(n_queues=args.queues, n_agents=args.agents)
+    stats = proc.view.stats()
+    print(machine())
+    print(
+        f"floor: {args.queues} queues, {args.agents} agents, "
+        f"{proc.view.counters().events} events applied, {stats.history_events} in histories"
+    )
+    dumps: list[float] = []
+    loads: list[float] = []
+    blob = b""
+    for _ in range(args.repeat):
+        gc.collect()
+        t0 = time.perf_counter()
+        blob = encode_checkpoint(proc)
+        t1 = time.perf_counter()
+        restored = decode_checkpoint(proc.config, blob).processor
+        t2 = time.perf_counter()
+        dumps.append(t1 - t0)
+        loads.append(t2 - t1)
+        del restored
+    print(f"checkpoint size: {len(blob) / 1e6:.1f} MB")
+    print(
+        f"dump + encode: median {statistics.median(dumps) * 1000:.0f} ms "
+        f"(min {min(dumps) * 1000:.0f}, max {max(dumps) * 1000:.0f}; target < 150 ms)"
+    )
+    print(
+        f"decode + load: median {statistics.median(loads) * 1000:.0f} ms "
+        f"(min {min(loads) * 1000:.0f}, max {max(loads) * 1000:.0f}; target < 300 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()
