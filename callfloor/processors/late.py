@@ -12,6 +12,7 @@ what it regenerates is exactly what the floor holds.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left
 from collections import Counter
 from typing import TYPE_CHECKING
@@ -119,19 +120,17 @@ def refold_call(proc: FloorProcessor, call: CallTrack, old_events: list[CallEven
     call.early = now.early
     if leg is not None:
         proc.leg_opened(cid, leg)
-    # Answers and misses of agents.
+    # Answers and misses of agents. In live operation what lies before the horizon was
+    # pruned and can change no more: both folds agree about it, so it is left alone.
+    horizon = proc.clock - proc.limits.max_lateness_s if proc.live else float("-inf")
     for (agent, t), n in (Counter(old.answers) - Counter(new.answers)).items():
-        track = proc.agents[agent]
-        for _ in range(n):
-            del track.answers[bisect_left(track.answers, t)]
+        _take(proc.agents[agent].answers, t, n)
         proc.tracker.dirty.add(agent)
     for (agent, t), n in (Counter(new.answers) - Counter(old.answers)).items():
         for _ in range(n):
             proc.answer(agent, t)
     for (agent, t), n in (Counter(old.misses) - Counter(new.misses)).items():
-        track = proc.agents[agent]
-        for _ in range(n):
-            del track.misses[bisect_left(track.misses, t)]
+        _take(proc.agents[agent].misses, t, n)
         proc.tracker.dirty.add(agent)
     for (agent, t), n in (Counter(new.misses) - Counter(old.misses)).items():
         for _ in range(n):
@@ -145,7 +144,7 @@ def refold_call(proc: FloorProcessor, call: CallTrack, old_events: list[CallEven
         if (agent, end.key()) not in new_ends:
             remove_end(proc, agent, end.key())
     for agent, end in new.ends:
-        if (agent, end.key()) not in old_ends:
+        if (agent, end.key()) not in old_ends and end.ended_at >= horizon:
             proc.end(agent, end)
     # Counters.
     counters = proc.counters
@@ -154,6 +153,14 @@ def refold_call(proc: FloorProcessor, call: CallTrack, old_events: list[CallEven
     counters["duplicates"] += dups
     counters["events"] -= dups
     proc.events_by_type["call_queued"] = proc.events_by_type.get("call_queued", 0) - dups
+
+
+def _take(times: array[float], t: float, n: int) -> None:
+    """Remove ``n`` occurrences of ``t`` from ascending ``times`` (those still kept)."""
+    for _ in range(n):
+        i = bisect_left(times, t)
+        if i < len(times) and times[i] == t:
+            del times[i]
 
 
 def remove_end(proc: FloorProcessor, agent: str, key: tuple[str, str, float, float]) -> None:
