@@ -149,7 +149,12 @@ def summary_line(summary: ReplaySummary, several_files: bool = False) -> str:
     parts += [rejected, f"{summary.duplicates} duplicates", f"{summary.late} late"]
     if summary.left_out:
         parts.append(f"{summary.left_out} after as_of left out")
-    source = "--at" if summary.at_given else "last event"
+    if summary.at_given:
+        source = "--at"
+    elif summary.last_event is not None:
+        source = "last event"
+    else:
+        source = "no valid event"  # nothing to take a time from: the epoch
     parts.append(f"as_of {summary.as_of!r} ({_utc(summary.as_of)}, {source})")
     return ", ".join(parts)
 

@@ -225,6 +225,16 @@ def test_quiet_drops_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert err == ""
 
 
+def test_input_without_a_valid_event_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no valid event the document is at the epoch and the summary says why."""
+    path = write_lines(tmp_path / "e.ndjson", ["{oops"])
+    code, out, err = run_cli([str(path)], capsys)
+    assert code == 0 and json.loads(out)["as_of"] == 0.0
+    assert "(1970-01-01T00:00:00.000Z, no valid event)" in summary_of(err)
+
+
 # ---- --strict -----------------------------------------------------------------------------
 
 
