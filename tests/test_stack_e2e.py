@@ -40,7 +40,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
 
 
 def _post(url: str, body: bytes) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=body, method="POST")
+    req = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/x-ndjson"}
+    )
     with urllib.request.urlopen(req, timeout=5) as resp:
         return resp.status, json.loads(resp.read())
 
