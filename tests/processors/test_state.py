@@ -1,0 +1,226 @@
+"""Checkpoints: a restored processor continues exactly like the one that was saved."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import msgspec
+import pytest
+from floorgen import (
+    EventDict,
+    decoded,
+    document_at,
+    floor_config,
+    last_ts,
+    processor_of,
+    traces,
+)
+from helpers import T0, config, decode, ev
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from callfloor.config import Config
+from callfloor.processors.engine import FloorProcessor
+from callfloor.processors.snapshot import build_document
+from callfloor.processors.state import CheckpointError, decode_checkpoint, encode_checkpoint
+
+CFG = floor_config()
+
+
+def restored(proc: FloorProcessor, cfg: Config | None = None, *, live: bool = False) -> Any:
+    """A checkpoint of ``proc`` restored under ``cfg`` (default: its own configuration)."""
+    return decode_checkpoint(cfg or proc.config, encode_checkpoint(proc), live=live)
+
+
+def stats_of(proc: FloorProcessor) -> bytes:
+    """The processor's self-metrics, comparable."""
+    return msgspec.json.encode(proc.view.stats())
+
+
+def envelope(blob: bytes) -> dict[str, Any]:
+    """A checkpoint's envelope as plain data."""
+    data: dict[str, Any] = msgspec.msgpack.decode(blob)
+    return data
+
+
+# ----------------------------------------------------------------------------- round trips
+
+
+def test_restored_processor_shows_the_same_floor() -> None:
+    """A restored processor has the clock, version, document and stats of the original."""
+    events = [
+        ev("agent_state", T0, agent="a", state="available", queues=["q"], team="t", name="Ann"),
+        ev("call_queued", T0 + 1, call_id="c", queue="q", id="e1"),
+        ev("call_answered", T0 + 30, call_id="c", agent="a"),
+        ev("agent_state", T0 + 40, agent="b", state="not_ready", reason="break"),
+    ]
+    proc = processor_of(events, CFG)
+    proc.tick(T0 + 500)
+    back = restored(proc)
+    assert back.notes == [] and back.sources == {} and back.held == []
+    p = back.processor
+    assert (p.clock, p.version) == (proc.clock, proc.version)
+    assert build_document(p) == build_document(proc)
+    assert stats_of(p) == stats_of(proc)
+    assert p.view.agent_info("a") == proc.view.agent_info("a")
+
+
+def test_sources_and_held_events_round_trip() -> None:
+    """Source positions and held events come back as they were saved."""
+    held = decoded([ev("call_queued", T0 + 9, call_id="h", queue="q", id="x")])
+    proc = processor_of([ev("call_queued", T0, call_id="c", queue="q")], CFG)
+    blob = encode_checkpoint(proc, sources={"mqtt": "17", "file": "a:99"}, held=held)
+    back = decode_checkpoint(CFG, blob)
+    assert back.sources == {"mqtt": "17", "file": "a:99"} and back.held == held
+
+
+def test_event_ids_are_remembered_across_a_restore() -> None:
+    """A redelivery after a restart is still a duplicate of the event with its id."""
+    event = ev("call_queued", T0, call_id="c", queue="q", id="e1")
+    p = restored(processor_of([event], CFG)).processor
+    assert p.is_duplicate(decode(event))
+    p.apply(decode(event))
+    assert p.view.counters().duplicates == 1 and p.view.counters().events == 1
+
+
+def test_empty_processor_round_trips() -> None:
+    """A processor that has seen nothing restores to one that has seen nothing."""
+    p = restored(FloorProcessor(CFG)).processor
+    assert p.view.counters() == FloorProcessor(CFG).view.counters()
+    assert p.view.queue_names() == ["q1", "q2", "q3"]
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(traces(), st.randoms(use_true_random=False), st.integers(0, 200), st.integers(0, 3))
+def test_checkpoint_anywhere_then_the_rest_equals_the_uninterrupted_run(
+    events: list[EventDict], rnd: random.Random, cut: int, ticks: int
+) -> None:
+    """Checkpoint at any point of any arrival order, restore, apply the rest: the same
+    document (late counter included) and self-metrics as without the restart, now and
+    after the clock moves on."""
+    arrival = list(events)
+    rnd.shuffle(arrival)
+    k = cut % (len(arrival) + 1)
+    first = processor_of(arrival[:k], CFG)
+    whole = processor_of(arrival[:k], CFG)
+    if k:  # the clock may have moved on a little before the checkpoint
+        for p in (first, whole):
+            p.tick(max(e["ts"] for e in arrival[:k]) + 20.0 * ticks)
+    for e in arrival[k:]:
+        whole.apply(decode(e))
+    second = restored(first).processor
+    for e in arrival[k:]:
+        second.apply(decode(e))
+    for later in (0.0, 130.0, 90_000.0):
+        at = last_ts(events) + later
+        assert document_at(second, at) == document_at(whole, at)
+        assert stats_of(second) == stats_of(whole)
+
+
+# ----------------------------------------------------------------------------- bad blobs
+
+
+def test_bytes_that_are_no_checkpoint_are_refused_with_a_clear_error() -> None:
+    """Garbage is a CheckpointError that says it is not a checkpoint."""
+    with pytest.raises(CheckpointError, match="not a callfloor checkpoint"):
+        decode_checkpoint(CFG, b"\xc1 definitely not msgpack")
+
+
+def test_truncated_checkpoint_is_refused_as_damaged() -> None:
+    """A checkpoint cut short is refused, never half restored."""
+    blob = encode_checkpoint(processor_of([ev("call_queued", T0, call_id="c", queue="q")], CFG))
+    with pytest.raises(CheckpointError):
+        decode_checkpoint(CFG, blob[: len(blob) // 2])
+
+
+def test_checkpoint_of_an_unknown_format_names_it_and_what_to_do() -> None:
+    """A checkpoint of a format with no migration is refused with the version and advice."""
+    data = envelope(encode_checkpoint(FloorProcessor(CFG)))
+    data["format_version"] = 99
+    with pytest.raises(CheckpointError, match=r"format 99 .*move the checkpoint aside"):
+        decode_checkpoint(CFG, msgspec.msgpack.encode(data))
+
+
+def test_well_formed_envelope_with_a_damaged_floor_is_refused() -> None:
+    """An envelope of the right version whose floor does not match the schema is refused."""
+    data = envelope(encode_checkpoint(FloorProcessor(CFG)))
+    data["floor"] = {"clock": "soon"}
+    with pytest.raises(CheckpointError, match="damaged checkpoint"):
+        decode_checkpoint(CFG, msgspec.msgpack.encode(data))
+
+
+# ----------------------------------------------------------------------------- changes
+
+
+def test_other_time_zone_data_is_reported_not_refused() -> None:
+    """A checkpoint from other tzdata restores, with a note saying days may shift."""
+    data = envelope(encode_checkpoint(FloorProcessor(CFG)))
+    data["tzdata_version"] = "1999z"
+    back = decode_checkpoint(CFG, msgspec.msgpack.encode(data))
+    assert any("1999z" in note for note in back.notes)
+
+
+def _threshold(seconds: int) -> Config:
+    return config({"queues": {"q": {"sl_threshold_s": seconds, "short_abandon_s": 5}}})
+
+
+def test_changed_policy_is_noted_and_the_histogram_restarts() -> None:
+    """A new threshold is reported, and the queue's wait histogram restarts with its bounds."""
+    events = [
+        ev("call_queued", T0, call_id="c", queue="q"),
+        ev("call_answered", T0 + 9, call_id="c", agent="a"),
+    ]
+    proc = processor_of(events, _threshold(20))
+    back = restored(proc, _threshold(25))  # 25 s is not a standard bucket bound; 20 s is
+    assert len(back.notes) == 3 and "histogram restarted" in back.notes[2]
+    totals = back.processor.view.queue_totals("q")
+    assert totals.answered.counts == [0] * len(totals.answered.counts)
+    assert totals.counts["answered"] == 1  # lifetime counts are kept
+
+
+def test_legs_keep_the_policy_they_were_counted_with() -> None:
+    """After a restore under a longer threshold, a leg queued before it (even re-folded by
+    a late event) is judged by its old threshold; a leg queued after it by the new one."""
+    before = processor_of([ev("call_queued", T0, call_id="old", queue="q")], _threshold(20))
+    p = restored(before, _threshold(60)).processor
+    for e in [
+        ev("call_answered", T0 + 40, call_id="old", agent="a"),
+        ev("call_queued", T0 + 50, call_id="new", queue="q"),
+        ev("call_answered", T0 + 90, call_id="new", agent="a"),
+        ev("call_routed", T0 + 30, call_id="old", agent="a"),  # late: re-folds the old call
+    ]:
+        p.apply(decode(e))
+    w = p.view.queue("q")
+    assert w is not None
+    today = w.windows["today"]
+    assert (today.sl_offered, today.answered_in_sl) == (2, 1)
+
+
+def test_restored_live_processor_keeps_refusing_old_events() -> None:
+    """decode_checkpoint(live=True) gives a live processor: too-old events are refused."""
+    live_cfg = floor_config(max_lateness="2m")
+    proc = FloorProcessor(live_cfg, live=True)
+    proc.apply(decode(ev("call_queued", T0, call_id="c", queue="q")))
+    p = restored(proc, live=True).processor
+    refusal = p.apply(decode(ev("call_abandoned", T0 - 121, call_id="c")))
+    assert refusal is not None and refusal.reason == "ts_too_old"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="violation changes computed (stats()/update) but not yet drained are not in the "
+    "checkpoint: after a restore they are never reported",
+)
+def test_undrained_violation_changes_survive_a_restore() -> None:
+    """A violation noticed before a checkpoint but not yet drained is reported after it."""
+    proc = processor_of([ev("agent_state", T0, agent="a", state="wrap_up")], CFG)
+    proc.drain_changes()
+    proc.tick(T0 + 31)
+    proc.view.stats()  # a metrics scrape looks at violations before the change set drains
+    p = restored(proc).processor
+    assert [v.kind for v in p.drain_changes().violations] == ["wrap_up_exceeded"]
