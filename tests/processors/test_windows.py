@@ -144,6 +144,7 @@ def test_adds_and_removes_match_brute_force(ops: list[tuple[float, float, int, i
     live: list[tuple[float, int, int, float]] = []  # (x, value, wait, day of the add)
     for step, lateness, value, wait, remove in ops:
         now += step
+        w.advance(now)
         day = now - now % DAY_S
         if remove == 0 and live:
             x, v, k, _ = live.pop(value % len(live))
