@@ -156,13 +156,18 @@ class AgentTrack:
         self.ends: list[CallEnd] = []  # by ended_at
         self.pending: list[CallEnd] = []  # those whose handling is not decided yet
 
+    def intern(self, payload: Payload) -> int:
+        """The index of a payload not interned yet (history codes are index * 2 + had id)."""
+        index = len(self.payloads)
+        self.payloads.append(payload)
+        self.payload_index[payload] = index
+        return index
+
     def code(self, payload: Payload, has_id: bool) -> int:
         """The compact code of a payload (interned per agent)."""
         index = self.payload_index.get(payload)
         if index is None:
-            index = len(self.payloads)
-            self.payloads.append(payload)
-            self.payload_index[payload] = index
+            index = self.intern(payload)
         return index * 2 + (1 if has_id else 0)
 
     def payload(self, i: int) -> Payload:

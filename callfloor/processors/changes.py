@@ -54,6 +54,9 @@ class ChangeTracker:
         self.started: dict[tuple[str, str], int] = {}
         self.retracted: dict[tuple[str, str], int] = {}
         self.dirty: set[str] = set()
+        # Each agent's queue list and site when last looked at: an agent that moved
+        # changed the live counts of the queues and sites it left and joined.
+        self.placed: dict[str, tuple[tuple[str, ...], str]] = {}
 
     def agent(self, name: str) -> None:
         """Mark an agent changed (its violations are compared at the next update)."""
@@ -75,10 +78,23 @@ class ChangeTracker:
             return
         keep_from = now - proc.limits.max_lateness_s if proc.live else float("-inf")
         self.agents |= dirty
+        placed = self.placed
+        groups = self.groups
+        sites = self.sites
         for name in sorted(dirty):
             track = proc.agents.get(name)
             if track is None:
                 continue
+            f = track.fold
+            if f.known:
+                here = (f.group, f.site)
+                left = placed.get(name)
+                if left is not None:
+                    groups.add(left[0])
+                    sites.add(left[1])
+                groups.add(here[0])
+                sites.add(here[1])
+                placed[name] = here
             current = {v.key(): v for v in agent_violations(proc, track, now)}
             before = self.published.get(name, {})
             for key, v in current.items():
@@ -120,14 +136,19 @@ class ChangeTracker:
         self.update()
         proc = self.proc
         queues = self.queues
+        sites = self.sites
+        listed = proc.queues
+        for name in queues:
+            q = listed.get(name)
+            if q is not None:
+                sites.add(q.site)
         for group in self.groups:
             queues.update(group)
-        listed = proc.queues
         agents = proc.agents
         changes = ChangeSet(
             as_of=proc.clock,
             queues=sorted(n for n in queues if n in listed and listed[n].listed),
-            sites=sorted(self.sites),
+            sites=sorted(sites),
             agents=sorted(n for n in self.agents if n in agents and agents[n].fold.known),
             violations=self.pending,
         )

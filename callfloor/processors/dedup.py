@@ -20,30 +20,39 @@ Key = str | tuple[object, ...]
 class Deduplicator:
     """Remembers event identities for at least ``window_s`` of time, at most ``max_entries``."""
 
-    __slots__ = ("_current", "_previous", "_rotate_at", "max_entries", "window_s")
+    __slots__ = ("_rotate_at", "current", "max_entries", "previous", "window_s")
 
     def __init__(self, window_s: float, max_entries: int) -> None:
         self.window_s = window_s
         self.max_entries = max_entries
-        self._current: set[Key] = set()
-        self._previous: set[Key] = set()
+        self.current: set[Key] = set()
+        self.previous: set[Key] = set()
         self._rotate_at = float("-inf")
 
     def __len__(self) -> int:
-        return len(self._current) + len(self._previous)
+        return len(self.current) + len(self.previous)
 
     def known(self, key: Key) -> bool:
         """Whether ``key`` is remembered (nothing is recorded)."""
-        return key in self._current or key in self._previous
+        return key in self.current or key in self.previous
+
+    def remember(self, key: Key, now: float) -> None:
+        """Remember ``key`` (known not to be remembered yet) at time ``now``."""
+        current = self.current
+        if now >= self._rotate_at or 2 * len(current) >= self.max_entries:
+            self.previous = current
+            self.current = current = set()
+            self._rotate_at = now + self.window_s
+        current.add(key)
 
     def seen(self, key: Key, now: float) -> bool:
         """True if ``key`` was seen before; otherwise remember it and return False."""
-        current = self._current
-        if key in current or key in self._previous:
+        current = self.current
+        if key in current or key in self.previous:
             return True
         if now >= self._rotate_at or 2 * len(current) >= self.max_entries:
-            self._previous = current
-            self._current = current = set()
+            self.previous = current
+            self.current = current = set()
             self._rotate_at = now + self.window_s
         current.add(key)
         return False
@@ -51,13 +60,13 @@ class Deduplicator:
     def dump(self) -> dict[str, Any]:
         """Plain-data form for checkpoints."""
         return {
-            "current": [k if isinstance(k, str) else list(k) for k in self._current],
-            "previous": [k if isinstance(k, str) else list(k) for k in self._previous],
+            "current": [k if isinstance(k, str) else list(k) for k in self.current],
+            "previous": [k if isinstance(k, str) else list(k) for k in self.previous],
             "rotate_at": self._rotate_at,
         }
 
     def load(self, data: dict[str, Any]) -> None:
         """Restore from :meth:`dump` output."""
-        self._current = {k if isinstance(k, str) else tuple(k) for k in data["current"]}
-        self._previous = {k if isinstance(k, str) else tuple(k) for k in data["previous"]}
+        self.current = {k if isinstance(k, str) else tuple(k) for k in data["current"]}
+        self.previous = {k if isinstance(k, str) else tuple(k) for k in data["previous"]}
         self._rotate_at = float(data["rotate_at"])

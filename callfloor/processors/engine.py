@@ -127,7 +127,7 @@ class FloorProcessor(Effects):
         )
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
         self.rejected_by_reason: dict[str, int] = {}
-        self.events_by_type: dict[str, int] = {}
+        self._by_class: dict[type, int] = {}  # applied events by class (see events_by_type)
         self.expired: dict[str, int] = {
             "open_legs": 0,
             "conversations": 0,
@@ -173,9 +173,12 @@ class FloorProcessor(Effects):
         t: float = event.ts  # type: ignore[assignment]  # a float once decoded
         key = event.id
         clock = self.clock
-        if key is not None and self.ids.seen(key, t if t > clock else clock):
-            self.counters["duplicates"] += 1
-            return None
+        if key is not None:
+            ids = self.ids
+            if key in ids.current or key in ids.previous:
+                self.counters["duplicates"] += 1
+                return None
+            ids.remember(key, t if t > clock else clock)
         if t > clock:
             heap = self.timers.heap
             if heap and heap[0][0] <= t:
@@ -183,7 +186,6 @@ class FloorProcessor(Effects):
             else:
                 self.clock = t
         self.seq += 1
-        self._version += 1
         kind = type(event)
         if kind is AgentState:
             applied = self._on_agent_state(event, t)  # type: ignore[arg-type]
@@ -194,8 +196,8 @@ class FloorProcessor(Effects):
             counters["duplicates"] += 1
             return None
         counters["events"] += 1
-        tag = _TAG[kind]
-        self.events_by_type[tag] = self.events_by_type.get(tag, 0) + 1
+        by_class = self._by_class
+        by_class[kind] = by_class.get(kind, 0) + 1
         if t < clock:
             counters["late"] += 1
             # A late event can place deadlines in the past: honour them now.
@@ -232,7 +234,12 @@ class FloorProcessor(Effects):
     @property
     def version(self) -> int:
         """Grows with every applied event and every fired deadline (a cache key part)."""
-        return self._version
+        return self.seq + self._version
+
+    @property
+    def events_by_type(self) -> dict[str, int]:
+        """Applied events by ``type`` (duplicates excluded)."""
+        return {_TAG[cls]: n for cls, n in self._by_class.items() if n}
 
     # ================================================================ clock
 
@@ -348,9 +355,7 @@ class FloorProcessor(Effects):
             elif hist == HIST_ABANDONED:
                 q.histogram(q.hist_abandoned, wait_us / 1e6)
                 q.abandoned_wait_us += wait_us
-        tracker = self.tracker
-        tracker.queues.add(queue)
-        tracker.sites.add(q.site)
+        self.tracker.queues.add(queue)  # its site follows when the change set is drained
 
     def _unrecord(self, queue: str, x: float, deltas: Deltas, wait_us: int) -> None:
         """Take back a record (lifetime totals keep it)."""
@@ -358,7 +363,6 @@ class FloorProcessor(Effects):
         now = self.clock
         q.windows.remove(x, deltas, q.calendar.day_start(now), wait_us, now)
         self.tracker.queues.add(queue)
-        self.tracker.sites.add(q.site)
 
     def leg_opened(self, call_id: str, leg: Leg) -> None:
         """A leg starts waiting: listed as waiting, its miss deadline set."""
@@ -415,7 +419,7 @@ class FloorProcessor(Effects):
         counters = self.counters
         counters["duplicates"] += 1
         counters["events"] -= 1
-        self.events_by_type["call_queued"] -= 1
+        self._by_class[CallQueued] -= 1
 
     # ================================================================ handling
 
@@ -532,7 +536,8 @@ class FloorProcessor(Effects):
         if site not in self.sites:
             self.site(site)
         payload: Payload = (state, reason, site, group, team, ev.name)
-        code = track.code(payload, has_id)
+        index = track.payload_index.get(payload)
+        code = (track.intern(payload) if index is None else index) * 2 + (1 if has_id else 0)
         f = track.fold
         known, old_state, old_group, old_site = f.known, f.state, f.group, f.site
         if not ts or t >= ts[-1]:
@@ -548,26 +553,22 @@ class FloorProcessor(Effects):
             self._redecide(track, list(track.ends))
         new_state = f.state
         if not known or old_state != new_state or old_group is not f.group or old_site != f.site:
-            # Agent counts per queue list and per site follow the agent's state.
+            # Agent counts per queue list and per site follow the agent's state (the
+            # change tracker works out which queues and sites that touched when drained).
             assert new_state is not None
-            tracker = self.tracker
             groups = self.groups
             site_counts = self.site_counts
             if known:
                 assert old_state is not None
                 if old_group:
                     groups[old_group][old_state] -= 1
-                    tracker.groups.add(old_group)
                 site_counts[old_site][old_state] -= 1
-                tracker.sites.add(old_site)
             new_group = f.group
             if new_group:
                 counts = groups[new_group]
                 counts[new_state] = counts.get(new_state, 0) + 1
-                tracker.groups.add(new_group)
             counts = site_counts[f.site]
             counts[new_state] = counts.get(new_state, 0) + 1
-            tracker.sites.add(f.site)
         self.tracker.dirty.add(name)
         return True
 

@@ -17,6 +17,7 @@ from bisect import bisect_left
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from callfloor.events import CallQueued
 from callfloor.processors.agents import CallEnd, ended_at_of
 from callfloor.processors.calls import (
     D_MISS,
@@ -152,7 +153,7 @@ def refold_call(proc: FloorProcessor, call: CallTrack, old_events: list[CallEven
     dups = new.dups - old.dups
     counters["duplicates"] += dups
     counters["events"] -= dups
-    proc.events_by_type["call_queued"] = proc.events_by_type.get("call_queued", 0) - dups
+    proc._by_class[CallQueued] = proc._by_class.get(CallQueued, 0) - dups
 
 
 def _take(times: array[float], t: float, n: int) -> None:

@@ -42,7 +42,7 @@ from callfloor.config import Config, QueuePolicy
 from callfloor.events import Event
 from callfloor.processors.agents import AgentFold, AgentTrack, CallEnd, Payload
 from callfloor.processors.calls import CallTrack, Conversation, Leg
-from callfloor.processors.engine import FloorProcessor
+from callfloor.processors.engine import _TAG, FloorProcessor
 from callfloor.processors.queues import QueueState, wait_bounds
 from callfloor.processors.schema import (
     AgentS,
@@ -286,7 +286,7 @@ def floor_state(proc: FloorProcessor) -> FloorState:
     return FloorState(
         clock=proc.clock,
         seq=proc.seq,
-        version=proc.version,
+        version=proc._version,
         next_prune=proc._next_prune,
         queues=[_queue_s(q) for q in proc.queues.values()],
         call_ids=list(proc.calls),
@@ -298,12 +298,12 @@ def floor_state(proc: FloorProcessor) -> FloorState:
         },
         agents=[_agent_s(a) for a in proc.agents.values()],
         timers=[tuple(t) for t in proc.timers.heap],  # type: ignore[misc]
-        ids_current=sorted(str(k) for k in ids._current),
-        ids_previous=sorted(str(k) for k in ids._previous),
+        ids_current=sorted(str(k) for k in ids.current),
+        ids_previous=sorted(str(k) for k in ids.previous),
         ids_rotate_at=ids._rotate_at,
         counters=dict(proc.counters),
         rejected_by_reason=dict(proc.rejected_by_reason),
-        events_by_type=dict(proc.events_by_type),
+        events_by_type=proc.events_by_type,
         expired=dict(proc.expired),
         policy_changes={
             q: [(seq, _policy_s(p)) for seq, p in changes]
@@ -437,12 +437,13 @@ def restore_floor(
     heap.heap = [Timer(*t) for t in s.timers]
     heap._seq = max((t.seq for t in heap.heap), default=0)
     proc.timers = heap
-    proc.ids._current = set(s.ids_current)
-    proc.ids._previous = set(s.ids_previous)
+    proc.ids.current = set(s.ids_current)
+    proc.ids.previous = set(s.ids_previous)
     proc.ids._rotate_at = s.ids_rotate_at
     proc.counters.update(s.counters)
     proc.rejected_by_reason = dict(s.rejected_by_reason)
-    proc.events_by_type = dict(s.events_by_type)
+    classes = {tag: cls for cls, tag in _TAG.items()}
+    proc._by_class = {classes[k]: n for k, n in s.events_by_type.items() if k in classes}
     proc.expired.update(s.expired)
     t = proc.tracker
     t.published = {

@@ -63,6 +63,7 @@ Deltas = tuple[tuple[int, int], ...]
 _time = itemgetter(0)
 _NO_MAX: Final = -1
 _COMPACT_AT: Final = 4096
+_ADVANCE_EVERY_S: Final = 60.0
 
 
 class _Day:
@@ -179,7 +180,9 @@ class QueueWindows:
         ``wait_us`` >= 0 also offers the wait to ``max_wait``; ``day_start`` is the
         site's current local midnight.
         """
-        if now is not None and now > self.now:
+        if now is not None and now > self.now + _ADVANCE_EVERY_S:
+            # Only to drop old records in batches: reads advance to their own time, and a
+            # stale ``now`` here merely keeps a few more records than needed.
             self.advance(now)
         times = self.times
         cums = self.cums
