@@ -17,7 +17,7 @@ from callfloor.processors.derive import (
     agent_today_counts,
     agent_violations,
 )
-from callfloor.processors.erlang import required_agents_c, service_level_c
+from callfloor.processors.erlang import least_agents_c, service_level_c
 from callfloor.processors.views import (
     AgentDetail,
     AgentInfo,
@@ -214,7 +214,9 @@ class FloorReader:
             staffed = sum(counts.get(s, 0) for s in STAFFED_STATES)
             if aht > 0:
                 load = rate * aht
-                required = required_agents_c(load, aht, policy.sl_threshold_s, policy.sl_target)
+                # Beyond the search limit (100,000 agents) there is no answer to show:
+                # null, never the limit itself.
+                required = least_agents_c(load, aht, policy.sl_threshold_s, policy.sl_target)
                 projected = (
                     service_level_c(staffed, load, policy.sl_threshold_s, aht)
                     if staffed > load
