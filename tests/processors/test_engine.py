@@ -253,3 +253,13 @@ def test_late_queued_older_than_the_current_leg_does_not_undo_a_requeue() -> Non
     assert (a["live"]["waiting"], a["windows"]["15m"]["dequeued"]) == (0, 1)
     assert a["windows"]["15m"]["sl_offered"] == 1  # it waited 50 s > T = 20 s: a miss
     assert (b["live"]["waiting"], b["windows"]["15m"]["offered"]) == (1, 1)
+
+
+def test_required_agents_beyond_the_search_limit_is_null() -> None:
+    """A load no staffing within the search limit can serve shows no required agents."""
+    cfg = config({"queues": {"q": {"default_aht_s": 1e9}}})
+    doc = run([ev("call_queued", T0, call_id="c", queue="q")], cfg, at=T0 + 1)
+    live = doc["queues"]["q"]["live"]
+    assert live["arrival_rate_per_s"] > 0
+    assert live["required_agents"] is None
+    assert live["projected_service_level"] == 0.0
