@@ -62,7 +62,16 @@ HOSTILE: list[tuple[str, bytes, str, set[int]]] = [
     ),
     (
         "300 sites",
-        _nd(_q(i, queue="q", site=f"site-{i}", call_id=f"s{i}") for i in range(300)),
+        _nd(
+            {
+                "type": "agent_state",
+                "ts": T,
+                "agent": f"s{i}",
+                "state": "available",
+                "site": f"site-{i}",
+            }
+            for i in range(300)
+        ),
         "application/x-ndjson",
         {202},
     ),
@@ -147,3 +156,4 @@ def test_serve_survives_hostile_bodies_one_after_another(tmp_path: Path) -> None
     counters = doc["counters"]
     assert counters["rejected"] > 8 * MB  # every invalid line counted
     assert len(doc["queues"]) == 500 and len(doc["agents"]) == 50_000
+    assert len(doc["sites"]) == 200
