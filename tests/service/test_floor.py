@@ -228,3 +228,12 @@ async def test_in_process_sources_wait_for_room() -> None:
     service.backlog.release(2)
     await asyncio.wait_for(waiting, 1)
     assert service.backlog.pending == 1
+
+
+async def test_each_tick_drains_the_change_set_without_subscribers() -> None:
+    """With nobody listening, every tick still drains the change set (no unbounded growth)."""
+    async with running() as (service, base), aiohttp.ClientSession() as http:
+        await post(http, base, ndjson(ev("agent_state", T0 - 5, agent="a", state="wrap_up")))
+        await service.next_tick()
+        assert len(service.bus) == 0
+        assert not service.proc.drain_changes()
