@@ -195,7 +195,7 @@ def _read_floor(view: FloorReader, agents: bool) -> _Floor:
     site roll-up reads its queues again; ``document()`` would also render every agent
     and every violation, which the per-agent-off scrape does not need.
     """
-    return _Floor(view.queues(), view.sites(), view.agents() if agents else {})
+    return _Floor(*view.floor(agents=agents))
 
 
 _WARNING: Final = Severity.WARNING.value

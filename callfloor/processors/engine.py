@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from bisect import bisect_right, insort
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from callfloor.config import Config, QueuePolicy
 from callfloor.events import (
@@ -142,6 +142,8 @@ class FloorProcessor(Effects):
         self._strings: dict[str, str] = {}
         self._fold = CallFold(self, self.policy_at)
         self.tracker = ChangeTracker(self)
+        # What readers computed for the current version (see read.py); plain data.
+        self.read_cache: dict[str, tuple[int, Any]] = {}
         self._version = 0
         self._next_prune = float("-inf")
         for name, qc in config.queues.items():

@@ -186,12 +186,23 @@ class FloorReader:
         return sorted(n for n, q in self._proc.queues.items() if q.listed)
 
     def _queue_agents(self, name: str) -> dict[str, int]:
+        """Agents serving queue ``name`` by state (all queues at once, once per version)."""
         proc = self._proc
-        counts: dict[str, int] = {}
-        for group in proc.groups_by_queue.get(name, ()):
-            for state, n in proc.groups[group].items():
-                counts[state] = counts.get(state, 0) + n
-        return counts
+        cached = proc.read_cache.get("queue_agents")
+        if cached is None or cached[0] != proc.version:
+            by_queue: dict[str, dict[str, int]] = {}
+            for group, group_counts in proc.groups.items():
+                if not group_counts:
+                    continue
+                for queue in group:
+                    counts = by_queue.get(queue)
+                    if counts is None:
+                        counts = by_queue[queue] = {}
+                    for state, n in group_counts.items():
+                        counts[state] = counts.get(state, 0) + n
+            cached = (proc.version, by_queue)
+            proc.read_cache["queue_agents"] = cached
+        return cached[1].get(name, {})
 
     def _queue_view(self, q: QueueState, read: _QueueRead) -> QueueView:
         proc = self._proc
@@ -444,6 +455,16 @@ class FloorReader:
         proc = self._proc
         return {name: self._agent_view(proc.agents[name]) for name in self.agent_names()}
 
+    def floor(
+        self, *, agents: bool = False
+    ) -> tuple[dict[str, QueueView], dict[str, SiteView], dict[str, AgentView]]:
+        """Queues, sites and (with ``agents``) agents, reading each queue's windows once."""
+        self._now()
+        reads = self._reads()
+        queues = {name: self._queue_view(q, r) for name, (q, r) in reads.items()}
+        sites = {name: self._site_view(name, reads) for name in self.site_names()}
+        return queues, sites, (self.agents() if agents else {})
+
     # ------------------------------------------------------------------ whole floor
 
     def counters(self) -> Counters:
@@ -488,9 +509,18 @@ class FloorReader:
             expired=dict(proc.expired),
             open_legs=sum(len(q.open) for q in proc.queues.values()),
             timers_pending=len(proc.timers),
-            history_events=sum(len(c.events) for c in proc.calls.values())
-            + sum(len(a.ts) for a in proc.agents.values()),
+            history_events=self._history_events(),
         )
+
+    def _history_events(self) -> int:
+        proc = self._proc
+        cached = proc.read_cache.get("history")
+        if cached is None or cached[0] != proc.version:
+            n = sum(len(c.events) for c in proc.calls.values())
+            n += sum(len(a.ts) for a in proc.agents.values())
+            cached = (proc.version, n)
+            proc.read_cache["history"] = cached
+        return int(cached[1])
 
     def document(self) -> Document:
         """The SPEC §7 document at ``as_of``."""
