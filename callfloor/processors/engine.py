@@ -212,10 +212,10 @@ class FloorProcessor(Effects):
         for event in events:
             apply(event)
 
-    def count_rejected(self, reason: str) -> None:
-        """Count an invalid event (decoding happens outside; see callfloor.ingest)."""
-        self.counters["rejected"] += 1
-        self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + 1
+    def count_rejected(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` invalid events (decoding happens outside; see callfloor.ingest)."""
+        self.counters["rejected"] += n
+        self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + n
 
     def tick(self, now: float) -> None:
         """Advance the clock to ``now`` with no event (no-op if the clock is ahead)."""

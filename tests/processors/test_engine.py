@@ -263,3 +263,12 @@ def test_required_agents_beyond_the_search_limit_is_null() -> None:
     assert live["arrival_rate_per_s"] > 0
     assert live["required_agents"] is None
     assert live["projected_service_level"] == 0.0
+
+
+def test_rejections_are_counted_in_bulk_by_reason() -> None:
+    """count_rejected adds n rejections under their reason."""
+    proc = processor([])
+    proc.count_rejected("invalid_json", 3)
+    proc.count_rejected("invalid_json")
+    assert proc.counters["rejected"] == 4
+    assert proc.rejected_by_reason == {"invalid_json": 4}
