@@ -185,13 +185,10 @@ class Writer:
                 )
                 await asyncio.sleep(wait)
 
-    async def _count_rejected(self, rejected: dict[str, int]) -> None:
+    def _count_rejected(self, rejected: dict[str, int]) -> None:
         count = self.proc.count_rejected
         for reason, n in rejected.items():
-            for done in range(n):
-                count(reason)
-                if done % 50_000 == 49_999:
-                    await self._pause_if_due()
+            count(reason, n)
 
     async def _round(self, batches: list[Batch]) -> None:
         """Append, admit and acknowledge the batches of one round."""
@@ -201,7 +198,7 @@ class Writer:
             started = perf_counter()
             receipt = Receipt() if batch.ack is not None else None
             if batch.rejected:
-                await self._count_rejected(batch.rejected)
+                self._count_rejected(batch.rejected)
             events = batch.events
             for start in range(0, len(events), _STEP):
                 self.backlog.release(
