@@ -178,6 +178,9 @@ class MetricsConfig:
     """Prometheus exposition options."""
 
     per_agent_series: bool = False
+    # Queues created by events alone (not configured) exposed per queue, first seen first:
+    # a faulty or hostile producer cannot blow up every scrape with invented queues.
+    max_unconfigured_queues: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,11 +438,14 @@ def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config
     )
 
     metrics_t = ctx.table(data.get("metrics", {}), "metrics")
-    ctx.check_keys(metrics_t, ("per_agent_series",), "metrics")
+    ctx.check_keys(metrics_t, ("per_agent_series", "max_unconfigured_queues"), "metrics")
     metrics = MetricsConfig(
         per_agent_series=ctx.boolean(
             metrics_t.get("per_agent_series", False), "metrics.per_agent_series"
-        )
+        ),
+        max_unconfigured_queues=ctx.integer(
+            metrics_t.get("max_unconfigured_queues", 100), "metrics.max_unconfigured_queues", 0
+        ),
     )
 
     http_t = ctx.table(data.get("http", {}), "http")

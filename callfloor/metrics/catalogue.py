@@ -399,6 +399,12 @@ PROCESSOR_FAMILIES: Final[tuple[Family, ...]] = (
         unit=Unit.UNIX_SECONDS,
     ),
     _proc("callfloor_open_legs", _G, "Calls waiting in any queue."),
+    _proc(
+        "callfloor_metrics_queues_omitted",
+        _G,
+        "Queues created by events alone that have no per-queue series here, beyond "
+        "[metrics] max_unconfigured_queues (they still count in their site's series).",
+    ),
     _proc("callfloor_timers_pending", _G, "Deadlines in the timer heap (some may be stale)."),
 )
 

@@ -241,6 +241,7 @@ class FloorCollector(Collector):
         self._queue_labels: dict[str, _QueueLabels] = {}
         self._site_labels: dict[str, _SiteLabels] = {}
         self._agent_labels: dict[str, _AgentLabels] = {}
+        self._omitted = 0  # listed queues not exposed per queue at the last build
 
     # ------------------------------------------------------------ public API
 
@@ -299,6 +300,22 @@ class FloorCollector(Collector):
             ql = self._queue_labels[info.name] = _QueueLabels(info, bounds)
         return ql
 
+    def _exposed_queues(self, view: FloorReader) -> set[str]:
+        """Every configured queue, and the first ``max_unconfigured_queues`` queues that
+        events alone created (the others still count in their site's roll-up)."""
+        limit = self.proc.config.metrics.max_unconfigured_queues
+        configured = self.proc.config.queues
+        exposed: set[str] = set()
+        unconfigured = 0
+        for name in view.queue_names_by_arrival():
+            if name in configured:
+                exposed.add(name)
+            elif unconfigured < limit:
+                exposed.add(name)
+                unconfigured += 1
+        self._omitted = len(view.queue_names()) - len(exposed)
+        return exposed
+
     def _queues(self, fam: _Fams, view: FloorReader, floor: _Floor | None) -> None:
         """Queue families: configuration, lifetime totals, then windows and live values."""
         info_add = fam["callfloor_queue_info"].add
@@ -310,7 +327,8 @@ class FloorCollector(Collector):
         hist_add = fam["callfloor_queue_wait_seconds"].add
         queue_views = floor.queues if floor is not None else {}
         windowed: list[tuple[_QueueLabels, QueueView]] = []
-        names = view.queue_names()
+        exposed = self._exposed_queues(view)
+        names = [name for name in view.queue_names() if name in exposed]
         for name in names:
             info = view.queue_info(name)
             totals = view.queue_totals(name)
@@ -474,6 +492,9 @@ class FloorCollector(Collector):
         if stats.clock is not None and math.isfinite(stats.clock):
             fam["callfloor_clock_seconds"].add("callfloor_clock_seconds", NO_LABELS, stats.clock)
         fam["callfloor_open_legs"].add("callfloor_open_legs", NO_LABELS, stats.open_legs)
+        fam["callfloor_metrics_queues_omitted"].add(
+            "callfloor_metrics_queues_omitted", NO_LABELS, self._omitted
+        )
         fam["callfloor_timers_pending"].add(
             "callfloor_timers_pending", NO_LABELS, stats.timers_pending
         )

@@ -185,6 +185,11 @@ class FloorReader:
         """Listed queues (configured, or named by a valid ``call_queued``), sorted."""
         return sorted(n for n, q in self._proc.queues.items() if q.listed)
 
+    def queue_names_by_arrival(self) -> list[str]:
+        """Listed queues: the configured ones in configuration order, then the others in
+        the order they were first named (stable across restarts)."""
+        return [n for n, q in self._proc.queues.items() if q.listed]
+
     def _queue_agents(self, name: str) -> dict[str, int]:
         """Agents serving queue ``name`` by state (all queues at once, once per version)."""
         proc = self._proc

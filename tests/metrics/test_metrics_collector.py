@@ -421,3 +421,23 @@ def test_render_leaves_the_garbage_collector_as_it_was(enabled: bool) -> None:
     finally:
         if was:
             gc.enable()
+
+
+def test_queues_created_by_events_alone_are_exposed_up_to_the_limit() -> None:
+    """Configured queues always have series; event-created ones only the first
+    max_unconfigured_queues of them, the rest counted as omitted but kept in the site."""
+    cfg = config(
+        {"queues": {"z-configured": {"site": "s"}}, "metrics": {"max_unconfigured_queues": 2}}
+    )
+    proc = processor(
+        [
+            ev("call_queued", B + i, call_id=f"c{i}", queue=name, site="s")
+            for i, name in enumerate(["q-first", "q-second", "q-third", "z-configured"])
+        ],
+        cfg,
+    )
+    fams = scrape(proc)
+    exposed = {s["queue"] for s in samples(fams, "callfloor_queue_offered_total")}
+    assert exposed == {"q-first", "q-second", "z-configured"}
+    assert value(fams, "callfloor_metrics_queues_omitted") == 1
+    assert value(fams, "callfloor_site_window_offered_calls", site="s", window="today") == 4
