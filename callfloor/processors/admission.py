@@ -31,6 +31,14 @@ def is_duplicate(proc: FloorProcessor, event: Event) -> bool:
         track = proc.agents.get(event.agent)
         return track is not None and track.has_duplicate(event.ts, event.state)  # type: ignore[arg-type]
     call = proc.calls.get(event.call_id)
+    if (
+        isinstance(event, CallQueued)
+        and call is not None
+        and call.leg is not None
+        and call.leg.queue == event.queue
+        and event.ts >= call.last_ts  # type: ignore[operator]
+    ):
+        return True  # already waiting in this queue
     return call is not None and call.has_duplicate(
         event.ts,  # type: ignore[arg-type]
         KIND_OF[type(event)],

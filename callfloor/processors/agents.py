@@ -323,11 +323,16 @@ def advance_pending(track: AgentTrack, t: float, state: str) -> list[CallEnd]:
     return done
 
 
-def decide_handling(track: AgentTrack, ended_at: float) -> tuple[float | None, bool]:
+def decide_handling(
+    track: AgentTrack, ended_at: float, previous: tuple[float | None, bool] | None = None
+) -> tuple[float | None, bool]:
     """When the handling of a call ended at ``ended_at`` completes, from the history.
 
     Returns ``(done_at, attached)``: ``done_at`` is None while unknown; ``attached``
-    says a ``wrap_up`` spell is the call's after-call work.
+    says a ``wrap_up`` spell is the call's after-call work. ``previous`` is the decision
+    made before, for an end whose surroundings live retention folded into the base:
+    nothing before the horizon moves any more, so it stands, unless it is attached to a
+    ``wrap_up`` spell still running at the base, whose end the history now tells.
     """
     ts = track.ts
     i = bisect_left(ts, ended_at) - 1  # the last agent_state strictly before the end
@@ -337,11 +342,15 @@ def decide_handling(track: AgentTrack, ended_at: float) -> tuple[float | None, b
         base = track.base
         current = base.state if base.known else None
         if base.known and base.last_ts >= ended_at:
-            return ended_at, False  # beyond the retained history: talk time only
+            if previous is None:
+                return ended_at, False  # beyond the retained history: talk time only
+            done, attached = previous
+            if attached and base.state == WRAP_UP and (done is None or done > base.last_ts):
+                return _first_not_wrap(track), True
+            return previous
     if current == WRAP_UP:
         if i < 0:
-            first = next((j for j in range(len(ts)) if track.state_at(j) != WRAP_UP), None)
-            return (None if first is None else ts[first]), True
+            return _first_not_wrap(track), True
         return _wrap_end(track, i), True
     j = i + 1  # the agent's next agent_state at or after the end
     if j >= len(ts):
@@ -349,6 +358,15 @@ def decide_handling(track: AgentTrack, ended_at: float) -> tuple[float | None, b
     if track.state_at(j) == WRAP_UP:
         return _wrap_end(track, j), True
     return ended_at, False
+
+
+def _first_not_wrap(track: AgentTrack) -> float | None:
+    """Time of the first history entry that is not wrap_up (None: none yet)."""
+    ts = track.ts
+    for j in range(len(ts)):
+        if track.state_at(j) != WRAP_UP:
+            return ts[j]
+    return None
 
 
 def count_between(times: array[float], start: float, end: float) -> int:

@@ -15,6 +15,7 @@ import heapq
 from typing import TYPE_CHECKING
 
 from callfloor.processors.derive import agent_violations, next_transition
+from callfloor.processors.retention import VIOLATION_RETENTION_S
 from callfloor.processors.views import ChangeSet, Severity, ViolationChange, ViolationKind
 from callfloor.processors.violations import MISSED_CALLS_EXCEEDED, Violation
 
@@ -76,7 +77,7 @@ class ChangeTracker:
                 dirty.add(name)
         if not dirty:
             return
-        keep_from = now - proc.limits.max_lateness_s if proc.live else float("-inf")
+        keep_from = now - VIOLATION_RETENTION_S if proc.live else float("-inf")
         self.agents |= dirty
         placed = self.placed
         groups = self.groups

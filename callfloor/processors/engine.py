@@ -448,7 +448,7 @@ class FloorProcessor(Effects):
         """Decide these ends again after the agent's history changed; apply differences."""
         pending = track.pending
         for end in ends:
-            done_at, attached = decide_handling(track, end.ended_at)
+            done_at, attached = decide_handling(track, end.ended_at, (end.done_at, end.attached))
             end.attached = attached
             if done_at == end.done_at:
                 continue

@@ -20,6 +20,7 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING, Final
 
 from callfloor.processors.agents import AgentTrack, Payload, step
+from callfloor.processors.calls import CLOCK_SKEW_S
 
 if TYPE_CHECKING:
     from callfloor.processors.engine import FloorProcessor
@@ -39,24 +40,73 @@ def prune(proc: FloorProcessor, horizon: float) -> None:
     violations_from = now - VIOLATION_RETENTION_S
     for track in proc.agents.values():
         _prune_agent(proc, track, horizon, keep_from, violations_from)
+        _compact_payloads(track)
+    _forget_groups(proc)
+
+
+def _compact_payloads(track: AgentTrack) -> None:
+    """Drop interned payloads no retained history entry uses (a producer that varies
+    reasons or queue lists must not grow an agent's table for ever)."""
+    payloads = track.payloads
+    if len(payloads) <= 16 or len(payloads) <= 2 * len(track.ts):
+        return
+    used = sorted({code >> 1 for code in track.codes})
+    remap = {old: new for new, old in enumerate(used)}
+    track.payloads = [payloads[i] for i in used]
+    track.payload_index = {p: i for i, p in enumerate(track.payloads)}
+    track.codes = array("q", (remap[c >> 1] * 2 + (c & 1) for c in track.codes))
+
+
+def _forget_groups(proc: FloorProcessor) -> None:
+    """Forget queue lists no agent serves now or names in its retained history."""
+    groups = proc.groups
+    if len(groups) <= 64:
+        return
+    used: set[tuple[str, ...]] = set()
+    for track in proc.agents.values():
+        used.add(track.fold.group)
+        used.add(track.base.group)
+        for payload in track.payloads:
+            if payload[3] is not None:
+                used.add(payload[3])
+    used.update(proc.tracker.groups)
+    used.update(group for group, _ in proc.tracker.placed.values())
+    unused = [g for g, counts in groups.items() if g not in used and not any(counts.values())]
+    if len(unused) * 2 < len(groups):
+        return  # not worth a pass over every queue's list yet
+    for group in unused:
+        del groups[group]
+    drop = set(unused)
+    by_queue = proc.groups_by_queue
+    for queue in {q for g in unused for q in g}:
+        kept = [g for g in by_queue.get(queue, ()) if g not in drop]
+        if kept:
+            by_queue[queue] = kept
+        else:
+            by_queue.pop(queue, None)
 
 
 def _expire_legs(proc: FloorProcessor, horizon: float) -> None:
+    """A leg waiting since before the horizon expires, and its call is forgotten with it:
+    a later event for that call starts afresh (an orphan), so nothing of the expired leg
+    is counted twice."""
     for q in proc.queues.values():
         old = [cid for cid, leg in q.open.items() if leg.start < horizon]
         for cid in old:
             del q.open[cid]
-            call = proc.calls.get(cid)
-            if call is not None:
-                call.leg = None
+            call = proc.calls.pop(cid, None)
+            if call is not None and call.convs:
+                proc.expired["conversations"] += len(call.convs)
             proc.expired["open_legs"] += 1
             proc.tracker.queues.add(q.name)
-            proc.tracker.sites.add(q.site)
 
 
 def _forget_calls(proc: FloorProcessor, horizon: float) -> None:
     calls = proc.calls
-    for cid in [c for c, call in calls.items() if call.last_ts < horizon]:
+    # An orphaned end is held for CLOCK_SKEW_S for a call_queued to claim it: a call is
+    # forgotten only once no event that can still arrive could claim anything of it.
+    cut = horizon - CLOCK_SKEW_S
+    for cid in [c for c, call in calls.items() if call.last_ts < cut]:
         call = calls[cid]
         if call.convs:
             fresh = [c for c in call.convs if c.answered_at >= horizon]
@@ -86,15 +136,22 @@ def _prune_agent(
     f = track.fold
     if f.known and f.state != "logged_out" and f.last_ts < horizon:
         _expire_agent(proc, track, f.last_ts + proc.limits.max_lateness_s)
-    ends = track.ends
-    n = bisect_left([e.ended_at for e in ends], horizon)
-    if n:
-        for end in ends[:n]:
-            if end.done_at is None:
+    # A call end's handling can move while an event can still arrive between its end and
+    # its completion: keep it until it completed before the horizon. One still undecided
+    # after ending before the horizon expires.
+    if track.ends:
+        kept = []
+        for end in track.ends:
+            if end.done_at is not None:
+                if end.done_at >= horizon:
+                    kept.append(end)
+            elif end.ended_at >= horizon:
+                kept.append(end)
+            else:
                 proc.expired["pending_handling"] += 1
                 if end in track.pending:
                     track.pending.remove(end)
-        del ends[:n]
+        track.ends = kept
     for times in (track.answers, track.misses):
         k = bisect_left(times, keep_from)
         if k:

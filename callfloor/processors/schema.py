@@ -10,6 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from callfloor.events import Event
+from callfloor.processors.views import ViolationChange
 
 
 class PolicyS(msgspec.Struct, array_like=True, frozen=True):
@@ -157,6 +158,13 @@ class TrackerS(msgspec.Struct, array_like=True):
     retracted: list[tuple[str, str, int]]
     due: dict[str, float]
     dirty: list[str]
+    # Not drained yet: what changed, and violation changes already computed.
+    queues: list[str] = []
+    sites: list[str] = []
+    agents: list[str] = []
+    groups: list[tuple[str, ...]] = []
+    pending: list[ViolationChange] = []
+    placed: dict[str, tuple[tuple[str, ...], str]] = {}
 
 
 class FloorState(msgspec.Struct):

@@ -216,7 +216,7 @@ def _undoubles(data: bytes) -> array[float]:
 # ----------------------------------------------------------------------------- dump
 
 
-def _windows_s(w: QueueWindows) -> WindowsS:
+def windows_s(w: QueueWindows) -> WindowsS:
     day = w._day
     # The lists are encoded at once, so they are shared, not copied.
     return WindowsS(
@@ -232,6 +232,22 @@ def _windows_s(w: QueueWindows) -> WindowsS:
     )
 
 
+def windows_from(ws: WindowsS, widths: tuple[float, ...]) -> QueueWindows:
+    """A queue's windows from their checkpoint form (the wait log included)."""
+    w = QueueWindows(widths)
+    w.now = ws.now
+    w.times = ws.times
+    w.cums = ws.cums
+    w.base = ws.base
+    w.maxq = ws.maxq
+    w.waits = ws.waits
+    day = _Day(ws.day_start)
+    day.sums = ws.day_sums
+    day.max_us = ws.day_max_us
+    w._day = day
+    return w
+
+
 def _queue_s(q: QueueState) -> QueueS:
     return QueueS(
         q.name,
@@ -241,7 +257,7 @@ def _queue_s(q: QueueState) -> QueueS:
         q.configured,
         q.listed,
         _policy_s(q.policy),
-        _windows_s(q.windows),
+        windows_s(q.windows),
         list(q.totals),
         list(q.bounds),
         list(q.hist_answered),
@@ -315,6 +331,12 @@ def floor_state(proc: FloorProcessor) -> FloorState:
             retracted=[(k, s, n) for (k, s), n in tracker.retracted.items()],
             due=dict(tracker.due),
             dirty=sorted(tracker.dirty),
+            queues=sorted(tracker.queues),
+            sites=sorted(tracker.sites),
+            agents=sorted(tracker.agents),
+            groups=sorted(tracker.groups),
+            pending=list(tracker.pending),
+            placed=dict(tracker.placed),
         ),
     )
 
@@ -454,6 +476,15 @@ def restore_floor(
     t.due = dict(s.tracker.due)
     t.watch = sorted((at, name) for name, at in t.due.items())
     t.dirty = set(s.tracker.dirty)
+    t.queues = set(s.tracker.queues)
+    t.sites = set(s.tracker.sites)
+    t.agents = set(s.tracker.agents)
+    t.groups = {proc._intern_group(list(g)) if g else () for g in s.tracker.groups}
+    t.pending = list(s.tracker.pending)
+    t.placed = {
+        name: (proc._intern_group(list(g)) if g else (), site)
+        for name, (g, site) in s.tracker.placed.items()
+    }
     return proc
 
 
@@ -480,19 +511,7 @@ def _restore_queue(
         changes = policy_changes.setdefault(qs.name, [(0, then)])
         changes.append((proc.seq + 1, q.policy))
         notes.append(f"queue {qs.name!r}: policy changed; legs from now on use the new one")
-    w = QueueWindows(proc.widths)
-    ws = qs.windows
-    w.now = ws.now
-    w.times = ws.times
-    w.cums = ws.cums
-    w.base = ws.base
-    w.maxq = ws.maxq
-    w.waits = ws.waits
-    day = _Day(ws.day_start)
-    day.sums = ws.day_sums
-    day.max_us = ws.day_max_us
-    w._day = day
-    q.windows = w
+    q.windows = windows_from(qs.windows, proc.widths)
     q.totals = list(qs.totals)
     if tuple(qs.bounds) == wait_bounds(q.policy) and len(qs.hist_answered) == len(q.hist_answered):
         q.hist_answered = list(qs.hist_answered)

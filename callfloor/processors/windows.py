@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from operator import itemgetter
-from typing import Any, Final
+from typing import Final
 
 # Field indices of a count vector.
 OFFERED: Final = 0
@@ -93,17 +93,6 @@ class _Day:
         if start > self.start:
             return [0] * NFIELDS, _NO_MAX
         return list(self.sums), self.max_us
-
-    def dump(self) -> list[object]:
-        return [self.start, list(self.sums), self.max_us]
-
-    @classmethod
-    def load(cls, row: list[Any]) -> _Day:
-        start, sums, max_us = row
-        day = cls(float(start))
-        day.sums = [int(x) for x in sums]
-        day.max_us = int(max_us)
-        return day
 
 
 class QueueWindows:
@@ -294,28 +283,3 @@ class QueueWindows:
     def day(self, start: float) -> tuple[list[int], int]:
         """Sums and max wait of the day that starts at ``start``."""
         return self._day.read(start)
-
-    # ------------------------------------------------------------------ state
-
-    def dump(self) -> dict[str, object]:
-        """Plain-data form for checkpoints."""
-        return {
-            "now": self.now,
-            "times": list(self.times),
-            "cums": [list(c) for c in self.cums],
-            "base": list(self.base),
-            "maxq": [list(m) for m in self.maxq[self.max_lo :]],
-            "day": self._day.dump(),
-        }
-
-    @classmethod
-    def load(cls, widths: tuple[float, ...], data: dict[str, Any]) -> QueueWindows:
-        """Rebuild from :meth:`dump` output."""
-        w = cls(widths)
-        w.now = float(data["now"])
-        w.times = [float(t) for t in data["times"]]
-        w.cums = [[int(x) for x in c] for c in data["cums"]]
-        w.base = [int(x) for x in data["base"]]
-        w.maxq = [(float(t), int(v)) for t, v in data["maxq"]]
-        w._day = _Day.load(data["day"])
-        return w

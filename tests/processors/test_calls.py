@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
 from helpers import config, decode, ev
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -484,11 +483,6 @@ def test_call_event_tuple_shape() -> None:
 # ----------------------------------------------------------------------------- the peek
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="is_duplicate misses a call_queued for a call already waiting in that queue, "
-    "which apply then counts as a duplicate",
-)
 def test_is_duplicate_agrees_with_what_apply_counts() -> None:
     """The duplicate peek answers True exactly for the events apply counts as duplicates."""
     proc = FloorProcessor(config())

@@ -189,11 +189,6 @@ def test_history_before_the_horizon_is_dropped() -> None:
 # ----------------------------------------------------------------------------- known bugs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pruning drops call ends before the horizon although their handling (done at "
-    "a later wrap-up end) can still move: a late agent_state within max_lateness is ignored",
-)
 def test_late_state_within_max_lateness_still_moves_the_end_of_after_call_work() -> None:
     """A wrap-up spell ended after the horizon can still be shortened by an admissible
     late agent_state, and the call's handle time follows."""
@@ -214,10 +209,6 @@ def test_late_state_within_max_lateness_still_moves_the_end_of_after_call_work()
     assert window(build_document(proc))["aht_s"] == window(expected)["aht_s"] == 245.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an expired waiting leg ended by a late event counts its service-level miss twice",
-)
 def test_leg_ended_by_a_late_event_after_expiry_counts_one_miss() -> None:
     """A leg counted missed and then expired, ended by a late (admissible) abandon, has one
     service-level event, never two."""
@@ -235,11 +226,6 @@ def test_leg_ended_by_a_late_event_after_expiry_counts_one_miss() -> None:
     assert today["sl_offered"] <= today["offered"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a settled call forgotten by retention loses the orphaned end it held for the "
-    "60 s clock-skew rule, so an admissible late call_queued no longer claims it",
-)
 def test_forgotten_call_still_claims_its_end_within_the_skew() -> None:
     """An abandon held as orphaned is claimed by a call_queued up to 60 s later, even when
     the call_queued arrives late after the abandon passed the horizon."""
@@ -254,11 +240,6 @@ def test_forgotten_call_still_claims_its_end_within_the_skew() -> None:
     assert comparable(build_document(proc)) == comparable(expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with max_lateness above 24 h, ended violations forgotten after a day are "
-    "reported (and counted) as retracted",
-)
 def test_forgetting_an_old_violation_is_not_a_retraction() -> None:
     """Retention forgetting an ended violation never reports it as retracted."""
     proc = FloorProcessor(config({"limits": {"max_lateness": "48h"}}), live=True)
@@ -272,11 +253,6 @@ def test_forgetting_an_old_violation_is_not_a_retraction() -> None:
     assert proc.view.stats().violations_retracted == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="each agent's interned payloads (and the floor's queue lists) are never pruned: "
-    "a producer varying reason or queues grows live state and checkpoints without bound",
-)
 def test_live_state_stays_bounded_when_payloads_keep_changing() -> None:
     """Checkpoint size does not grow with the number of distinct not-ready reasons (or
     queue lists) an agent ever sent, once retention has dropped their history."""

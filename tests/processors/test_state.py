@@ -211,11 +211,6 @@ def test_restored_live_processor_keeps_refusing_old_events() -> None:
     assert refusal is not None and refusal.reason == "ts_too_old"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="violation changes computed (stats()/update) but not yet drained are not in the "
-    "checkpoint: after a restore they are never reported",
-)
 def test_undrained_violation_changes_survive_a_restore() -> None:
     """A violation noticed before a checkpoint but not yet drained is reported after it."""
     proc = processor_of([ev("agent_state", T0, agent="a", state="wrap_up")], CFG)
