@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from spec_util import (
     T0,
     WINDOW_KEYS,
