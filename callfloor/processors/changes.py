@@ -69,6 +69,8 @@ class ChangeTracker:
         now = proc.clock
         watch = self.watch
         dirty = self.dirty
+        if not proc.changes:
+            dirty.update(proc.agents)  # no marks were kept: look at every agent
         due = self.due
         while watch and watch[0][0] <= now:
             at, name = heapq.heappop(watch)

@@ -66,7 +66,7 @@ from callfloor.processors.limits import (
     Refusal,
 )
 from callfloor.processors.queues import QueueState, SiteState, wait_bounds
-from callfloor.processors.timers import Timer, TimerHeap
+from callfloor.processors.timers import AT, KEY, TOKEN, Timer, TimerHeap
 from callfloor.processors.views import ChangeSet
 from callfloor.processors.windows import HANDLE_US, HANDLED, Deltas
 
@@ -88,14 +88,19 @@ Record = tuple[str, float, Deltas, int, int]  # queue, x, deltas, wait µs, hist
 class FloorProcessor(Effects):
     """Live queue and agent state of a contact centre, driven by events and ticks."""
 
-    def __init__(self, config: Config, *, live: bool = False) -> None:
+    def __init__(self, config: Config, *, live: bool = False, changes: bool = True) -> None:
         """``live=True`` is live operation: events older than the clock minus
         ``[limits] max_lateness`` are refused (``ts_too_old``), and what never finished
-        expires after that long; replay keeps everything."""
+        expires after that long; replay keeps everything.
+
+        ``changes=False`` keeps no change marks per event (replay drains no change sets;
+        :meth:`drain_changes` then lists every agent, and :attr:`view` stats look at
+        every agent when asked)."""
         self.config = config
         self.rules = config.agents
         self.limits = config.limits
         self.live = live
+        self.changes = changes
         # Rolling windows: the configured ones plus the 15 and 60 minutes that the
         # arrival rate and the Erlang AHT need, each width once.
         widths: list[float] = []
@@ -125,7 +130,12 @@ class FloorProcessor(Effects):
             max(config.ingest.dedup_window_s, config.limits.max_lateness_s),
             config.ingest.dedup_max_entries,
         )
-        self.counters = dict.fromkeys(COUNTER_NAMES, 0)
+        # The document's counters (see the ``counters`` property).
+        self.n_events = 0
+        self.n_rejected = 0
+        self.n_duplicates = 0
+        self.n_orphaned = 0
+        self.n_late = 0
         self.rejected_by_reason: dict[str, int] = {}
         self._by_class: dict[type, int] = {}  # applied events by class (see events_by_type)
         self.expired: dict[str, int] = {
@@ -178,7 +188,7 @@ class FloorProcessor(Effects):
         if key is not None:
             ids = self.ids
             if key in ids.current or key in ids.previous:
-                self.counters["duplicates"] += 1
+                self.n_duplicates += 1
                 return None
             ids.remember(key, t if t > clock else clock)
         if t > clock:
@@ -193,15 +203,14 @@ class FloorProcessor(Effects):
             applied = self._on_agent_state(event, t)  # type: ignore[arg-type]
         else:
             applied = self._on_call_event(event, t, KIND_OF[kind])
-        counters = self.counters
         if not applied:
-            counters["duplicates"] += 1
+            self.n_duplicates += 1
             return None
-        counters["events"] += 1
+        self.n_events += 1
         by_class = self._by_class
         by_class[kind] = by_class.get(kind, 0) + 1
         if t < clock:
-            counters["late"] += 1
+            self.n_late += 1
             # A late event can place deadlines in the past: honour them now.
             self._advance(self.clock)
         return None
@@ -214,7 +223,7 @@ class FloorProcessor(Effects):
 
     def count_rejected(self, reason: str, n: int = 1) -> None:
         """Count ``n`` invalid events (decoding happens outside; see callfloor.ingest)."""
-        self.counters["rejected"] += n
+        self.n_rejected += n
         self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + n
 
     def tick(self, now: float) -> None:
@@ -239,6 +248,17 @@ class FloorProcessor(Effects):
         return self.seq + self._version
 
     @property
+    def counters(self) -> dict[str, int]:
+        """The document's counters by name (SPEC §7)."""
+        return {
+            "events": self.n_events,
+            "rejected": self.n_rejected,
+            "duplicates": self.n_duplicates,
+            "orphaned": self.n_orphaned,
+            "late": self.n_late,
+        }
+
+    @property
     def events_by_type(self) -> dict[str, int]:
         """Applied events by ``type`` (duplicates excluded)."""
         return {_TAG[cls]: n for cls, n in self._by_class.items() if n}
@@ -248,8 +268,9 @@ class FloorProcessor(Effects):
     def _advance(self, t: float) -> None:
         pop = self.timers.pop_due
         while (timer := pop(t)) is not None:
-            if timer.at > self.clock:
-                self.clock = timer.at
+            at = timer[AT]
+            if at > self.clock:
+                self.clock = at
             self._version += 1
             self._fire_leg_miss(timer)
         if t > self.clock:
@@ -258,12 +279,12 @@ class FloorProcessor(Effects):
             self._housekeeping()
 
     def _fire_leg_miss(self, timer: Timer) -> None:
-        call = self.calls.get(timer.key)
+        call = self.calls.get(timer[KEY])
         leg = call.leg if call is not None else None
-        if leg is None or leg.seq != timer.token or leg.missed:
+        if leg is None or leg.seq != timer[TOKEN] or leg.missed:
             return
         leg.missed = True
-        self.record(leg.queue, timer.at, D_MISS, -1, HIST_NONE, True)
+        self.record(leg.queue, timer[AT], D_MISS, -1, HIST_NONE, True)
 
     # ================================================================ sites and queues
 
@@ -357,7 +378,8 @@ class FloorProcessor(Effects):
             elif hist == HIST_ABANDONED:
                 q.histogram(q.hist_abandoned, wait_us / 1e6)
                 q.abandoned_wait_us += wait_us
-        self.tracker.queues.add(queue)  # its site follows when the change set is drained
+        if self.changes:
+            self.tracker.queues.add(queue)  # its site follows when the change set is drained
 
     def _unrecord(self, queue: str, x: float, deltas: Deltas, wait_us: int) -> None:
         """Take back a record (lifetime totals keep it)."""
@@ -386,7 +408,8 @@ class FloorProcessor(Effects):
             answers.append(t)
         else:
             insort(answers, t)
-        self.tracker.dirty.add(agent)
+        if self.changes:
+            self.tracker.dirty.add(agent)
 
     def miss(self, agent: str, t: float) -> None:
         """Count a missed call for the agent."""
@@ -396,7 +419,8 @@ class FloorProcessor(Effects):
             misses.append(t)
         else:
             insort(misses, t)
-        self.tracker.dirty.add(agent)
+        if self.changes:
+            self.tracker.dirty.add(agent)
 
     def end(self, agent: str, end: CallEnd) -> None:
         """An agent's conversation ended: decide its handling from the agent's history."""
@@ -414,13 +438,12 @@ class FloorProcessor(Effects):
 
     def orphan(self, n: int) -> None:
         """Events that change nothing but the orphaned counter."""
-        self.counters["orphaned"] += n
+        self.n_orphaned += n
 
     def duplicate(self) -> None:
         """A ``call_queued`` for a call already waiting in that queue."""
-        counters = self.counters
-        counters["duplicates"] += 1
-        counters["events"] -= 1
+        self.n_duplicates += 1
+        self.n_events -= 1
         self._by_class[CallQueued] -= 1
 
     # ================================================================ handling
@@ -571,7 +594,8 @@ class FloorProcessor(Effects):
                 counts[new_state] = counts.get(new_state, 0) + 1
             counts = site_counts[f.site]
             counts[new_state] = counts.get(new_state, 0) + 1
-        self.tracker.dirty.add(name)
+        if self.changes:
+            self.tracker.dirty.add(name)
         return True
 
     def _agent_moved(

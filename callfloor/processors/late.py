@@ -148,11 +148,10 @@ def refold_call(proc: FloorProcessor, call: CallTrack, old_events: list[CallEven
         if (agent, end.key()) not in old_ends and end.ended_at >= horizon:
             proc.end(agent, end)
     # Counters.
-    counters = proc.counters
-    counters["orphaned"] += new.orphans - old.orphans
+    proc.n_orphaned += new.orphans - old.orphans
     dups = new.dups - old.dups
-    counters["duplicates"] += dups
-    counters["events"] -= dups
+    proc.n_duplicates += dups
+    proc.n_events -= dups
     proc._by_class[CallQueued] = proc._by_class.get(CallQueued, 0) - dups
 
 

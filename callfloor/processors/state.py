@@ -61,7 +61,6 @@ from callfloor.processors.schema import (
     WindowsS,
     _Header,
 )
-from callfloor.processors.timers import Timer, TimerHeap
 from callfloor.processors.violations import NRDay, Violation
 from callfloor.processors.windows import QueueWindows, _Day
 
@@ -313,7 +312,7 @@ def floor_state(proc: FloorProcessor) -> FloorState:
             if c.leg is not None or c.convs or c.early
         },
         agents=[_agent_s(a) for a in proc.agents.values()],
-        timers=[tuple(t) for t in proc.timers.heap],  # type: ignore[misc]
+        timers=proc.timers.heap,
         ids_current=sorted(str(k) for k in ids.current),
         ids_previous=sorted(str(k) for k in ids.previous),
         ids_rotate_at=ids._rotate_at,
@@ -455,14 +454,16 @@ def restore_floor(
         call.early = cs.early
     for a in s.agents:
         proc.agents[a.name] = _restore_agent(proc, a)
-    heap = TimerHeap()
-    heap.heap = [Timer(*t) for t in s.timers]
-    heap._seq = max((t.seq for t in heap.heap), default=0)
-    proc.timers = heap
+    proc.timers.restore(s.timers)
     proc.ids.current = set(s.ids_current)
     proc.ids.previous = set(s.ids_previous)
     proc.ids._rotate_at = s.ids_rotate_at
-    proc.counters.update(s.counters)
+    c = s.counters
+    proc.n_events = c.get("events", 0)
+    proc.n_rejected = c.get("rejected", 0)
+    proc.n_duplicates = c.get("duplicates", 0)
+    proc.n_orphaned = c.get("orphaned", 0)
+    proc.n_late = c.get("late", 0)
     proc.rejected_by_reason = dict(s.rejected_by_reason)
     classes = {tag: cls for cls, tag in _TAG.items()}
     proc._by_class = {classes[k]: n for k, n in s.events_by_type.items() if k in classes}

@@ -1,30 +1,28 @@
-"""Deadlines in a heap: a leg passing T, a spell passing its limit, a day ending.
+"""Deadlines in a heap (today: a waiting leg passing its service-level threshold).
 
-Entries are plain data (kind, key, token) rather than callbacks, so the heap is
-serialisable with the rest of the processor state. Cancellation is lazy: the owner
-changes its token and a stale entry is ignored when it comes due, which keeps
-scheduling O(log n) and avoids searching the heap.
+Entries are plain tuples ``(at, strict, seq, kind, key, token)`` rather than callbacks
+or objects, so the heap is serialisable with the rest of the processor state and
+building one costs no Python-level constructor. Cancellation is lazy: the owner changes
+its token and a stale entry is ignored when it comes due, which keeps scheduling
+O(log n) and avoids searching the heap. ``strict`` entries are due once time is *past*
+``at``, the others at ``at``; at equal times inclusive entries come first.
 """
 
 from __future__ import annotations
 
 import heapq
-from typing import Any, NamedTuple
+from typing import Final
 
-
-class Timer(NamedTuple):
-    """A deadline. ``strict`` timers are due once time is *past* ``at``; others at ``at``."""
-
-    at: float
-    strict: int
-    seq: int
-    kind: int
-    key: str
-    token: float
+# (at, strict, seq, kind, key, token)
+Timer = tuple[float, int, int, int, str, float]
+AT: Final = 0
+KIND: Final = 3
+KEY: Final = 4
+TOKEN: Final = 5
 
 
 class TimerHeap:
-    """A min-heap of :class:`Timer` ordered by time, then inclusive before strict."""
+    """A min-heap of :data:`Timer` entries ordered by time, then inclusive before strict."""
 
     __slots__ = ("_seq", "heap")
 
@@ -39,7 +37,7 @@ class TimerHeap:
     def schedule(self, at: float, kind: int, key: str, token: float, *, strict: bool) -> None:
         """Add a deadline."""
         self._seq += 1
-        heapq.heappush(self.heap, Timer(at, 1 if strict else 0, self._seq, kind, key, token))
+        heapq.heappush(self.heap, (at, 1 if strict else 0, self._seq, kind, key, token))
 
     def pop_due(self, now: float) -> Timer | None:
         """Remove and return the earliest timer due at ``now``, or ``None``."""
@@ -47,27 +45,18 @@ class TimerHeap:
         if not heap:
             return None
         top = heap[0]
-        if top.at < now or (top.at == now and not top.strict):
+        at = top[0]
+        if at < now or (at == now and not top[1]):
             return heapq.heappop(heap)
         return None
 
     def next_at(self) -> float | None:
         """When the earliest timer is set for (for live clocks that sleep until then)."""
-        return self.heap[0].at if self.heap else None
+        return self.heap[0][0] if self.heap else None
 
-    def dump(self) -> list[list[object]]:
-        """Plain-data form for checkpoints."""
-        return [list(t) for t in sorted(self.heap)]
-
-    @classmethod
-    def load(cls, rows: list[list[Any]]) -> TimerHeap:
-        """Rebuild from :meth:`dump` output."""
-        heap = cls()
-        timers = [
-            Timer(float(at), int(strict), int(seq), int(kind), str(key), float(token))
-            for at, strict, seq, kind, key, token in rows
-        ]
-        heapq.heapify(timers)
-        heap.heap = timers
-        heap._seq = max((t.seq for t in timers), default=0)
-        return heap
+    def restore(self, entries: list[Timer]) -> None:
+        """Take the entries of a checkpoint."""
+        heap = list(entries)
+        heapq.heapify(heap)
+        self.heap = heap
+        self._seq = max((t[2] for t in heap), default=0)

@@ -272,3 +272,25 @@ def test_rejections_are_counted_in_bulk_by_reason() -> None:
     proc.count_rejected("invalid_json")
     assert proc.counters["rejected"] == 4
     assert proc.rejected_by_reason == {"invalid_json": 4}
+
+
+def test_apply_refuses_every_name_check_refuses() -> None:
+    """apply's fast admission refuses what check refuses: an over-long optional queue name
+    on an answer, a reason on a dequeue, a team on a known agent."""
+    long = "q" * 200
+    proc = processor(
+        [
+            ev("agent_state", T0, agent="a", state="available"),
+            ev("call_queued", T0, call_id="c", queue="sales"),
+        ]
+    )
+    for event in (
+        ev("call_answered", T0 + 1, call_id="c", agent="a", queue=long),
+        ev("call_dequeued", T0 + 1, call_id="c", reason=long),
+        ev("agent_state", T0 + 1, agent="a", state="available", team=long),
+        ev("call_missed", T0 + 1, call_id="c", agent="a", reason=long),
+    ):
+        decoded = decode(event)
+        assert proc.check(decoded) is not None
+        refusal = proc.apply(decoded)
+        assert refusal is not None and refusal.reason == "name_too_long"
