@@ -43,7 +43,9 @@ def main() -> None:
     paths = [f"callfloor/processors/{name}.py" for name in MODULES]
     setup(
         name="callfloor-native",
-        ext_modules=mypycify(paths, opt_level="3", group_name="callfloor.processors.native"),
+        ext_modules=mypycify(
+            paths, opt_level="3", debug_level="0", group_name="callfloor.processors.native"
+        ),
         script_args=["build_ext", "--inplace", "--build-temp", "build/native"],
     )
 

@@ -1,9 +1,9 @@
 """Admission: whether an event may be applied (SPEC §9 limits) or is a duplicate.
 
-Every event passes :func:`admit` before it changes anything. It is cheap for the
-common case: the names of known queues, agents, sites and calls passed the full
-:func:`check` when they were first seen, so only new names, free-text fields and (live)
-the event time are checked again.
+Every event is checked before it changes anything. ``FloorProcessor.apply`` does it
+cheaply for the common case (the names of known queues, agents, sites and calls passed
+the full :func:`check` when they were first seen, so only new names, free-text fields
+and, live, the event time are measured again) and calls :func:`check` when in doubt.
 """
 
 from __future__ import annotations
@@ -12,12 +12,7 @@ from typing import TYPE_CHECKING
 
 from callfloor.events import (
     AgentState,
-    CallAnswered,
-    CallDequeued,
-    CallEnded,
-    CallMissed,
     CallQueued,
-    CallRouted,
     Event,
 )
 from callfloor.processors.calls import KIND_OF
@@ -82,58 +77,4 @@ def check(proc: FloorProcessor, event: Event) -> Refusal | None:
         ts: float = event.ts  # type: ignore[assignment]
         if ts < horizon:
             return too_old_refusal(ts, horizon, limits.max_lateness_s)
-    return None
-
-
-def admit(proc: FloorProcessor, event: Event) -> Refusal | None:
-    """:meth:`check`, cheaply for the common case: names of known queues, agents,
-    sites and calls passed it when they were first seen.
-
-    Dispatches on the event's class, so each field is read directly (compiled, a
-    generic attribute lookup per field cost a sixth of a replay).
-    """
-    limits = proc.limits
-    limit = limits.max_name_length
-    key = event.id
-    if key is not None and len(key) > limit:
-        return check(proc, event)
-    if proc.live:
-        ts: float = event.ts  # type: ignore[assignment]
-        if ts < proc.clock - limits.max_lateness_s:
-            return check(proc, event)
-    if isinstance(event, AgentState):
-        reason = event.reason
-        team = event.team
-        name = event.name
-        if (
-            event.agent in proc.agents
-            and event.site in proc.sites
-            and event.queues is None
-            and (reason is None or len(reason) <= limit)
-            and (team is None or len(team) <= limit)
-            and (name is None or len(name) <= limit)
-        ):
-            return None
-        return check(proc, event)
-    if event.call_id not in proc.calls and (len(event.call_id) > limit or len(event.site) > limit):
-        return check(proc, event)
-    if isinstance(event, CallQueued):
-        if event.queue not in proc.queues:
-            return check(proc, event)
-        return None
-    if isinstance(event, CallEnded):
-        if event.agent is not None and event.agent not in proc.agents:
-            return check(proc, event)
-        return None
-    # The other call events may name their queue; unused here, but still a name.
-    queue = event.queue
-    if queue is not None and len(queue) > limit:
-        return check(proc, event)
-    if isinstance(event, CallAnswered | CallRouted | CallMissed):
-        if event.agent not in proc.agents:
-            return check(proc, event)
-        if isinstance(event, CallMissed) and event.reason is not None and len(event.reason) > limit:
-            return check(proc, event)
-    elif isinstance(event, CallDequeued) and event.reason is not None and len(event.reason) > limit:
-        return check(proc, event)
     return None

@@ -29,10 +29,15 @@ from typing import TYPE_CHECKING, Any, Final
 from callfloor.config import Config, QueuePolicy
 from callfloor.events import (
     AgentState,
+    CallAnswered,
+    CallDequeued,
+    CallEnded,
+    CallMissed,
     CallQueued,
+    CallRouted,
     Event,
 )
-from callfloor.processors.admission import admit, check, is_duplicate
+from callfloor.processors.admission import check, is_duplicate
 from callfloor.processors.agents import (
     AgentFold,
     AgentTrack,
@@ -51,7 +56,6 @@ from callfloor.processors.calls import (
     HIST_ANSWERED,
     HIST_NONE,
     KIND_OF,
-    QUEUED,
     CallEvent,
     CallFold,
     CallTrack,
@@ -74,6 +78,7 @@ if TYPE_CHECKING:
     from callfloor.processors.read import FloorReader
 
 T_LEG_MISS: Final = 0
+AGENT: Final = -1  # the kind of an agent_state (call event kinds are in calls.py)
 
 COUNTER_NAMES: Final[tuple[str, ...]] = ("events", "rejected", "duplicates", "orphaned", "late")
 
@@ -101,6 +106,9 @@ class FloorProcessor(Effects):
         self.limits = config.limits
         self.live = live
         self.changes = changes
+        # Limits as plain attributes: read on every event.
+        self._name_limit = config.limits.max_name_length
+        self._lateness = config.limits.max_lateness_s
         # Rolling windows: the configured ones plus the 15 and 60 minutes that the
         # arrival rate and the Erlang AHT need, each width once.
         widths: list[float] = []
@@ -176,14 +184,45 @@ class FloorProcessor(Effects):
         """Apply one valid event (the per-event path: no I/O, no await).
 
         Returns the refusal when the event is beyond a SPEC §9 limit (counted as
-        rejected and not applied), else None.
+        rejected and not applied), else None. The limits are checked cheaply first:
+        the names of known agents, calls, queues and sites passed :meth:`check` when
+        they were first seen, so only new names and free text are measured again.
         """
-        refusal = admit(self, event)
-        if refusal is not None:
-            self.count_rejected(refusal.reason)
-            return refusal
         t: float = event.ts  # type: ignore[assignment]  # a float once decoded
         key = event.id
+        limit = self._name_limit
+        suspect = (key is not None and len(key) > limit) or (
+            self.live and t < self.clock - self._lateness
+        )
+        track: AgentTrack | None = None
+        call: CallTrack | None = None
+        kind = AGENT
+        if isinstance(event, AgentState):
+            track = self.agents.get(event.agent)
+            reason = event.reason
+            team = event.team
+            name = event.name
+            suspect = (
+                suspect
+                or track is None
+                or event.site not in self.sites
+                or event.queues is not None
+                or (reason is not None and len(reason) > limit)
+                or (team is not None and len(team) > limit)
+                or (name is not None and len(name) > limit)
+            )
+        else:
+            call = self.calls.get(event.call_id)
+            kind = KIND_OF[type(event)]
+            if not suspect:
+                suspect = (call is None and len(event.call_id) > limit) or len(event.site) > limit
+            if not suspect:
+                suspect = self._call_names_suspect(event, kind, limit)
+        if suspect:
+            refusal = check(self, event)
+            if refusal is not None:
+                self.count_rejected(refusal.reason)
+                return refusal
         clock = self.clock
         if key is not None:
             ids = self.ids
@@ -195,25 +234,46 @@ class FloorProcessor(Effects):
             heap = self.timers.heap
             if heap and heap[0][0] <= t:
                 self._advance(t)
+                if self.live and call is not None:
+                    call = self.calls.get(call.call_id)  # retention may have forgotten it
             else:
                 self.clock = t
         self.seq += 1
-        kind = type(event)
-        if kind is AgentState:
-            applied = self._on_agent_state(event, t)  # type: ignore[arg-type]
+        if kind == AGENT:
+            applied = self._on_agent_state(event, t, track)  # type: ignore[arg-type]
         else:
-            applied = self._on_call_event(event, t, KIND_OF[kind])
+            applied = self._on_call_event(event, t, kind, call)
         if not applied:
             self.n_duplicates += 1
             return None
         self.n_events += 1
         by_class = self._by_class
-        by_class[kind] = by_class.get(kind, 0) + 1
+        cls = type(event)
+        by_class[cls] = by_class.get(cls, 0) + 1
         if t < clock:
             self.n_late += 1
             # A late event can place deadlines in the past: honour them now.
             self._advance(self.clock)
         return None
+
+    def _call_names_suspect(self, event: Event, kind: int, limit: int) -> bool:
+        """Whether a call event names an unknown queue or agent, or over-long free text."""
+        if isinstance(event, CallQueued):
+            return event.queue not in self.queues
+        if isinstance(event, CallEnded):
+            return event.agent is not None and event.agent not in self.agents
+        queue = event.queue  # type: ignore[union-attr]
+        if queue is not None and len(queue) > limit:
+            return True
+        if isinstance(event, CallAnswered | CallRouted | CallMissed):
+            if event.agent not in self.agents:
+                return True
+            if isinstance(event, CallMissed):
+                return event.reason is not None and len(event.reason) > limit
+            return False
+        if isinstance(event, CallDequeued):
+            return event.reason is not None and len(event.reason) > limit
+        return False
 
     def apply_all(self, events: Iterable[Event]) -> None:
         """Apply events in order."""
@@ -488,15 +548,17 @@ class FloorProcessor(Effects):
 
     # ================================================================ calls
 
-    def _on_call_event(self, ev: Event, t: float, kind: int) -> bool:
+    def _on_call_event(self, ev: Event, t: float, kind: int, call: CallTrack | None) -> bool:
         cid: str = ev.call_id  # type: ignore[union-attr]
-        if kind == QUEUED:
-            self._ensure_queue(ev)  # type: ignore[arg-type]
-            name: str | None = ev.queue  # type: ignore[union-attr]
+        name: str | None
+        if isinstance(ev, CallQueued):
+            self._ensure_queue(ev)
+            name = ev.queue
+        elif isinstance(ev, CallAnswered | CallRouted | CallMissed | CallEnded):
+            name = ev.agent
         else:
-            name = getattr(ev, "agent", None)
+            name = None
         has_id = ev.id is not None
-        call = self.calls.get(cid)
         if call is None:
             call = self.calls[cid] = CallTrack(cid)
         elif not has_id and call.has_duplicate(t, kind, name):
@@ -541,9 +603,8 @@ class FloorProcessor(Effects):
                 self.groups_by_queue.setdefault(name, []).append(group)
         return group
 
-    def _on_agent_state(self, ev: AgentState, t: float) -> bool:
+    def _on_agent_state(self, ev: AgentState, t: float, track: AgentTrack | None) -> bool:
         name = ev.agent
-        track = self.agents.get(name)
         if track is None:
             track = self.agents[name] = AgentTrack(name, ev.site)
         state = ev.state
