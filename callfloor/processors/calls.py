@@ -131,6 +131,10 @@ class Conversation:
         self.answered_at = answered_at
 
 
+_NO_CONVERSATIONS: Final[list[Conversation]] = []
+_NOTHING_HELD: Final[list[tuple[float, int, str | None]]] = []
+
+
 class CallTrack:
     """One call: its history and the fold state after the last event."""
 
@@ -140,10 +144,12 @@ class CallTrack:
         self.call_id = call_id
         self.events: list[CallEvent] = []
         self.leg: Leg | None = None
-        self.convs: list[Conversation] = []
+        # Most calls never hold more than one of these at a time, and many none: the
+        # lists are made on first use (these shared empty ones are never mutated).
+        self.convs: list[Conversation] = _NO_CONVERSATIONS
         # Orphaned ends that a start a little later may still claim (clock skew):
         # (ts, kind, agent).
-        self.early: list[tuple[float, int, str | None]] = []
+        self.early: list[tuple[float, int, str | None]] = _NOTHING_HELD
 
     @property
     def last_ts(self) -> float:
@@ -277,6 +283,14 @@ class CallFold:
                 self.close(call, leg, end_t, END_ABANDON if kind == ABANDONED_EV else END_DEQUEUE)
 
     @staticmethod
+    def _hold(call: CallTrack, entry: tuple[float, int, str | None]) -> None:
+        """Keep an orphaned end for a start within the skew to claim."""
+        if call.early:
+            call.early.append(entry)
+        else:
+            call.early = [entry]
+
+    @staticmethod
     def _claim(
         call: CallTrack, t: float, kinds: frozenset[int]
     ) -> tuple[float, int, str | None] | None:
@@ -295,10 +309,14 @@ class CallFold:
         leg = call.leg
         if leg is None:
             self.fx.orphan(1)
-            call.early.append((t, ANSWERED_EV, agent))
+            self._hold(call, (t, ANSWERED_EV, agent))
             return
         self.close(call, leg, t, END_ANSWER)
-        call.convs.append(Conversation(agent, leg.queue, t))
+        conv = Conversation(agent, leg.queue, t)
+        if call.convs:
+            call.convs.append(conv)
+        else:
+            call.convs = [conv]
         self.fx.answer(agent, t)
         early = self._claim(call, t, _CONVERSATION_ENDS)
         if early is not None:
@@ -309,7 +327,7 @@ class CallFold:
         leg = call.leg
         if leg is None:
             self.fx.orphan(1)
-            call.early.append((t, ABANDONED_EV if how == END_ABANDON else DEQUEUED_EV, None))
+            self._hold(call, (t, ABANDONED_EV if how == END_ABANDON else DEQUEUED_EV, None))
             return
         self.close(call, leg, t, how)
 
@@ -317,7 +335,7 @@ class CallFold:
         convs = call.convs
         if not convs:
             self.fx.orphan(1)
-            call.early.append((t, ENDED, agent))
+            self._hold(call, (t, ENDED, agent))
             return
         conv = convs[-1]
         if agent is not None:
