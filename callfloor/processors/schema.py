@@ -121,11 +121,12 @@ class WindowsS(msgspec.Struct, array_like=True):
     """A queue's window sums."""
 
     now: float
-    times: list[float]
-    cums: list[list[int]]
+    times: bytes  # array('d')
+    cums: bytes  # array('q'), NFIELDS per record
     base: list[int]
     maxq: list[tuple[float, int]]
-    waits: list[tuple[float, int]]
+    wait_x: bytes  # array('d')
+    wait_us: bytes  # array('q')
     day_start: float
     day_sums: list[int]
     day_max_us: int
@@ -201,9 +202,3 @@ class Checkpoint(msgspec.Struct):
     sources: dict[str, str]
     held: list[Event]
     floor: FloorState
-
-
-class _Header(msgspec.Struct):
-    """Just enough of any checkpoint version to know how to read the rest."""
-
-    format_version: int = 0

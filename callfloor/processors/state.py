@@ -1,10 +1,12 @@
 """Checkpoints: the whole processor state as msgspec Structs in a versioned envelope.
 
-A checkpoint is one MessagePack document, a :class:`Checkpoint`:
+A checkpoint is :data:`MAGIC`, the format version (two bytes), then one MessagePack
+document, a :class:`Checkpoint`:
 
-- ``format_version``: the layout of what follows. A checkpoint of another version is
-  migrated when a migration exists (:data:`MIGRATIONS`), else refused with a message
-  that says what to do; never half-read.
+- ``format_version``: the layout of what follows, also in the fixed header so it is read
+  without parsing the rest. A checkpoint of another version is migrated when a
+  migration exists (:data:`MIGRATIONS`), else refused with a message that says what to
+  do; never half-read.
 - ``config_fingerprint``: a hash of the configuration it was taken under. Restoring
   under another configuration is allowed (a supervisor changes a threshold and
   restarts): a queue whose policy changed counts legs that arrive from now on with the
@@ -59,12 +61,14 @@ from callfloor.processors.schema import (
     TrackerS,
     ViolationS,
     WindowsS,
-    _Header,
 )
 from callfloor.processors.violations import NRDay, Violation
 from callfloor.processors.windows import QueueWindows, _Day
 
 FORMAT_VERSION: Final = 2
+# A checkpoint starts with these bytes and the format version (2 bytes, big-endian), so
+# its version is known without parsing the rest.
+MAGIC: Final = b"callfloor-checkpoint\x00"
 
 
 class CheckpointError(ValueError):
@@ -220,11 +224,12 @@ def windows_s(w: QueueWindows) -> WindowsS:
     # The lists are encoded at once, so they are shared, not copied.
     return WindowsS(
         w.now,
-        w.times,
-        w.cums,
+        w.times.tobytes(),
+        w.cums.tobytes(),
         w.base,
         w.maxq[w.max_lo :],
-        w.waits,
+        w.wait_x.tobytes(),
+        w.wait_us.tobytes(),
         day.start,
         day.sums,
         day.max_us,
@@ -235,11 +240,12 @@ def windows_from(ws: WindowsS, widths: tuple[float, ...]) -> QueueWindows:
     """A queue's windows from their checkpoint form (the wait log included)."""
     w = QueueWindows(widths)
     w.now = ws.now
-    w.times = ws.times
-    w.cums = ws.cums
+    w.times.frombytes(ws.times)
+    w.cums.frombytes(ws.cums)
     w.base = ws.base
     w.maxq = ws.maxq
-    w.waits = ws.waits
+    w.wait_x.frombytes(ws.wait_x)
+    w.wait_us.frombytes(ws.wait_us)
     day = _Day(ws.day_start)
     day.sums = ws.day_sums
     day.max_us = ws.day_max_us
@@ -366,13 +372,12 @@ def _encode(
         held=list(held),
         floor=floor_state(proc),
     )
-    return _ENCODER.encode(checkpoint)
+    return MAGIC + FORMAT_VERSION.to_bytes(2, "big") + _ENCODER.encode(checkpoint)
 
 
 # ----------------------------------------------------------------------------- load
 
 
-_HEADER: Final = msgspec.msgpack.Decoder(_Header)
 _CHECKPOINT: Final = msgspec.msgpack.Decoder(Checkpoint)
 
 
@@ -387,26 +392,29 @@ def decode_checkpoint(config: Config, blob: bytes, *, live: bool = False) -> Res
 
 
 def _decode(config: Config, blob: bytes, live: bool) -> Restored:
-    try:
-        header = _HEADER.decode(blob)
-    except msgspec.DecodeError as exc:
-        raise CheckpointError(f"not a callfloor checkpoint ({exc})") from None
-    version = header.format_version
+    if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 2:
+        raise CheckpointError(
+            "not a callfloor checkpoint of format 2 or later (a format-1 dump of callfloor "
+            "0.1 cannot be restored: move it aside and start without it)"
+        )
+    start = len(MAGIC) + 2
+    version = int.from_bytes(blob[len(MAGIC) : start], "big")
+    body = memoryview(blob)[start:]
     if version != FORMAT_VERSION:
-        if version in MIGRATIONS:
-            data: dict[str, Any] = msgspec.msgpack.decode(blob)
-            while data.get("format_version") in MIGRATIONS:
-                data = MIGRATIONS[data["format_version"]](data)
-            blob = msgspec.msgpack.encode(data)
-        else:
+        if version not in MIGRATIONS:
             raise CheckpointError(
                 f"checkpoint format {version} cannot be read by callfloor {__version__} "
                 f"(format {FORMAT_VERSION}) and there is no migration for it: start without "
                 "it (move the checkpoint aside); with a durable event log the events since "
                 "are replayed from there"
             )
+        data: dict[str, Any] = msgspec.msgpack.decode(body)
+        while version in MIGRATIONS:
+            data = MIGRATIONS[version](data)
+            version = int(data["format_version"])
+        body = memoryview(msgspec.msgpack.encode(data))
     try:
-        checkpoint = _CHECKPOINT.decode(blob)
+        checkpoint = _CHECKPOINT.decode(body)
     except msgspec.DecodeError as exc:
         raise CheckpointError(f"damaged checkpoint (format {FORMAT_VERSION}): {exc}") from None
     notes: list[str] = []
@@ -452,8 +460,18 @@ def restore_floor(
             proc.queues[leg.queue].open[cid] = leg
         call.convs = [Conversation(c.agent, c.queue, c.answered_at) for c in cs.convs]
         call.early = cs.early
+    # Every agent of a team names the same queue list: intern each list once.
+    canonical: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def intern(group: list[str]) -> tuple[str, ...]:
+        key = tuple(group)
+        found = canonical.get(key)
+        if found is None:
+            found = canonical[key] = proc._intern_group(group)
+        return found
+
     for a in s.agents:
-        proc.agents[a.name] = _restore_agent(proc, a)
+        proc.agents[a.name] = _restore_agent(proc, a, intern)
     proc.timers.restore(s.timers)
     proc.ids.current = set(s.ids_current)
     proc.ids.previous = set(s.ids_previous)
@@ -525,18 +543,23 @@ def _restore_queue(
         notes.append(f"queue {qs.name!r}: wait histogram restarted (its bounds changed)")
 
 
-def _restore_agent(proc: FloorProcessor, a: AgentS) -> AgentTrack:
+def _restore_agent(
+    proc: FloorProcessor, a: AgentS, intern: Callable[[list[str]], tuple[str, ...]]
+) -> AgentTrack:
     track = AgentTrack(a.name, a.fold.site)
-    intern = proc._intern_group
     track.ts = _undoubles(a.ts)
     codes = array("q")
     codes.frombytes(a.codes)
     track.codes = codes
+    payloads = track.payloads
+    index = track.payload_index
     for p in a.payloads:
         group = p[3]
-        payload: Payload = p if group is None else (*p[:3], intern(list(group)), *p[4:])
-        track.payload_index[payload] = len(track.payloads)
-        track.payloads.append(payload)
+        payload: Payload = (
+            p if group is None else (p[0], p[1], p[2], intern(list(group)), p[4], p[5])
+        )
+        index[payload] = len(payloads)
+        payloads.append(payload)
     track.base = AgentFold(a.fold.site) if a.base is None else _fold(a.base, intern)
     track.fold = _fold(a.fold, intern)
     track.answers = _undoubles(a.answers)

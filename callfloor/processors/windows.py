@@ -28,6 +28,7 @@ rebuilt from the log of waits it keeps for that (removals are rare; adds stay O(
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right
 from operator import itemgetter
 from typing import Final
@@ -96,7 +97,13 @@ class _Day:
 
 
 class QueueWindows:
-    """Rolling, interval and today sums of one queue."""
+    """Rolling, interval and today sums of one queue.
+
+    Storage is flat and typed: ``times`` holds the records' attribution times
+    (``array('d')``) and ``cums`` their cumulative vectors back to back
+    (``array('q')``, :data:`NFIELDS` per record), so a record costs 96 bytes, no
+    Python objects, and a checkpoint copies bytes.
+    """
 
     __slots__ = (
         "_day",
@@ -106,7 +113,8 @@ class QueueWindows:
         "maxq",
         "now",
         "times",
-        "waits",
+        "wait_us",
+        "wait_x",
         "widest",
         "widths",
     )
@@ -114,14 +122,15 @@ class QueueWindows:
     def __init__(self, widths: tuple[float, ...]) -> None:
         self.widths = widths
         self.widest = max(widths)
-        self.times: list[float] = []  # attribution times, ascending
-        self.cums: list[list[int]] = []  # cumulative sums up to and including each record
+        self.times = array("d")  # attribution times, ascending
+        self.cums = array("q")  # cumulative sums up to and including each record, flat
         self.base = [0] * NFIELDS  # cumulative sums of the records already dropped
         self.maxq: list[tuple[float, int]] = []  # (time, wait µs), waits strictly decreasing
         self.max_lo = 0
         # Every (time, wait µs) offered to max_wait, ascending, back to the older of the
         # widest window and today's start: what a removal rebuilds the maxima from.
-        self.waits: list[tuple[float, int]] = []
+        self.wait_x = array("d")
+        self.wait_us = array("q")
         self.now = float("-inf")
         self._day = _Day()
 
@@ -136,9 +145,10 @@ class QueueWindows:
         times = self.times
         if len(times) > _COMPACT_AT and times[_COMPACT_AT] <= cut:
             head = bisect_right(times, cut)
-            self.base = self.cums[head - 1]
+            cums = self.cums
+            self.base = cums[(head - 1) * NFIELDS : head * NFIELDS].tolist()
             del times[:head]
-            del self.cums[:head]
+            del cums[: head * NFIELDS]
         mq = self.maxq
         mlo = self.max_lo
         while mlo < len(mq) and mq[mlo][0] <= cut:
@@ -147,13 +157,21 @@ class QueueWindows:
             del mq[:mlo]
             mlo = 0
         self.max_lo = mlo
-        waits = self.waits
-        if len(waits) > _COMPACT_AT:
+        wait_x = self.wait_x
+        if len(wait_x) > _COMPACT_AT:
             keep = min(cut, self._day.start)
-            if waits[_COMPACT_AT][0] < keep:
-                del waits[: bisect_left(waits, keep, key=_time)]
+            if wait_x[_COMPACT_AT] < keep:
+                drop = bisect_left(wait_x, keep)
+                del wait_x[:drop]
+                del self.wait_us[:drop]
 
     # ------------------------------------------------------------------ writes
+
+    def _row(self, index: int) -> array[int]:
+        """The cumulative vector before record ``index`` (a copy)."""
+        if index <= 0:
+            return array("q", self.base)
+        return self.cums[(index - 1) * NFIELDS : index * NFIELDS]
 
     def add(
         self,
@@ -165,38 +183,43 @@ class QueueWindows:
     ) -> None:
         """Count ``deltas`` at attribution time ``x`` (``x`` <= ``now``).
 
-        ``now`` (default: the last ``advance`` time) advances the windows first.
-        ``wait_us`` >= 0 also offers the wait to ``max_wait``; ``day_start`` is the
-        site's current local midnight.
+        ``now`` lets the windows drop old records now and then; reads advance to their
+        own time. ``wait_us`` >= 0 also offers the wait to ``max_wait``; ``day_start`` is
+        the site's current local midnight.
         """
         if now is not None and now > self.now + _ADVANCE_EVERY_S:
             # Only to drop old records in batches: reads advance to their own time, and a
             # stale ``now`` here merely keeps a few more records than needed.
             self.advance(now)
         times = self.times
-        cums = self.cums
-        if not times or x >= times[-1]:
-            cum = list(cums[-1]) if cums else list(self.base)
+        n = len(times)
+        if not n or x >= times[n - 1]:
+            row = self._row(n)
             for f, v in deltas:
-                cum[f] += v
+                row[f] += v
             times.append(x)
-            cums.append(cum)
+            self.cums.extend(row)
         elif x > self.now - self.widest:
             pos = bisect_right(times, x)
-            cum = list(cums[pos - 1]) if pos else list(self.base)
+            row = self._row(pos)
             for f, v in deltas:
-                cum[f] += v
+                row[f] += v
             times.insert(pos, x)
-            cums.insert(pos, cum)
-            for later in cums[pos + 1 :]:
+            cums = self.cums
+            at = pos * NFIELDS
+            cums[at:at] = row
+            for i in range(at + NFIELDS, len(cums), NFIELDS):
                 for f, v in deltas:
-                    later[f] += v
+                    cums[i + f] += v
         if wait_us >= 0:
-            waits = self.waits
-            if not waits or x >= waits[-1][0]:
-                waits.append((x, wait_us))
+            wait_x = self.wait_x
+            if not wait_x or x >= wait_x[-1]:
+                wait_x.append(x)
+                self.wait_us.append(wait_us)
             else:
-                waits.insert(bisect_right(waits, x, key=_time), (x, wait_us))
+                i = bisect_right(wait_x, x)
+                wait_x.insert(i, x)
+                self.wait_us.insert(i, wait_us)
             self._offer_max(x, wait_us)
         self._day.add(day_start, x, deltas, wait_us)
 
@@ -212,10 +235,12 @@ class QueueWindows:
         self.add(x, tuple((f, -v) for f, v in deltas), day_start, _NO_MAX, now)
         if wait_us < 0:
             return
-        waits = self.waits
-        i = bisect_left(waits, x, key=_time)
-        while i < len(waits) and waits[i][0] == x:
-            if waits[i][1] == wait_us:
+        wait_x = self.wait_x
+        waits = self.wait_us
+        i = bisect_left(wait_x, x)
+        while i < len(wait_x) and wait_x[i] == x:
+            if waits[i] == wait_us:
+                del wait_x[i]
                 del waits[i]
                 break
             i += 1
@@ -225,7 +250,11 @@ class QueueWindows:
         """Both maxima again from the wait log (after a removal)."""
         cut = self.now - self.widest
         mq: list[tuple[float, int]] = []
-        for x, v in self.waits:
+        day = self._day
+        day_max = _NO_MAX
+        for x, v in zip(self.wait_x, self.wait_us, strict=True):
+            if x >= day.start and v > day_max:
+                day_max = v
             if x <= cut:
                 continue
             while mq and mq[-1][1] <= v:
@@ -233,8 +262,7 @@ class QueueWindows:
             mq.append((x, v))
         self.maxq = mq
         self.max_lo = 0
-        day = self._day
-        day.max_us = max((v for x, v in self.waits if x >= day.start), default=_NO_MAX)
+        day.max_us = day_max
 
     def _offer_max(self, x: float, v: int) -> None:
         mq = self.maxq
@@ -260,8 +288,8 @@ class QueueWindows:
         cums = self.cums
         if not cums:
             return [0] * NFIELDS, _NO_MAX
-        top = cums[-1]
-        low = cums[index - 1] if index else self.base
+        top = cums[len(cums) - NFIELDS :]
+        low = self._row(index)
         mq = self.maxq
         return [a - b for a, b in zip(top, low, strict=True)], (
             mq[first_max][1] if first_max < len(mq) else _NO_MAX

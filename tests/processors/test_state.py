@@ -23,7 +23,13 @@ from hypothesis import strategies as st
 from callfloor.config import Config
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.snapshot import build_document
-from callfloor.processors.state import CheckpointError, decode_checkpoint, encode_checkpoint
+from callfloor.processors.state import (
+    FORMAT_VERSION,
+    MAGIC,
+    CheckpointError,
+    decode_checkpoint,
+    encode_checkpoint,
+)
 
 CFG = floor_config()
 
@@ -38,10 +44,18 @@ def stats_of(proc: FloorProcessor) -> bytes:
     return msgspec.json.encode(proc.view.stats())
 
 
+HEADER = len(MAGIC) + 2  # the magic bytes and the format version
+
+
 def envelope(blob: bytes) -> dict[str, Any]:
-    """A checkpoint's envelope as plain data."""
-    data: dict[str, Any] = msgspec.msgpack.decode(blob)
+    """A checkpoint's envelope as plain data (after its fixed header)."""
+    data: dict[str, Any] = msgspec.msgpack.decode(blob[HEADER:])
     return data
+
+
+def checkpoint_of(data: dict[str, Any], version: int = FORMAT_VERSION) -> bytes:
+    """An envelope written back as a checkpoint of ``version``."""
+    return MAGIC + version.to_bytes(2, "big") + msgspec.msgpack.encode(data)
 
 
 # ----------------------------------------------------------------------------- round trips
@@ -143,7 +157,7 @@ def test_checkpoint_of_an_unknown_format_names_it_and_what_to_do() -> None:
     data = envelope(encode_checkpoint(FloorProcessor(CFG)))
     data["format_version"] = 99
     with pytest.raises(CheckpointError, match=r"format 99 .*move the checkpoint aside"):
-        decode_checkpoint(CFG, msgspec.msgpack.encode(data))
+        decode_checkpoint(CFG, checkpoint_of(data, 99))
 
 
 def test_well_formed_envelope_with_a_damaged_floor_is_refused() -> None:
@@ -151,7 +165,7 @@ def test_well_formed_envelope_with_a_damaged_floor_is_refused() -> None:
     data = envelope(encode_checkpoint(FloorProcessor(CFG)))
     data["floor"] = {"clock": "soon"}
     with pytest.raises(CheckpointError, match="damaged checkpoint"):
-        decode_checkpoint(CFG, msgspec.msgpack.encode(data))
+        decode_checkpoint(CFG, checkpoint_of(data))
 
 
 # ----------------------------------------------------------------------------- changes
@@ -161,7 +175,7 @@ def test_other_time_zone_data_is_reported_not_refused() -> None:
     """A checkpoint from other tzdata restores, with a note saying days may shift."""
     data = envelope(encode_checkpoint(FloorProcessor(CFG)))
     data["tzdata_version"] = "1999z"
-    back = decode_checkpoint(CFG, msgspec.msgpack.encode(data))
+    back = decode_checkpoint(CFG, checkpoint_of(data))
     assert any("1999z" in note for note in back.notes)
 
 
@@ -219,3 +233,10 @@ def test_undrained_violation_changes_survive_a_restore() -> None:
     proc.view.stats()  # a metrics scrape looks at violations before the change set drains
     p = restored(proc).processor
     assert [v.kind for v in p.drain_changes().violations] == ["wrap_up_exceeded"]
+
+
+def test_a_format_1_dump_is_refused_with_what_to_do() -> None:
+    """callfloor 0.1's untyped dump (no header) is refused, saying to move it aside."""
+    old = msgspec.msgpack.encode({"version": 1, "clock": 0.0, "queues": {}})
+    with pytest.raises(CheckpointError, match=r"format-1 .*move it aside"):
+        decode_checkpoint(CFG, old)
