@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.bench_metrics import build_floor
 from bench.common import machine
-from callfloor.processors.state import decode_checkpoint, encode_checkpoint
+from callfloor.processors.state import encode_checkpoint
 
 
 def main() -> None:
