@@ -54,6 +54,10 @@ P_TEAM: Final = 4
 P_DISPLAY: Final = 5
 
 
+_NO_VIOLATIONS: Final[list[Violation]] = []
+_NO_DAYS: Final[list[NRDay]] = []
+
+
 class AgentFold:
     """An agent's state after a prefix of its history (copyable)."""
 
@@ -81,8 +85,11 @@ class AgentFold:
         self.group: tuple[str, ...] = ()
         self.team: str | None = None
         self.display: str | None = None
-        self.closed: list[Violation] = []  # materialised: spells and silences that ended
-        self.nr_days: list[NRDay] = []  # non-exempt not-ready time of closed spells by day
+        # Materialised violations of spells and silences that ended, and non-exempt
+        # not-ready time of closed spells by day. Most agents have none: these start as
+        # shared empty lists, replaced (never appended to) on first use.
+        self.closed: list[Violation] = _NO_VIOLATIONS
+        self.nr_days: list[NRDay] = _NO_DAYS
 
     def copy(self) -> AgentFold:
         """An independent copy (violations are immutable once closed)."""
@@ -95,9 +102,18 @@ class AgentFold:
         f.group = self.group
         f.team = self.team
         f.display = self.display
-        f.closed = list(self.closed)
-        f.nr_days = [d.copy() for d in self.nr_days]
+        if self.closed:
+            f.closed = list(self.closed)
+        if self.nr_days:
+            f.nr_days = [d.copy() for d in self.nr_days]
         return f
+
+
+_NOTHING_PENDING: Final[list[CallEnd]] = []  # shared: replaced, never appended to
+
+# The base of every agent whose history was never pruned: shared, so it is never
+# mutated (a re-fold copies it; retention replaces it with an agent's own).
+EMPTY_BASE: Final = AgentFold("default")
 
 
 class CallEnd:
@@ -149,12 +165,19 @@ class AgentTrack:
         self.codes = array("q")
         self.payloads: list[Payload] = []
         self.payload_index: dict[Payload, int] = {}
-        self.base = AgentFold(site)  # before ts[0]
+        self.base = EMPTY_BASE  # the fold before ts[0]: empty until retention prunes
         self.fold = AgentFold(site)  # after ts[-1]
         self.answers = array("d")  # times of its non-orphaned call_answered, ascending
         self.misses = array("d")  # times of its call_missed, ascending
         self.ends: list[CallEnd] = []  # by ended_at
-        self.pending: list[CallEnd] = []  # those whose handling is not decided yet
+        self.pending: list[CallEnd] = _NOTHING_PENDING  # ends whose handling is undecided
+
+    def add_pending(self, end: CallEnd) -> None:
+        """Note a call end whose handling is undecided."""
+        if self.pending:
+            self.pending.append(end)
+        else:
+            self.pending = [end]
 
     def intern(self, payload: Payload) -> int:
         """The index of a payload not interned yet (history codes are index * 2 + had id)."""
@@ -214,20 +237,30 @@ def ended_at_of(end: CallEnd) -> float:
 CalendarOf = Callable[[str], SiteCalendar]
 
 
+def _close(f: AgentFold, v: Violation) -> None:
+    """Materialise a violation that ended."""
+    if f.closed:
+        f.closed.append(v)
+    else:
+        f.closed = [v]
+
+
 def _close_not_ready(f: AgentFold, t: float, rules: AgentRules, calendar: CalendarOf) -> None:
     if not counts_not_ready(rules, f.state, f.reason):
         return
     limit = rules.not_ready_limit(f.reason)
     if t - f.since > limit:
-        f.closed.append(Violation(spell_kind(NOT_READY), WARNING, f.since + limit, t, t - f.since))
+        _close(f, Violation(spell_kind(NOT_READY), WARNING, f.since + limit, t, t - f.since))
     if t > f.since:
+        if not f.nr_days:
+            f.nr_days = []
         add_not_ready(f.nr_days, calendar(f.site), rules.daily_not_ready_s, f.since, t)
 
 
 def _close_wrap_up(f: AgentFold, t: float, rules: AgentRules, calendar: CalendarOf) -> None:
     limit = rules.wrap_up_max_s
     if t - f.since > limit:
-        f.closed.append(Violation(spell_kind(WRAP_UP), WARNING, f.since + limit, t, t - f.since))
+        _close(f, Violation(spell_kind(WRAP_UP), WARNING, f.since + limit, t, t - f.since))
 
 
 # What closing a spell of each state does; states not listed contribute nothing
@@ -246,7 +279,7 @@ def step(f: AgentFold, t: float, p: Payload, rules: AgentRules, calendar: Calend
             silence = t - f.last_ts
             limit = rules.stale_after_s
             if silence > limit:
-                f.closed.append(Violation(STALE_AGENT, WARNING, f.last_ts + limit, t, silence))
+                _close(f, Violation(STALE_AGENT, WARNING, f.last_ts + limit, t, silence))
         if state != f.state or reason != f.reason:
             old = f.state
             assert old is not None

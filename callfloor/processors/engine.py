@@ -513,7 +513,7 @@ class FloorProcessor(Effects):
         end.attached = attached
         if done_at is None:
             if end not in track.pending:
-                track.pending.append(end)
+                track.add_pending(end)
             return
         end.done_at = done_at
         self._handled(end, True)
@@ -529,7 +529,6 @@ class FloorProcessor(Effects):
 
     def _redecide(self, track: AgentTrack, ends: Iterable[CallEnd]) -> None:
         """Decide these ends again after the agent's history changed; apply differences."""
-        pending = track.pending
         for end in ends:
             done_at, attached = decide_handling(track, end.ended_at, (end.done_at, end.attached))
             end.attached = attached
@@ -539,11 +538,11 @@ class FloorProcessor(Effects):
                 self._handled(end, False)
             end.done_at = done_at
             if done_at is None:
-                if end not in pending:
-                    pending.append(end)
+                if end not in track.pending:
+                    track.add_pending(end)
             else:
-                if end in pending:
-                    pending.remove(end)
+                if end in track.pending:
+                    track.pending.remove(end)
                 self._handled(end, True)
 
     # ================================================================ calls

@@ -19,7 +19,7 @@ from array import array
 from bisect import bisect_left
 from typing import TYPE_CHECKING, Final
 
-from callfloor.processors.agents import AgentTrack, Payload, step
+from callfloor.processors.agents import EMPTY_BASE, AgentTrack, Payload, step
 from callfloor.processors.calls import CLOCK_SKEW_S
 
 if TYPE_CHECKING:
@@ -157,6 +157,8 @@ def _prune_agent(
         if k:
             del times[:k]
     for fold in (track.base, track.fold):
+        if fold is EMPTY_BASE:
+            continue
         fold.closed = [
             v for v in fold.closed if v.ended_at is None or v.ended_at >= violations_from
         ]

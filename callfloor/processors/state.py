@@ -42,7 +42,7 @@ import msgspec
 from callfloor import __version__
 from callfloor.config import Config, QueuePolicy
 from callfloor.events import Event
-from callfloor.processors.agents import AgentFold, AgentTrack, CallEnd, Payload
+from callfloor.processors.agents import EMPTY_BASE, AgentFold, AgentTrack, CallEnd, Payload
 from callfloor.processors.calls import CallTrack, Conversation, Leg
 from callfloor.processors.engine import _TAG, FloorProcessor
 from callfloor.processors.queues import QueueState, wait_bounds
@@ -560,7 +560,7 @@ def _restore_agent(
         )
         index[payload] = len(payloads)
         payloads.append(payload)
-    track.base = AgentFold(a.fold.site) if a.base is None else _fold(a.base, intern)
+    track.base = EMPTY_BASE if a.base is None else _fold(a.base, intern)
     track.fold = _fold(a.fold, intern)
     track.answers = _undoubles(a.answers)
     track.misses = _undoubles(a.misses)
@@ -570,7 +570,7 @@ def _restore_agent(
         end.attached = e.attached
         track.ends.append(end)
         if end.done_at is None:
-            track.pending.append(end)
+            track.add_pending(end)
     f = track.fold
     if f.known:
         assert f.state is not None

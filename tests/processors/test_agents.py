@@ -373,7 +373,7 @@ def test_advance_pending_decides_like_decide_handling(ops: list[tuple[str, int, 
             end = CallEnd(f"c{n}", "q", now - 100, now + k)  # may end before or after `now`
             end.done_at, end.attached = decide_handling(track, end.ended_at)
             if end.done_at is None:
-                track.pending.append(end)
+                track.add_pending(end)
             ends.append(end)
     for end in ends:
         assert (end.done_at, end.attached) == decide_handling(track, end.ended_at), end.key()
