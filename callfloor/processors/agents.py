@@ -110,6 +110,7 @@ class AgentFold:
 
 
 _NOTHING_PENDING: Final[list[CallEnd]] = []  # shared: replaced, never appended to
+_SEARCHED: Final = 8  # payload tables up to this size are searched, not indexed
 
 # The base of every agent whose history was never pruned: shared, so it is never
 # mutated (a re-fold copies it; retention replaces it with an agent's own).
@@ -164,7 +165,8 @@ class AgentTrack:
         # Per event: payload index * 2 + 1 if the event carried an id (for duplicates).
         self.codes = array("q")
         self.payloads: list[Payload] = []
-        self.payload_index: dict[Payload, int] = {}
+        # Index of payloads, made only when an agent has many: a few are searched.
+        self.payload_index: dict[Payload, int] | None = None
         self.base = EMPTY_BASE  # the fold before ts[0]: empty until retention prunes
         self.fold = AgentFold(site)  # after ts[-1]
         self.answers = array("d")  # times of its non-orphaned call_answered, ascending
@@ -179,19 +181,37 @@ class AgentTrack:
         else:
             self.pending = [end]
 
-    def intern(self, payload: Payload) -> int:
-        """The index of a payload not interned yet (history codes are index * 2 + had id)."""
-        index = len(self.payloads)
-        self.payloads.append(payload)
-        self.payload_index[payload] = index
+    def index_of(self, payload: Payload) -> int:
+        """The index of a payload in the agent's table, interned if new (history codes
+        are index * 2 + had id)."""
+        payloads = self.payloads
+        table = self.payload_index
+        if table is None:
+            for i in range(len(payloads)):
+                if payloads[i] == payload:
+                    return i
+        else:
+            found = table.get(payload)
+            if found is not None:
+                return found
+        index = len(payloads)
+        payloads.append(payload)
+        if table is not None:
+            table[payload] = index
+        elif index >= _SEARCHED:
+            self.payload_index = {p: i for i, p in enumerate(payloads)}
         return index
+
+    def set_payloads(self, payloads: list[Payload]) -> None:
+        """Replace the payload table (codes must be remapped by the caller)."""
+        self.payloads = payloads
+        self.payload_index = (
+            {p: i for i, p in enumerate(payloads)} if len(payloads) > _SEARCHED else None
+        )
 
     def code(self, payload: Payload, has_id: bool) -> int:
         """The compact code of a payload (interned per agent)."""
-        index = self.payload_index.get(payload)
-        if index is None:
-            index = self.intern(payload)
-        return index * 2 + (1 if has_id else 0)
+        return self.index_of(payload) * 2 + (1 if has_id else 0)
 
     def payload(self, i: int) -> Payload:
         """The payload of history entry ``i``."""

@@ -621,8 +621,7 @@ class FloorProcessor(Effects):
         if site not in self.sites:
             self.site(site)
         payload: Payload = (state, reason, site, group, team, ev.name)
-        index = track.payload_index.get(payload)
-        code = (track.intern(payload) if index is None else index) * 2 + (1 if has_id else 0)
+        code = track.index_of(payload) * 2 + (1 if has_id else 0)
         f = track.fold
         known, old_state, old_group, old_site = f.known, f.state, f.group, f.site
         if not ts or t >= ts[-1]:

@@ -52,8 +52,7 @@ def _compact_payloads(track: AgentTrack) -> None:
         return
     used = sorted({code >> 1 for code in track.codes})
     remap = {old: new for new, old in enumerate(used)}
-    track.payloads = [payloads[i] for i in used]
-    track.payload_index = {p: i for i, p in enumerate(track.payloads)}
+    track.set_payloads([payloads[i] for i in used])
     track.codes = array("q", (remap[c >> 1] * 2 + (c & 1) for c in track.codes))
 
 

@@ -551,15 +551,14 @@ def _restore_agent(
     codes = array("q")
     codes.frombytes(a.codes)
     track.codes = codes
-    payloads = track.payloads
-    index = track.payload_index
+    payloads: list[Payload] = []
     for p in a.payloads:
         group = p[3]
         payload: Payload = (
             p if group is None else (p[0], p[1], p[2], intern(list(group)), p[4], p[5])
         )
-        index[payload] = len(payloads)
         payloads.append(payload)
+    track.set_payloads(payloads)
     track.base = EMPTY_BASE if a.base is None else _fold(a.base, intern)
     track.fold = _fold(a.fold, intern)
     track.answers = _undoubles(a.answers)
