@@ -4,8 +4,10 @@ Agents: 10,000 agents log in (three queues each, team, name) and go through a
 not-ready, wrap-up and available spell; the bytes allocated by the processor
 divided by the agents. Queues: 500 queues each with an hour of traffic (one call a
 minute: queued, answered, ended, so records sit in the rolling windows), divided
-by the queues; an idle configured queue is reported too. Events carry no ``id``
-so the duplicate memory (per event, not per agent) is reported separately.
+by the queues; an idle configured queue is reported too, and the busy figure per call
+(each call's history is kept for ``[limits] max_lateness`` live, and for the whole
+replay, so late events apply exactly). Events carry no ``id``; the memory per
+remembered ``id`` (duplicate detection) is measured separately.
 
     python -m bench.bench_memory
 """
@@ -35,8 +37,13 @@ def _measure(build: object) -> int:
     return sum(stat.size_diff for stat in after.compare_to(before, "filename"))
 
 
-def agents(n: int = 10_000, dedup_entries: int = 1) -> FloorProcessor:
-    proc = FloorProcessor(parse_config({"ingest": {"dedup_max_entries": dedup_entries}}, "<bench>"))
+def agents(n: int = 10_000, ids: bool = False) -> FloorProcessor:
+    proc = FloorProcessor(parse_config({}, "<bench>"))
+    seq = iter(range(10**9))
+
+    def id_() -> str | None:
+        return f"evt-{next(seq):09d}" if ids else None
+
     for i in range(n):
         name = f"agent-{i:05d}"
         queues = [f"q{i % 50}", f"q{(i + 7) % 50}", f"q{(i + 19) % 50}"]
@@ -49,6 +56,7 @@ def agents(n: int = 10_000, dedup_entries: int = 1) -> FloorProcessor:
                 team=f"team-{i % 80}",
                 name=f"Agent {i}",
                 site="lon",
+                id=id_(),
             )
         )
     for step, state in enumerate(("not_ready", "wrap_up", "available")):
@@ -60,6 +68,7 @@ def agents(n: int = 10_000, dedup_entries: int = 1) -> FloorProcessor:
                     state=state,
                     reason="break" if state == "not_ready" else None,
                     site="lon",
+                    id=id_(),
                 )
             )
     return proc
@@ -68,7 +77,6 @@ def agents(n: int = 10_000, dedup_entries: int = 1) -> FloorProcessor:
 def queues(n: int = 500, traffic: bool = True) -> FloorProcessor:
     config = {
         "queues": {f"q{i}": {"site": "lon"} for i in range(n)},
-        "ingest": {"dedup_max_entries": 1},  # per-event memory, reported separately
     }
     proc = FloorProcessor(parse_config(config, "<bench>"))
     if traffic:
@@ -94,10 +102,11 @@ def main() -> None:
         f"per agent: {per_agent:,.0f} bytes ({n:,} agents, 4 spells each; "
         "pending spell timers included)"
     )
-    with_dedup = _measure(lambda: agents(n, dedup_entries=10 * n)) / n
+    with_ids = _measure(lambda: agents(n, ids=True)) / n
     print(
-        f"duplicate memory: {(with_dedup - per_agent) / 4:,.0f} bytes per remembered event "
-        f"identity (events without id; bounded by [ingest] dedup_window and dedup_max_entries)"
+        f"duplicate memory: {(with_ids - per_agent) / 4:,.0f} bytes per remembered event id "
+        "(bounded by [ingest] dedup_window / [limits] max_lateness and dedup_max_entries; "
+        "events without id are compared with their call's or agent's history)"
     )
     q = 500
     idle = _measure(lambda: queues(q, traffic=False)) / q
@@ -106,7 +115,10 @@ def main() -> None:
         f"per queue: {idle:,.0f} bytes idle; "
         f"{busy:,.0f} bytes with an hour of traffic at 1 call/min"
     )
-    print("(per-call state of conversations and pending handling is in the busy figure)")
+    print(
+        f"per call (queued, answered, ended; history, window records, call end): "
+        f"{(busy - idle) / 60:,.0f} bytes"
+    )
 
 
 if __name__ == "__main__":

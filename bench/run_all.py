@@ -5,7 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHES = ("bench.bench_replay", "bench.bench_memory", "bench.bench_metrics")
+BENCHES = (
+    "bench.bench_replay",
+    "bench.bench_memory",
+    "bench.bench_metrics",
+    "bench.bench_checkpoint",
+    "bench.bench_reads",
+)
 
 
 def main() -> None:
