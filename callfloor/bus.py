@@ -108,7 +108,12 @@ class ChangeBus:
             if not sub.offer(changes):
                 slow.append(sub)
         for sub in slow:
-            self._subscriptions.discard(sub)
+            self.drop(sub)
+
+    def drop(self, sub: Subscription) -> None:
+        """End ``sub`` as too slow (counted once by kind), e.g. a client that stopped reading."""
+        self._subscriptions.discard(sub)
+        if not sub.dropped:
             sub.close(dropped=True)
             self.dropped[sub.kind] = self.dropped.get(sub.kind, 0) + 1
 

@@ -92,6 +92,7 @@ class FloorService:
         idle_timeout_s: float = 15.0,
         body_timeout_s: float = 60.0,
         ack_timeout_s: float = 60.0,
+        stream_timeout_s: float = 30.0,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -108,6 +109,9 @@ class FloorService:
         self.idle_timeout_s = idle_timeout_s
         self.body_timeout_s = body_timeout_s
         self.ack_timeout_s = ack_timeout_s
+        # A change-stream client whose socket takes no data for this long is cut off:
+        # a client that stopped reading would otherwise hold its connection forever.
+        self.stream_timeout_s = stream_timeout_s
         proc = processor or FloorProcessor(config, live=True)
         self.stats = IngestStats()
         self.store: Store = store if store is not None else MemoryStore()

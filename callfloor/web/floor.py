@@ -56,6 +56,11 @@ class Floor(Protocol):
         ...
 
     @property
+    def stream_timeout_s(self) -> float:
+        """How long one write to a change stream may wait for a client that does not read."""
+        ...
+
+    @property
     def ack_timeout_s(self) -> float:
         """How long the ingest route waits for its batch to be acknowledged."""
         ...

@@ -28,7 +28,7 @@ OFF_LOOP_BYTES: Final = 256 * 1024  # larger bodies are decoded in a worker thre
 DECODE_LANE: web.AppKey[asyncio.Semaphore] = web.AppKey("decode_lane", asyncio.Semaphore)
 
 _UNSUPPORTED = (
-    "unsupported Content-Type {got!r}: send application/json (one event or a JSON array) "
+    "unsupported Content-Type {got}: send application/json (one event or a JSON array) "
     "or application/x-ndjson (one event per line), e.g. "
     "curl -H 'Content-Type: application/x-ndjson' --data-binary @events.ndjson URL"
 )
@@ -38,15 +38,31 @@ class _TooLarge(Exception):
     pass
 
 
+class _Unreadable(Exception):
+    """The body could not be read: broken framing or encoding, or the client left."""
+
+
 async def _read(request: web.Request, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise _TooLarge
     body = bytearray()
-    async for chunk in request.content.iter_chunked(1 << 16):
-        body += chunk
-        if len(body) > limit:
-            raise _TooLarge
+    try:
+        async for chunk in request.content.iter_chunked(1 << 16):
+            body += chunk
+            if len(body) > limit:
+                raise _TooLarge
+    except web.RequestPayloadError as exc:
+        # A broken chunked framing or Content-Encoding is the sender's fault: a 400
+        # naming it, not a 500 with a traceback for every malformed request.
+        detail = " ".join(str(exc).split()).removeprefix("400, message: ")
+        # Nothing more can be read: say so, or aiohttp would read on after the answer
+        # (its lingering close) and log the same error again as unhandled.
+        request.content.feed_eof()
+        raise _Unreadable(f"the body could not be read: {detail}") from None
+    except ConnectionResetError:
+        # The client left mid-body: nobody will read the answer, and it is no bug.
+        raise _Unreadable("the connection closed before the whole body arrived") from None
     return bytes(body)
 
 
@@ -95,7 +111,10 @@ async def ingest(request: web.Request) -> web.Response:
     """Accept events: one object, a JSON array or NDJSON (see the module docstring)."""
     floor = floor_of(request)
     if request.content_type not in CONTENT_TYPES:
-        return json_error(415, _UNSUPPORTED.format(got=request.content_type))
+        # aiohttp reports a missing header as application/octet-stream: name what was sent.
+        sent = "Content-Type" in request.headers
+        got = repr(request.content_type) if sent else "(no Content-Type header)"
+        return json_error(415, _UNSUPPORTED.format(got=got))
     limits = floor.config.limits
     try:
         async with asyncio.timeout(floor.body_timeout_s):
@@ -114,6 +133,10 @@ async def ingest(request: web.Request) -> web.Response:
         late = json_error(408, f"the body did not arrive within {floor.body_timeout_s:g} s")
         late.force_close()
         return late
+    except _Unreadable as exc:
+        unreadable = json_error(400, str(exc))
+        unreadable.force_close()  # the framing is lost: the connection cannot be reused
+        return unreadable
     decoded = await _decode(request, body, floor.not_after())
     if not decoded.events and not decoded.rejected_total:
         return json_error(400, "empty body: send a JSON event, a JSON array or NDJSON")
