@@ -27,6 +27,7 @@ MODULES = (
     "calls",
     "queues",
     "engine",
+    "effects",
     "admission",
     "late",
     "derive",

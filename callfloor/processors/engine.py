@@ -22,7 +22,7 @@ equal times a call event comes before an ``agent_state``.
 
 from __future__ import annotations
 
-from bisect import bisect_right, insort
+from bisect import bisect_right
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -41,30 +41,23 @@ from callfloor.processors.admission import check, is_duplicate
 from callfloor.processors.agents import (
     AgentFold,
     AgentTrack,
-    CallEnd,
     Payload,
     advance_pending,
-    decide_handling,
-    ended_at_of,
     refold,
     step,
 )
 from callfloor.processors.calendar import SiteCalendar
 from callfloor.processors.calls import (
     D_MISS,
-    HIST_ABANDONED,
-    HIST_ANSWERED,
     HIST_NONE,
     KIND_OF,
     CallEvent,
     CallFold,
     CallTrack,
-    Effects,
-    Leg,
-    us,
 )
 from callfloor.processors.changes import ChangeTracker
 from callfloor.processors.dedup import Deduplicator
+from callfloor.processors.effects import FloorEffects
 from callfloor.processors.late import refold_call
 from callfloor.processors.limits import (
     Refusal,
@@ -72,12 +65,11 @@ from callfloor.processors.limits import (
 from callfloor.processors.queues import QueueState, SiteState, wait_bounds
 from callfloor.processors.timers import AT, KEY, TOKEN, Timer, TimerHeap
 from callfloor.processors.views import ChangeSet
-from callfloor.processors.windows import HANDLE_US, HANDLED, Deltas
+from callfloor.processors.windows import Deltas
 
 if TYPE_CHECKING:
     from callfloor.processors.read import FloorReader
 
-T_LEG_MISS: Final = 0
 AGENT: Final = -1  # the kind of an agent_state (call event kinds are in calls.py)
 
 COUNTER_NAMES: Final[tuple[str, ...]] = ("events", "rejected", "duplicates", "orphaned", "late")
@@ -90,7 +82,7 @@ _TAG: Final[dict[type, str]] = {
 Record = tuple[str, float, Deltas, int, int]  # queue, x, deltas, wait µs, histogram
 
 
-class FloorProcessor(Effects):
+class FloorProcessor(FloorEffects):
     """Live queue and agent state of a contact centre, driven by events and ticks."""
 
     def __init__(self, config: Config, *, live: bool = False, changes: bool = True) -> None:
@@ -418,133 +410,6 @@ class FloorProcessor(Effects):
             q.listed = True
             self.tracker.queues.add(q.name)
 
-    # ================================================================ effects (applied)
-
-    def record(
-        self, queue: str, x: float, deltas: Deltas, wait_us: int, hist: int, lifetime: bool
-    ) -> None:
-        """Count ``deltas`` for ``queue`` at ``x`` in its windows (and lifetime totals)."""
-        q = self.queues[queue]
-        now = self.clock
-        q.windows.add(x, deltas, q.calendar.day_start(now), wait_us, now)
-        if lifetime:
-            totals = q.totals
-            for f, v in deltas:
-                if v > 0:  # lifetime totals feed Prometheus counters: never decrease
-                    totals[f] += v
-            if hist == HIST_ANSWERED:
-                q.histogram(q.hist_answered, wait_us / 1e6)
-                q.answered_wait_us += wait_us
-            elif hist == HIST_ABANDONED:
-                q.histogram(q.hist_abandoned, wait_us / 1e6)
-                q.abandoned_wait_us += wait_us
-        if self.changes:
-            self.tracker.queues.add(queue)  # its site follows when the change set is drained
-
-    def _unrecord(self, queue: str, x: float, deltas: Deltas, wait_us: int) -> None:
-        """Take back a record (lifetime totals keep it)."""
-        q = self.queues[queue]
-        now = self.clock
-        q.windows.remove(x, deltas, q.calendar.day_start(now), wait_us, now)
-        self.tracker.queues.add(queue)
-
-    def leg_opened(self, call_id: str, leg: Leg) -> None:
-        """A leg starts waiting: listed as waiting, its miss deadline set."""
-        self.queues[leg.queue].open[call_id] = leg
-        if not leg.missed:
-            self.timers.schedule(
-                leg.start + leg.threshold, T_LEG_MISS, call_id, leg.seq, strict=True
-            )
-
-    def leg_closed(self, call_id: str, leg: Leg) -> None:
-        """A waiting leg ends."""
-        self.queues[leg.queue].open.pop(call_id, None)
-
-    def answer(self, agent: str, t: float) -> None:
-        """Count an answer for the agent's ``answered_today``."""
-        track = self._agent(agent)
-        answers = track.answers
-        if not answers or t >= answers[-1]:
-            answers.append(t)
-        else:
-            insort(answers, t)
-        if self.changes:
-            self.tracker.dirty.add(agent)
-
-    def miss(self, agent: str, t: float) -> None:
-        """Count a missed call for the agent."""
-        track = self._agent(agent)
-        misses = track.misses
-        if not misses or t >= misses[-1]:
-            misses.append(t)
-        else:
-            insort(misses, t)
-        if self.changes:
-            self.tracker.dirty.add(agent)
-
-    def end(self, agent: str, end: CallEnd) -> None:
-        """An agent's conversation ended: decide its handling from the agent's history."""
-        track = self._agent(agent)
-        ends = track.ends
-        if not ends or end.ended_at >= ends[-1].ended_at:
-            ends.append(end)
-        else:
-            ends.insert(bisect_right(ends, end.ended_at, key=ended_at_of), end)
-        self._decide(track, end)
-
-    def touch(self, agent: str) -> None:
-        """An event named the agent."""
-        self._agent(agent)
-
-    def orphan(self, n: int) -> None:
-        """Events that change nothing but the orphaned counter."""
-        self.n_orphaned += n
-
-    def duplicate(self) -> None:
-        """A ``call_queued`` for a call already waiting in that queue."""
-        self.n_duplicates += 1
-        self.n_events -= 1
-        self._by_class[CallQueued] -= 1
-
-    # ================================================================ handling
-
-    def _decide(self, track: AgentTrack, end: CallEnd) -> None:
-        done_at, attached = decide_handling(track, end.ended_at)
-        end.attached = attached
-        if done_at is None:
-            if end not in track.pending:
-                track.add_pending(end)
-            return
-        end.done_at = done_at
-        self._handled(end, True)
-
-    def _handled(self, end: CallEnd, add: bool) -> None:
-        """Count (or take back) the handling record of a decided call end."""
-        assert end.done_at is not None
-        deltas: Deltas = ((HANDLED, 1), (HANDLE_US, us(end.handle_s())))
-        if add:
-            self.record(end.queue, end.done_at, deltas, -1, HIST_NONE, True)
-        else:
-            self._unrecord(end.queue, end.done_at, deltas, -1)
-
-    def _redecide(self, track: AgentTrack, ends: Iterable[CallEnd]) -> None:
-        """Decide these ends again after the agent's history changed; apply differences."""
-        for end in ends:
-            done_at, attached = decide_handling(track, end.ended_at, (end.done_at, end.attached))
-            end.attached = attached
-            if done_at == end.done_at:
-                continue
-            if end.done_at is not None:
-                self._handled(end, False)
-            end.done_at = done_at
-            if done_at is None:
-                if end not in track.pending:
-                    track.add_pending(end)
-            else:
-                if end in track.pending:
-                    track.pending.remove(end)
-                self._handled(end, True)
-
     # ================================================================ calls
 
     def _on_call_event(self, ev: Event, t: float, kind: int, call: CallTrack | None) -> bool:
@@ -577,13 +442,6 @@ class FloorProcessor(Effects):
         refold_call(self, call, old_events)
 
     # ================================================================ agents
-
-    def _agent(self, name: str) -> AgentTrack:
-        track = self.agents.get(name)
-        if track is None:
-            track = AgentTrack(name, "default")
-            self.agents[name] = track
-        return track
 
     def _shared(self, text: str) -> str:
         """One shared copy of a string kept by many agents (bounded, unlike sys.intern)."""
