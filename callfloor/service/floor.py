@@ -233,9 +233,11 @@ class FloorService:
             }
             for name, s in sorted(self.supervisor.status().items())
         }
+        store_failing = self.writer.store_failing
         if backlog.saturated or backlog.pending >= backlog.capacity:
             status = "overloaded"
-        elif not self.supervisor.healthy():
+        elif store_failing or not self.supervisor.healthy():
+            # Nothing is acknowledged while the store fails: senders wait, then retry.
             status = "degraded"
         else:
             status = "ready"
@@ -244,6 +246,7 @@ class FloorService:
             "pending_events": backlog.pending,
             "max_pending_events": backlog.capacity,
             "held_events": self.writer.held_events,
+            "store": "failing" if store_failing else "up",
             "sources": sources,
         }
 

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from time import perf_counter
 from typing import Final
 
@@ -90,6 +90,9 @@ class Writer:
         self._ticks_started = 0
         self._ticks_done = 0
         self._tick_event = asyncio.Event()
+        self._next_tick = float("-inf")  # loop time of the next tick
+        # Set while an append to the store fails (readiness says degraded).
+        self.store_failing = False
 
     async def submit(self, batch: Batch) -> None:
         """Queue a batch for the next round, waiting for room unless it was reserved."""
@@ -129,11 +132,15 @@ class Writer:
         log.error("ingest_error reason=internal_error event=%s", _show(event), exc_info=exc)
 
     def _admit(self, events: list[Event], start: int, stop: int, receipt: Receipt | None) -> int:
-        """Apply ``events[start:stop]`` behind the clock, hold the others; how many left."""
+        """Apply ``events[start:stop]`` behind the clock, hold the others; how many left.
+
+        Every event not held has left the backlog, whatever became of it: applied,
+        refused, or failed inside the processor (a failure must not leak its room).
+        """
         proc = self.proc
         held = self._held
         keys = self._held_keys
-        done = 0
+        kept = 0
         for pos in range(start, stop):
             event = events[pos]
             try:
@@ -145,18 +152,16 @@ class Writer:
                         if refusal is not None:
                             proc.count_rejected(refusal.reason)
                             receipt.refused.append((pos, refusal))
-                            done += 1
                             continue
                         if key in keys or proc.is_duplicate(event):
                             receipt.duplicates.append(pos)
                     self._seq += 1
                     heapq.heappush(held, (ts, self._seq, event, key))
                     keys[key] = keys.get(key, 0) + 1
+                    kept += 1
                 elif receipt is None:
-                    done += 1
                     proc.apply(event)
                 else:
-                    done += 1
                     duplicate = proc.is_duplicate(event)
                     refusal = proc.apply(event)
                     if refusal is not None:
@@ -167,23 +172,50 @@ class Writer:
                 self._failed(event, exc)
                 if receipt is not None:
                     receipt.refused.append((pos, INTERNAL_ERROR))
-        return done
+        return (stop - start) - kept
 
     async def _append(self, batches: list[Batch]) -> None:
-        """Append the round to the store; retry (counted) until it is durable."""
+        """Append the round to the store; retry (counted) until it is durable.
+
+        The clock goes on meanwhile: a slow or failing store delays the round's events
+        (they are applied once appended, late if the clock passed them), never the
+        ticks, so waits still grow and deadlines still pass (SPEC §6).
+        """
         attempt = 0
         while True:
             try:
-                await self.store.append(batches)
+                await self._ticking(self.store.append(batches))
+                self.store_failing = False
                 return
             except Exception as exc:
                 attempt += 1
+                self.store_failing = True
                 self.stats.ingest_errors_total += 1
                 wait = min(5.0, 0.1 * 2.0**attempt)
                 log.error(
                     "store_append_failed attempt=%d retry_in_s=%.1f error=%r", attempt, wait, exc
                 )
-                await asyncio.sleep(wait)
+                await self._ticking(asyncio.sleep(wait))
+
+    async def _ticking(self, work: Awaitable[None]) -> None:
+        """Await ``work``, ticking whenever a tick falls due meanwhile."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                delay = max(0.0, self._next_tick - loop.time())
+                done, _ = await asyncio.wait((task,), timeout=delay)
+                if done:
+                    return task.result()
+                await self._tick_if_due()
+        finally:
+            task.cancel()  # only if this coroutine itself was cancelled (a no-op when done)
+
+    async def _tick_if_due(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_tick:
+            await self._tick()
+            self._next_tick = loop.time() + self.tick_s
 
     def _count_rejected(self, rejected: dict[str, int]) -> None:
         count = self.proc.count_rejected
@@ -261,10 +293,10 @@ class Writer:
         """The ingest task: rounds as batches arrive, a tick every ``tick_s``."""
         loop = asyncio.get_running_loop()
         queue = self._queue
-        next_tick = loop.time()
+        self._next_tick = loop.time()
         while True:
             batches: list[Batch] = []
-            wait = next_tick - loop.time()
+            wait = self._next_tick - loop.time()
             if wait > 0 and queue.empty():
                 try:
                     async with asyncio.timeout(wait):
@@ -281,9 +313,7 @@ class Writer:
             try:
                 if batches:
                     await self._round(batches)
-                if loop.time() >= next_tick:
-                    await self._tick()
-                    next_tick = loop.time() + self.tick_s
+                await self._tick_if_due()
             except Exception:  # last line of defence: the writer never dies
                 self.stats.ingest_errors_total += 1
                 log.exception("ingest_round_error batches=%d", len(batches))

@@ -1,0 +1,123 @@
+"""Review: the writer under a failing or slow store, and the backlog's accounting when
+the processor raises."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import aiohttp
+import pytest
+from helpers import T0, config, ev
+from live import FakeClock, get, ndjson, post, running
+
+from callfloor.events import CallQueued, Event
+from callfloor.ingest.source import Batch
+from callfloor.processors.engine import FloorProcessor
+from callfloor.processors.limits import Refusal
+
+
+class OutageStore:
+    """A store that works, fails while ``down`` is set, or takes ``delay_s`` per append."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.delay_s = 0.0
+        self.appends = 0
+
+    async def append(self, batches: Sequence[Batch]) -> None:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.down:
+            raise ConnectionError("store unreachable")
+        self.appends += 1
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_the_clock_goes_on_while_the_store_fails(caplog: pytest.LogCaptureFixture) -> None:
+    """While appends fail, ticks go on (a waiting caller's wait grows), /readyz says degraded
+    and nothing is acknowledged; once the store is back the body is taken and applied."""
+    clock = FakeClock()
+    store = OutageStore()
+    caplog.set_level(logging.CRITICAL)  # the retries are logged at ERROR by design
+    async with (
+        running(clock=clock, store=store) as (service, base),
+        aiohttp.ClientSession() as http,
+    ):
+        await post(http, base, ndjson(ev("call_queued", T0 - 30, call_id="c1", queue="q")))
+        await service.next_tick()
+        store.down = True
+        pending = asyncio.create_task(
+            post(http, base, ndjson(ev("call_queued", T0 - 20, call_id="c2", queue="q")))
+        )
+        await asyncio.sleep(0.2)  # the append has failed at least once
+        clock.t = T0 + 60
+        await asyncio.wait_for(service.next_tick(), 5)
+        _, queue = await get(http, base, "/api/v1/queues/q")
+        ready, readiness = await get(http, base, "/readyz")
+        assert not pending.done()  # not acknowledged while the store fails
+        assert queue["as_of"] == T0 + 59
+        assert queue["live"]["longest_wait_s"] == 89  # grew with the clock alone
+        assert (ready, readiness["status"], readiness["store"]) == (503, "degraded", "failing")
+        store.down = False
+        status, reply = await asyncio.wait_for(pending, 5)
+        await service.next_tick()
+        _, queue = await get(http, base, "/api/v1/queues/q")
+        ready, _ = await get(http, base, "/readyz")
+    assert (status, reply["accepted"]) == (202, 1)
+    assert queue["live"]["waiting"] == 2
+    assert ready == 200
+
+
+async def test_a_slow_store_does_not_stop_the_clock() -> None:
+    """An append that takes seconds does not hold the ticks back: the document keeps up."""
+    clock = FakeClock()
+    store = OutageStore()
+    async with (
+        running(clock=clock, store=store) as (service, base),
+        aiohttp.ClientSession() as http,
+    ):
+        store.delay_s = 2.0
+        pending = asyncio.create_task(
+            post(http, base, ndjson(ev("call_queued", T0 - 20, call_id="c1", queue="q")))
+        )
+        await asyncio.sleep(0.1)  # the append is under way
+        clock.t = T0 + 30
+        await asyncio.wait_for(service.next_tick(), 1)
+        as_of = service.view.as_of
+        status, _ = await asyncio.wait_for(pending, 5)
+    assert as_of == T0 + 29
+    assert status == 202
+
+
+class _FaultyCheck(FloorProcessor):
+    """A processor with a bug: checking a call_queued for queue "boom" raises."""
+
+    def check(self, event: Event) -> Refusal | None:
+        if isinstance(event, CallQueued) and event.queue == "boom":
+            raise ZeroDivisionError("a bug")
+        return super().check(event)
+
+
+async def test_an_event_that_breaks_the_admission_check_frees_its_room() -> None:
+    """A held (future) event whose admission check raises is rejected as internal_error and
+    gives its backlog room back: once the rest is released nothing is left pending."""
+    clock = FakeClock()
+    proc = _FaultyCheck(config(), live=True)
+    body = ndjson(
+        ev("call_queued", T0 + 5, call_id="c1", queue="boom"),
+        ev("call_queued", T0 + 5, call_id="c2", queue="q"),
+    )
+    async with (
+        running(processor=proc, clock=clock) as (service, base),
+        aiohttp.ClientSession() as http,
+    ):
+        status, reply = await post(http, base, body)
+        clock.t = T0 + 10
+        await service.next_tick()
+        _, readiness = await get(http, base, "/readyz")
+    assert (status, [r["reason"] for r in reply["rejected"]]) == (202, ["internal_error"])
+    assert (readiness["pending_events"], readiness["held_events"]) == (0, 0)
