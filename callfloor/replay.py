@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import gc
 import math
+import os
+import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ import msgspec
 
 from callfloor.config import Config
 from callfloor.events import Event
-from callfloor.ingest.decode import Rejection, decode_line, split_array
+from callfloor.ingest.decode import BOM, Rejection, decode_line, has_blank_line, split_array
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.limits import Refusal
 
@@ -67,12 +69,12 @@ class Position:
 class Batch:
     """Decoded items of one chunk of a file, and where each of them came from.
 
-    ``clean`` batches hold only events. Positions are worked out only when asked
-    for (a rejection or the summary needs one), so the common path costs nothing
-    per event.
+    ``clean`` batches hold only events. Positions cost nothing on the common path:
+    items are one per line (or element) from ``first``, unless ``numbers`` lists
+    each item's line (a chunk with blank lines).
     """
 
-    __slots__ = ("_chunk", "_numbers", "clean", "first", "items", "path", "unit")
+    __slots__ = ("_numbers", "clean", "first", "items", "path", "unit")
 
     def __init__(
         self,
@@ -82,7 +84,6 @@ class Batch:
         unit: str,
         first: int,
         clean: bool,
-        chunk: bytes | None = None,
         numbers: list[int] | None = None,
     ) -> None:
         self.items = items
@@ -90,20 +91,10 @@ class Batch:
         self.unit = unit
         self.first = first
         self.clean = clean
-        # An NDJSON chunk with blank lines: its items are not one per line, so the
-        # line numbers are counted from the chunk (only if a position is needed).
-        self._chunk = chunk
         self._numbers = numbers
 
     def position(self, index: int) -> Position:
         """The position of ``items[index]``."""
-        if self._numbers is None and self._chunk is not None:
-            self._numbers = [
-                self.first + k
-                for k, line in enumerate(self._chunk.split(b"\n"))
-                if line.strip(_WHITESPACE)
-            ]
-            self._chunk = None
         number = self.first + index if self._numbers is None else self._numbers[index]
         return Position(self.path, self.unit, number)
 
@@ -137,18 +128,32 @@ def read_ndjson_batches(path: str | Path) -> Iterator[Batch]:
                 except (msgspec.DecodeError, RecursionError):
                     yield _line_by_line(chunk, name, first_line)
                 else:
-                    blank = len(items) != lines
-                    yield Batch(
-                        items,
-                        path=name,
-                        unit="line",
-                        first=first_line,
-                        clean=True,
-                        chunk=chunk if blank else None,
-                    )
+                    yield _decoded_chunk(items, chunk, lines, name, first_line)
                 first_line += lines
             if not block:
                 return
+
+
+def _decoded_chunk(
+    items: list[Event | Rejection], chunk: bytes, lines: int, path: str, first_line: int
+) -> Batch:
+    """The batch of a chunk that ``decode_lines`` took whole.
+
+    ``decode_lines`` reads whitespace-separated values, not lines: two objects on one
+    line (or lines ended by a lone ``\r``) come out as two events. Such a line is one
+    invalid line, as line by line, so the chunk is judged line by line when its items
+    are not exactly one per non-blank line.
+    """
+    if len(items) == lines and not has_blank_line(chunk):
+        return Batch(items, path=path, unit="line", first=first_line, clean=True)
+    numbers = [
+        first_line + k
+        for k, line in enumerate(chunk.split(b"\n")[:lines])
+        if line.strip(_WHITESPACE)
+    ]
+    if len(numbers) != len(items):
+        return _line_by_line(chunk, path, first_line)
+    return Batch(items, path=path, unit="line", first=first_line, clean=True, numbers=numbers)
 
 
 def _line_by_line(chunk: bytes, path: str, first_line: int) -> Batch:
@@ -217,11 +222,24 @@ def read_batches(paths: Iterable[str | Path], fmt: str = "auto") -> Iterator[Bat
 
 
 def _open(path: str | Path) -> BinaryIO:
-    """Open for reading; a file that cannot be opened is a :class:`ReplayInputError`."""
+    """Open for reading, past a UTF-8 byte order mark; a file that cannot be opened, or
+    that is not a regular file, is a :class:`ReplayInputError`."""
     try:
-        return open(path, "rb")
+        fh = open(path, "rb")  # noqa: SIM115 (returned to the caller, who closes it)
     except OSError as exc:
         raise ReplayInputError(path, exc.strerror or str(exc)) from None
+    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+        fh.close()
+        # A pipe can be read once: the format sniff (and the second pass that
+        # out-of-order input needs) would find it empty and print an empty document.
+        raise ReplayInputError(
+            path,
+            "not a regular file (a pipe or a device); replay may read its input twice, "
+            "so save it to a file first",
+        )
+    if fh.read(len(BOM)) != BOM:  # Windows editors and PowerShell write one
+        fh.seek(0)
+    return fh
 
 
 @contextmanager

@@ -54,6 +54,13 @@ _NESTED = "nested deeper than the decoder allows"
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[{]+|[\]}]+|,')
 _OPENERS = frozenset(b"[{")
 
+# Blank lines: one after another line (a literal first byte: a fast scan), or the first.
+_BLANK_INSIDE: Final = re.compile(rb"\n[ \t\r]*\n")
+_BLANK_FIRST: Final = re.compile(rb"[ \t\r]*\n")
+_WHITESPACE: Final = b" \t\r\n"
+BOM: Final = b"\xef\xbb\xbf"
+"""A UTF-8 byte order mark: skipped at the start of a body or file (RFC 8259 allows it)."""
+
 _AT_FIELD = re.compile(r"at `\$\.?([^`\[]*)")
 _MISSING = re.compile(r"missing required field `([^`]+)`")
 
@@ -187,6 +194,28 @@ def split_array(text: bytes) -> list[bytes]:
     return parts
 
 
+def has_blank_line(chunk: bytes) -> bool:
+    """Whether a line of ``chunk`` (lines end with a newline, the last one may not) is blank.
+
+    msgspec's ``decode_lines`` reads whitespace-separated values, not lines: its count
+    equals the line count with every line holding one value, or with a blank line and
+    a line holding two. Without a blank line, equal counts mean one value per line.
+    """
+    if _BLANK_FIRST.match(chunk) or _BLANK_INSIDE.search(chunk):
+        return True
+    if chunk.endswith(b"\n"):
+        return False
+    return not chunk[chunk.rfind(b"\n") + 1 :].strip(_WHITESPACE)  # an unfinished last line
+
+
+def _text(body: bytes) -> bytes:
+    """The body without surrounding whitespace and a leading byte order mark."""
+    text = body.strip()
+    if text.startswith(BOM):
+        text = text[len(BOM) :].strip()
+    return text
+
+
 def _items(text: bytes) -> list[tuple[int, Event | Rejection]]:
     """(position, event or rejection) for a body of one object, an array, or NDJSON."""
     if text[:1] == b"[":
@@ -228,7 +257,7 @@ def decode_body(body: bytes, not_after: float | None = None) -> tuple[list[Event
     With ``not_after``, an event whose ``ts`` is later is rejected as ``ts_in_future``:
     a producer whose clock runs far ahead would otherwise drag every window forward.
     """
-    text = body.strip()
+    text = _text(body)
     if not text:
         return [], []
     events: list[Event] = []
@@ -299,7 +328,7 @@ def decode_request(
     message per line.
     """
     out = Decoded(listed=listed, not_after=not_after)
-    text = body.strip()
+    text = _text(body)
     if not text:
         return out
     if text[:1] == b"[":
@@ -355,7 +384,8 @@ def _decode_lines(text: bytes, out: Decoded) -> None:
             fast: list[Event] | None = _EVENT.decode_lines(chunk)
         except (msgspec.DecodeError, RecursionError):
             fast = None
-        if fast is not None and len(fast) == lines:  # no blank line: positions are known
+        # One value per line (see has_blank_line): positions are known.
+        if fast is not None and len(fast) == lines and not has_blank_line(chunk):
             for offset, event in enumerate(fast):
                 out.add(first + offset, event)
         else:
