@@ -8,6 +8,7 @@ paced to the (optionally sped-up) clock, in small batches.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -157,12 +158,16 @@ def demo_setup(
 
     events = to_events(iter(sim.events(wall_start - WARMUP_S, 7 * 86400.0)))
     warmup: list[Event] = []
+    upcoming: Iterator[Event] = events
     for event in events:
-        warmup.append(event)
-        if event.ts >= wall_start:  # type: ignore[operator]
+        if event.ts > wall_start:  # type: ignore[operator]
+            # The first event after now goes out when its time comes: applied with the
+            # warm-up it would move the clock ahead of the wall clock.
+            upcoming = itertools.chain((event,), events)
             break
+        warmup.append(event)
     return DemoSetup(
-        config, clock, PacedSource(events, clock), tuple(s.name for s in sites), warmup
+        config, clock, PacedSource(upcoming, clock), tuple(s.name for s in sites), warmup
     )
 
 
