@@ -39,6 +39,7 @@ class HttpSource:
         self._on_drop = on_drop  # told the size of every body refused for back-pressure
         self._queue: asyncio.Queue[Batch] = asyncio.Queue()
         self._waiting: set[asyncio.Future[Receipt]] = set()
+        self._stopped: asyncio.Future[None] | None = None
         self.closed = False
 
     @property
@@ -76,9 +77,20 @@ class HttpSource:
         self._queue.put_nowait(Batch(events, self._name, rejected, ack, reserved=True))
         return done
 
+    def stopped(self) -> asyncio.Future[None]:
+        """A future that is done once the service stops (for requests still reading a body:
+        the server reads nothing more once it stops, so they would wait in vain)."""
+        if self._stopped is None:
+            self._stopped = asyncio.get_running_loop().create_future()
+            if self.closed:
+                self._stopped.set_result(None)
+        return self._stopped
+
     def abort(self) -> None:
         """Take nothing more; requests still waiting for their batch fail with ServiceStopping."""
         self.closed = True
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
         for done in self._waiting:
             if not done.done():
                 done.set_exception(ServiceStopping())

@@ -43,9 +43,9 @@ def serve_until_stopped(
     try:
         asyncio.run(main())
     except ListenError as exc:
+        hint = "pick another port with --port" if exc.port_problem else "check the address (--host)"
         print(
-            f"callfloor: cannot listen on {exc.host}:{exc.port} ({exc.reason}); "
-            "pick another port with --port",
+            f"callfloor: cannot listen on {exc.host}:{exc.port} ({exc.reason}); {hint}",
             file=sys.stderr,
             flush=True,
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import os
@@ -47,11 +48,13 @@ log = logging.getLogger("callfloor")
 class ListenError(Exception):
     """The HTTP server could not listen on its address (the port is taken, say)."""
 
-    def __init__(self, host: str, port: int, reason: str) -> None:
+    def __init__(self, host: str, port: int, reason: str, *, port_problem: bool = True) -> None:
         super().__init__(f"cannot listen on {host}:{port}: {reason}")
         self.host = host
         self.port = port
         self.reason = reason
+        # The port is the problem (taken, or privileged), not the address: what to change.
+        self.port_problem = port_problem
 
 
 @contextlib.contextmanager
@@ -289,8 +292,16 @@ class FloorService:
             await site.start()
         except OSError as exc:
             await runner.cleanup()
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise ListenError(self.host, self.port, reason.lower()) from exc
+            # A host that does not resolve is a socket.gaierror: its errno is negative,
+            # not an OS errno (os.strerror would say "unknown error -2").
+            if exc.errno and exc.errno > 0:
+                reason = os.strerror(exc.errno)
+            else:
+                reason = exc.strerror or str(exc)
+            port_problem = exc.errno in (errno.EADDRINUSE, errno.EACCES)
+            raise ListenError(
+                self.host, self.port, reason.lower(), port_problem=port_problem
+            ) from exc
         addresses = runner.addresses
         self.bound_port = int(addresses[0][1]) if addresses else self.port
         url = f"http://{self.host}:{self.bound_port}/"

@@ -12,6 +12,7 @@ counts all of them; it is sent once the batch is durable.
 from __future__ import annotations
 
 import asyncio
+from asyncio import FIRST_COMPLETED
 from typing import Any, Final
 
 from aiohttp import web
@@ -116,9 +117,18 @@ async def ingest(request: web.Request) -> web.Response:
         got = repr(request.content_type) if sent else "(no Content-Type header)"
         return json_error(415, _UNSUPPORTED.format(got=got))
     limits = floor.config.limits
+    # The body is read next to the service's stop: a stopping server reads no more of
+    # it, so a request still uploading is answered (503, send again) at once instead of
+    # holding the shutdown for its grace period and then losing the connection.
+    reading = asyncio.ensure_future(_read(request, limits.max_body_bytes))
     try:
         async with asyncio.timeout(floor.body_timeout_s):
-            body = await _read(request, limits.max_body_bytes)
+            await asyncio.wait((reading, floor.http.stopped()), return_when=FIRST_COMPLETED)
+        if not reading.done():
+            stopping = _stopping()
+            stopping.force_close()
+            return stopping
+        body = reading.result()
     except _TooLarge:
         refused = json_error(
             413,
@@ -137,6 +147,8 @@ async def ingest(request: web.Request) -> web.Response:
         unreadable = json_error(400, str(exc))
         unreadable.force_close()  # the framing is lost: the connection cannot be reused
         return unreadable
+    finally:
+        reading.cancel()  # a no-op once it is done
     decoded = await _decode(request, body, floor.not_after())
     if not decoded.events and not decoded.rejected_total:
         return json_error(400, "empty body: send a JSON event, a JSON array or NDJSON")
