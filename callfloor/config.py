@@ -12,6 +12,7 @@ the file.
 from __future__ import annotations
 
 import math
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -194,14 +195,63 @@ class LimitsConfig:
     max_lateness_s: float = 24 * 3600.0
     max_body_bytes: int = 16 * 1024 * 1024
     max_pending_events: int = 1_000_000
+    max_request_events: int = 100_000  # events in one request body or message
 
 
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
-    """Where the HTTP server listens."""
+    """Where the HTTP server listens, and who may write and read (SPEC §9)."""
 
     host: str = "127.0.0.1"
     port: int = 8080
+    # Bearer tokens (secrets resolved). No write token: writes only from loopback.
+    write_tokens: tuple[str, ...] = ()
+    # No read token: reads are open (per-agent data beyond loopback excepted).
+    read_tokens: tuple[str, ...] = ()
+
+
+STORE_KINDS: Final[tuple[str, ...]] = ("memory", "file", "redis")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Where accepted events and checkpoints are kept (SPEC §9 ``[store]``).
+
+    ``memory:`` keeps nothing (the demo); ``file:///path`` an append-only log and a
+    checkpoint file on one machine; ``redis://`` a stream per site and checkpoints in
+    Redis, shared by several processes. ``partitions`` says how the floor is split
+    between processes with a Redis store: ``None`` (``"all"``): one partition, one
+    owner, the others standing by; ``"site"``: each site on its own; or explicit
+    groups of sites that share agents.
+    """
+
+    url: str = "memory:"
+    kind: str = "memory"
+    path: str | None = None  # file: the directory
+    checkpoint_every_s: float = 5.0
+    lease_ttl_s: float = 10.0
+    partitions: str | tuple[tuple[str, ...], ...] | None = None
+    key_prefix: str = "callfloor"
+
+
+SOURCE_KINDS: Final[tuple[str, ...]] = ("mqtt", "queue_log", "ami")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """One configured source (SPEC §9 ``[[sources]]``); secrets already resolved."""
+
+    kind: str
+    name: str
+    url: str | None = None
+    topics: tuple[str, ...] = ()
+    client_id: str | None = None
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None  # mqtts://: trust this CA instead of the system's
+    path: str | None = None
+    site: str | None = None
+    secret: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +267,8 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    sources: tuple[SourceConfig, ...] = ()
     source: str = "<defaults>"
 
     def site(self, name: str) -> SiteConfig:
@@ -292,6 +344,22 @@ class _Ctx:
             raise self.error(key, f"must be one of {', '.join(allowed)}, got {text!r}")
         return text
 
+    def secret(self, value: object, key: str) -> str:
+        """A string, or ``"env:NAME"`` read from the environment (SPEC §9)."""
+        text = self.string(value, key)
+        if text.startswith("env:"):
+            name = text.removeprefix("env:")
+            found = os.environ.get(name)
+            if not found:
+                raise self.error(key, f"environment variable {name} is not set (or empty)")
+            return found
+        return text
+
+    def secrets(self, value: object, key: str) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise self.error(key, f"expected an array of strings, got {_kind(value)}")
+        return tuple(self.secret(item, f"{key}[{i}]") for i, item in enumerate(value))
+
     def boolean(self, value: object, key: str) -> bool:
         if not isinstance(value, bool):
             raise self.error(key, f"expected true or false, got {_kind(value)}")
@@ -364,6 +432,8 @@ def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config
             "metrics",
             "http",
             "limits",
+            "store",
+            "sources",
         ),
         "",
     )
@@ -449,13 +519,17 @@ def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config
     )
 
     http_t = ctx.table(data.get("http", {}), "http")
-    ctx.check_keys(http_t, ("host", "port"), "http")
+    ctx.check_keys(http_t, ("host", "port", "write_tokens", "read_tokens"), "http")
     http = HttpConfig(
         host=ctx.string(http_t.get("host", "127.0.0.1"), "http.host"),
         port=ctx.integer(http_t.get("port", 8080), "http.port", 0),
+        write_tokens=ctx.secrets(http_t.get("write_tokens", []), "http.write_tokens"),
+        read_tokens=ctx.secrets(http_t.get("read_tokens", []), "http.read_tokens"),
     )
 
     limits = _limits(ctx, ctx.table(data.get("limits", {}), "limits"))
+    store = _store(ctx, ctx.table(data.get("store", {}), "store"))
+    sources = _sources(ctx, data.get("sources", []))
 
     return Config(
         sites=sites,
@@ -467,6 +541,8 @@ def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config
         metrics=metrics,
         http=http,
         limits=limits,
+        store=store,
+        sources=sources,
         source=source,
     )
 
@@ -482,6 +558,7 @@ def _limits(ctx: _Ctx, table: Mapping[str, object]) -> LimitsConfig:
             "max_lateness",
             "max_body",
             "max_pending_events",
+            "max_request_events",
         ),
         "limits",
     )
@@ -501,7 +578,149 @@ def _limits(ctx: _Ctx, table: Mapping[str, object]) -> LimitsConfig:
         max_pending_events=ctx.integer(
             table.get("max_pending_events", d.max_pending_events), "limits.max_pending_events", 1
         ),
+        max_request_events=ctx.integer(
+            table.get("max_request_events", d.max_request_events), "limits.max_request_events", 1
+        ),
     )
+
+
+def _store(ctx: _Ctx, table: Mapping[str, object]) -> StoreConfig:
+    ctx.check_keys(
+        table, ("url", "checkpoint_every", "lease_ttl", "partitions", "key_prefix"), "store"
+    )
+    d = StoreConfig()
+    url = ctx.string(table.get("url", d.url), "store.url")
+    path: str | None = None
+    if url == "memory:":
+        kind = "memory"
+    elif url.startswith("file://"):
+        kind = "file"
+        path = url.removeprefix("file://")
+        if not path.startswith("/"):
+            raise ctx.error(
+                "store.url",
+                f"a file store needs an absolute path (file:///var/lib/...), got {url!r}",
+            )
+    elif url.startswith(("redis://", "rediss://", "unix://")):
+        kind = "redis"
+    else:
+        raise ctx.error(
+            "store.url",
+            f'expected "memory:", "file:///path" or "redis://host:port/db", got {url!r}',
+        )
+    every = ctx.duration(
+        table.get("checkpoint_every", d.checkpoint_every_s), "store.checkpoint_every"
+    )
+    if every <= 0:
+        raise ctx.error("store.checkpoint_every", "must be longer than 0")
+    ttl = ctx.duration(table.get("lease_ttl", d.lease_ttl_s), "store.lease_ttl")
+    if ttl < 1:
+        raise ctx.error("store.lease_ttl", f"must be at least 1 s, got {ttl:g} s")
+    raw = table.get("partitions", "all")
+    partitions: str | tuple[tuple[str, ...], ...] | None
+    if raw == "all":
+        partitions = None
+    elif raw == "site":
+        partitions = "site"
+    elif isinstance(raw, list) and all(
+        isinstance(group, list) and group and all(isinstance(s, str) and s for s in group)
+        for group in raw
+    ):
+        partitions = tuple(tuple(group) for group in raw)
+        seen: set[str] = set()
+        for group in partitions:
+            for site in group:
+                if site in seen:
+                    raise ctx.error("store.partitions", f"site {site!r} is in two partitions")
+                seen.add(site)
+    else:
+        raise ctx.error(
+            "store.partitions",
+            f'expected "all", "site" or a list of lists of site names, got {_kind(raw)}',
+        )
+    if partitions is not None and kind != "redis":
+        raise ctx.error(
+            "store.partitions", "partitions need a redis:// store (shared by processes)"
+        )
+    return StoreConfig(
+        url=url,
+        kind=kind,
+        path=path,
+        checkpoint_every_s=every,
+        lease_ttl_s=ttl,
+        partitions=partitions,
+        key_prefix=ctx.string(table.get("key_prefix", d.key_prefix), "store.key_prefix"),
+    )
+
+
+_SOURCE_KEYS: Final[dict[str, tuple[str, ...]]] = {
+    "mqtt": ("kind", "name", "url", "topics", "client_id", "username", "password", "ca_file"),
+    "queue_log": ("kind", "name", "path", "site"),
+    "ami": ("kind", "name", "url", "username", "secret", "site"),
+}
+
+
+def _sources(ctx: _Ctx, raw: object) -> tuple[SourceConfig, ...]:
+    if not isinstance(raw, list):
+        raise ctx.error("sources", f"expected an array of tables ([[sources]]), got {_kind(raw)}")
+    out: list[SourceConfig] = []
+    names: set[str] = set()
+    for i, item in enumerate(raw):
+        key = f"sources[{i}]"
+        table = ctx.table(item, key)
+        kind = ctx.choice(table.get("kind"), f"{key}.kind", SOURCE_KINDS)
+        ctx.check_keys(table, _SOURCE_KEYS[kind], key)
+        name = ctx.string(
+            table.get("name", kind if kind not in names else f"{kind}-{i}"), f"{key}.name"
+        )
+        if name in names:
+            raise ctx.error(f"{key}.name", f"two sources are named {name!r}")
+        names.add(name)
+        topics: tuple[str, ...] = ()
+        if kind == "mqtt":
+            raw_topics = table.get("topics", ["callfloor/+/events"])
+            if not isinstance(raw_topics, list) or not raw_topics:
+                raise ctx.error(
+                    f"{key}.topics", f"expected a non-empty array, got {_kind(raw_topics)}"
+                )
+            topics = tuple(ctx.string(t, f"{key}.topics[{j}]") for j, t in enumerate(raw_topics))
+            url = ctx.string(table.get("url", "mqtt://127.0.0.1:1883"), f"{key}.url")
+            if not url.startswith(("mqtt://", "mqtts://")):
+                raise ctx.error(
+                    f"{key}.url", f"expected mqtt://host:port or mqtts://host:port, got {url!r}"
+                )
+        elif kind == "ami":
+            url = ctx.string(table.get("url", "tcp://127.0.0.1:5038"), f"{key}.url")
+        else:
+            url = None
+        if kind == "queue_log" and "path" not in table:
+            raise ctx.error(f"{key}.path", "a queue_log source needs the file's path")
+        out.append(
+            SourceConfig(
+                kind=kind,
+                name=name,
+                url=url,
+                topics=topics,
+                client_id=(
+                    ctx.string(table["client_id"], f"{key}.client_id")
+                    if "client_id" in table
+                    else None
+                ),
+                username=ctx.secret(table["username"], f"{key}.username")
+                if "username" in table
+                else None,
+                password=ctx.secret(table["password"], f"{key}.password")
+                if "password" in table
+                else None,
+                ca_file=ctx.string(table["ca_file"], f"{key}.ca_file")
+                if "ca_file" in table
+                else None,
+                path=ctx.string(table["path"], f"{key}.path") if "path" in table else None,
+                site=ctx.string(table["site"], f"{key}.site") if "site" in table else None,
+                secret=ctx.secret(table["secret"], f"{key}.secret") if "secret" in table else None,
+            )
+        )
+    return tuple(out)
 
 
 def _agent_rules(ctx: _Ctx, table: Mapping[str, object]) -> AgentRules:

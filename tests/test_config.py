@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from callfloor.config import ConfigError, load_config, parse_duration
+from callfloor.config import ConfigError, load_config, parse_config, parse_duration
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -111,3 +112,41 @@ def test_rolling_windows_keep_their_written_labels(tmp_path: Path) -> None:
     """Rolling windows keep their labels exactly as written, in order."""
     cfg = load_config(_write(tmp_path, '[windows]\nrolling = ["5m", "30m", "2h"]\n'))
     assert cfg.rolling_windows == (("5m", 300.0), ("30m", 1800.0), ("2h", 7200.0))
+
+
+def test_store_sources_and_tokens_parse_with_secrets_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """[store], [[sources]] and [http] tokens parse; "env:NAME" reads the environment."""
+    monkeypatch.setenv("CF_TOKEN", "s3cret")
+    cfg = parse_config(
+        {
+            "http": {"write_tokens": ["env:CF_TOKEN"], "read_tokens": ["r"]},
+            "store": {"url": "redis://127.0.0.1:6379/0", "partitions": [["a", "b"], ["c"]]},
+            "sources": [{"kind": "mqtt", "url": "mqtts://broker:8883", "client_id": "cf-1"}],
+        },
+        "<t>",
+    )
+    assert cfg.http.write_tokens == ("s3cret",) and cfg.http.read_tokens == ("r",)
+    assert cfg.store.kind == "redis" and cfg.store.partitions == (("a", "b"), ("c",))
+    [mqtt] = cfg.sources
+    assert (mqtt.kind, mqtt.topics, mqtt.client_id) == ("mqtt", ("callfloor/+/events",), "cf-1")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"store": {"url": "postgres://x"}}, "store.url"),
+        ({"store": {"url": "file://relative"}}, "absolute path"),
+        ({"store": {"partitions": "site"}}, "need a redis:// store"),
+        ({"store": {"url": "redis://h", "partitions": [["a"], ["a"]]}}, "in two partitions"),
+        ({"sources": [{"kind": "kafka"}]}, "sources[0].kind"),
+        ({"sources": [{"kind": "mqtt", "path": "/x"}]}, "sources[0].path: unknown key"),
+        ({"sources": [{"kind": "queue_log"}]}, "needs the file's path"),
+        ({"http": {"write_tokens": ["env:CALLFLOOR_SURELY_UNSET"]}}, "is not set"),
+    ],
+)
+def test_bad_store_sources_and_tokens_name_the_key(data: dict[str, object], message: str) -> None:
+    """A bad [store], [[sources]] or token stops start-up naming the key and the problem."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(data, "cfg.toml")
