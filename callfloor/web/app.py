@@ -1,4 +1,5 @@
-"""The aiohttp application: routes (named, for the request counter) and the JSON error layer."""
+"""The aiohttp application: routes (named, for the request counter and access control),
+the JSON error layer and access control (:mod:`~callfloor.web.auth`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 
 from aiohttp import web
 
-from callfloor.web import changes, health, ingest, reads
+from callfloor.web import auth, changes, health, ingest, reads
 from callfloor.web.errors import json_errors
 from callfloor.web.floor import FLOOR, Floor
 
@@ -14,10 +15,13 @@ from callfloor.web.floor import FLOOR, Floor
 def make_app(floor: Floor) -> web.Application:
     """The application serving ``floor``."""
     # Bodies are read by the ingest route with its own limit ([limits] max_body).
+    # Access control runs inside the JSON error layer, so 401 and 403 are counted.
     app = web.Application(
-        middlewares=[json_errors], client_max_size=floor.config.limits.max_body_bytes
+        middlewares=[json_errors, auth.access_control],
+        client_max_size=floor.config.limits.max_body_bytes,
     )
     app[FLOOR] = floor
+    app[auth.ACCESS] = auth.Access.from_config(floor.config.http)
     app[ingest.DECODE_LANE] = asyncio.Semaphore(1)
     get = app.router.add_get
     get("/", reads.index, name="index")

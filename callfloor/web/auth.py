@@ -1,0 +1,295 @@
+"""Access control: bearer tokens for writes and reads, the loopback rule, hidden agent names.
+
+Every request needs one of three things (:func:`classify`):
+
+- ``OPEN``: ``GET``/``HEAD`` of ``/healthz`` and ``/readyz``, for orchestrators;
+- ``READ``: every other ``GET``/``HEAD`` (``/metrics`` included: Prometheus sends a
+  bearer token with ``authorization`` in its scrape configuration);
+- ``WRITE``: every other method (``POST /api/v1/events``, later alert
+  acknowledgements): a new route that changes state is protected without being listed.
+
+``WRITE`` with ``[http] write_tokens`` set needs ``Authorization: Bearer <one of
+them>`` (401 otherwise); with none set, only a loopback peer may write (403 for any
+other). ``READ`` with ``[http] read_tokens`` set needs one of them (401); with none
+set, reads are open, but a peer beyond loopback is not shown agents' display names
+(:mod:`~callfloor.web.redact`). A write token does not grant reads, nor a read
+token writes. Tokens are compared in constant time (:class:`Tokens`).
+
+The start-up rules of ``callfloor serve`` live here too, as pure functions:
+:func:`refusal` (a bind beyond loopback without write tokens) and :func:`notes` (the
+lines logged once listening).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Iterable
+from typing import Final
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from callfloor.config import HttpConfig
+from callfloor.web import redact
+from callfloor.web.errors import json_error
+
+__all__ = [
+    "ACCESS",
+    "Access",
+    "Need",
+    "Tokens",
+    "access_control",
+    "bearer_token",
+    "classify",
+    "is_loopback_host",
+    "is_loopback_peer",
+    "notes",
+    "refusal",
+]
+
+OPEN_ROUTES: Final = frozenset({"healthz", "readyz"})
+READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+LOOPBACK_HOSTS: Final = "127.0.0.1, ::1 or localhost"
+
+
+class Need(enum.Enum):
+    """What a request must show to be served."""
+
+    OPEN = "open"
+    READ = "read"
+    WRITE = "write"
+
+
+def classify(method: str, route: str | None) -> Need:
+    """What a request with this method to this named route needs.
+
+    Unknown paths and wrong methods are classified like any other request, so
+    that nobody learns which routes exist without the token the method needs.
+    """
+    if method not in READ_METHODS:
+        return Need.WRITE
+    if route in OPEN_ROUTES and method != "OPTIONS":
+        return Need.OPEN
+    return Need.READ
+
+
+def is_loopback_peer(address: str | None) -> bool:
+    """Whether a peer address is loopback (127.0.0.0/8, ::1, or IPv4-mapped 127.x)."""
+    if not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a listen address reaches loopback only.
+
+    ``localhost`` and loopback literals do; everything else (``0.0.0.0``, ``::``,
+    an interface address, any other name, which may resolve anywhere) does not.
+    """
+    return host.strip().lower() == "localhost" or is_loopback_peer(host.strip("[] "))
+
+
+class Tokens:
+    """A set of bearer tokens, checked in constant time.
+
+    Each token is kept as its SHA-256 digest and a presented token is hashed the same
+    way, so every comparison is of 32 bytes: neither a token's content nor its length
+    shows in the time an answer takes. Every token is compared, matched or not.
+    """
+
+    __slots__ = ("_digests",)
+
+    def __init__(self, tokens: Iterable[str]) -> None:
+        self._digests = tuple(_digest(t) for t in tokens)
+
+    def __bool__(self) -> bool:
+        return bool(self._digests)
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def matches(self, presented: str) -> bool:
+        """Whether ``presented`` is one of the tokens."""
+        given = _digest(presented)
+        found = False
+        for digest in self._digests:
+            found |= hmac.compare_digest(digest, given)
+        return found
+
+
+def _digest(token: str) -> bytes:
+    # surrogateescape: aiohttp decodes header bytes as UTF-8 with it; any token hashes.
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
+
+
+class _Malformed(str):
+    """An Authorization header that is not ``Bearer <token>`` (what it is instead)."""
+
+
+def bearer_token(header: str | None) -> str | _Malformed | None:
+    """The token of an ``Authorization: Bearer <token>`` header.
+
+    ``None`` without the header (or with an empty one); a :class:`_Malformed` (a
+    ``str`` saying what was wrong) when it is not a bearer token. The scheme is
+    case-insensitive (RFC 7235).
+    """
+    if header is None or not header.strip():
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        shown = scheme[:20] + ("..." if len(scheme) > 20 else "")
+        return _Malformed(f"the Authorization scheme is {shown!r}, not Bearer")
+    token = token.strip()
+    if not token:
+        return _Malformed("the Authorization header names no token after Bearer")
+    return token
+
+
+class Access:
+    """The access rules of one application (built from ``[http]``)."""
+
+    __slots__ = ("read", "write")
+
+    def __init__(self, write_tokens: Iterable[str] = (), read_tokens: Iterable[str] = ()) -> None:
+        self.write = Tokens(write_tokens)
+        self.read = Tokens(read_tokens)
+
+    @classmethod
+    def from_config(cls, http: HttpConfig) -> Access:
+        """The rules ``[http] write_tokens`` and ``read_tokens`` set."""
+        return cls(http.write_tokens, http.read_tokens)
+
+    def refuse(
+        self, need: Need, authorization: str | None, peer: str | None, what: str
+    ) -> web.Response | None:
+        """The 401 or 403 answer for a request, or ``None`` when it may be served.
+
+        ``what`` names the request in the message (``POST /api/v1/events``).
+        """
+        if need is Need.OPEN:
+            return None
+        if need is Need.WRITE:
+            tokens, key = self.write, "write_tokens"
+            if not tokens:
+                if is_loopback_peer(peer):
+                    return None
+                return json_error(
+                    403,
+                    f"{what} is a write: with no [http] write_tokens configured, writes are "
+                    "accepted from loopback (127.0.0.1, ::1) only; configure [http] "
+                    "write_tokens and send Authorization: Bearer <token>",
+                    need="write_token",
+                )
+        else:
+            tokens, key = self.read, "read_tokens"
+            if not tokens:
+                return None
+        scope = need.value
+        token = bearer_token(authorization)
+        if token is None:
+            return json_error(
+                401,
+                f"missing bearer token: {what} needs Authorization: Bearer <token> "
+                f"with one of [http] {key}",
+                {"WWW-Authenticate": f'Bearer realm="callfloor", scope="{scope}"'},
+                need=f"{scope}_token",
+            )
+        if isinstance(token, _Malformed):
+            return json_error(
+                401,
+                f"{token}: {what} needs Authorization: Bearer <token> with one of [http] {key}",
+                {
+                    "WWW-Authenticate": f'Bearer realm="callfloor", scope="{scope}", '
+                    'error="invalid_request"'
+                },
+                need=f"{scope}_token",
+            )
+        if not tokens.matches(token):
+            return json_error(
+                401,
+                f"wrong bearer token: {what} needs one of [http] {key}",
+                {
+                    "WWW-Authenticate": f'Bearer realm="callfloor", scope="{scope}", '
+                    'error="invalid_token"'
+                },
+                need=f"{scope}_token",
+            )
+        return None
+
+    def hides_names(self, peer: str | None) -> bool:
+        """Whether agents' display names are withheld from this (authorised) reader.
+
+        A holder of a read token sees them; without read tokens, a loopback peer
+        does and any other does not.
+        """
+        return not self.read and not is_loopback_peer(peer)
+
+
+ACCESS: web.AppKey[Access] = web.AppKey("access", Access)
+
+
+@web.middleware
+async def access_control(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse what the request may not do (401/403 JSON); hide names it may not see."""
+    access = request.app[ACCESS]
+    route = request.match_info.route.name
+    peer = request.remote
+    need = classify(request.method, route)
+    refused = access.refuse(
+        need, request.headers.get("Authorization"), peer, f"{request.method} {request.path}"
+    )
+    if refused is not None:
+        if request.body_exists:
+            # The body is not read: the connection ends instead of aiohttp reading up to
+            # [limits] max_body from a client that may not write.
+            refused.force_close()
+        return refused
+    response = await handler(request)
+    if need is Need.READ and access.hides_names(peer):
+        redact.hide_names(route, response)
+    return response
+
+
+# ---------------------------------------------------------------- start-up rules
+
+
+def refusal(host: str, http: HttpConfig) -> str | None:
+    """Why ``serve`` must not listen on ``host`` with this ``[http]``, or ``None``.
+
+    Beyond loopback without write tokens, the service could take events from no
+    producer but itself: a configuration mistake, stopped before it listens.
+    """
+    if is_loopback_host(host) or http.write_tokens:
+        return None
+    return (
+        f"refusing to listen on {host} without [http] write_tokens: a bind beyond "
+        f'loopback needs write tokens (e.g. write_tokens = ["env:CALLFLOOR_TOKEN"]), '
+        f"or listen on {LOOPBACK_HOSTS} (--host)"
+    )
+
+
+def notes(host: str, http: HttpConfig) -> list[str]:
+    """The access log lines for a service listening on ``host`` (``event key=value``)."""
+    lines = []
+    if not http.write_tokens:
+        lines.append(
+            "access writes=loopback_only reason=no_write_tokens "
+            "detail='writes are open to loopback only; set [http] write_tokens to take "
+            "them from elsewhere'"
+        )
+    if not http.read_tokens and not is_loopback_host(host):
+        lines.append(
+            "access reads=open agent_names=hidden_beyond_loopback reason=no_read_tokens "
+            "detail='agents display names are shown to loopback peers only; set [http] "
+            "read_tokens to show them to token holders'"
+        )
+    return lines
