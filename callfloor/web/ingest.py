@@ -3,10 +3,11 @@
 Only ``application/json`` (one event or an array) and ``application/x-ndjson``
 bodies are taken: anything else is a 415, so a web page cannot post events
 cross-site with a form or a ``text/plain`` body. A body over ``[limits]
-max_body`` is a 413 before it is read in full. Large bodies are decoded in a worker
-thread, one at a time, so other requests are served meanwhile. The answer (202, or
-400 when no event was taken) lists at most 100 rejections and 100 duplicates and
-counts all of them; it is sent once the batch is durable.
+max_body`` is a 413 before it is read in full; one with more events than ``[limits]
+max_request_events`` is a 413 once decoded, and none of its events is taken. Large
+bodies are decoded in a worker thread, one at a time, so other requests are served
+meanwhile. The answer (202, or 400 when no event was taken) lists at most 100
+rejections and 100 duplicates and counts all of them; it is sent once the batch is durable.
 """
 
 from __future__ import annotations
@@ -152,6 +153,17 @@ async def ingest(request: web.Request) -> web.Response:
     decoded = await _decode(request, body, floor.not_after())
     if not decoded.events and not decoded.rejected_total:
         return json_error(400, "empty body: send a JSON event, a JSON array or NDJSON")
+    items = len(decoded.events) + decoded.rejected_total
+    if items > limits.max_request_events:
+        # Counted with the invalid items: each one was sent as an event, and the
+        # limit bounds what one request may ask of the service. Nothing is taken.
+        return json_error(
+            413,
+            f"{items} events in one body, more than [limits] max_request_events = "
+            f"{limits.max_request_events}; split it into several requests",
+            limit="max_request_events",
+            max_events=limits.max_request_events,
+        )
     capacity = limits.max_pending_events
     if len(decoded.events) > capacity:
         return json_error(
