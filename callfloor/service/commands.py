@@ -1,7 +1,9 @@
 """``callfloor serve`` and ``callfloor demo``: run a service until SIGTERM or SIGINT.
 
 The start banner (the URLs) is printed only once the port is bound; a taken port
-ends the command with one line naming the address and how to pick another. SIGTERM
+ends the command with one line naming the address and how to pick another.
+``serve`` on an address beyond loopback without ``[http] write_tokens`` ends with
+one line naming that key (exit code 2) before it listens. SIGTERM
 stops exactly like Ctrl-C: the service task is cancelled, open streams end, the
 final checkpoint hook runs, "stopped" is logged and the exit code is 0.
 """
@@ -19,6 +21,7 @@ from collections.abc import Callable, Sequence
 from callfloor.config import load_config
 from callfloor.ingest.source import Source
 from callfloor.service.floor import FloorService, ListenError
+from callfloor.web import auth as access
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -58,9 +61,17 @@ def run_serve(args: argparse.Namespace) -> int:
     """``callfloor serve``: HTTP ingest, API and metrics on the configured address."""
     logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
     config = load_config(args.config)
-    service = FloorService(config, host=args.host, port=args.port)
+    host = args.host if args.host is not None else config.http.host
+    refused = access.refusal(host, config.http)
+    if refused is not None:
+        print(f"callfloor: {refused}", file=sys.stderr, flush=True)
+        return 2
+    service = FloorService(config, host=host, port=args.port)
 
     def banner(url: str) -> None:
+        # Logged once listening: a start that fails (a taken port) says only why.
+        for line in access.notes(host, config.http):
+            logging.getLogger("callfloor").info(line)
         print(f"callfloor: serving on {url}", flush=True)
 
     return serve_until_stopped(service, (), banner)
