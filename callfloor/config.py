@@ -235,6 +235,7 @@ class StoreConfig:
 
 
 SOURCE_KINDS: Final[tuple[str, ...]] = ("mqtt", "queue_log", "ami")
+MQTT_PROTOCOLS: Final[tuple[str, ...]] = ("5", "3.1.1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +250,7 @@ class SourceConfig:
     username: str | None = None
     password: str | None = None
     ca_file: str | None = None  # mqtts://: trust this CA instead of the system's
+    protocol: str = "5"  # mqtt: "5" or "3.1.1"
     path: str | None = None
     site: str | None = None
     secret: str | None = None
@@ -654,10 +656,25 @@ def _store(ctx: _Ctx, table: Mapping[str, object]) -> StoreConfig:
 
 
 _SOURCE_KEYS: Final[dict[str, tuple[str, ...]]] = {
-    "mqtt": ("kind", "name", "url", "topics", "client_id", "username", "password", "ca_file"),
+    "mqtt": (
+        "kind",
+        "name",
+        "url",
+        "topics",
+        "client_id",
+        "username",
+        "password",
+        "ca_file",
+        "protocol",
+    ),
     "queue_log": ("kind", "name", "path", "site"),
     "ami": ("kind", "name", "url", "username", "secret", "site"),
 }
+
+
+def _protocol(value: object) -> object:
+    """``protocol = 5`` (a TOML integer) means ``"5"``."""
+    return str(value) if type(value) is int else value
 
 
 def _sources(ctx: _Ctx, raw: object) -> tuple[SourceConfig, ...]:
@@ -718,6 +735,9 @@ def _sources(ctx: _Ctx, raw: object) -> tuple[SourceConfig, ...]:
                 path=ctx.string(table["path"], f"{key}.path") if "path" in table else None,
                 site=ctx.string(table["site"], f"{key}.site") if "site" in table else None,
                 secret=ctx.secret(table["secret"], f"{key}.secret") if "secret" in table else None,
+                protocol=ctx.choice(
+                    _protocol(table.get("protocol", "5")), f"{key}.protocol", MQTT_PROTOCOLS
+                ),
             )
         )
     return tuple(out)
