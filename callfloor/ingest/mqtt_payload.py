@@ -1,0 +1,385 @@
+"""MQTT messages to events, and dead letters: pure functions, no I/O.
+
+A message's payload is one event, a JSON array of events, or NDJSON (SPEC §1), the
+same forms and the same rejection reasons as an HTTP body
+(:mod:`callfloor.ingest.decode`). One rule is MQTT's own: the level of the topic
+that the first ``+`` of the matching subscription stands for is the site of every
+event that names none (``callfloor/+/events`` and ``callfloor/sh/events``: site
+``sh``). An event that names a site keeps it, ``"default"`` included, so the
+payload is read as JSON values first and ``site`` is set only where it is missing;
+a payload that cannot name a site (no ``"site"`` and no ``\\u`` escape in it) takes
+the fast path straight to events.
+
+A message that cannot be taken at all (over ``[limits] max_body``, more items than
+``[limits] max_request_events``, empty) or that holds no valid event is
+dead-lettered whole; a message with some valid events gives them to the floor and
+dead-letters a list of its invalid items. :func:`dead_letter` builds the JSON
+envelope published on ``callfloor/<site>/deadletter``.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import msgspec
+
+from callfloor.events import Event
+from callfloor.ingest.decode import (
+    BOM,
+    MESSAGE_MAX,
+    _describe,
+    decode_request,
+    split_array,
+)
+
+_ANY: Final = msgspec.json.Decoder()
+_RAW_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
+_ENCODE: Final = msgspec.json.Encoder()
+
+TOO_LARGE: Final = "message_too_large"
+TOO_MANY: Final = "too_many_events"
+EMPTY: Final = "empty_message"
+SITE_CACHE_MAX: Final = (
+    10_000  # topics remembered by a SiteRule (a hostile publisher may vary them)
+)
+
+
+# ----------------------------------------------------------------------------- topics
+
+
+def _levels(topic_filter: str) -> list[str]:
+    """A filter's levels, without a shared-subscription prefix (``$share/<group>/``)."""
+    levels = topic_filter.split("/")
+    if levels[0] == "$share" and len(levels) > 2:
+        return levels[2:]
+    return levels
+
+
+def matches(topic_filter: str, topic: str) -> bool:
+    """Whether ``topic`` matches ``topic_filter`` (``+`` one level, ``#`` the rest)."""
+    want = _levels(topic_filter)
+    have = topic.split("/")
+    if have[0].startswith("$") and want[0] in ("+", "#"):
+        return False  # wildcards never match $SYS-style topics (MQTT 4.7.2)
+    for i, part in enumerate(want):
+        if part == "#":
+            return True
+        if i >= len(have) or (part != "+" and part != have[i]):
+            return False
+    return len(want) == len(have)
+
+
+def site_of(topic_filter: str, topic: str) -> str | None:
+    """The topic level the filter's first ``+`` matched, or None (no ``+``, empty level)."""
+    want = _levels(topic_filter)
+    if "+" not in want:
+        return None
+    level = topic.split("/")[want.index("+")]
+    return level or None
+
+
+class SiteRule:
+    """The site a topic gives its events: the first configured filter with a ``+``
+    that matches it decides (remembered per topic, up to :data:`SITE_CACHE_MAX`)."""
+
+    def __init__(self, filters: Sequence[str]) -> None:
+        self.filters = tuple(filters)
+        self._known: dict[str, str | None] = {}
+
+    def __call__(self, topic: str) -> str | None:
+        known = self._known
+        if topic in known:
+            return known[topic]
+        site = None
+        for topic_filter in self.filters:
+            if "+" in _levels(topic_filter) and matches(topic_filter, topic):
+                site = site_of(topic_filter, topic)
+                break
+        if len(known) < SITE_CACHE_MAX:
+            known[topic] = site
+        return site
+
+
+def deadletter_topic(site: str | None) -> str:
+    """Where the dead letters of a message from this site go (SPEC §9)."""
+    return f"callfloor/{site or 'default'}/deadletter"
+
+
+# ----------------------------------------------------------------------------- payloads
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRejection:
+    """One invalid item of a message: where, why, and the item as it was sent."""
+
+    index: int
+    reason: str
+    field: str | None
+    message: str
+    item: bytes
+
+
+@dataclass(slots=True)
+class Message:
+    """One message decoded: its valid events, its invalid items, or why it was not taken."""
+
+    events: list[Event] = field(default_factory=list)
+    rejections: list[ItemRejection] = field(default_factory=list)
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    failure: str | None = None  # the whole message was not taken: TOO_LARGE, TOO_MANY, EMPTY
+    failure_message: str = ""
+
+    @property
+    def dead(self) -> bool:
+        """Nothing of the message goes to the floor: it is dead-lettered whole."""
+        return self.failure is not None or not self.events
+
+    def reject(self, index: int, described: tuple[str, str | None, str], item: bytes) -> None:
+        """Keep one invalid item and count it by reason."""
+        reason, fld, text = described
+        self.rejections.append(ItemRejection(index, reason, fld, text, item))
+        counts = self.rejected_by_reason
+        counts[reason] = counts.get(reason, 0) + 1
+
+
+def _text(payload: bytes) -> bytes:
+    text = payload.strip()
+    if text.startswith(BOM):
+        text = text[len(BOM) :].strip()
+    return text
+
+
+def _one_object(text: bytes) -> bool:
+    """A ``{``-text over several lines that is one JSON value (not NDJSON)."""
+    if text[:1] != b"{" or b"\n" not in text:
+        return False
+    try:
+        _ANY.decode(text)
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    return True
+
+
+def _raw_items(text: bytes) -> list[bytes]:
+    """The items of a payload as sent, indexed like the decoder's rejections."""
+    if text[:1] == b"[":
+        try:
+            return [bytes(raw) for raw in _RAW_LIST.decode(text)]
+        except RecursionError:
+            return split_array(text)
+        except msgspec.DecodeError:
+            return [text]
+    if _one_object(text):
+        return [text]
+    return text.split(b"\n")
+
+
+def _future(ts: float) -> tuple[str, str | None, str]:
+    return (
+        "ts_in_future",
+        "ts",
+        f"`ts`: {ts} is more than the allowed skew ahead of the server clock",
+    )
+
+
+def decode_message(
+    payload: bytes,
+    site: str | None = None,
+    *,
+    max_bytes: int,
+    max_events: int,
+    not_after: float | None = None,
+) -> Message:
+    """Decode one message's payload (see the module docstring for the rules)."""
+    out = Message()
+    if len(payload) > max_bytes:
+        out.failure = TOO_LARGE
+        out.failure_message = (
+            f"message of {len(payload)} bytes, more than {max_bytes} ([limits] max_body)"
+        )
+        return out
+    text = _text(payload)
+    if not text:
+        out.failure = EMPTY
+        out.failure_message = "empty message: send a JSON event, a JSON array or NDJSON"
+        return out
+    if site is None or (b'"site"' not in text and b"\\u" not in text):
+        _fast(text, site, out, max_events, not_after)
+    else:
+        _with_site(text, site, out, not_after)
+    items = len(out.events) + sum(out.rejected_by_reason.values())
+    if items > max_events:
+        out.events.clear()
+        out.rejections.clear()
+        out.rejected_by_reason.clear()
+        out.failure = TOO_MANY
+        out.failure_message = (
+            f"{items} items in one message, more than {max_events} ([limits] max_request_events)"
+        )
+    return out
+
+
+def _fast(
+    text: bytes, site: str | None, out: Message, max_events: int, not_after: float | None
+) -> None:
+    """No event can name a site: decode straight to events, then stamp the topic's site."""
+    decoded = decode_request(text, not_after=not_after, listed=max_events + 1)
+    events = decoded.events
+    if site is not None:
+        for event in events:
+            event.site = site
+    out.events = events
+    if decoded.rejections:
+        raws = _raw_items(text)
+        for r in decoded.rejections:
+            item = raws[r.index] if r.index < len(raws) else b""
+            out.reject(r.index, (r.reason, r.field, r.message), item.strip())
+        out.rejections.sort(key=lambda r: r.index)  # invalid lines are listed before late ones
+    out.rejected_by_reason = dict(decoded.rejected_by_reason)
+
+
+def _values(text: bytes, out: Message) -> list[tuple[int, object, bytes | None]]:
+    """(index, JSON value, raw item if known) of each item that is valid JSON."""
+    if text[:1] == b"[":
+        try:
+            whole = _ANY.decode(text)
+        except RecursionError:
+            raws = split_array(text)
+        except msgspec.DecodeError as exc:
+            out.reject(0, _describe(exc), text)
+            return []
+        else:
+            assert isinstance(whole, list)
+            return [(i, value, None) for i, value in enumerate(whole)]
+    elif _one_object(text):
+        raws = [text]
+    else:
+        raws = text.split(b"\n")
+    values: list[tuple[int, object, bytes | None]] = []
+    for i, raw in enumerate(raws):
+        line = raw.strip()
+        if not line and len(raws) > 1 and text[:1] != b"[":
+            continue  # a blank line of NDJSON
+        try:
+            values.append((i, _ANY.decode(line), line))
+        except (msgspec.DecodeError, RecursionError) as exc:
+            out.reject(i, _describe(exc), line)
+    return values
+
+
+def _with_site(text: bytes, site: str, out: Message, not_after: float | None) -> None:
+    """JSON values first; ``site`` set where an object names none; then events."""
+    for index, value, raw in _values(text, out):
+        if isinstance(value, dict) and "site" not in value:
+            value["site"] = site
+        try:
+            event: Event = msgspec.convert(value, Event)
+        except msgspec.ValidationError as exc:
+            out.reject(index, _describe(exc), raw if raw is not None else _ENCODE.encode(value))
+            continue
+        ts: float = event.ts  # type: ignore[assignment]
+        if not_after is not None and ts > not_after:
+            out.reject(index, _future(ts), raw if raw is not None else _ENCODE.encode(value))
+            continue
+        out.events.append(event)
+
+
+# ----------------------------------------------------------------------------- dead letters
+
+
+class DeadLetterItem(msgspec.Struct, omit_defaults=True):
+    """One invalid item in a dead letter."""
+
+    index: int
+    reason: str
+    message: str
+    field: str | None = None
+    item: str | None = None  # the item as sent (omitted when the whole payload is kept)
+
+
+class DeadLetter(msgspec.Struct, omit_defaults=True):
+    """What is published on ``callfloor/<site>/deadletter`` (JSON)."""
+
+    source: str
+    topic: str
+    reason: str
+    message: str
+    received_at: float
+    accepted: int  # events of the same message that went to the floor
+    rejected_total: int
+    rejected: list[DeadLetterItem]
+    payload: str | None = None  # the whole message (UTF-8 text) when nothing was taken
+    payload_base64: str | None = None  # the whole message when it is not UTF-8
+
+
+def _text_of(data: bytes) -> str:
+    return data.decode("utf-8", errors="backslashreplace")
+
+
+def dead_letter(
+    decoded: Message, payload: bytes, *, source: str, topic: str, received_at: float
+) -> bytes:
+    """The dead letter of a message that was not taken whole or had invalid items."""
+    whole = decoded.dead
+    items = [
+        DeadLetterItem(r.index, r.reason, r.message, r.field, None if whole else _text_of(r.item))
+        for r in decoded.rejections
+    ]
+    if decoded.failure is not None:
+        reason, message = decoded.failure, decoded.failure_message
+    elif decoded.rejections:
+        first = decoded.rejections[0]
+        reason = first.reason
+        message = first.message if len(items) == 1 else f"{len(items)} invalid items"
+    else:  # pragma: no cover - a message with events and no rejection has no dead letter
+        reason, message = "none", ""
+    letter = DeadLetter(
+        source=source,
+        topic=topic,
+        reason=reason,
+        message=message[:MESSAGE_MAX],
+        received_at=received_at,
+        accepted=0 if whole else len(decoded.events),
+        rejected_total=len(items),
+        rejected=items,
+    )
+    if whole:
+        try:
+            letter.payload = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            letter.payload_base64 = base64.b64encode(payload).decode("ascii")
+    return _ENCODE.encode(letter)
+
+
+def refused_letter(
+    refused: Sequence[tuple[int, str, str | None, str, Event]],
+    *,
+    source: str,
+    topic: str,
+    received_at: float,
+    accepted: int,
+) -> bytes:
+    """The dead letter of events the floor refused (a limit: ``ts_too_old``, ...).
+
+    ``refused`` holds (index in the message, reason, field, message, event).
+    """
+    items = [
+        DeadLetterItem(i, reason, text, fld or None, _ENCODE.encode(event).decode())
+        for i, reason, fld, text, event in refused
+    ]
+    first = items[0]
+    return _ENCODE.encode(
+        DeadLetter(
+            source=source,
+            topic=topic,
+            reason=first.reason,
+            message=first.message if len(items) == 1 else f"{len(items)} events refused",
+            received_at=received_at,
+            accepted=accepted,
+            rejected_total=len(items),
+            rejected=items,
+        )
+    )
