@@ -92,7 +92,8 @@ LABELS: Final[Mapping[str, str]] = {
     "type": "Canonical event type, e.g. call_queued or agent_state.",
     "reason": "Why an event was rejected: a decode reason (invalid_json, missing_field, "
     "wrong_type, invalid_value, invalid_ts, ...) or a limit (name_too_long, too_many_queues, "
-    "too_many_sites, too_many_agents, ts_too_old).",
+    "too_many_sites, too_many_agents, ts_too_old); for MQTT dead letters also why a whole "
+    "message was not taken (message_too_large, too_many_events, empty_message).",
     "agent": "Agent id, as in the events.",
     "name": "The agent's display name from its latest agent_state (empty when none was sent).",
     "team": "The agent's team from its latest agent_state (empty when none was sent).",
@@ -512,6 +513,27 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         _C,
         "Restarts of the event source after it failed or ended.",
         ("source",),
+    ),
+    _svc("callfloor_mqtt_messages_total", _C, "MQTT messages received, by source.", ("source",)),
+    _svc(
+        "callfloor_mqtt_redelivered_total",
+        _C,
+        "MQTT messages the broker sent again (DUP flag: not acknowledged before a reconnect).",
+        ("source",),
+    ),
+    _svc(
+        "callfloor_mqtt_acks_lost_total",
+        _C,
+        "MQTT messages whose PUBACK was not sent because the connection closed first (the "
+        "broker delivers them again; the floor drops them as duplicates).",
+        ("source",),
+    ),
+    _svc(
+        "callfloor_mqtt_deadletters_total",
+        _C,
+        "MQTT dead letters published on callfloor/<site>/deadletter: malformed messages, "
+        "invalid items, events refused by a limit, by reason.",
+        ("source", "reason"),
     ),
 )
 

@@ -75,6 +75,22 @@ class ServiceStats(Protocol):
     def source_restarts_total(self) -> Mapping[str, int]:
         """Restarts of each source after it failed or ended."""
 
+    @property
+    def mqtt_messages_total(self) -> Mapping[str, int]:
+        """MQTT messages received, by source."""
+
+    @property
+    def mqtt_redelivered_total(self) -> Mapping[str, int]:
+        """MQTT messages the broker sent again (DUP flag), by source."""
+
+    @property
+    def mqtt_acks_lost_total(self) -> Mapping[str, int]:
+        """MQTT messages whose PUBACK was not sent (the connection closed first), by source."""
+
+    @property
+    def mqtt_deadletters_total(self) -> Mapping[tuple[str, str], int]:
+        """MQTT dead letters published, by (source, reason)."""
+
 
 StatsProvider = Callable[[], ServiceStats]
 """Returns the current stats object (the service may swap it)."""
@@ -108,3 +124,9 @@ def add_service_samples(fam: Mapping[str, BuiltFamily], stats: ServiceStats) -> 
     up = {source: 1.0 if running else 0.0 for source, running in stats.source_up.items()}
     _by(fam["callfloor_source_up"], "source", up)
     _by(fam["callfloor_source_restarts_total"], "source", stats.source_restarts_total)
+    _by(fam["callfloor_mqtt_messages_total"], "source", stats.mqtt_messages_total)
+    _by(fam["callfloor_mqtt_redelivered_total"], "source", stats.mqtt_redelivered_total)
+    _by(fam["callfloor_mqtt_acks_lost_total"], "source", stats.mqtt_acks_lost_total)
+    letters = fam["callfloor_mqtt_deadletters_total"]
+    for (source, reason), n in sorted(stats.mqtt_deadletters_total.items()):
+        letters.add(letters.family.name, label_set(source=source, reason=reason), n)

@@ -31,3 +31,8 @@ class IngestStats:
     ingest_errors_total: int = 0  # exceptions caught in ingest rounds
     source_up: dict[str, bool] = field(default_factory=dict)
     source_restarts_total: dict[str, int] = field(default_factory=dict)
+    # MQTT sources (callfloor.ingest.mqtt.MqttStats), by source name.
+    mqtt_messages_total: dict[str, int] = field(default_factory=dict)
+    mqtt_redelivered_total: dict[str, int] = field(default_factory=dict)
+    mqtt_acks_lost_total: dict[str, int] = field(default_factory=dict)
+    mqtt_deadletters_total: dict[tuple[str, str], int] = field(default_factory=dict)  # + reason

@@ -90,3 +90,7 @@ class FakeStats:
     ingest_errors_total: int = 0
     source_up: Mapping[str, bool] = field(default_factory=dict)
     source_restarts_total: Mapping[str, int] = field(default_factory=dict)
+    mqtt_messages_total: Mapping[str, int] = field(default_factory=dict)
+    mqtt_redelivered_total: Mapping[str, int] = field(default_factory=dict)
+    mqtt_acks_lost_total: Mapping[str, int] = field(default_factory=dict)
+    mqtt_deadletters_total: Mapping[tuple[str, str], int] = field(default_factory=dict)
