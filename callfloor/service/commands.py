@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from callfloor.config import load_config
 from callfloor.ingest.source import Source
 from callfloor.service.floor import FloorService, ListenError
+from callfloor.service.sources import SourceSetupError, configured_sources
 from callfloor.web import auth as access
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -74,7 +75,12 @@ def run_serve(args: argparse.Namespace) -> int:
             logging.getLogger("callfloor").info(line)
         print(f"callfloor: serving on {url}", flush=True)
 
-    return serve_until_stopped(service, (), banner)
+    try:
+        sources = configured_sources(config, service)
+    except SourceSetupError as exc:
+        print(f"callfloor: {exc}", file=sys.stderr, flush=True)
+        return 2
+    return serve_until_stopped(service, sources, banner)
 
 
 def run_demo(args: argparse.Namespace) -> int:
