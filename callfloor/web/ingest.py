@@ -153,13 +153,14 @@ async def ingest(request: web.Request) -> web.Response:
     decoded = await _decode(request, body, floor.not_after())
     if not decoded.events and not decoded.rejected_total:
         return json_error(400, "empty body: send a JSON event, a JSON array or NDJSON")
-    items = len(decoded.events) + decoded.rejected_total
-    if items > limits.max_request_events:
-        # Counted with the invalid items: each one was sent as an event, and the
-        # limit bounds what one request may ask of the service. Nothing is taken.
+    events = len(decoded.events)
+    if events > limits.max_request_events:
+        # The limit bounds the batch one request hands to the writer (applied in one
+        # round). Invalid items never reach it: [limits] max_body bounds them, and they
+        # are listed and counted as rejections like in any other body.
         return json_error(
             413,
-            f"{items} events in one body, more than [limits] max_request_events = "
+            f"{events} events in one body, more than [limits] max_request_events = "
             f"{limits.max_request_events}; split it into several requests",
             limit="max_request_events",
             max_events=limits.max_request_events,
