@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -95,3 +96,125 @@ def serve(tmp_path: Path, config: str = "", timeout: float = 15) -> Iterator[Ser
                 proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+BODY_EVENTS = 3000
+
+
+def get_json(url: str) -> Any:
+    """GET ``url`` and decode its JSON body."""
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def post_ndjson(url: str, body: bytes, deadline: float) -> dict[str, Any]:
+    """POST one NDJSON body; on 503 (ingest queue full) wait Retry-After and retry."""
+    while True:
+        req = urllib.request.Request(
+            url, data=body, method="POST", headers={"Content-Type": "application/x-ndjson"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                reply: dict[str, Any] = json.loads(resp.read())
+                if resp.status != 202:
+                    raise AssertionError(f"ingest answered {resp.status}: {reply}")
+                return reply
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or time.monotonic() > deadline:
+                raise
+            time.sleep(float(exc.headers.get("Retry-After", "1")))
+
+
+class ServeProcess:
+    """A running ``callfloor serve`` subprocess on a free port, with a config file."""
+
+    def __init__(self, config: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "callfloor", "serve", "--config", str(config)),
+                *("--host", "127.0.0.1", "--port", str(self.port)),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        """What the process printed (once it has ended)."""
+        return self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Wait until ``/readyz`` says ready (the state recovered, the port bound)."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"callfloor serve exited early: {self.output()}")
+            try:
+                if get_json(f"{self.base}/readyz")["status"] == "ready":
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"callfloor serve not ready within {timeout} s")
+
+    def post_all(self, events: list[dict[str, Any]], *, resent: bool = False) -> None:
+        """POST ``events`` in order, in NDJSON bodies of BODY_EVENTS; none may be refused.
+
+        ``resent``: every event must be answered as a duplicate instead of accepted.
+        """
+        deadline = time.monotonic() + 30.0
+        for i in range(0, len(events), BODY_EVENTS):
+            chunk = events[i : i + BODY_EVENTS]
+            body = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in chunk)
+            reply = post_ndjson(f"{self.base}/api/v1/events", body.encode(), deadline)
+            taken = reply["duplicates_total"] if resent else reply["accepted"]
+            if taken != len(chunk) or reply["rejected"]:
+                raise AssertionError(f"not all accepted: {str(reply)[:300]}")
+
+    def snapshot_after(self, count: int, timeout: float = 15.0) -> dict[str, Any]:
+        """The live snapshot once ``count`` events were applied (or refused)."""
+        started = time.monotonic()
+        while True:
+            doc: dict[str, Any] = get_json(f"{self.base}/api/v1/snapshot")
+            c = doc["counters"]
+            done = c["events"] + c["duplicates"] + c["rejected"]
+            if done >= count:
+                if c["rejected"]:
+                    raise AssertionError(f"the service refused events: {c}")
+                return doc
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"only {done} of {count} events applied: {c}")
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final checkpoint (a crash)."""
+        self.proc.kill()
+        self.proc.communicate()
+
+    def stop(self) -> None:
+        """SIGINT and wait (SIGKILL after 10 s)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.communicate()
+
+
+def replay_cli(config: Path, events_file: Path, at: float) -> dict[str, Any]:
+    """``callfloor replay FILE --config CFG --at AT --output json``, decoded."""
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "callfloor", "replay", str(events_file)),
+            *("--config", str(config), "--at", repr(at), "--output", "json"),
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"callfloor replay failed: {done.stderr.decode()}")
+    doc: dict[str, Any] = json.loads(done.stdout)
+    return doc

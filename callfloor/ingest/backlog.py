@@ -47,6 +47,10 @@ class Backlog:
             await self._drained.wait()
         self.pending += n
 
+    def add(self, n: int) -> None:
+        """Count ``n`` events that are already here (held events of a recovered checkpoint)."""
+        self.pending += n
+
     def release(self, n: int) -> None:
         """``n`` pending events were applied, refused or dropped."""
         self.pending = max(0, self.pending - n)

@@ -11,7 +11,7 @@ The service never calls a source's iterator itself: a
 :class:`~callfloor.ingest.supervisor.Supervisor` does, restarts it when it fails
 (so a source must be re-enterable: ``async with`` again after an error reconnects)
 and hands each batch to the service. The service appends the batch to its
-:class:`~callfloor.ingest.store.Store` and only then calls ``batch.ack`` with a
+:class:`~callfloor.store.base.Store` and only then calls ``batch.ack`` with a
 :class:`Receipt` saying what became of each event. An HTTP source answers the
 request from the receipt; an MQTT source sends its PUBACK; a tailed file saves
 its offset.

@@ -22,6 +22,7 @@ from callfloor.config import load_config
 from callfloor.ingest.source import Source
 from callfloor.service.floor import FloorService, ListenError
 from callfloor.service.sources import SourceSetupError, configured_sources
+from callfloor.store.base import StoreError
 from callfloor.web import auth as access
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -32,7 +33,10 @@ def serve_until_stopped(
     sources: Sequence[Source] = (),
     on_listening: Callable[[str], None] | None = None,
 ) -> int:
-    """Run ``service`` until SIGTERM or SIGINT; the exit code (1 if the port is taken)."""
+    """Run ``service`` until SIGTERM or SIGINT; the exit code.
+
+    1 if the port is taken, 2 if the store cannot be opened or recovered.
+    """
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -54,6 +58,10 @@ def serve_until_stopped(
             flush=True,
         )
         return 1
+    except StoreError as exc:
+        # Nothing was served: the state could not be opened or recovered.
+        print(f"callfloor: store: {exc}", file=sys.stderr, flush=True)
+        return 2
     print("callfloor: stopped", flush=True)
     return 0
 

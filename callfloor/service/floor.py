@@ -32,11 +32,12 @@ from callfloor.events import Event
 from callfloor.ingest.backlog import Backlog
 from callfloor.ingest.http import HttpSource
 from callfloor.ingest.source import Batch, Source
-from callfloor.ingest.store import MemoryStore, Store
 from callfloor.ingest.supervisor import Supervisor
 from callfloor.processors.engine import FloorProcessor
 from callfloor.service.stats import IngestStats
 from callfloor.service.writer import Writer
+from callfloor.store.base import ALL, Store
+from callfloor.store.open import open_store
 
 if TYPE_CHECKING:
     from callfloor.processors.read import FloorReader
@@ -75,6 +76,12 @@ def _long_lived_heap() -> Iterator[None]:
     finally:
         gc.set_threshold(*old)
         gc.unfreeze()
+
+
+def _is_memory(store: Store) -> bool:
+    from callfloor.store.memory import MemoryStore
+
+    return isinstance(store, MemoryStore)
 
 
 class FloorService:
@@ -117,7 +124,9 @@ class FloorService:
         self.stream_timeout_s = stream_timeout_s
         proc = processor or FloorProcessor(config, live=True)
         self.stats = IngestStats()
-        self.store: Store = store if store is not None else MemoryStore()
+        self.store: Store = store if store is not None else open_store(config.store)
+        # Checkpoints only where a store keeps them (``[store] checkpoint_every``).
+        durable = config.store.kind != "memory" or (store is not None and not _is_memory(store))
         self.backlog = Backlog(config.limits.max_pending_events)
         self.bus = ChangeBus(self.stats.changes_dropped_total)
         self.http = HttpSource(self.backlog, on_drop=self._dropped)
@@ -132,7 +141,10 @@ class FloorService:
             bus=self.bus,
             watermark=self.now,
             tick_s=tick_s,
+            config=config,
+            checkpoint_every_s=config.store.checkpoint_every_s if durable else None,
         )
+        self.durable = durable
         self.started = asyncio.Event()
         self.stopping = False
         self.bound_port: int | None = None
@@ -274,6 +286,10 @@ class FloorService:
         """
         from callfloor.web import make_app
 
+        await self.store.open()
+        if self.durable:
+            # The state the last run reached: its checkpoint and the log after it.
+            await self.writer.recover((ALL,))
         try:
             self.proc.tick(self.now())
         except Exception:
@@ -331,10 +347,15 @@ class FloorService:
         log.info("stopped")
 
     async def final_checkpoint(self) -> None:
-        """The hook for the last checkpoint before exit (runs after the server closed).
+        """The last checkpoint before exit (after the server closed), covering whole rounds.
 
-        The store issue writes one here:
-        ``encode_checkpoint(self.proc, sources=..., held=self.held())``. With the
-        memory store there is nothing to keep.
+        The round in progress is let finish first; if it does not within 5 s (a store
+        that hangs) there is no final checkpoint: the last periodic one and the log
+        after it recover everything anyway.
         """
-        return None
+        if not self.durable:
+            return
+        if not await self.writer.settle(5.0):
+            log.warning("final_checkpoint_skipped reason='the round in progress did not end'")
+            return
+        await self.writer.checkpoint()

@@ -1,13 +1,21 @@
-"""The writer: the only task that changes the processor, in rounds and ticks.
+"""The writer: the only task that changes the processors, in rounds and ticks.
 
 A round takes what the sources queued (up to 256 batches or 20,000 events),
-appends it to the :class:`~callfloor.ingest.store.Store` in one call (retried,
-counted, until it is durable), then admits each event: one behind the processor
-clock is applied at once (a late event), one ahead of it is held until the
-watermark passes its ``ts``. Only then is each batch acknowledged with its
-:class:`~callfloor.ingest.source.Receipt`. Once per ``tick_s`` the writer releases
-the held events the watermark passed, in time order, ticks the processor to the
-watermark and publishes the change set on the bus.
+appends it to the :class:`~callfloor.store.base.Store` in one call (retried,
+counted, until it is durable), then admits each event into its partition's
+processor: one behind the processor clock is applied at once (a late event), one
+ahead of it is held until the watermark passes its ``ts``. Only then is each batch
+acknowledged with its :class:`~callfloor.ingest.source.Receipt`. Once per ``tick_s``
+the writer releases the held events the watermark passed, in time order, ticks the
+processors to the watermark and publishes the change sets on the bus.
+
+Every ``checkpoint_every`` (between rounds, so a checkpoint covers whole rounds) the
+writer checkpoints each partition with the log position it covers and its held
+events. At start :meth:`Writer.recover` loads the checkpoints and replays the log
+after them, each round at the processor clock it was first admitted at (the store
+keeps it with the round), so the recovered state is the one the crash interrupted.
+A store that is followed rather than applied locally (Redis, shared by processes)
+hands its log entries to :meth:`Writer.deliver`; they are admitted the same way.
 
 The processor is synchronous: no ``await`` per event. The writer looks at the
 clock every 64 events and gives readers a turn every ``SLICE_S``. An exception
@@ -21,22 +29,26 @@ import asyncio
 import contextlib
 import heapq
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from time import perf_counter
-from typing import Final
+from typing import Final, TypeVar
 
 import msgspec
 
 from callfloor.bus import ChangeBus
+from callfloor.config import Config
 from callfloor.events import Event, dedup_key
 from callfloor.ingest.backlog import Backlog
 from callfloor.ingest.source import Batch, Receipt
-from callfloor.ingest.store import Store
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.limits import Refusal
+from callfloor.processors.state import CheckpointError, decode_checkpoint, encode_checkpoint
 from callfloor.service.stats import IngestStats
+from callfloor.store.base import ALL, Logged, Store, StoreError
 
 log = logging.getLogger("callfloor")
+
+_T = TypeVar("_T")
 
 SLICE_S: Final = 0.005  # the longest the writer runs before readers get a turn
 ROUND_BATCHES: Final = 256
@@ -59,8 +71,27 @@ def _show(event: Event) -> str:
     return text if len(text) <= 2000 else text[:2000] + "…"
 
 
+class Partition:
+    """One partition's processor, its held events and the log positions it covers."""
+
+    __slots__ = ("held", "held_keys", "key", "positions", "proc")
+
+    def __init__(self, key: str, proc: FloorProcessor) -> None:
+        self.key = key
+        self.proc = proc
+        # (ts, seq, event, dedup key) received ahead of the watermark; the keys of the
+        # held events are counted so a duplicate of a held event is reported as one.
+        self.held: list[tuple[float, int, Event, object]] = []
+        self.held_keys: dict[object, int] = {}
+        self.positions: dict[str, str] = {}  # store log -> position covered
+
+    def held_events(self) -> list[Event]:
+        """The held events in the order they will be applied (for a checkpoint)."""
+        return [item[2] for item in sorted(self.held)]
+
+
 class Writer:
-    """Rounds and ticks over one processor (see the module docstring)."""
+    """Rounds and ticks over the local partitions (see the module docstring)."""
 
     def __init__(
         self,
@@ -72,27 +103,53 @@ class Writer:
         bus: ChangeBus,
         watermark: Callable[[], float],
         tick_s: float,
+        config: Config | None = None,
+        checkpoint_every_s: float | None = None,
+        partition_of: Callable[[str], str] | None = None,
     ) -> None:
-        self.proc = proc
+        self.config = config if config is not None else proc.config
+        self.parts: dict[str, Partition] = {ALL: Partition(ALL, proc)}
+        self._partition_of = partition_of
         self.stats = stats
         self.backlog = backlog
         self.store = store
         self.bus = bus
         self._now = watermark
         self.tick_s = tick_s
-        self._queue: asyncio.Queue[Batch] = asyncio.Queue()
-        # (ts, seq, event, dedup key) received ahead of the watermark; the keys of the
-        # held events are counted so a duplicate of a held event is reported as one.
-        self._held: list[tuple[float, int, Event, object]] = []
-        self._held_keys: dict[object, int] = {}
+        self.checkpoint_every_s = checkpoint_every_s
+        self._queue: asyncio.Queue[Batch | Logged] = asyncio.Queue()
         self._seq = 0
         self._slice_started = 0.0
         self._ticks_started = 0
         self._ticks_done = 0
         self._tick_event = asyncio.Event()
         self._next_tick = float("-inf")  # loop time of the next tick
+        self._next_checkpoint = float("inf")
+        # The round (and tick) in progress: shutdown lets it finish (see settle()).
+        self._work: asyncio.Future[None] | None = None
         # Set while an append to the store fails (readiness says degraded).
         self.store_failing = False
+        self.checkpoints_total = 0
+        self.checkpoint_errors_total = 0
+        self.checkpoint_seconds_last = 0.0
+        self.recovered_events = 0
+
+    # ---------------------------------------------------------------- partitions
+
+    @property
+    def proc(self) -> FloorProcessor:
+        """The processor of the one local partition (memory and file stores)."""
+        if len(self.parts) != 1:
+            raise RuntimeError("several partitions: read each one's processor")
+        return next(iter(self.parts.values())).proc
+
+    @proc.setter
+    def proc(self, proc: FloorProcessor) -> None:
+        self.parts = {ALL: Partition(ALL, proc)}
+
+    def _part(self, site: str) -> Partition | None:
+        key = ALL if self._partition_of is None else self._partition_of(site)
+        return self.parts.get(key)
 
     async def submit(self, batch: Batch) -> None:
         """Queue a batch for the next round, waiting for room unless it was reserved."""
@@ -100,14 +157,18 @@ class Writer:
             await self.backlog.reserve(batch.size)
         self._queue.put_nowait(batch)
 
+    def deliver(self, logged: Logged) -> None:
+        """Queue events read from a followed store log (they were acknowledged already)."""
+        self._queue.put_nowait(logged)
+
     @property
     def held_events(self) -> int:
         """Events received ahead of the watermark, not applied yet."""
-        return len(self._held)
+        return sum(len(part.held) for part in self.parts.values())
 
     def held(self) -> list[Event]:
         """The held events in the order they will be applied (for a checkpoint)."""
-        return [item[2] for item in sorted(self._held)]
+        return [event for part in self.parts.values() for event in part.held_events()]
 
     async def next_tick(self) -> None:
         """Wait until a tick that started after this call has finished."""
@@ -116,7 +177,7 @@ class Writer:
             await self._tick_event.wait()
 
     def _sync_gauges(self) -> None:
-        self.stats.held_events = len(self._held)
+        self.stats.held_events = self.held_events
         self.stats.pending_events = self.backlog.pending
 
     async def _pause_if_due(self) -> None:
@@ -124,11 +185,11 @@ class Writer:
             await asyncio.sleep(0)
             self._slice_started = perf_counter()
 
-    def _failed(self, event: Event, exc: Exception) -> None:
+    def _failed(self, proc: FloorProcessor, event: Event, exc: Exception) -> None:
         """An event broke the processor: reject it (counted), log it once, go on."""
         self.stats.ingest_errors_total += 1
         with contextlib.suppress(Exception):  # counting must not take the round down either
-            self.proc.count_rejected(INTERNAL_ERROR.reason)
+            proc.count_rejected(INTERNAL_ERROR.reason)
         log.error("ingest_error reason=internal_error event=%s", _show(event), exc_info=exc)
 
     def _admit(self, events: list[Event], start: int, stop: int, receipt: Receipt | None) -> int:
@@ -136,13 +197,15 @@ class Writer:
 
         Every event not held has left the backlog, whatever became of it: applied,
         refused, or failed inside the processor (a failure must not leak its room).
+        An event of a partition another process owns is left to it (followed stores).
         """
-        proc = self.proc
-        held = self._held
-        keys = self._held_keys
         kept = 0
         for pos in range(start, stop):
             event = events[pos]
+            part = self._part(event.site)
+            if part is None:
+                continue
+            proc = part.proc
             try:
                 ts: float = event.ts  # type: ignore[assignment]
                 if ts > proc.clock:
@@ -153,11 +216,11 @@ class Writer:
                             proc.count_rejected(refusal.reason)
                             receipt.refused.append((pos, refusal))
                             continue
-                        if key in keys or proc.is_duplicate(event):
+                        if key in part.held_keys or proc.is_duplicate(event):
                             receipt.duplicates.append(pos)
                     self._seq += 1
-                    heapq.heappush(held, (ts, self._seq, event, key))
-                    keys[key] = keys.get(key, 0) + 1
+                    heapq.heappush(part.held, (ts, self._seq, event, key))
+                    part.held_keys[key] = part.held_keys.get(key, 0) + 1
                     kept += 1
                 elif receipt is None:
                     proc.apply(event)
@@ -169,24 +232,29 @@ class Writer:
                     elif duplicate:
                         receipt.duplicates.append(pos)
             except Exception as exc:
-                self._failed(event, exc)
+                self._failed(proc, event, exc)
                 if receipt is not None:
                     receipt.refused.append((pos, INTERNAL_ERROR))
         return (stop - start) - kept
 
-    async def _append(self, batches: list[Batch]) -> None:
+    def _clock(self) -> float:
+        """The clock every local processor was last ticked to."""
+        return max((part.proc.clock for part in self.parts.values()), default=float("-inf"))
+
+    async def _append(self, batches: list[Batch]) -> Mapping[str, str]:
         """Append the round to the store; retry (counted) until it is durable.
 
         The clock goes on meanwhile: a slow or failing store delays the round's events
         (they are applied once appended, late if the clock passed them), never the
-        ticks, so waits still grow and deadlines still pass (SPEC §6).
+        ticks, so waits still grow and deadlines still pass (SPEC §6). The store keeps
+        the processor clock the round is admitted at, for recovery.
         """
         attempt = 0
         while True:
             try:
-                await self._ticking(self.store.append(batches))
+                positions = await self._ticking(self.store.append(batches, self._clock()))
                 self.store_failing = False
-                return
+                return positions
             except Exception as exc:
                 attempt += 1
                 self.store_failing = True
@@ -197,7 +265,7 @@ class Writer:
                 )
                 await self._ticking(asyncio.sleep(wait))
 
-    async def _ticking(self, work: Awaitable[None]) -> None:
+    async def _ticking(self, work: Awaitable[_T]) -> _T:
         """Await ``work``, ticking whenever a tick falls due meanwhile."""
         loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(work)
@@ -218,25 +286,32 @@ class Writer:
             self._next_tick = loop.time() + self.tick_s
 
     def _count_rejected(self, rejected: dict[str, int]) -> None:
-        count = self.proc.count_rejected
+        # Rejections of a delivery are counted by the partition of the whole floor
+        # (one local partition), or by the first one: they belong to no event's site.
+        proc = next(iter(self.parts.values())).proc
         for reason, n in rejected.items():
-            count(reason, n)
+            proc.count_rejected(reason, n)
 
     async def _round(self, batches: list[Batch]) -> None:
         """Append, admit and acknowledge the batches of one round."""
-        await self._append(batches)
+        positions = await self._append(batches)
+        local = self.store.applies_locally
         stats = self.stats
         for batch in batches:
             started = perf_counter()
             receipt = Receipt() if batch.ack is not None else None
-            if batch.rejected:
+            if batch.rejected and local:
                 self._count_rejected(batch.rejected)
             events = batch.events
-            for start in range(0, len(events), _STEP):
-                self.backlog.release(
-                    self._admit(events, start, min(start + _STEP, len(events)), receipt)
-                )
-                await self._pause_if_due()
+            if local:
+                for start in range(0, len(events), _STEP):
+                    self.backlog.release(
+                        self._admit(events, start, min(start + _STEP, len(events)), receipt)
+                    )
+                    await self._pause_if_due()
+            else:
+                # The partition's owner applies them from the store's log.
+                self.backlog.release(len(events))
             elapsed = perf_counter() - started
             stats.batches_total += 1
             stats.batch_events_total += len(events)
@@ -249,12 +324,111 @@ class Writer:
                 except Exception:
                     stats.ingest_errors_total += 1
                     log.exception("ack_failed source=%s", batch.source)
+        if local:
+            for part in self.parts.values():
+                part.positions.update(positions)
         self._sync_gauges()
 
-    def _release_some(self, watermark: float, limit: int) -> None:
-        held = self._held
-        keys = self._held_keys
-        apply = self.proc.apply
+    def admit_logged(self, logged: Logged) -> None:
+        """Admit events read back from the store at the clock they were first admitted at.
+
+        Recovery and followed stores: held events the clock passed are released first,
+        as the ticks did then; no receipt (they were acknowledged when appended).
+        """
+        part = self.parts.get(logged.partition)
+        if part is None:
+            return
+        if logged.at > part.proc.clock:
+            self._release_some(part, logged.at, len(part.held))
+            part.proc.tick(logged.at)
+        events = logged.events
+        self.backlog.add(len(events))
+        self.backlog.release(self._admit(events, 0, len(events), None))
+        part.positions[logged.stream] = logged.position
+
+    # ---------------------------------------------------------------- recovery
+
+    async def recover(self, keys: Sequence[str] = (ALL,)) -> None:
+        """Load each partition's checkpoint and replay the log after it (at start)."""
+        store = self.store
+        for key in keys:
+            blob = await store.load(key)
+            if blob is None:
+                proc = (
+                    self.parts[key].proc
+                    if key in self.parts
+                    else FloorProcessor(self.config, live=True)
+                )
+                part = Partition(key, proc)
+                held: list[Event] = []
+            else:
+                try:
+                    restored = decode_checkpoint(self.config, blob, live=True)
+                except CheckpointError as exc:
+                    raise StoreError(
+                        f"the checkpoint of partition {key!r} cannot be loaded: {exc}"
+                    ) from None
+                for note in restored.notes:
+                    log.warning("checkpoint_note partition=%s note=%r", key, note)
+                part = Partition(key, restored.processor)
+                part.positions = dict(restored.sources)
+                held = restored.held
+            self.parts[key] = part
+            for event in held:
+                self._seq += 1
+                ts: float = event.ts  # type: ignore[assignment]
+                dkey = dedup_key(event)
+                heapq.heappush(part.held, (ts, self._seq, event, dkey))
+                part.held_keys[dkey] = part.held_keys.get(dkey, 0) + 1
+            self.backlog.add(len(held))
+            replayed = 0
+            async for logged in store.replay(key, dict(part.positions)):
+                self.admit_logged(logged)
+                replayed += len(logged.events)
+                self._slice_started = perf_counter()
+                await self._pause_if_due()
+            self.recovered_events += replayed
+            log.info(
+                "recovered partition=%s checkpoint=%s replayed_events=%d held_events=%d",
+                key,
+                "yes" if blob is not None else "no",
+                replayed,
+                len(part.held),
+            )
+
+    # ---------------------------------------------------------------- checkpoints
+
+    async def checkpoint(self) -> None:
+        """Checkpoint every local partition now (between rounds), with what it covers."""
+        for part in list(self.parts.values()):
+            started = perf_counter()
+            blob = encode_checkpoint(
+                part.proc, sources=dict(part.positions), held=part.held_events()
+            )
+            try:
+                await self._ticking(self.store.save(part.key, blob, dict(part.positions)))
+            except Exception as exc:
+                self.checkpoint_errors_total += 1
+                self.stats.ingest_errors_total += 1
+                log.error("checkpoint_failed partition=%s error=%r", part.key, exc)
+                continue
+            self.checkpoints_total += 1
+            self.checkpoint_seconds_last = perf_counter() - started
+
+    async def _checkpoint_if_due(self) -> None:
+        if self.checkpoint_every_s is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_checkpoint:
+            self._next_checkpoint = loop.time() + self.checkpoint_every_s
+            await self.checkpoint()
+
+    # ---------------------------------------------------------------- ticks
+
+    def _release_some(self, part: Partition, watermark: float, limit: int) -> None:
+        held = part.held
+        keys = part.held_keys
+        apply = part.proc.apply
         n = 0
         while held and held[0][0] <= watermark and n < limit:
             _, _, event, key = heapq.heappop(held)
@@ -267,54 +441,92 @@ class Writer:
             try:
                 apply(event)
             except Exception as exc:
-                self._failed(event, exc)
+                self._failed(part.proc, event, exc)
         self.backlog.release(n)
 
     async def _tick(self) -> None:
-        """Release what the watermark passed, tick to it, publish the change set."""
+        """Release what the watermark passed, tick to it, publish the change sets."""
         self._ticks_started += 1
         watermark = self._now()
-        held = self._held
-        while held and held[0][0] <= watermark:
-            self._release_some(watermark, _STEP)
-            await self._pause_if_due()
-        try:
-            self.proc.tick(watermark)
-            self.bus.publish(self.proc.drain_changes())
-        except Exception:
-            self.stats.ingest_errors_total += 1
-            log.exception("tick_error watermark=%s", watermark)
+        for part in list(self.parts.values()):
+            held = part.held
+            while held and held[0][0] <= watermark:
+                self._release_some(part, watermark, _STEP)
+                await self._pause_if_due()
+            try:
+                part.proc.tick(watermark)
+                self.bus.publish(part.proc.drain_changes())
+            except Exception:
+                self.stats.ingest_errors_total += 1
+                log.exception("tick_error partition=%s watermark=%s", part.key, watermark)
         self._sync_gauges()
         self._ticks_done += 1
         done, self._tick_event = self._tick_event, asyncio.Event()
         done.set()
 
+    # ---------------------------------------------------------------- the task
+
+    async def _work_on(self, items: list[Batch | Logged]) -> None:
+        """One round (batches appended, logged entries admitted), then a due tick."""
+        self._slice_started = perf_counter()
+        batches = [item for item in items if isinstance(item, Batch)]
+        for item in items:
+            if isinstance(item, Logged):
+                try:
+                    self.admit_logged(item)
+                except Exception:
+                    self.stats.ingest_errors_total += 1
+                    log.exception("logged_admit_error partition=%s", item.partition)
+        if batches:
+            await self._round(batches)
+        await self._tick_if_due()
+        await self._checkpoint_if_due()
+
     async def run(self) -> None:
-        """The ingest task: rounds as batches arrive, a tick every ``tick_s``."""
+        """The ingest task: rounds as batches arrive, a tick every ``tick_s``.
+
+        Each round runs to its end even if this task is cancelled (shutdown): a
+        checkpoint must cover whole rounds (see :meth:`settle`).
+        """
         loop = asyncio.get_running_loop()
         queue = self._queue
         self._next_tick = loop.time()
+        if self.checkpoint_every_s is not None:
+            self._next_checkpoint = loop.time() + self.checkpoint_every_s
         while True:
-            batches: list[Batch] = []
+            items: list[Batch | Logged] = []
             wait = self._next_tick - loop.time()
             if wait > 0 and queue.empty():
                 try:
                     async with asyncio.timeout(wait):
-                        batches.append(await queue.get())
+                        items.append(await queue.get())
                 except TimeoutError:
                     pass
-            count = sum(batch.size for batch in batches)
+            count = sum(item.size if isinstance(item, Batch) else 0 for item in items)
             # One round takes what is queued, up to a bound, so readers get a turn.
-            while len(batches) < ROUND_BATCHES and count < ROUND_EVENTS and not queue.empty():
-                batch = queue.get_nowait()
-                batches.append(batch)
-                count += batch.size
-            self._slice_started = perf_counter()
+            while len(items) < ROUND_BATCHES and count < ROUND_EVENTS and not queue.empty():
+                item = queue.get_nowait()
+                items.append(item)
+                count += item.size if isinstance(item, Batch) else len(item.events)
+            self._work = asyncio.ensure_future(self._work_on(items))
             try:
-                if batches:
-                    await self._round(batches)
-                await self._tick_if_due()
+                await asyncio.shield(self._work)
+            except asyncio.CancelledError:
+                raise
             except Exception:  # last line of defence: the writer never dies
                 self.stats.ingest_errors_total += 1
-                log.exception("ingest_round_error batches=%d", len(batches))
+                log.exception("ingest_round_error items=%d", len(items))
             await asyncio.sleep(0)  # queue.get() does not yield while batches are waiting
+
+    async def settle(self, timeout: float) -> bool:
+        """Wait for the round in progress to end (shutdown); False if it did not in time."""
+        work = self._work
+        if work is None or work.done():
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(work), timeout)
+        except TimeoutError:
+            return False
+        except Exception:
+            return True  # it failed, and is over: logged by run()
+        return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import aiohttp
 import pytest
@@ -16,25 +16,23 @@ from callfloor.events import CallQueued, Event
 from callfloor.ingest.source import Batch
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.limits import Refusal
+from callfloor.store.memory import MemoryStore
 
 
-class OutageStore:
-    """A store that works, fails while ``down`` is set, or takes ``delay_s`` per append."""
+class OutageStore(MemoryStore):
+    """The memory store, failing while ``down`` is set, or taking ``delay_s`` per append."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.down = False
         self.delay_s = 0.0
-        self.appends = 0
 
-    async def append(self, batches: Sequence[Batch]) -> None:
+    async def append(self, batches: Sequence[Batch], at: float) -> Mapping[str, str]:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self.down:
             raise ConnectionError("store unreachable")
-        self.appends += 1
-
-    async def close(self) -> None:
-        return None
+        return await super().append(batches, at)
 
 
 async def test_the_clock_goes_on_while_the_store_fails(caplog: pytest.LogCaptureFixture) -> None:

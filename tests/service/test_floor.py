@@ -12,10 +12,10 @@ from live import FakeClock, get, ndjson, post, running
 
 from callfloor.events import CallQueued, Event
 from callfloor.ingest.source import Batch, Receipt
-from callfloor.ingest.store import MemoryStore
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.limits import Refusal
 from callfloor.service import FloorService
+from callfloor.store.memory import MemoryStore
 
 
 async def test_posted_events_appear_in_the_snapshot() -> None:

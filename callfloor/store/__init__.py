@@ -1,0 +1,1 @@
+"""Stores: where accepted events become durable and checkpoints are kept (SPEC §9)."""
