@@ -184,12 +184,17 @@ def test_start_up_notes_name_the_open_rules() -> None:
 _VALUES = st.text(alphabet=st.characters(codec="utf-8"), max_size=12)
 
 
-@given(st.lists(st.tuples(_VALUES, _VALUES, _VALUES, _VALUES), max_size=5), st.booleans())
+@given(
+    st.lists(st.tuples(_VALUES, _VALUES, _VALUES, _VALUES), max_size=5),
+    st.booleans(),
+    st.booleans(),
+)
 def test_metrics_redaction_empties_only_the_name_label(
-    agents: list[tuple[str, str, str, str]], trailing_newline: bool
+    agents: list[tuple[str, str, str, str]], more_after: bool, trailing_newline: bool
 ) -> None:
     """Every callfloor_agent_info line loses its name and nothing else changes, whatever the
-    label values hold (quotes, backslashes, newlines, `name="` inside other values)."""
+    label values hold (quotes, backslashes, newlines, `name="` inside other values), and
+    wherever the family stands (last in the exposition or not)."""
     before = ["# HELP x y\n", 'callfloor_queue_waiting{queue="q"} 1.0\n']
     lines, expected = list(before), list(before)
     for agent, name, site, team in agents:
@@ -197,8 +202,9 @@ def test_metrics_redaction_empties_only_the_name_label(
         hidden = label_set(agent=agent + ',name="', name="", site=site, team=team)[0]
         lines.append(f"callfloor_agent_info{shown} 1.0\n")
         expected.append(f"callfloor_agent_info{hidden} 1.0\n")
-    lines.append('callfloor_agent_state_seconds{agent="a",team="t"} 2.0\n')
-    expected.append(lines[-1])
+    if more_after:
+        lines.append('callfloor_agent_state_seconds{agent="a",name="x"} 2.0\n')
+        expected.append(lines[-1])
     body = "".join(lines).encode()
     want = "".join(expected).encode()
     if not trailing_newline:
