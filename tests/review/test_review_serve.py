@@ -22,11 +22,19 @@ from serving import free_port, serve
         ("192.0.2.1", "cannot assign requested address"),  # TEST-NET-1: never local
     ],
 )
-def test_an_address_that_cannot_be_used_names_the_host_not_the_port(host: str, reason: str) -> None:
+def test_an_address_that_cannot_be_used_names_the_host_not_the_port(
+    host: str, reason: str, tmp_path: Path
+) -> None:
     """A host that does not resolve, or is not this machine's, gets one line naming the
     OS's reason and --host (not "unknown error -2; pick another port")."""
+    # A write token: without one, a bind beyond loopback is refused before any socket.
+    config = tmp_path / "callfloor.toml"
+    config.write_text('[http]\nwrite_tokens = ["t0ken"]\n', encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, "-m", "callfloor", "serve", "--host", host, "--port", str(free_port())],
+        [
+            *(sys.executable, "-m", "callfloor", "serve", "--config", str(config)),
+            *("--host", host, "--port", str(free_port())),
+        ],
         capture_output=True,
         timeout=30,
     )
