@@ -26,6 +26,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
+import msgspec
+
 from callfloor.config import StoreConfig
 from callfloor.events import Event
 from callfloor.ingest.source import Batch
@@ -61,6 +63,24 @@ class PartitionMap:
         return frozenset((partition,))
 
 
+class Record(msgspec.Struct, array_like=True):
+    """One appended round as a log keeps it (MessagePack; file segments, Redis entries).
+
+    ``at``: the writer's watermark when it was appended; ``events``: the round's valid
+    events (of one site's stream, with Redis); ``rejected``: the invalid items the round
+    carried, by reason (they are no events, but the document counts them, so the log
+    keeps their count: a recovery counts them again).
+    """
+
+    at: float
+    events: list[Event]
+    rejected: dict[str, int] = {}
+
+
+RECORD_ENCODER: Final = msgspec.msgpack.Encoder()
+RECORD_DECODER: Final = msgspec.msgpack.Decoder(Record)
+
+
 @dataclass(slots=True)
 class Logged:
     """Events read back from the log, and the log position just after them."""
@@ -70,6 +90,11 @@ class Logged:
     position: str  # opaque: where the next read of ``stream`` starts
     events: list[Event] = field(default_factory=list)
     at: float = float("-inf")  # the writer's watermark when they were appended
+    # The position the read started from ("" for the start of the log). The writer
+    # admits an entry only if this is where its partition stands in ``stream``, so an
+    # entry read before a partition changed hands is never applied twice.
+    since: str | None = None
+    rejected: dict[str, int] = field(default_factory=dict)  # invalid items, by reason
 
 
 class StoreError(Exception):
@@ -112,3 +137,51 @@ class Store(Protocol):
     async def close(self) -> None:
         """Flush and release (the service stops)."""
         ...
+
+
+class SharedStore(Store, Protocol):
+    """A store several processes share (Redis): the floor's partitions have owners.
+
+    Every process appends what it receives (``applies_locally`` is False); the owner of
+    a partition, holding its lease, applies the partition's log by :meth:`read` and is
+    the only one whose :meth:`save` takes effect (a checkpoint from a process that lost
+    the lease is refused with :class:`LeaseLost`). The store instance knows its own
+    member id.
+    """
+
+    @property
+    def member(self) -> str:
+        """This process's id among the members (unique per process start)."""
+        ...
+
+    async def heartbeat(self, ttl_s: float) -> list[str]:
+        """Say this member is alive for ``ttl_s``; the live members, sorted."""
+        ...
+
+    async def partitions(self) -> set[str]:
+        """Every partition with a site known to the store (configured or seen)."""
+        ...
+
+    async def acquire(self, partition: str, ttl_s: float) -> bool:
+        """Take the partition's lease if nobody holds it (True: ours now, or already)."""
+        ...
+
+    async def renew(self, partitions: Sequence[str], ttl_s: float) -> set[str]:
+        """Extend our leases; the partitions whose lease is no longer ours."""
+        ...
+
+    async def release(self, partition: str) -> None:
+        """Give the lease up (after a last checkpoint) so another member takes it now."""
+        ...
+
+    async def read(self, cursors: Mapping[str, Mapping[str, str]], block_s: float) -> list[Logged]:
+        """New entries of the given partitions' logs after their positions.
+
+        ``cursors`` maps each partition to its positions by stream (a stream it does
+        not name is read from its start); waits up to ``block_s`` when there is none.
+        """
+        ...
+
+
+class LeaseLost(StoreError):
+    """A checkpoint (or renewal) of a partition whose lease another member holds now."""

@@ -28,9 +28,8 @@ from typing import Final
 
 import msgspec
 
-from callfloor.events import Event
 from callfloor.ingest.source import Batch
-from callfloor.store.base import ALL, Logged, StoreError
+from callfloor.store.base import ALL, RECORD_DECODER, RECORD_ENCODER, Logged, Record, StoreError
 
 log = logging.getLogger("callfloor")
 
@@ -39,15 +38,8 @@ SEGMENT_BYTES: Final = 64 * 1024 * 1024
 _HEADER: Final = struct.Struct(">II")
 
 
-class Record(msgspec.Struct, array_like=True):
-    """One appended round: the watermark it was appended at, and its events."""
-
-    at: float
-    events: list[Event]
-
-
-_ENCODE: Final = msgspec.msgpack.Encoder()
-_DECODE: Final = msgspec.msgpack.Decoder(Record)
+_ENCODE: Final = RECORD_ENCODER
+_DECODE: Final = RECORD_DECODER
 
 
 def _position(segment: int, offset: int) -> str:
@@ -134,7 +126,11 @@ class FileStore:
     async def append(self, batches: Sequence[Batch], at: float) -> Mapping[str, str]:
         """Write the round as one record and fsync it (in a thread: fsync blocks)."""
         events = [event for batch in batches for event in batch.events]
-        payload = _ENCODE.encode(Record(at, events))
+        rejected: dict[str, int] = {}
+        for batch in batches:
+            for reason, n in batch.rejected.items():
+                rejected[reason] = rejected.get(reason, 0) + n
+        payload = _ENCODE.encode(Record(at, events, rejected))
         return await asyncio.to_thread(self._append, payload)
 
     def _append(self, payload: bytes) -> Mapping[str, str]:
@@ -196,7 +192,14 @@ class FileStore:
                 self._read, seg, offset if seg == segment else 0, seg == self._segments()[-1]
             )
             for end, record in records:
-                yield Logged(ALL, STREAM, _position(seg, end), list(record.events), record.at)
+                yield Logged(
+                    ALL,
+                    STREAM,
+                    _position(seg, end),
+                    list(record.events),
+                    record.at,
+                    rejected=dict(record.rejected),
+                )
 
     def _read(self, segment: int, offset: int, last: bool) -> list[tuple[int, Record]]:
         path = self._file(segment)
