@@ -5,10 +5,13 @@ same forms and the same rejection reasons as an HTTP body
 (:mod:`callfloor.ingest.decode`). One rule is MQTT's own: the level of the topic
 that the first ``+`` of the matching subscription stands for is the site of every
 event that names none (``callfloor/+/events`` and ``callfloor/sh/events``: site
-``sh``). An event that names a site keeps it, ``"default"`` included, so the
-payload is read as JSON values first and ``site`` is set only where it is missing;
-a payload that cannot name a site (no ``"site"`` and no ``\\u`` escape in it) takes
-the fast path straight to events.
+``sh``). An event that names a site keeps it, ``"default"`` included: ``site`` is
+set only where the object has none. A payload that cannot name a site (no ``"site"``
+and no ``\\u`` escape in it) goes straight to events; one that may is first probed
+for which objects name a site (a decode that skips every other field), then decoded
+to events. A payload whose items are not all JSON objects is read as generic JSON
+values, ``site`` set where missing, and converted to events one by one (the same
+events and reasons, a few times slower).
 
 A message that cannot be taken at all (over ``[limits] max_body``, more items than
 ``[limits] max_request_events``, empty) or that holds no valid event is
@@ -22,7 +25,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -209,7 +212,11 @@ def decode_message(
     if site is None or (b'"site"' not in text and b"\\u" not in text):
         _fast(text, site, out, max_events, not_after)
     else:
-        _with_site(text, site, out, not_after)
+        unnamed = _unnamed(text)
+        if unnamed is not None:
+            _fast(text, site, out, max_events, not_after, unnamed)
+        else:
+            _with_site(text, site, out, not_after)
     items = len(out.events) + sum(out.rejected_by_reason.values())
     if items > max_events:
         out.events.clear()
@@ -222,15 +229,50 @@ def decode_message(
     return out
 
 
+class _SiteProbe(msgspec.Struct):
+    """Whether an object names a site (every other field is skipped unread)."""
+
+    site: Any = msgspec.UNSET
+
+
+_PROBE: Final = msgspec.json.Decoder(_SiteProbe)
+_PROBES: Final = msgspec.json.Decoder(list[_SiteProbe])
+
+
+def _unnamed(text: bytes) -> list[bool] | None:
+    """For each item position: the object names no site. None if an item is not an object."""
+    unset = msgspec.UNSET
+    try:
+        if text[:1] == b"[":
+            return [probe.site is unset for probe in _PROBES.decode(text)]
+        if _one_object(text):
+            return [_PROBE.decode(text).site is unset]
+        decode = _PROBE.decode
+        return [not line.strip() or decode(line).site is unset for line in text.split(b"\n")]
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
 def _fast(
-    text: bytes, site: str | None, out: Message, max_events: int, not_after: float | None
+    text: bytes,
+    site: str | None,
+    out: Message,
+    max_events: int,
+    not_after: float | None,
+    unnamed: list[bool] | None = None,
 ) -> None:
-    """No event can name a site: decode straight to events, then stamp the topic's site."""
+    """Decode straight to events, then stamp the topic's site on those that name none
+    (all of them without ``unnamed``)."""
     decoded = decode_request(text, not_after=not_after, listed=max_events + 1)
     events = decoded.events
     if site is not None:
-        for event in events:
-            event.site = site
+        if unnamed is None:
+            for event in events:
+                event.site = site
+        else:
+            for event, pos in zip(events, decoded.positions, strict=True):
+                if unnamed[pos]:
+                    event.site = site
     out.events = events
     if decoded.rejections:
         raws = _raw_items(text)

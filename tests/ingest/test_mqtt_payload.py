@@ -15,7 +15,9 @@ from callfloor.ingest.mqtt_payload import (
     EMPTY,
     TOO_LARGE,
     TOO_MANY,
+    Message,
     SiteRule,
+    _with_site,
     dead_letter,
     deadletter_topic,
     decode_message,
@@ -213,9 +215,38 @@ def test_both_paths_decode_like_http(items: list[Any], as_array: bool) -> None:
     want_events = [msgspec.structs.replace(e, site="sh") for e in events]
     want_reasons = [(r.index, r.reason, r.field) for r in rejections]
     fast = decode_message(payload, "sh", not_after=T0 + 50, **LIMITS)
-    # An unknown field that mentions "site" sends the payload down the values-first path.
+    # An unknown field that mentions "site": the payload is probed for named sites.
     marked = payload.replace(b'"type"', b'"note":"site","type"')
-    slow = decode_message(marked, "sh", not_after=T0 + 50, **LIMITS)
-    for out in (fast, slow):
+    probed = decode_message(marked, "sh", not_after=T0 + 50, **LIMITS)
+    values_first = Message()
+    _with_site(marked, "sh", values_first, T0 + 50)
+    for out in (fast, probed, values_first):
         assert out.events == want_events
         assert [(r.index, r.reason, r.field) for r in out.rejections] == want_reasons
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    items=st.lists(
+        st.builds(
+            lambda i, named: ev(
+                "call_queued", T0, call_id=f"c{i}", queue="q", **({"site": "bj"} if named else {})
+            ),
+            st.integers(0, 9),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    as_array=st.booleans(),
+    bad=st.booleans(),
+)
+def test_named_sites_are_kept_on_every_path(
+    items: list[dict[str, Any]], as_array: bool, bad: bool
+) -> None:
+    """Each event keeps the site it names and takes the topic's otherwise, whichever path
+    the payload takes (a non-object item sends it down the values-first path)."""
+    listed: list[Any] = [*items, [1]] if bad else list(items)
+    payload = msgspec.json.encode(listed) if as_array else _encode(*listed)
+    out = decode_message(payload, "sh", **LIMITS)
+    assert [e.site for e in out.events] == [item.get("site", "sh") for item in items]
