@@ -16,7 +16,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -278,6 +278,14 @@ class Config:
         found = self.sites.get(name)
         return found if found is not None else SiteConfig(name=name)
 
+    def for_sites(self, sites: frozenset[str]) -> Config:
+        """This configuration with only ``sites`` and their queues (a partition's part)."""
+        return replace(
+            self,
+            sites={name: site for name, site in self.sites.items() if name in sites},
+            queues={name: q for name, q in self.queues.items() if q.site in sites},
+        )
+
     def queue_policy(self, name: str, channel: str) -> QueuePolicy:
         """The configured policy, else the channel's defaults (a queue seen only in events)."""
         queue = self.queues.get(name)
@@ -531,6 +539,14 @@ def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config
 
     limits = _limits(ctx, ctx.table(data.get("limits", {}), "limits"))
     store = _store(ctx, ctx.table(data.get("store", {}), "store"))
+    if store.partitions is not None:
+        # Each partition runs its sites' queues: a queue must say which site it is in.
+        for name, q in queues.items():
+            if q.site is None:
+                raise ctx.error(
+                    f"queues.{name}.site",
+                    "with [store] partitions every configured queue needs its site",
+                )
     sources = _sources(ctx, data.get("sources", []))
 
     return Config(

@@ -150,3 +150,27 @@ def test_bad_store_sources_and_tokens_name_the_key(data: dict[str, object], mess
     """A bad [store], [[sources]] or token stops start-up naming the key and the problem."""
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_config(data, "cfg.toml")
+
+
+def test_partitions_need_every_configured_queue_to_name_its_site() -> None:
+    """With [store] partitions a queue without a site is a configuration error naming it."""
+    with pytest.raises(ConfigError, match=r"queues\.sales\.site: with \[store\] partitions"):
+        parse_config(
+            {
+                "queues": {"sales": {"channel": "voice"}},
+                "store": {"url": "redis://127.0.0.1:6379/0", "partitions": "site"},
+            }
+        )
+
+
+def test_a_partition_config_keeps_only_its_sites_and_their_queues() -> None:
+    """Config.for_sites keeps the named sites and the queues configured in them."""
+    config = parse_config(
+        {
+            "sites": {"lon": {"timezone": "Europe/London"}, "sh": {"timezone": "Asia/Shanghai"}},
+            "queues": {"a": {"site": "lon"}, "b": {"site": "sh"}},
+        }
+    )
+    part = config.for_sites(frozenset({"sh"}))
+    assert list(part.sites) == ["sh"] and list(part.queues) == ["b"]
+    assert part.limits == config.limits and part.rolling_windows == config.rolling_windows

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from operator import attrgetter, itemgetter
-from typing import Final, NamedTuple, TypeVar
+from typing import Final, NamedTuple, Protocol, TypeVar
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -55,7 +55,6 @@ from callfloor.metrics.render import (
     to_metric,
 )
 from callfloor.metrics.stats import StatsProvider, add_service_samples
-from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.limits import LIMIT_REASONS
 from callfloor.processors.read import FloorReader
 from callfloor.processors.views import (
@@ -220,8 +219,23 @@ def _configured_violations(config: Config) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- collector
 
 
+class Floor(Protocol):
+    """What the collector reads: a :class:`~callfloor.processors.engine.FloorProcessor`,
+    or :class:`~callfloor.processors.merged.MergedFloor` over several partitions."""
+
+    @property
+    def view(self) -> FloorReader:
+        """Typed reads at the floor's clock."""
+        ...
+
+    @property
+    def config(self) -> Config:
+        """The configuration (labels, per-agent series, queue limits)."""
+        ...
+
+
 class FloorCollector(Collector):
-    """Prometheus collector over a :class:`FloorProcessor`, read at its clock.
+    """Prometheus collector over a floor (a processor, or several merged), read at its clock.
 
     It never ticks the processor: call ``proc.tick(now)`` before collecting (the
     service does so on every scrape). ``stats`` returns the service layer's
@@ -230,7 +244,7 @@ class FloorCollector(Collector):
 
     def __init__(
         self,
-        proc: FloorProcessor,
+        proc: Floor,
         *,
         stats: StatsProvider | None = None,
         per_agent_series: bool | None = None,

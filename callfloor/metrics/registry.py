@@ -12,9 +12,8 @@ from typing import Any, Final, Protocol
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from callfloor.metrics.collector import FloorCollector
+from callfloor.metrics.collector import Floor, FloorCollector
 from callfloor.metrics.stats import ServiceStats, StatsProvider
-from callfloor.processors.engine import FloorProcessor
 
 __all__ = ["CONTENT_TYPE", "FloorRegistry", "build_registry", "render", "render_service"]
 
@@ -82,7 +81,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def build_registry(
-    proc: FloorProcessor,
+    proc: Floor,
     *,
     stats: StatsProvider | None = None,
     per_agent_series: bool | None = None,
@@ -108,8 +107,8 @@ class LiveService(Protocol):
     """What :func:`render_service` needs of the live service."""
 
     @property
-    def proc(self) -> FloorProcessor:
-        """The live processor (the service may replace it, e.g. on restore)."""
+    def floor(self) -> Floor:
+        """The live floor (the service replaces it when partitions come and go)."""
 
     @property
     def stats(self) -> ServiceStats:
@@ -135,8 +134,9 @@ def render_service(service: LiveService) -> bytes:
         return stats
 
     entry = _SERVICE_REGISTRIES.get(service)
-    if entry is None or entry[1].proc is not service.proc:
-        collector = FloorCollector(service.proc, stats=provider)
+    floor = service.floor
+    if entry is None or entry[1].proc is not floor:
+        collector = FloorCollector(floor, stats=provider)
         registry = FloorRegistry()
         registry.register(collector)
         entry = _SERVICE_REGISTRIES[service] = (registry, collector)

@@ -34,9 +34,10 @@ from callfloor.ingest.http import HttpSource
 from callfloor.ingest.source import Batch, Source
 from callfloor.ingest.supervisor import Supervisor
 from callfloor.processors.engine import FloorProcessor
+from callfloor.processors.merged import MergedFloor, MergedReader
 from callfloor.service.stats import IngestStats
 from callfloor.service.writer import Writer
-from callfloor.store.base import ALL, Store
+from callfloor.store.base import ALL, PartitionMap, Store
 from callfloor.store.open import open_store
 
 if TYPE_CHECKING:
@@ -122,9 +123,12 @@ class FloorService:
         # A change-stream client whose socket takes no data for this long is cut off:
         # a client that stopped reading would otherwise hold its connection forever.
         self.stream_timeout_s = stream_timeout_s
-        proc = processor or FloorProcessor(config, live=True)
         self.stats = IngestStats()
         self.store: Store = store if store is not None else open_store(config.store)
+        # A store shared by processes (Redis): partitions are adopted as their leases
+        # are won, and their logs followed; otherwise one partition of every site.
+        self.shared = not self.store.applies_locally
+        proc = None if self.shared else (processor or FloorProcessor(config, live=True))
         # Checkpoints only where a store keeps them (``[store] checkpoint_every``).
         durable = config.store.kind != "memory" or (store is not None and not _is_memory(store))
         self.backlog = Backlog(config.limits.max_pending_events)
@@ -143,6 +147,7 @@ class FloorService:
             tick_s=tick_s,
             config=config,
             checkpoint_every_s=config.store.checkpoint_every_s if durable else None,
+            partitions=PartitionMap(config.store) if self.shared else None,
         )
         self.durable = durable
         self.started = asyncio.Event()
@@ -151,6 +156,7 @@ class FloorService:
         self._cache_key: tuple[object, ...] | None = None
         self._cache: dict[str, bytes] = {}
         self._document: Document | None = None
+        self._merged: tuple[tuple[int, int], MergedFloor] | None = None
 
     # ---------------------------------------------------------------- time
 
@@ -168,12 +174,33 @@ class FloorService:
 
     @property
     def proc(self) -> FloorProcessor:
-        """The live processor (changed only by the writer)."""
+        """The live processor when there is one partition (changed only by the writer)."""
         return self.writer.proc
 
     @proc.setter
     def proc(self, proc: FloorProcessor) -> None:
         self.writer.proc = proc
+
+    @property
+    def floor(self) -> FloorProcessor | MergedFloor:
+        """What metrics read: the one processor, or the local partitions merged."""
+        procs = self.writer.processors()
+        if len(procs) == 1:
+            return procs[0]
+        key = (self.writer.generation, len(procs))
+        # With no partition (standing by) the view reports the watermark: build anew.
+        if self._merged is None or self._merged[0] != key or not procs:
+            self._merged = (key, MergedFloor(self.config, self._merged_view(procs)))
+        return self._merged[1]
+
+    def _merged_view(self, procs: list[FloorProcessor]) -> MergedReader:
+        labels = [label for label, _ in self.config.rolling_windows] + ["interval", "today"]
+        return MergedReader(
+            [p.view for p in procs],
+            labels=labels,
+            generation=self.writer.generation,
+            clock=self.now(),
+        )
 
     # ---------------------------------------------------------------- sources
 
@@ -199,7 +226,7 @@ class FloorService:
     @property
     def view(self) -> FloorReader:
         """Typed reads at the processor clock (the last tick; see ``as_of``)."""
-        return self.proc.view
+        return self.floor.view
 
     def _fresh(self, view: FloorReader) -> None:
         # Rejections and duplicates do not change the version; the document counts them.
@@ -211,7 +238,7 @@ class FloorService:
 
     def document(self) -> Document:
         """The SPEC §7 document at the processor clock, built once per change."""
-        view = self.proc.view
+        view = self.view
         self._fresh(view)
         if self._document is None:
             self._document = view.document()
@@ -219,7 +246,7 @@ class FloorService:
 
     def cached(self, name: str, build: Callable[[], bytes]) -> bytes:
         """Encoded bytes of a whole-floor read, rebuilt only when the floor changed."""
-        self._fresh(self.proc.view)
+        self._fresh(self.view)
         found = self._cache.get(name)
         if found is None:
             found = self._cache[name] = build()
@@ -291,7 +318,8 @@ class FloorService:
             # The state the last run reached: its checkpoint and the log after it.
             await self.writer.recover((ALL,))
         try:
-            self.proc.tick(self.now())
+            for proc in self.writer.processors():
+                proc.tick(self.now())
         except Exception:
             log.exception("tick_error at start")
         runner = web.AppRunner(

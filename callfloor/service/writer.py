@@ -43,8 +43,9 @@ from callfloor.ingest.source import Batch, Receipt
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.limits import Refusal
 from callfloor.processors.state import CheckpointError, decode_checkpoint, encode_checkpoint
+from callfloor.processors.views import ChangeSet
 from callfloor.service.stats import IngestStats
-from callfloor.store.base import ALL, Logged, Store, StoreError
+from callfloor.store.base import ALL, LeaseLost, Logged, PartitionMap, Store, StoreError
 
 log = logging.getLogger("callfloor")
 
@@ -71,6 +72,27 @@ def _show(event: Event) -> str:
     return text if len(text) <= 2000 else text[:2000] + "…"
 
 
+def _merged_changes(changes: list[ChangeSet], watermark: float) -> ChangeSet:
+    """The change sets of several partitions' tick as one."""
+    return ChangeSet(
+        as_of=max((c.as_of for c in changes), default=watermark),
+        queues=sorted({n for c in changes for n in c.queues}),
+        sites=sorted({n for c in changes for n in c.sites}),
+        agents=sorted({n for c in changes for n in c.agents}),
+        violations=[v for c in changes for v in c.violations],
+    )
+
+
+class _Control:
+    """Work the writer's task runs between rounds (adopting or dropping a partition)."""
+
+    __slots__ = ("done", "work")
+
+    def __init__(self, work: Callable[[], Awaitable[None]], done: asyncio.Future[None]) -> None:
+        self.work = work
+        self.done = done
+
+
 class Partition:
     """One partition's processor, its held events and the log positions it covers."""
 
@@ -95,7 +117,7 @@ class Writer:
 
     def __init__(
         self,
-        proc: FloorProcessor,
+        proc: FloorProcessor | None,
         *,
         stats: IngestStats,
         backlog: Backlog,
@@ -105,11 +127,18 @@ class Writer:
         tick_s: float,
         config: Config | None = None,
         checkpoint_every_s: float | None = None,
-        partition_of: Callable[[str], str] | None = None,
+        partitions: PartitionMap | None = None,
     ) -> None:
-        self.config = config if config is not None else proc.config
-        self.parts: dict[str, Partition] = {ALL: Partition(ALL, proc)}
-        self._partition_of = partition_of
+        if config is None:
+            if proc is None:
+                raise ValueError("a writer without a processor needs the configuration")
+            config = proc.config
+        self.config = config
+        # ``proc``: the one partition of every site; None: partitions come and go
+        # (adopt/drop), each a set of sites with its own processor (a shared store).
+        self.parts: dict[str, Partition] = {} if proc is None else {ALL: Partition(ALL, proc)}
+        self.partitions = partitions
+        self._partition_of = None if partitions is None else partitions.of
         self.stats = stats
         self.backlog = backlog
         self.store = store
@@ -117,7 +146,8 @@ class Writer:
         self._now = watermark
         self.tick_s = tick_s
         self.checkpoint_every_s = checkpoint_every_s
-        self._queue: asyncio.Queue[Batch | Logged] = asyncio.Queue()
+        self._queue: asyncio.Queue[Batch | Logged | _Control] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
         self._seq = 0
         self._slice_started = 0.0
         self._ticks_started = 0
@@ -133,6 +163,12 @@ class Writer:
         self.checkpoint_errors_total = 0
         self.checkpoint_seconds_last = 0.0
         self.recovered_events = 0
+        self.stale_entries_total = 0  # followed entries dropped as not contiguous
+        self.adopted_total = 0
+        self.dropped_total = 0
+        self.leases_lost_total = 0  # checkpoints refused: another member owns it now
+        # Bumped whenever the set of partitions changes (merged reads' cache key).
+        self.generation = 0
 
     # ---------------------------------------------------------------- partitions
 
@@ -146,6 +182,86 @@ class Writer:
     @proc.setter
     def proc(self, proc: FloorProcessor) -> None:
         self.parts = {ALL: Partition(ALL, proc)}
+        self.generation += 1
+
+    @property
+    def owned(self) -> frozenset[str]:
+        """The partitions this process applies (and checkpoints)."""
+        return frozenset(self.parts)
+
+    def processors(self) -> list[FloorProcessor]:
+        """The local partitions' processors, by partition key."""
+        return [self.parts[key].proc for key in sorted(self.parts)]
+
+    def cursors(self) -> dict[str, dict[str, str]]:
+        """Each local partition's log positions: where following its log goes on."""
+        return {key: dict(part.positions) for key, part in self.parts.items()}
+
+    def partition_config(self, key: str) -> Config:
+        """The configuration a partition's processor runs with: its sites' part."""
+        sites = None if self.partitions is None else self.partitions.sites(key)
+        return self.config if sites is None else self.config.for_sites(sites)
+
+    async def adopt(self, key: str) -> None:
+        """Take partition ``key`` on: load its checkpoint and replay its log after it.
+
+        Runs inside the writer's task (between rounds) once the writer runs, so a round
+        never sees a partition half restored.
+        """
+        if key in self.parts:
+            return
+        await self._between_rounds(lambda: self.recover((key,)))
+        self.adopted_total += 1
+
+    async def drop(self, key: str, *, checkpoint: bool) -> None:
+        """Stop applying partition ``key`` (after a last checkpoint, if asked).
+
+        A hand-over checkpoints first so the next owner starts where this one ends; a
+        lost lease must not (another member may own the partition already). Readers
+        are told its names changed: they are no longer here.
+        """
+
+        async def work() -> None:
+            part = self.parts.get(key)
+            if part is None:
+                return
+            if checkpoint:
+                await self._checkpoint_part(part)
+            self._forget(part)
+            log.info("partition_dropped partition=%s checkpoint=%s", key, checkpoint)
+
+        await self._between_rounds(work)
+
+    def _forget(self, part: Partition) -> None:
+        """Remove a partition from this process (its held events leave the backlog)."""
+        if self.parts.get(part.key) is not part:
+            return
+        del self.parts[part.key]
+        self.generation += 1
+        self.dropped_total += 1
+        self.backlog.release(len(part.held))
+        with contextlib.suppress(Exception):
+            view = part.proc.view
+            self.bus.publish(
+                ChangeSet(
+                    as_of=part.proc.clock,
+                    queues=view.queue_names(),
+                    sites=view.site_names(),
+                    agents=view.agent_names(),
+                    violations=[],
+                )
+            )
+        self._sync_gauges()
+
+    async def _between_rounds(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` in the writer's task between two rounds (now, if it is not running)."""
+        current = asyncio.current_task()
+        if self._task is None or self._task.done() or current in (self._task, self._work):
+            await work()
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Control(work, done))
+        await done
 
     def _part(self, site: str) -> Partition | None:
         key = ALL if self._partition_of is None else self._partition_of(site)
@@ -310,7 +426,10 @@ class Writer:
                     )
                     await self._pause_if_due()
             else:
-                # The partition's owner applies them from the store's log.
+                # The partition's owner applies them from the store's log; the answer
+                # tells what the partitions owned here can already say.
+                if receipt is not None:
+                    self._peek(events, receipt)
                 self.backlog.release(len(events))
             elapsed = perf_counter() - started
             stats.batches_total += 1
@@ -329,6 +448,22 @@ class Writer:
                 part.positions.update(positions)
         self._sync_gauges()
 
+    def _peek(self, events: list[Event], receipt: Receipt) -> None:
+        """Refusals and duplicates the owned partitions see now (nothing is applied)."""
+        for pos, event in enumerate(events):
+            part = self._part(event.site)
+            if part is None:
+                continue
+            try:
+                refusal = part.proc.check(event)
+                if refusal is not None:
+                    receipt.refused.append((pos, refusal))
+                elif dedup_key(event) in part.held_keys or part.proc.is_duplicate(event):
+                    receipt.duplicates.append(pos)
+            except Exception as exc:  # a peek must not fail the round
+                self.stats.ingest_errors_total += 1
+                log.error("peek_error event=%s", _show(event), exc_info=exc)
+
     def admit_logged(self, logged: Logged) -> None:
         """Admit events read back from the store at the clock they were first admitted at.
 
@@ -338,6 +473,13 @@ class Writer:
         part = self.parts.get(logged.partition)
         if part is None:
             return
+        if logged.since is not None and logged.since != part.positions.get(logged.stream, ""):
+            # Read before the partition changed hands (or read twice): not contiguous
+            # with what the partition has applied, so applying it could count it twice.
+            self.stale_entries_total += 1
+            return
+        for reason, n in logged.rejected.items():
+            part.proc.count_rejected(reason, n)
         if logged.at > part.proc.clock:
             self._release_some(part, logged.at, len(part.held))
             part.proc.tick(logged.at)
@@ -353,17 +495,16 @@ class Writer:
         store = self.store
         for key in keys:
             blob = await store.load(key)
+            config = self.partition_config(key)
             if blob is None:
                 proc = (
-                    self.parts[key].proc
-                    if key in self.parts
-                    else FloorProcessor(self.config, live=True)
+                    self.parts[key].proc if key in self.parts else FloorProcessor(config, live=True)
                 )
                 part = Partition(key, proc)
                 held: list[Event] = []
             else:
                 try:
-                    restored = decode_checkpoint(self.config, blob, live=True)
+                    restored = decode_checkpoint(config, blob, live=True)
                 except CheckpointError as exc:
                     raise StoreError(
                         f"the checkpoint of partition {key!r} cannot be loaded: {exc}"
@@ -374,6 +515,7 @@ class Writer:
                 part.positions = dict(restored.sources)
                 held = restored.held
             self.parts[key] = part
+            self.generation += 1
             for event in held:
                 self._seq += 1
                 ts: float = event.ts  # type: ignore[assignment]
@@ -401,19 +543,26 @@ class Writer:
     async def checkpoint(self) -> None:
         """Checkpoint every local partition now (between rounds), with what it covers."""
         for part in list(self.parts.values()):
-            started = perf_counter()
-            blob = encode_checkpoint(
-                part.proc, sources=dict(part.positions), held=part.held_events()
-            )
-            try:
-                await self._ticking(self.store.save(part.key, blob, dict(part.positions)))
-            except Exception as exc:
-                self.checkpoint_errors_total += 1
-                self.stats.ingest_errors_total += 1
-                log.error("checkpoint_failed partition=%s error=%r", part.key, exc)
-                continue
-            self.checkpoints_total += 1
-            self.checkpoint_seconds_last = perf_counter() - started
+            await self._checkpoint_part(part)
+
+    async def _checkpoint_part(self, part: Partition) -> None:
+        started = perf_counter()
+        blob = encode_checkpoint(part.proc, sources=dict(part.positions), held=part.held_events())
+        try:
+            await self._ticking(self.store.save(part.key, blob, dict(part.positions)))
+        except LeaseLost as exc:
+            # Another member owns it now: this one must stop applying it at once.
+            self.leases_lost_total += 1
+            log.warning("partition_lost partition=%s reason=%r", part.key, str(exc))
+            self._forget(part)
+            return
+        except Exception as exc:
+            self.checkpoint_errors_total += 1
+            self.stats.ingest_errors_total += 1
+            log.error("checkpoint_failed partition=%s error=%r", part.key, exc)
+            return
+        self.checkpoints_total += 1
+        self.checkpoint_seconds_last = perf_counter() - started
 
     async def _checkpoint_if_due(self) -> None:
         if self.checkpoint_every_s is None:
@@ -448,6 +597,7 @@ class Writer:
         """Release what the watermark passed, tick to it, publish the change sets."""
         self._ticks_started += 1
         watermark = self._now()
+        changes: list[ChangeSet] = []
         for part in list(self.parts.values()):
             held = part.held
             while held and held[0][0] <= watermark:
@@ -455,10 +605,16 @@ class Writer:
                 await self._pause_if_due()
             try:
                 part.proc.tick(watermark)
-                self.bus.publish(part.proc.drain_changes())
+                changes.append(part.proc.drain_changes())
             except Exception:
                 self.stats.ingest_errors_total += 1
                 log.exception("tick_error partition=%s watermark=%s", part.key, watermark)
+        # One change set per tick, whatever the number of partitions (subscribers take
+        # an empty one as "time moved").
+        if len(changes) == 1:
+            self.bus.publish(changes[0])
+        elif changes or not self.parts:
+            self.bus.publish(_merged_changes(changes, watermark))
         self._sync_gauges()
         self._ticks_done += 1
         done, self._tick_event = self._tick_event, asyncio.Event()
@@ -466,8 +622,8 @@ class Writer:
 
     # ---------------------------------------------------------------- the task
 
-    async def _work_on(self, items: list[Batch | Logged]) -> None:
-        """One round (batches appended, logged entries admitted), then a due tick."""
+    async def _work_on(self, items: list[Batch | Logged | _Control]) -> None:
+        """One round (logged entries admitted, batches appended), controls, a due tick."""
         self._slice_started = perf_counter()
         batches = [item for item in items if isinstance(item, Batch)]
         for item in items:
@@ -479,6 +635,16 @@ class Writer:
                     log.exception("logged_admit_error partition=%s", item.partition)
         if batches:
             await self._round(batches)
+        for item in items:
+            if isinstance(item, _Control):
+                try:
+                    await item.work()
+                except Exception as exc:
+                    if not item.done.done():
+                        item.done.set_exception(exc)
+                else:
+                    if not item.done.done():
+                        item.done.set_result(None)
         await self._tick_if_due()
         await self._checkpoint_if_due()
 
@@ -490,11 +656,12 @@ class Writer:
         """
         loop = asyncio.get_running_loop()
         queue = self._queue
+        self._task = asyncio.current_task()
         self._next_tick = loop.time()
         if self.checkpoint_every_s is not None:
             self._next_checkpoint = loop.time() + self.checkpoint_every_s
         while True:
-            items: list[Batch | Logged] = []
+            items: list[Batch | Logged | _Control] = []
             wait = self._next_tick - loop.time()
             if wait > 0 and queue.empty():
                 try:
@@ -507,7 +674,10 @@ class Writer:
             while len(items) < ROUND_BATCHES and count < ROUND_EVENTS and not queue.empty():
                 item = queue.get_nowait()
                 items.append(item)
-                count += item.size if isinstance(item, Batch) else len(item.events)
+                if isinstance(item, Batch):
+                    count += item.size
+                elif isinstance(item, Logged):
+                    count += len(item.events)
             self._work = asyncio.ensure_future(self._work_on(items))
             try:
                 await asyncio.shield(self._work)

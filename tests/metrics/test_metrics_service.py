@@ -66,9 +66,9 @@ def test_service_series_are_sorted_by_label() -> None:
 
 @dataclass(eq=False)  # hashed by identity, as render_service keeps a registry per service
 class _Service:
-    """What render_service reads of the live service: its processor and stats."""
+    """What render_service reads of the live service: its floor and stats."""
 
-    proc: FloorProcessor
+    floor: FloorProcessor
     stats: FakeStats
 
 
@@ -81,6 +81,6 @@ def test_render_service_reads_the_current_stats_and_processor() -> None:
     service.stats = FakeStats(batches_total=6)
     second = parse(render_service(service))
     assert value(second, "callfloor_ingest_batch_seconds_count") == 6
-    service.proc = FloorProcessor(config())
+    service.floor = FloorProcessor(config())
     third = parse(render_service(service))
     assert value(third, "callfloor_queue_offered_total", queue="sales") is None
