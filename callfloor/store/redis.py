@@ -1,0 +1,645 @@
+"""The ``redis://`` store: a stream per site, checkpoints and leases, shared by processes.
+
+Keys (``{p}`` is ``[store] key_prefix``, default ``callfloor``)::
+
+    {p}:events:{site}         stream: one entry per ingest round's events of the site,
+                              field ``r`` = MessagePack Record(at, events) (as file://)
+    {p}:sites                 set: the sites known (configured ones, and every site
+                              appended by anyone)
+    {p}:checkpoint:{part}     string: the partition's last checkpoint; the stream
+                              positions it covers are inside it
+    {p}:lease:{part}          string: the member owning the partition, with PX
+    {p}:members               sorted set: member -> expiry (server ms), the heartbeats
+    {p}:trimmed               hash: site -> the last position trimmed off its stream
+    {p}:round:{token}         string, short-lived: an append landed (retries are exact)
+
+Every process appends what it receives (:meth:`RedisStore.append`, one MULTI per
+round: the durability point, with ``appendfsync always``); the owner of a partition
+follows its streams (:meth:`RedisStore.read`) and checkpoints it (:meth:`RedisStore.save`,
+a Lua script that writes only while the lease is ours and trims the streams behind the
+checkpoint). A position is a stream entry id; a partition's positions map each of its
+sites to the id of the last entry it covers.
+
+The client never retries a command by itself: a retry of an append whose answer was
+lost would log the round twice. The writer retries; the round's token makes the retry
+find the first attempt when it did land.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from time import monotonic
+from typing import Any, Final, TypeVar, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+from redis import exceptions as rex
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from callfloor.config import StoreConfig
+from callfloor.events import Event
+from callfloor.ingest.source import Batch
+from callfloor.store.base import (
+    ALL,
+    RECORD_DECODER,
+    RECORD_ENCODER,
+    LeaseLost,
+    Logged,
+    PartitionMap,
+    Record,
+    StoreError,
+)
+
+log = logging.getLogger("callfloor")
+
+_T = TypeVar("_T")
+
+PAGE: Final = 1000  # entries per XRANGE / XREAD page
+SITES_REFRESH_S: Final = 1.0  # how stale the known sites may be when following streams
+ROUND_TOKEN_TTL_MS: Final = 15 * 60 * 1000  # how long a retry can still find its round
+SOCKET_TIMEOUT_S: Final = 10.0  # longer than any XREAD BLOCK the follower asks for
+CONNECT_TIMEOUT_S: Final = 5.0
+
+
+# KEYS: lease, checkpoint, trimmed, streams...
+# ARGV: member, blob, then per stream: site, position, the first id kept (or '').
+# Only the lease holder's checkpoint lands; the streams are trimmed behind it in the
+# same step (so the log never loses what the kept checkpoint does not cover), and the
+# trimmed hash remembers how far each stream was trimmed (XTRIM leaves no trace a
+# reader could check: a replay from before that point would silently miss entries).
+_SAVE: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return {0, redis.call('GET', KEYS[1]) or ''}
+end
+local function later(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am > bm or (am == bm and as > bs)
+end
+redis.call('SET', KEYS[2], ARGV[2])
+local trimmed = 0
+for i = 4, #KEYS do
+  local base = 2 + 3 * (i - 4)
+  local site, position, minid = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
+  if minid ~= '' then
+    trimmed = trimmed + redis.call('XTRIM', KEYS[i], 'MINID', minid)
+    local was = redis.call('HGET', KEYS[3], site)
+    if not was or later(position, was) then
+      redis.call('HSET', KEYS[3], site, position)
+    end
+  end
+end
+return {1, trimmed}
+"""
+
+# KEYS: leases...  ARGV: member, px.  The partitions whose lease is not ours (any more).
+_RENEW: Final = """
+local lost = {}
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  else
+    lost[#lost + 1] = i
+  end
+end
+return lost
+"""
+
+_RELEASE: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: members.  ARGV: member, ttl ms.  Expiries in the server's clock: members on
+# hosts whose clocks disagree still agree on who is alive.
+_HEARTBEAT: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+"""
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (error messages and logs never show it)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + host))
+
+
+def _id(position: str) -> tuple[int, int]:
+    ms, _, seq = position.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _after(position: str) -> str:
+    """The smallest entry id after ``position`` (XTRIM MINID keeps it and later ones)."""
+    ms, seq = _id(position)
+    return f"{ms}-{seq + 1}"
+
+
+def _order(logged: Logged) -> tuple[int, float, int]:
+    """How entries of several streams interleave: by the millisecond Redis added them,
+    then by the clock they were admitted at (entry sequence numbers are per stream, so
+    they do not order two streams' entries of one millisecond), then by sequence.
+
+    Merging only ever compares the next entry of each stream: every stream's own order
+    is kept whatever this key says.
+    """
+    ms, seq = _id(logged.position)
+    return ms, logged.at, seq
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def new_member() -> str:
+    """A member id unique to this process start: host, pid and a random tag."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class RedisStore:
+    """A :class:`~callfloor.store.base.SharedStore` on Redis (see the module docstring).
+
+    Counters (plain ints, exported by the service): ``appends``, ``appended_events``,
+    ``appended_bytes``, ``append_retries_found`` (a retried round that had landed),
+    ``saves``, ``saves_refused`` (lease lost), ``trimmed_entries``, ``read_entries``,
+    ``bad_entries`` (undecodable entries skipped), ``errors_by_op`` (per operation)
+    and ``reconnects`` (Redis answered again after failing).
+    """
+
+    applies_locally = False
+
+    def __init__(
+        self,
+        config: StoreConfig,
+        *,
+        sites: Iterable[str] = (),
+        member: str | None = None,
+    ) -> None:
+        self.config = config
+        self.url = config.url
+        self.prefix = config.key_prefix
+        self.partition_map = PartitionMap(config)
+        self._configured = sorted(set(sites))
+        self._member = member if member is not None else new_member()
+        self._redis: Redis | None = None
+        self._known: set[str] = set()
+        self._known_at = float("-inf")
+        # The round whose append failed (the writer retries it with the same list)
+        # and its token: a retry first looks whether the failed attempt landed.
+        self._failed: tuple[Sequence[Batch], str] | None = None
+        self.up = False
+        self.last_error: str | None = None
+        self.appends = 0
+        self.appended_events = 0
+        self.appended_bytes = 0
+        self.append_retries_found = 0
+        self.saves = 0
+        self.saves_refused = 0
+        self.trimmed_entries = 0
+        self.read_entries = 0
+        self.bad_entries = 0
+        self.reconnects = 0
+        self.errors_by_op: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ keys
+
+    def stream_key(self, site: str) -> str:
+        """The stream of ``site``'s events."""
+        return f"{self.prefix}:events:{site}"
+
+    @property
+    def sites_key(self) -> str:
+        """The set of known sites."""
+        return f"{self.prefix}:sites"
+
+    def checkpoint_key(self, partition: str) -> str:
+        """The partition's checkpoint."""
+        return f"{self.prefix}:checkpoint:{partition}"
+
+    def lease_key(self, partition: str) -> str:
+        """The partition's lease (its owner's member id)."""
+        return f"{self.prefix}:lease:{partition}"
+
+    @property
+    def members_key(self) -> str:
+        """The live members and their expiries."""
+        return f"{self.prefix}:members"
+
+    @property
+    def trimmed_key(self) -> str:
+        """How far each site's stream was trimmed (the last position removed)."""
+        return f"{self.prefix}:trimmed"
+
+    def _round_key(self, token: str) -> str:
+        return f"{self.prefix}:round:{token}"
+
+    @property
+    def member(self) -> str:
+        """This process's member id (unique per start)."""
+        return self._member
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def redis(self) -> Redis:
+        """The client (after :meth:`open`)."""
+        if self._redis is None:
+            raise StoreError("the redis store is not open")
+        return self._redis
+
+    async def _call(self, op: str, work: Awaitable[_T]) -> _T:
+        """Run one Redis operation: failures are counted and become StoreError."""
+        try:
+            result = await work
+        except rex.RedisError as exc:
+            self.errors_by_op[op] = self.errors_by_op.get(op, 0) + 1
+            if isinstance(exc, rex.ConnectionError | rex.TimeoutError):
+                self.up = False
+            self.last_error = f"{op}: {exc}"
+            raise StoreError(f"{redact(self.url)}: {op} failed: {exc}") from exc
+        except OSError as exc:  # a socket error redis-py did not wrap
+            self.errors_by_op[op] = self.errors_by_op.get(op, 0) + 1
+            self.up = False
+            self.last_error = f"{op}: {exc}"
+            raise StoreError(f"{redact(self.url)}: {op} failed: {exc}") from exc
+        if not self.up:
+            if self.last_error is not None:
+                self.reconnects += 1
+                log.info("store_reconnected url=%s", redact(self.url))
+            self.up = True
+            self.last_error = None
+        return result
+
+    # ------------------------------------------------------------------ open and close
+
+    async def open(self) -> None:
+        """Connect, check the server, register the configured sites."""
+        try:
+            client = Redis.from_url(
+                self.url,
+                socket_timeout=SOCKET_TIMEOUT_S,
+                socket_connect_timeout=CONNECT_TIMEOUT_S,
+                retry=Retry(NoBackoff(), 0),
+            )
+        except ValueError as exc:
+            raise StoreError(f"{redact(self.url)}: not a usable redis URL: {exc}") from None
+        self._redis = client
+        try:
+            info = await client.info("server")
+        except (rex.RedisError, OSError) as exc:
+            await client.aclose()
+            self._redis = None
+            raise StoreError(
+                f"cannot reach Redis at {redact(self.url)}: {exc} (is redis-server running, "
+                "and do the URL's host, port and password match it?)"
+            ) from None
+        version = str(info.get("redis_version", "0"))
+        major, minor = (int(x) for x in [*version.split("."), "0"][:2])
+        if (major, minor) < (6, 2):
+            await client.aclose()
+            self._redis = None
+            raise StoreError(
+                f"Redis {version} at {redact(self.url)} is too old: callfloor needs 6.2 or later "
+                "(XTRIM MINID, exclusive XRANGE)"
+            )
+        await self._warn_if_not_durable(client)
+        self._save = client.register_script(_SAVE)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+        self._heartbeat = client.register_script(_HEARTBEAT)
+        if self._configured:
+            await self._call("open", client.sadd(self.sites_key, *self._configured))
+        await self._refresh_sites()
+        self.up = True
+
+    async def _warn_if_not_durable(self, client: Redis) -> None:
+        """Log once when Redis may lose acknowledged rounds (appendfsync not always)."""
+        try:
+            found = await client.config_get("appendonly")
+            found.update(await client.config_get("appendfsync"))
+        except (rex.RedisError, OSError):
+            return  # CONFIG may be renamed or denied: nothing to say
+        values = {_text(k): _text(v) for k, v in found.items()}
+        if values.get("appendonly") != "yes" or values.get("appendfsync") != "always":
+            log.warning(
+                "store_not_durable url=%s appendonly=%s appendfsync=%s "
+                "(acknowledged events may be lost if Redis crashes: see deploy/redis.conf)",
+                redact(self.url),
+                values.get("appendonly"),
+                values.get("appendfsync"),
+            )
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    # ------------------------------------------------------------------ sites
+
+    async def _refresh_sites(self) -> set[str]:
+        members = cast("Awaitable[set[bytes]]", self.redis.smembers(self.sites_key))
+        found = await self._call("sites", members)
+        self._known = {_text(site) for site in found}
+        self._known_at = monotonic()
+        return self._known
+
+    def _sites_of(self, partition: str, known: Iterable[str]) -> list[str]:
+        sites = self.partition_map.sites(partition)
+        if sites is None:
+            return sorted(known)
+        return sorted(sites)
+
+    async def partitions(self) -> set[str]:
+        """Every partition with a site known to the store (``all``: always itself)."""
+        known = await self._refresh_sites()
+        if self.partition_map.mode is None:
+            return {ALL}
+        return {self.partition_map.of(site) for site in known}
+
+    # ------------------------------------------------------------------ append
+
+    async def append(self, batches: Sequence[Batch], at: float) -> Mapping[str, str]:
+        """XADD the round's events to their sites' streams, in one MULTI.
+
+        Returns the new entry id of each site's stream ({} when a retried round is found
+        to have landed already, or the round holds nothing).
+        """
+        by_site: dict[str, list[Event]] = {}
+        rejected: dict[str, int] = {}
+        for batch in batches:
+            for event in batch.events:
+                by_site.setdefault(event.site, []).append(event)
+            for reason, n in batch.rejected.items():
+                rejected[reason] = rejected.get(reason, 0) + n
+        if not by_site:
+            if not rejected:
+                return {}
+            # Invalid items have no site: a round of nothing else is kept in the stream
+            # of the first configured site ("default", the site of events naming none).
+            by_site[self._configured[0] if self._configured else "default"] = []
+        # The invalid items' counts ride with the round's first site (its owner counts
+        # them once; the floor's counters are the sum over the partitions).
+        carrier = min(by_site)
+        client = self.redis
+        failed = self._failed
+        if failed is not None and failed[0] is batches:
+            token = failed[1]
+            # The last attempt failed after sending: did its MULTI land?
+            if await self._call("append", client.exists(self._round_key(token))):
+                self._failed = None
+                self.append_retries_found += 1
+                log.info("store_append_found_landed token=%s", token)
+                return {}
+        else:
+            token = secrets.token_hex(8)
+        pipe = client.pipeline(transaction=True)
+        sites = list(by_site)
+        size = 0
+        for site in sites:
+            record = Record(at, by_site[site], rejected if site == carrier else {})
+            payload = RECORD_ENCODER.encode(record)
+            size += len(payload)
+            pipe.xadd(self.stream_key(site), {"r": payload})
+        new = [site for site in sites if site not in self._known]
+        if new:
+            pipe.sadd(self.sites_key, *new)
+        pipe.set(self._round_key(token), b"1", px=ROUND_TOKEN_TTL_MS)
+        try:
+            results = await self._call("append", pipe.execute())
+        except StoreError:
+            self._failed = (batches, token)
+            raise
+        self._failed = None
+        self._known.update(new)
+        self.appends += 1
+        self.appended_events += sum(len(events) for events in by_site.values())
+        self.appended_bytes += size
+        return {site: _text(results[i]) for i, site in enumerate(sites)}
+
+    # ------------------------------------------------------------------ checkpoints
+
+    async def load(self, partition: str) -> bytes | None:
+        """The partition's last checkpoint, if any."""
+        found: bytes | None = await self._call(
+            "load", self.redis.get(self.checkpoint_key(partition))
+        )
+        return found
+
+    async def save(self, partition: str, blob: bytes, positions: Mapping[str, str]) -> None:
+        """Keep the checkpoint and trim its streams behind it, only while the lease is ours.
+
+        Raises :class:`LeaseLost` (nothing written) when another member (or none) holds
+        the partition's lease.
+        """
+        sites = sorted(positions)
+        keys = [self.lease_key(partition), self.checkpoint_key(partition), self.trimmed_key]
+        keys += [self.stream_key(site) for site in sites]
+        args: list[bytes | str] = [self._member, blob]
+        for site in sites:
+            position = positions[site]
+            args += [site, position, _after(position) if position else ""]
+        done, detail = await self._call("save", self._save(keys=keys, args=args))
+        if not done:
+            self.saves_refused += 1
+            holder = _text(detail) or "nobody"
+            raise LeaseLost(
+                f"checkpoint of partition {partition!r} refused: its lease is held by "
+                f"{holder}, not this process ({self._member})"
+            )
+        self.saves += 1
+        self.trimmed_entries += int(detail)
+
+    # ------------------------------------------------------------------ reading the log
+
+    def _decode(self, stream: str, entry_id: str, fields: Mapping[bytes, bytes]) -> Record:
+        """An entry's round; an undecodable one is counted, logged and read as empty.
+
+        Its position still counts, so the entries after it are followed as usual.
+        """
+        try:
+            return RECORD_DECODER.decode(fields[b"r"])
+        except (KeyError, msgspec.DecodeError) as exc:
+            self.bad_entries += 1
+            log.error(
+                "store_bad_entry stream=%s id=%s problem=%r (skipped: not written by callfloor)",
+                self.stream_key(stream),
+                entry_id,
+                exc,
+            )
+            return Record(float("-inf"), [])
+
+    async def _check_not_trimmed(self, positions: Mapping[str, str], sites: list[str]) -> None:
+        """Refuse to replay a stream from before the point it was trimmed to.
+
+        That happens when a checkpoint the partition does not have covered the trimmed
+        entries: the partitions were changed in the configuration, or a checkpoint key
+        was deleted. Replaying would silently miss them.
+        """
+        if not sites:
+            return
+        found = await self._call(
+            "replay", cast("Awaitable[list[Any]]", self.redis.hmget(self.trimmed_key, sites))
+        )
+        for site, trimmed in zip(sites, found, strict=True):
+            if trimmed is None:
+                continue
+            start = positions.get(site, "")
+            if not start or _id(_text(trimmed)) > _id(start):
+                raise StoreError(
+                    f"stream {self.stream_key(site)} was trimmed up to {_text(trimmed)} "
+                    f"behind a checkpoint this partition does not have (it starts from "
+                    f"{start or 'nothing'}): were [store] partitions or key_prefix changed, "
+                    "or a checkpoint key deleted? Restore that checkpoint, or delete the "
+                    "site's stream and its field in the trimmed hash to start it from nothing"
+                )
+
+    def _logged(
+        self, partition: str, site: str, since: str, entries: Iterable[tuple[Any, Any]]
+    ) -> list[Logged]:
+        """Stream entries as Logged items, each saying where its read started."""
+        out = []
+        for entry_id_raw, fields in entries:
+            entry_id = _text(entry_id_raw)
+            record = self._decode(site, entry_id, fields)
+            out.append(
+                Logged(
+                    partition,
+                    site,
+                    entry_id,
+                    list(record.events),
+                    record.at,
+                    since,
+                    dict(record.rejected),
+                )
+            )
+            since = entry_id
+        return out
+
+    async def replay(self, partition: str, positions: Mapping[str, str]) -> AsyncIterator[Logged]:
+        """The partition's entries after ``positions``, streams merged (see :func:`_order`)."""
+        known = await self._refresh_sites()
+        sites = self._sites_of(partition, known)
+        await self._check_not_trimmed(positions, sites)
+        since = {site: positions.get(site, "") for site in sites}
+        pages: dict[str, list[Logged]] = {}
+        heap: list[tuple[tuple[int, float, int], str]] = []
+
+        async def fill(site: str) -> None:
+            start = since[site]
+            low = f"({start}" if start else "-"
+            page = await self._call(
+                "replay", self.redis.xrange(self.stream_key(site), min=low, count=PAGE)
+            )
+            items = self._logged(partition, site, start, page)
+            if items:
+                since[site] = items[-1].position
+                pages[site] = items[::-1]  # popped from the end: oldest first
+                heapq.heappush(heap, (_order(items[0]), site))
+
+        for site in sites:
+            await fill(site)
+        while heap:
+            _, site = heapq.heappop(heap)
+            page = pages[site]
+            yield page.pop()
+            if page:
+                heapq.heappush(heap, (_order(page[-1]), site))
+            else:
+                await fill(site)
+
+    async def read(self, cursors: Mapping[str, Mapping[str, str]], block_s: float) -> list[Logged]:
+        """New entries of the partitions' streams after their positions (one XREAD).
+
+        A stream a partition's positions do not name is read from its start. Waits up
+        to ``block_s`` when there is nothing new; streams merged (see :func:`_order`).
+        """
+        if monotonic() - self._known_at >= SITES_REFRESH_S:
+            await self._refresh_sites()
+        wanted: dict[str, tuple[str, str, str]] = {}  # key -> (partition, site, since)
+        for partition, positions in cursors.items():
+            for site in self._sites_of(partition, self._known):
+                wanted[self.stream_key(site)] = (partition, site, positions.get(site, ""))
+        if not wanted:
+            # Nothing to follow yet: wait for the next look at the known sites at most.
+            fresh_in = SITES_REFRESH_S - (monotonic() - self._known_at)
+            await asyncio.sleep(max(0.0, min(block_s, fresh_in)))
+            return []
+        streams: dict[Any, Any] = {key: (since or "0-0") for key, (_, _, since) in wanted.items()}
+        block = max(1, int(block_s * 1000)) if block_s > 0 else None
+        found = await self._call("read", self.redis.xread(streams, count=PAGE, block=block))
+        per_stream = [
+            self._logged(*wanted[_text(key_raw)], entries) for key_raw, entries in found or ()
+        ]
+        out = list(heapq.merge(*per_stream, key=_order))
+        self.read_entries += len(out)
+        return out
+
+    # ------------------------------------------------------------------ members and leases
+
+    async def heartbeat(self, ttl_s: float) -> list[str]:
+        """Say this member is alive for ``ttl_s``; the live members, sorted."""
+        found = await self._call(
+            "heartbeat",
+            self._heartbeat(keys=[self.members_key], args=[self._member, int(ttl_s * 1000)]),
+        )
+        return sorted(_text(member) for member in found)
+
+    async def leave(self) -> None:
+        """Say this member is gone (at shutdown: the others rebalance at once)."""
+        await self._call("leave", self.redis.zrem(self.members_key, self._member))
+
+    async def acquire(self, partition: str, ttl_s: float) -> bool:
+        """Take the partition's lease if nobody holds it (True: ours now, or already)."""
+        key = self.lease_key(partition)
+        px = int(ttl_s * 1000)
+        if await self._call("acquire", self.redis.set(key, self._member, nx=True, px=px)):
+            return True
+        holder = await self._call("acquire", self.redis.get(key))
+        if holder is not None and _text(holder) == self._member:
+            await self.renew([partition], ttl_s)
+            return True
+        return False
+
+    async def holder(self, partition: str) -> str | None:
+        """The member holding the partition's lease now (None: nobody)."""
+        found = await self._call("holder", self.redis.get(self.lease_key(partition)))
+        return None if found is None else _text(found)
+
+    async def renew(self, partitions: Sequence[str], ttl_s: float) -> set[str]:
+        """Extend our leases; the partitions whose lease is not ours any more."""
+        if not partitions:
+            return set()
+        keys = [self.lease_key(partition) for partition in partitions]
+        lost = await self._call(
+            "renew", self._renew(keys=keys, args=[self._member, int(ttl_s * 1000)])
+        )
+        return {partitions[int(i) - 1] for i in lost}
+
+    async def release(self, partition: str) -> None:
+        """Give the lease up if it is ours."""
+        await self._call(
+            "release", self._release(keys=[self.lease_key(partition)], args=[self._member])
+        )
+
+    def status(self) -> dict[str, Any]:
+        """What ``/readyz`` says about the store."""
+        return {"kind": "redis", "state": "up" if self.up else "down", "error": self.last_error}
