@@ -206,6 +206,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--single", type=int, default=50_000, help="events, one per message")
     parser.add_argument("--batched", type=int, default=300_000, help="events, 100 a message")
+    parser.add_argument("--only", choices=("single", "batched"), help="one shape only")
     parser.add_argument("--publish", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.publish:
@@ -216,10 +217,13 @@ def main() -> None:
     print(machine())
     broker = Broker()
     try:
-        for label, count, per_message in (
-            ("one event per message", args.single, 1),
-            ("100 events per message", args.batched, 100),
-        ):
+        shapes = {
+            "single": ("one event per message", args.single, 1),
+            "batched": ("100 events per message", args.batched, 100),
+        }
+        for shape, (label, count, per_message) in shapes.items():
+            if args.only not in (None, shape):
+                continue
             for mode in ("live", "backlog"):
                 rates = [
                     asyncio.run(_run(broker, events_path, config_path, count, per_message, mode))

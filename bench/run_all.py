@@ -11,6 +11,7 @@ BENCHES = (
     "bench.bench_metrics",
     "bench.bench_checkpoint",
     "bench.bench_reads",
+    "bench.bench_mqtt",
 )
 
 

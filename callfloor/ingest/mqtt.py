@@ -54,6 +54,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from callfloor.config import LimitsConfig, SourceConfig
 from callfloor.events import Event
 from callfloor.ingest.mqtt_payload import (
+    Message,
     SiteRule,
     dead_letter,
     deadletter_topic,
@@ -379,9 +380,17 @@ class MqttSource:
         site = self._site(topic)
         raw = msg.payload
         payload = raw if isinstance(raw, bytes) else bytes(raw)
-        decoded = decode_message(
-            payload, site, max_bytes=self.max_bytes, max_events=self.max_events, not_after=not_after
-        )
+        try:
+            decoded = decode_message(
+                payload,
+                site,
+                max_bytes=self.max_bytes,
+                max_events=self.max_events,
+                not_after=not_after,
+            )
+        except Exception:  # a bug must not turn one message into a redelivery loop
+            log.exception("mqtt_decode_error source=%s topic=%s", self.name, topic)
+            decoded = Message(failure="internal_error", failure_message="decoding failed (logged)")
         for reason, n in decoded.rejected_by_reason.items():
             rejected[reason] = rejected.get(reason, 0) + n
         received_at = self._clock()
