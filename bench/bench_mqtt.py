@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -192,10 +193,8 @@ async def _run(
         publisher_times = await asyncio.to_thread(_times, publisher)
         started = publisher_times[0]
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass
     assert publisher_times is not None
     pub_started, pub_finished = publisher_times
     return count / (applied - started), count / (pub_finished - pub_started)
