@@ -101,6 +101,7 @@ LABELS: Final[Mapping[str, str]] = {
     "code": "HTTP status code of an error answer, e.g. 400, 413, 503.",
     "source": "Event source name, e.g. http or simulated.",
     "subscriber": "Kind of change-stream subscriber, e.g. sse.",
+    "op": "Store operation, e.g. read (following the log), renew (leases), load, save.",
 }
 
 # SPEC §3 counts: (window field, what it counts). The field names are those of the
@@ -534,6 +535,64 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "MQTT dead letters published on callfloor/<site>/deadletter: malformed messages, "
         "invalid items, events refused by a limit, by reason.",
         ("source", "reason"),
+    ),
+    _svc(
+        "callfloor_store_up",
+        _G,
+        "1 while the store makes events durable, 0 while appends fail (nothing is "
+        "acknowledged then: HTTP answers 503, MQTT messages wait at the broker).",
+    ),
+    _svc(
+        "callfloor_store_append_errors_total",
+        _C,
+        "Appends to the store that failed (each is retried until it succeeds).",
+    ),
+    _svc(
+        "callfloor_store_errors_total",
+        _C,
+        "Other store operations that failed and were retried, by operation.",
+        ("op",),
+    ),
+    _svc("callfloor_store_reconnects_total", _C, "Connections to the store made again."),
+    _svc("callfloor_checkpoints_total", _C, "Checkpoints written (one per partition each time)."),
+    _svc("callfloor_checkpoint_errors_total", _C, "Checkpoints that could not be written."),
+    _svc(
+        "callfloor_checkpoint_seconds",
+        _G,
+        "Time the last checkpoint took (encode and save), seconds.",
+        unit=_S,
+    ),
+    _svc(
+        "callfloor_recovered_events_total",
+        _C,
+        "Events replayed from the store's log at start or when a partition was adopted.",
+    ),
+    _svc(
+        "callfloor_partitions_owned",
+        _G,
+        "Partitions of the floor this process applies (with a shared store, those whose "
+        "lease it holds).",
+    ),
+    _svc(
+        "callfloor_partition_adoptions_total",
+        _C,
+        "Partitions taken on (restored from their checkpoint and log).",
+    ),
+    _svc(
+        "callfloor_partition_drops_total",
+        _C,
+        "Partitions given up (handed over, or their lease lost).",
+    ),
+    _svc(
+        "callfloor_leases_lost_total",
+        _C,
+        "Partitions whose lease was found held by another process (stopped at once).",
+    ),
+    _svc(
+        "callfloor_store_stale_entries_total",
+        _C,
+        "Followed log entries not applied because they were not contiguous with the "
+        "partition (read before a hand-over, or read twice).",
     ),
 )
 

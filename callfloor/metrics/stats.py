@@ -91,6 +91,58 @@ class ServiceStats(Protocol):
     def mqtt_deadletters_total(self) -> Mapping[tuple[str, str], int]:
         """MQTT dead letters published, by (source, reason)."""
 
+    @property
+    def store_up(self) -> bool:
+        """Whether the store's appends succeed now."""
+
+    @property
+    def store_append_errors_total(self) -> int:
+        """Failed appends (retried)."""
+
+    @property
+    def store_errors_total(self) -> Mapping[str, int]:
+        """Other failed store operations, by operation."""
+
+    @property
+    def store_reconnects_total(self) -> int:
+        """Connections to the store made again."""
+
+    @property
+    def checkpoints_total(self) -> int:
+        """Checkpoints written."""
+
+    @property
+    def checkpoint_errors_total(self) -> int:
+        """Checkpoints that failed."""
+
+    @property
+    def checkpoint_seconds(self) -> float:
+        """How long the last checkpoint took."""
+
+    @property
+    def recovered_events_total(self) -> int:
+        """Events replayed from the log."""
+
+    @property
+    def partitions_owned(self) -> int:
+        """Partitions applied here."""
+
+    @property
+    def partition_adoptions_total(self) -> int:
+        """Partitions taken on."""
+
+    @property
+    def partition_drops_total(self) -> int:
+        """Partitions given up."""
+
+    @property
+    def leases_lost_total(self) -> int:
+        """Leases found held by another process."""
+
+    @property
+    def store_stale_entries_total(self) -> int:
+        """Followed entries dropped as not contiguous."""
+
 
 StatsProvider = Callable[[], ServiceStats]
 """Returns the current stats object (the service may swap it)."""
@@ -130,3 +182,16 @@ def add_service_samples(fam: Mapping[str, BuiltFamily], stats: ServiceStats) -> 
     letters = fam["callfloor_mqtt_deadletters_total"]
     for (source, reason), n in sorted(stats.mqtt_deadletters_total.items()):
         letters.add(letters.family.name, label_set(source=source, reason=reason), n)
+    _one(fam["callfloor_store_up"], 1.0 if stats.store_up else 0.0)
+    _one(fam["callfloor_store_append_errors_total"], stats.store_append_errors_total)
+    _by(fam["callfloor_store_errors_total"], "op", stats.store_errors_total)
+    _one(fam["callfloor_store_reconnects_total"], stats.store_reconnects_total)
+    _one(fam["callfloor_checkpoints_total"], stats.checkpoints_total)
+    _one(fam["callfloor_checkpoint_errors_total"], stats.checkpoint_errors_total)
+    _one(fam["callfloor_checkpoint_seconds"], stats.checkpoint_seconds)
+    _one(fam["callfloor_recovered_events_total"], stats.recovered_events_total)
+    _one(fam["callfloor_partitions_owned"], stats.partitions_owned)
+    _one(fam["callfloor_partition_adoptions_total"], stats.partition_adoptions_total)
+    _one(fam["callfloor_partition_drops_total"], stats.partition_drops_total)
+    _one(fam["callfloor_leases_lost_total"], stats.leases_lost_total)
+    _one(fam["callfloor_store_stale_entries_total"], stats.store_stale_entries_total)

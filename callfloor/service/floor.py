@@ -164,6 +164,10 @@ class FloorService:
         """The watermark: the processor runs up to here (wall clock minus the delay)."""
         return self.clock() - self.watermark_delay_s
 
+    def store_problem(self) -> str | None:
+        """Why the store cannot make events durable now (None: it can)."""
+        return self.writer.store_error if self.writer.store_failing else None
+
     def not_after(self) -> float:
         """The latest ``ts`` ingest admits (wall clock plus the allowed skew)."""
         return self.clock() + self.max_future_skew_s
@@ -289,13 +293,33 @@ class FloorService:
             "max_pending_events": backlog.capacity,
             "held_events": self.writer.held_events,
             "store": "failing" if store_failing else "up",
+            "store_error": self.writer.store_error if store_failing else None,
+            "partitions": sorted(self.writer.owned),
             "sources": sources,
         }
 
     def _sync_gauges(self) -> None:
         stats = self.stats
-        stats.held_events = self.writer.held_events
+        writer = self.writer
+        stats.held_events = writer.held_events
         stats.pending_events = self.backlog.pending
+        stats.store_up = not writer.store_failing
+        stats.store_append_errors_total = writer.store_append_errors_total
+        stats.checkpoints_total = writer.checkpoints_total
+        stats.checkpoint_errors_total = writer.checkpoint_errors_total
+        stats.checkpoint_seconds = writer.checkpoint_seconds_last
+        stats.recovered_events_total = writer.recovered_events
+        stats.partitions_owned = len(writer.parts)
+        stats.partition_adoptions_total = writer.adopted_total
+        stats.partition_drops_total = writer.dropped_total
+        stats.leases_lost_total = writer.leases_lost_total
+        stats.store_stale_entries_total = writer.stale_entries_total
+        counted = getattr(self.store, "errors_by_op", None)
+        if isinstance(counted, dict):
+            stats.store_errors_total = counted
+        reconnects = getattr(self.store, "reconnects", None)
+        if isinstance(reconnects, int):
+            stats.store_reconnects_total = reconnects
 
     # ---------------------------------------------------------------- the writer
 

@@ -36,3 +36,18 @@ class IngestStats:
     mqtt_redelivered_total: dict[str, int] = field(default_factory=dict)
     mqtt_acks_lost_total: dict[str, int] = field(default_factory=dict)
     mqtt_deadletters_total: dict[tuple[str, str], int] = field(default_factory=dict)  # + reason
+    # The store, checkpoints and partitions (copied from the writer and the store at
+    # each scrape; the counting happens where the work is).
+    store_up: bool = True
+    store_append_errors_total: int = 0
+    store_errors_total: dict[str, int] = field(default_factory=dict)  # by operation
+    store_reconnects_total: int = 0
+    checkpoints_total: int = 0
+    checkpoint_errors_total: int = 0
+    checkpoint_seconds: float = 0.0
+    recovered_events_total: int = 0
+    partitions_owned: int = 0
+    partition_adoptions_total: int = 0
+    partition_drops_total: int = 0
+    leases_lost_total: int = 0
+    store_stale_entries_total: int = 0

@@ -72,6 +72,13 @@ def _show(event: Event) -> str:
     return text if len(text) <= 2000 else text[:2000] + "…"
 
 
+def _describe(exc: BaseException) -> str:
+    """A store failure for an answer or a log line: its kind and message, bounded."""
+    text = str(exc) or type(exc).__name__
+    text = text if text.startswith(type(exc).__name__) else f"{type(exc).__name__}: {text}"
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
 def _merged_changes(changes: list[ChangeSet], watermark: float) -> ChangeSet:
     """The change sets of several partitions' tick as one."""
     return ChangeSet(
@@ -159,6 +166,8 @@ class Writer:
         self._work: asyncio.Future[None] | None = None
         # Set while an append to the store fails (readiness says degraded).
         self.store_failing = False
+        self.store_error: str | None = None  # the last append's failure, while failing
+        self.store_append_errors_total = 0  # failed appends (each is retried)
         self.checkpoints_total = 0
         self.checkpoint_errors_total = 0
         self.checkpoint_seconds_last = 0.0
@@ -370,10 +379,13 @@ class Writer:
             try:
                 positions = await self._ticking(self.store.append(batches, self._clock()))
                 self.store_failing = False
+                self.store_error = None
                 return positions
             except Exception as exc:
                 attempt += 1
                 self.store_failing = True
+                self.store_error = _describe(exc)
+                self.store_append_errors_total += 1
                 self.stats.ingest_errors_total += 1
                 wait = min(5.0, 0.1 * 2.0**attempt)
                 log.error(

@@ -69,6 +69,10 @@ class Floor(Protocol):
         """The latest ``ts`` ingest admits."""
         ...
 
+    def store_problem(self) -> str | None:
+        """Why the store cannot make events durable now (None: it can)."""
+        ...
+
     def document(self) -> Document:
         """The SPEC §7 document at the processor clock (cached)."""
         ...

@@ -173,6 +173,16 @@ async def ingest(request: web.Request) -> web.Response:
             "holds ([limits] max_pending_events); split it",
             limit="max_pending_events",
         )
+    problem = floor.store_problem()
+    if problem is not None:
+        # Nothing can be acknowledged until the store is back: say so now, rather than
+        # hold the request until the ack timeout. (Bodies already taken stay queued.)
+        return json_error(
+            503,
+            f"the store cannot keep events now ({problem}); nothing was taken, send again",
+            {"Retry-After": "2"},
+            store="failing",
+        )
     try:
         acked = floor.http.offer(decoded.events, decoded.rejected_by_reason)
     except ServiceStopping:

@@ -94,3 +94,16 @@ class FakeStats:
     mqtt_redelivered_total: Mapping[str, int] = field(default_factory=dict)
     mqtt_acks_lost_total: Mapping[str, int] = field(default_factory=dict)
     mqtt_deadletters_total: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    store_up: bool = True
+    store_append_errors_total: int = 0
+    store_errors_total: Mapping[str, int] = field(default_factory=dict)
+    store_reconnects_total: int = 0
+    checkpoints_total: int = 0
+    checkpoint_errors_total: int = 0
+    checkpoint_seconds: float = 0.0
+    recovered_events_total: int = 0
+    partitions_owned: int = 0
+    partition_adoptions_total: int = 0
+    partition_drops_total: int = 0
+    leases_lost_total: int = 0
+    store_stale_entries_total: int = 0

@@ -27,6 +27,19 @@ def _stats() -> ServiceStats:
         ingest_errors_total=1,
         source_up={"http": True, "asterisk": False},
         source_restarts_total={"asterisk": 3},
+        store_up=False,
+        store_append_errors_total=6,
+        store_errors_total={"read": 2},
+        store_reconnects_total=1,
+        checkpoints_total=12,
+        checkpoint_errors_total=1,
+        checkpoint_seconds=0.5,
+        recovered_events_total=300,
+        partitions_owned=2,
+        partition_adoptions_total=3,
+        partition_drops_total=1,
+        leases_lost_total=1,
+        store_stale_entries_total=4,
     )
 
 
@@ -49,6 +62,19 @@ def test_every_service_stat_is_exposed() -> None:
     assert value(fams, "callfloor_source_up", source="http") == 1
     assert value(fams, "callfloor_source_up", source="asterisk") == 0
     assert value(fams, "callfloor_source_restarts_total", source="asterisk") == 3
+    assert value(fams, "callfloor_store_up") == 0
+    assert value(fams, "callfloor_store_append_errors_total") == 6
+    assert value(fams, "callfloor_store_errors_total", op="read") == 2
+    assert value(fams, "callfloor_store_reconnects_total") == 1
+    assert value(fams, "callfloor_checkpoints_total") == 12
+    assert value(fams, "callfloor_checkpoint_errors_total") == 1
+    assert value(fams, "callfloor_checkpoint_seconds") == 0.5
+    assert value(fams, "callfloor_recovered_events_total") == 300
+    assert value(fams, "callfloor_partitions_owned") == 2
+    assert value(fams, "callfloor_partition_adoptions_total") == 3
+    assert value(fams, "callfloor_partition_drops_total") == 1
+    assert value(fams, "callfloor_leases_lost_total") == 1
+    assert value(fams, "callfloor_store_stale_entries_total") == 4
 
 
 def test_service_families_are_absent_without_stats() -> None:

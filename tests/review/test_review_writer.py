@@ -119,3 +119,37 @@ async def test_an_event_that_breaks_the_admission_check_frees_its_room() -> None
         _, readiness = await get(http, base, "/readyz")
     assert (status, [r["reason"] for r in reply["rejected"]]) == (202, ["internal_error"])
     assert (readiness["pending_events"], readiness["held_events"]) == (0, 0)
+
+
+async def test_new_bodies_get_a_503_at_once_while_the_store_fails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Once an append has failed, a new body is refused at once (503 naming the store and
+    Retry-After) instead of waiting for an acknowledgement that cannot come; the body
+    already taken is applied when the store is back."""
+    clock = FakeClock()
+    store = OutageStore()
+    caplog.set_level(logging.CRITICAL)
+    async with (
+        running(clock=clock, store=store) as (service, base),
+        aiohttp.ClientSession() as http,
+    ):
+        store.down = True
+        first = asyncio.create_task(
+            post(http, base, ndjson(ev("call_queued", T0 - 20, call_id="c1", queue="q")))
+        )
+        while not service.writer.store_failing:
+            await asyncio.sleep(0.01)
+        async with http.post(
+            f"{base}/api/v1/events",
+            data=ndjson(ev("call_queued", T0 - 10, call_id="c2", queue="q")),
+            headers={"Content-Type": "application/x-ndjson"},
+        ) as resp:
+            status, answer, retry = resp.status, await resp.json(), resp.headers["Retry-After"]
+        assert (status, answer["store"], retry) == (503, "failing", "2")
+        assert "store unreachable" in answer["error"]
+        assert not first.done()
+        store.down = False
+        status, reply = await asyncio.wait_for(first, 5)
+        assert (status, reply["accepted"]) == (202, 1)
+        assert service.writer.store_append_errors_total >= 1
