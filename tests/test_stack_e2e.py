@@ -16,9 +16,12 @@ import pytest
 
 from callfloor import devstack
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("prometheus") is None, reason="prometheus not installed (make test installs it)"
-)
+
+@pytest.fixture(scope="module", autouse=True)
+def _prometheus_installed() -> None:
+    """A missing Prometheus fails the run: a test of a real component never skips."""
+    if shutil.which("prometheus") is None:
+        pytest.fail("prometheus is not installed: run `make test` (scripts/ensure-system-deps)")
 
 
 def _free_port() -> int:
