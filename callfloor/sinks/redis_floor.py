@@ -49,6 +49,7 @@ import random
 import socket
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlsplit
 
@@ -76,8 +77,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("callfloor")
 
 KINDS: Final[tuple[str, ...]] = ("queue", "site", "agent")
-READ_SLICE: Final = 256  # names read between two turns for the writer
-WRITE_SLICE: Final = 1000  # hashes per MULTI in a resync of a large floor
+SLICE_S: Final = 0.005  # the longest the floor reads before the writer gets a turn
+# Arguments in one MULTI at most: redis-py packs a pipeline (and parses its answers)
+# without a turn for anyone else, about 1 µs an argument; a larger update (a resync)
+# goes in several MULTIs.
+WRITE_ARGS: Final = 5000
 MAX_VIOLATIONS: Final = 10_000  # violation changes one message lists at most
 # Errors that mean Redis is unreachable, slow or refusing: reconnect and resync.
 REDIS_ERRORS: Final = (RedisError, OSError, TimeoutError)
@@ -227,11 +231,12 @@ class _Plan:
 class RedisFloor:
     """Keeps the live floor in Redis (see the module docstring).
 
-    Counters (plain ints, for ``/metrics``): ``writes`` (pipelines committed),
+    Counters (plain numbers, for ``/metrics``): ``writes`` (pipelines committed),
     ``hashes_written``, ``deleted``, ``messages``, ``change_sets`` (received),
     ``errors`` (failed Redis calls and failed writes), ``reconnects``, ``resyncs``,
     ``drops`` (the bus dropped this subscriber), ``violations_omitted`` (beyond a
-    message's limit); ``up`` says whether the last Redis call succeeded.
+    message's limit), ``flushes`` with ``flush_seconds_total`` and ``flush_seconds_max``
+    (reads and writes of one update); ``up`` says whether the last Redis call succeeded.
     """
 
     def __init__(
@@ -271,12 +276,16 @@ class RedisFloor:
         self.resyncs = 0
         self.drops = 0
         self.violations_omitted = 0
+        self.flushes = 0
+        self.flush_seconds_total = 0.0
+        self.flush_seconds_max = 0.0
         self._pending = _Pending()
         self._wake = asyncio.Event()
         self._closing = False
         self._client: aioredis.Redis | None = None
-        # What this process wrote and has not deleted: kind -> name -> site.
-        self._written: dict[str, dict[str, str]] = {k: {} for k in KINDS}
+        # What this process wrote and has not deleted: kind -> name -> its fields, so an
+        # update sends only the fields that changed.
+        self._written: dict[str, dict[str, Fields]] = {k: {} for k in KINDS}
         self._owned_last: frozenset[str] | None = None
         self._refreshed_at = -math.inf
         self._logged_bug: str | None = None
@@ -345,11 +354,17 @@ class RedisFloor:
                 self._wake.set()
                 continue
             except Exception as exc:  # a bug: logged once per kind, never the service's end
+                attempt += 1
                 self.errors += 1
                 self._pending.need_resync("internal_error")
                 if repr(exc) != self._logged_bug:
                     self._logged_bug = repr(exc)
                     log.exception("redis_floor_internal_error")
+                if await self._backoff(attempt):
+                    return
+                self._wake.set()
+                continue
+            attempt = 0
             if self._closing:
                 return
 
@@ -438,6 +453,7 @@ class RedisFloor:
         as_of = view.as_of
         if not math.isfinite(as_of):
             return  # no time yet: nothing to show
+        started = perf_counter()
         self._pending = _Pending(resync=False)
         # A write that fails is followed by a resync (see _write_loop): what this one
         # named is part of it.
@@ -450,6 +466,10 @@ class RedisFloor:
             plan = await self._plan(view, pending, owned, full=False, refresh=refresh)
         await self._write(plan)
         self._refreshed_at = loop.time()
+        elapsed = perf_counter() - started
+        self.flushes += 1
+        self.flush_seconds_total += elapsed
+        self.flush_seconds_max = max(self.flush_seconds_max, elapsed)
 
     async def _plan(
         self,
@@ -479,7 +499,7 @@ class RedisFloor:
                 todo = (named[kind] & now[kind]) | (now[kind] - written.keys())
             if not full:
                 for name in written.keys() - now[kind]:
-                    site = written.pop(name)
+                    site = written.pop(name)["site"]
                     if mine(site):
                         # Expired or forgotten: ours to delete, if nobody wrote it since.
                         plan.deletes.append((kind, name, self.owner, site))
@@ -502,20 +522,22 @@ class RedisFloor:
     ) -> None:
         written = self._written[kind]
         owner = self.owner
-        for start in range(0, len(names), READ_SLICE):
-            if start:
-                await asyncio.sleep(0)  # the writer's turn: a large floor reads in slices
-            # Each slice is read at the clock it finds (the writer may have ticked):
-            # every hash carries its own as_of; later changes come in later change sets.
-            as_of = view.as_of
-            for name in names[start : start + READ_SLICE]:
-                fields = self._fields(view, kind, name, as_of, owner)
-                if fields is None or not mine(fields["site"]):
-                    continue
-                plan.hashes.append((kind, name, fields))
-                if full or name in named or name not in written:
-                    plan.named[kind].add(name)
-                written[name] = fields["site"]
+        as_of = view.as_of
+        started = perf_counter()
+        for name in names:
+            if perf_counter() - started >= SLICE_S:
+                # The writer's turn: a large floor is read in slices. Each slice reads at
+                # the clock it finds; every hash carries its own as_of, and what changes
+                # meanwhile comes in a later change set.
+                await asyncio.sleep(0)
+                started = perf_counter()
+                as_of = view.as_of
+            fields = self._fields(view, kind, name, as_of, owner)
+            if fields is None or not mine(fields["site"]):
+                continue
+            plan.hashes.append((kind, name, fields))
+            if full or name in named or name not in written:
+                plan.named[kind].add(name)
 
     @staticmethod
     def _fields(view: FloorReader, kind: str, name: str, as_of: float, owner: str) -> Fields | None:
@@ -571,18 +593,45 @@ class RedisFloor:
         return self._client
 
     async def _write(self, plan: _Plan) -> None:
-        """The plan in MULTI pipelines: one, unless a resync writes a large floor (then
-        the deletions, ``as_of`` and the message go with the last)."""
+        """The plan in one MULTI: of each queue and site hash only the fields that
+        changed since this process wrote it (agents, new names, and every name in a
+        resync replaced whole), the index
+        sets, the deletions, ``as_of`` and the message. An update beyond ``WRITE_ARGS``
+        arguments (a resync of a large floor) goes in several, the message in the last.
+        """
         client = self._require_client()
         keys = self.keys
-        hashes = plan.hashes
-        parts = [hashes[i : i + WRITE_SLICE] for i in range(0, len(hashes), WRITE_SLICE)]
-        for part in parts[:-1]:
-            pipe = client.pipeline(transaction=True)
-            self._queue_hashes(pipe, part)
-            await self._execute(pipe)
         pipe = client.pipeline(transaction=True)
-        self._queue_hashes(pipe, parts[-1] if parts else [])
+        args = 0
+        done: list[tuple[str, str, Fields]] = []
+        new: dict[str, list[str]] = {}
+        for kind, name, fields in plan.hashes:
+            key = keys.hash(kind, name)
+            # Agents are replaced whole: one that moved between sites of different
+            # processes is written by both, and the last writer's hash must be all its
+            # own. A queue or site has one writer, its site's owner: fields that changed.
+            old = self._written[kind].get(name) if kind != "agent" else None
+            if old is None:
+                pipe.delete(key)  # replaced whole: no field of an older layout stays
+                pipe.hset(key, mapping=fields)
+                new.setdefault(kind, []).append(name)
+                args += 2 * len(fields) + 3
+            else:
+                changed = {k: v for k, v in fields.items() if old.get(k) != v}
+                gone = [k for k in old if k not in fields]
+                if changed:
+                    pipe.hset(key, mapping=changed)
+                if gone:
+                    pipe.hdel(key, *gone)
+                args += 2 * len(changed) + len(gone) + 2
+            done.append((kind, name, fields))
+            if args >= WRITE_ARGS:
+                self._index(pipe, new)
+                await self._execute(pipe)
+                self._wrote(done)
+                pipe = client.pipeline(transaction=True)
+                args = 0
+        self._index(pipe, new)
         first_delete = len(pipe)
         for kind, name, owner, site in plan.deletes:
             pipe.eval(DELETE_SCRIPT, 2, keys.hash(kind, name), keys.index(kind), name, owner, site)
@@ -591,23 +640,24 @@ class RedisFloor:
         if message is not None:
             pipe.publish(keys.channel, message)
         results = await self._execute(pipe)
-        self.hashes_written += len(hashes)
+        self._wrote(done)
         self.deleted += sum(
             1 for r in results[first_delete : first_delete + len(plan.deletes)] if r == 1
         )
         if message is not None:
             self.messages += 1
 
-    def _queue_hashes(self, pipe: Pipeline, hashes: list[tuple[str, str, Fields]]) -> None:
-        keys = self.keys
-        by_kind: dict[str, list[str]] = {}
-        for kind, name, fields in hashes:
-            key = keys.hash(kind, name)
-            pipe.delete(key)  # replaced whole: no field of an older layout stays
-            pipe.hset(key, mapping=fields)
-            by_kind.setdefault(kind, []).append(name)
-        for kind, names in by_kind.items():
-            pipe.sadd(keys.index(kind), *names)
+    def _index(self, pipe: Pipeline, new: dict[str, list[str]]) -> None:
+        for kind, names in new.items():
+            pipe.sadd(self.keys.index(kind), *names)
+        new.clear()
+
+    def _wrote(self, done: list[tuple[str, str, Fields]]) -> None:
+        written = self._written
+        for kind, name, fields in done:
+            written[kind][name] = fields
+        self.hashes_written += len(done)
+        done.clear()
 
     async def _execute(self, pipe: Pipeline) -> list[object]:
         async with asyncio.timeout(self.timeout_s):
