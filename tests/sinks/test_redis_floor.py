@@ -596,3 +596,58 @@ async def test_a_site_handed_over_keeps_its_keys_until_the_new_owner_writes(
     assert floor_a.deleted == 0 and floor_a.resyncs == resyncs
     assert floor_b.resyncs >= 2  # at start, and when it took north over
     assert floor_b.deleted == 1  # n2, which A wrote and B's floor lacks
+
+
+# ----------------------------------------------------------------------------- connection
+
+
+async def test_a_redis_down_at_start_is_waited_for(redis_server: RedisServer) -> None:
+    """With Redis down when the service starts, the floor retries and writes it all once
+    Redis is up; the service serves meanwhile."""
+    redis_server.kill()
+    async with (
+        live_floor(redis_server) as (_, base, floor),
+        aiohttp.ClientSession() as http,
+    ):
+        assert (await post(http, base, floor_events()))[0] == 202
+
+        async def retried() -> bool:
+            return floor.errors >= 2
+
+        await eventually(retried)
+        redis_server.start()
+        async with client(redis_server) as r:
+            await wait_matching(r, http, base)
+    assert floor.reconnects == 1 and floor.resyncs == 1
+
+
+async def test_a_password_in_the_url_is_used_and_never_logged(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis with requirepass is written with the URL's password, which no log line shows."""
+    server = redis_server
+    async with client(server) as r:  # (the fixture's start-up PING knows no password)
+        await r.config_set("requirepass", "s3cret-pw")
+    url = f"redis://:s3cret-pw@127.0.0.1:{server.port}/0"
+    wrong = f"redis://:wrong-pw@127.0.0.1:{server.port}/0"
+    cfg = config({"store": {"url": url, "key_prefix": PREFIX}})
+    async with (
+        live_floor(server, cfg) as (_, base, _floor),
+        live_floor(server, cfg, url=wrong) as (_, _, refused),
+        aiohttp.ClientSession() as http,
+    ):
+        await post(http, base, floor_events())
+        r = aioredis.Redis.from_url(url, decode_responses=True)
+        try:
+            await wait_matching(r, http, base)
+        finally:
+            await r.aclose()
+
+        async def was_refused() -> bool:
+            return refused.errors > 0
+
+        await eventually(was_refused)
+    assert refused.writes == 0 and "AuthenticationError" in (refused.last_error or "")
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "redis_floor_down" in logged
+    assert "s3cret-pw" not in logged and "wrong-pw" not in logged
