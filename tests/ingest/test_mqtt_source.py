@@ -275,3 +275,23 @@ def test_bad_topic_filters_are_refused() -> None:
     config = SourceConfig(kind="mqtt", name="m", url="mqtt://x", topics=("a/b+/c",))
     with pytest.raises(MqttSourceError, match="a/b\\+/c"):
         MqttSource(config, LimitsConfig())
+
+
+def test_protocol_is_configured() -> None:
+    """`protocol` is "5" (default, or the number 5) or "3.1.1"; anything else is named."""
+    from callfloor.config import ConfigError, parse_config
+
+    def protocol(value: object) -> str:
+        entry: dict[str, object] = {"kind": "mqtt"}
+        if value is not None:
+            entry["protocol"] = value
+        [source] = parse_config({"sources": [entry]}, "<test>").sources
+        return source.protocol
+
+    assert (protocol(None), protocol(5), protocol("3.1.1")) == ("5", "5", "3.1.1")
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.protocol"):
+        protocol("4")
+    source = MqttSource(
+        SourceConfig(kind="mqtt", name="m", url="mqtt://x", protocol="3.1.1"), LimitsConfig()
+    )
+    assert source.protocol is aiomqtt.ProtocolVersion.V311
