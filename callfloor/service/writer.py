@@ -54,6 +54,9 @@ _T = TypeVar("_T")
 SLICE_S: Final = 0.005  # the longest the writer runs before readers get a turn
 ROUND_BATCHES: Final = 256
 ROUND_EVENTS: Final = 20_000
+# Held events are released as soon as the watermark passes them, at most this often
+# (their visibility does not wait for the next tick); ticks publish the change sets.
+RELEASE_S: Final = 0.01
 _STEP: Final = 64  # events admitted between two looks at the clock (an event may be slow)
 
 INTERNAL_ERROR: Final = Refusal(
@@ -161,6 +164,8 @@ class Writer:
         self._ticks_done = 0
         self._tick_event = asyncio.Event()
         self._next_tick = float("-inf")  # loop time of the next tick
+        self._next_release = float("inf")  # loop time the earliest held event falls due
+        self._last_release = float("-inf")
         self._next_checkpoint = float("inf")
         # The round (and tick) in progress: shutdown lets it finish (see settle()).
         self._work: asyncio.Future[None] | None = None
@@ -406,6 +411,42 @@ class Writer:
                 await self._tick_if_due()
         finally:
             task.cancel()  # only if this coroutine itself was cancelled (a no-op when done)
+
+    def _schedule_release(self) -> None:
+        """When the earliest held event falls due (at most every RELEASE_S)."""
+        earliest = min((part.held[0][0] for part in self.parts.values() if part.held), default=None)
+        if earliest is None:
+            self._next_release = float("inf")
+            return
+        loop_now = asyncio.get_running_loop().time()
+        due = loop_now + max(0.0, earliest - self._now())
+        self._next_release = max(due, self._last_release + RELEASE_S)
+
+    async def _release_if_due(self) -> None:
+        """Apply the held events the watermark passed, between ticks.
+
+        The processors advance to the watermark (so ``as_of`` covers what was applied);
+        their change sets wait for the next tick, which publishes them.
+        """
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._next_release:
+            return
+        self._last_release = loop.time()
+        watermark = self._now()
+        for part in list(self.parts.values()):
+            held = part.held
+            if not held or held[0][0] > watermark:
+                continue
+            while held and held[0][0] <= watermark:
+                self._release_some(part, watermark, _STEP)
+                await self._pause_if_due()
+            try:
+                part.proc.tick(watermark)
+            except Exception:
+                self.stats.ingest_errors_total += 1
+                log.exception("tick_error partition=%s watermark=%s", part.key, watermark)
+        self._schedule_release()
+        self._sync_gauges()
 
     async def _tick_if_due(self) -> None:
         loop = asyncio.get_running_loop()
@@ -657,6 +698,8 @@ class Writer:
                 else:
                     if not item.done.done():
                         item.done.set_result(None)
+        self._schedule_release()
+        await self._release_if_due()
         await self._tick_if_due()
         await self._checkpoint_if_due()
 
@@ -674,7 +717,7 @@ class Writer:
             self._next_checkpoint = loop.time() + self.checkpoint_every_s
         while True:
             items: list[Batch | Logged | _Control] = []
-            wait = self._next_tick - loop.time()
+            wait = min(self._next_tick, self._next_release) - loop.time()
             if wait > 0 and queue.empty():
                 try:
                     async with asyncio.timeout(wait):
