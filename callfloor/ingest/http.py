@@ -74,7 +74,10 @@ class HttpSource:
             if not done.done():  # the request may have timed out: nobody waits any more
                 done.set_result(receipt)
 
-        self._queue.put_nowait(Batch(events, self._name, rejected, ack, reserved=True))
+        # A body is one request: a client that got no answer sends it again as a whole.
+        self._queue.put_nowait(
+            Batch(events, self._name, rejected, ack, reserved=True, resent=True)
+        )
         return done
 
     def stopped(self) -> asyncio.Future[None]:

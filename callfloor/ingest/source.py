@@ -38,6 +38,9 @@ class Receipt:
 
     duplicates: list[int] = field(default_factory=list)
     refused: list[tuple[int, Refusal]] = field(default_factory=list)
+    # How many of ``duplicates`` were resends of what the service already had (a
+    # client's retry, a broker's redelivery): not applied, not counted as duplicates.
+    resent: int = 0
 
 
 Ack = Callable[[Receipt], None]
@@ -52,6 +55,14 @@ class Batch:
     reason: they are not events, but they are counted (SPEC §1) in the same round.
     ``reserved`` says the events were already admitted by the back-pressure gate
     (a source that must answer at once, like HTTP, reserves room before queueing).
+
+    ``resent`` says which events may be a resend of what was received before:
+    ``True``, the batch as a whole (one request a client may send
+    again until it is answered); or the positions of such events (those of a message
+    a broker delivered again). A resend is recognised when *every* event of the batch
+    (``True``), or that event (positions), is already known to the service: it is
+    acknowledged as a duplicate but neither applied nor counted in the document, so a
+    crash and the retries it causes leave the state as it would have been without it.
     """
 
     events: list[Event]
@@ -59,6 +70,7 @@ class Batch:
     rejected: dict[str, int] = field(default_factory=dict)
     ack: Ack | None = None
     reserved: bool = False
+    resent: bool | frozenset[int] = False
 
     @property
     def size(self) -> int:

@@ -470,6 +470,14 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
     ),
     _svc("callfloor_ingest_events_total", _C, "Events received, by source.", ("source",)),
     _svc(
+        "callfloor_ingest_resent_events_total",
+        _C,
+        "Events recognised as resends of what the service already had (a client's retry of "
+        "a whole body, a broker's redelivery): acknowledged, not applied, not counted as "
+        "duplicates in the document. By source.",
+        ("source",),
+    ),
+    _svc(
         "callfloor_ingest_dropped_batches_total",
         _C,
         "Ingest batches refused by back-pressure (too many events pending).",

@@ -92,6 +92,10 @@ class ServiceStats(Protocol):
         """MQTT dead letters published, by (source, reason)."""
 
     @property
+    def resent_events_total(self) -> Mapping[str, int]:
+        """Events recognised as resends, by source."""
+
+    @property
     def store_up(self) -> bool:
         """Whether the store's appends succeed now."""
 
@@ -167,6 +171,7 @@ def add_service_samples(fam: Mapping[str, BuiltFamily], stats: ServiceStats) -> 
     batch.add("callfloor_ingest_batch_seconds_sum", NO_LABELS, stats.batch_seconds_sum)
     _one(fam["callfloor_ingest_batch_seconds_max"], stats.batch_seconds_max)
     _by(fam["callfloor_ingest_events_total"], "source", stats.by_source)
+    _by(fam["callfloor_ingest_resent_events_total"], "source", stats.resent_events_total)
     _one(fam["callfloor_ingest_dropped_batches_total"], stats.dropped_batches_total)
     _one(fam["callfloor_ingest_dropped_events_total"], stats.dropped_events_total)
     _one(fam["callfloor_ingest_held_events"], stats.held_events)

@@ -27,6 +27,7 @@ class IngestStats:
     pending_events: int = 0  # queued + held
     dropped_batches_total: int = 0  # refused by back-pressure
     dropped_events_total: int = 0
+    resent_events_total: dict[str, int] = field(default_factory=dict)  # by source
     changes_dropped_total: dict[str, int] = field(default_factory=dict)  # by subscriber kind
     ingest_errors_total: int = 0  # exceptions caught in ingest rounds
     source_up: dict[str, bool] = field(default_factory=dict)

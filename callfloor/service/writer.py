@@ -75,6 +75,15 @@ def _show(event: Event) -> str:
     return text if len(text) <= 2000 else text[:2000] + "…"
 
 
+def _translated(receipt: Receipt, keep: list[int], resent: list[int]) -> Receipt:
+    """A receipt of the kept events, in positions of the batch they were taken from."""
+    return Receipt(
+        duplicates=sorted([keep[i] for i in receipt.duplicates] + resent),
+        refused=[(keep[i], refusal) for i, refusal in receipt.refused],
+        resent=len(resent),
+    )
+
+
 def _describe(exc: BaseException) -> str:
     """A store failure for an answer or a log line: its kind and message, bounded."""
     text = str(exc) or type(exc).__name__
@@ -461,14 +470,67 @@ class Writer:
         for reason, n in rejected.items():
             proc.count_rejected(reason, n)
 
+    def _resends(self, batch: Batch) -> list[int]:
+        """Positions of the batch's events that are resends of what is known already.
+
+        Only where the service can tell: events of partitions applied here. A batch
+        marked as a whole is a resend only if every one of its events is known.
+        """
+        mark = batch.resent
+        if not mark:
+            return []
+        events = batch.events
+        whole = not isinstance(mark, frozenset)
+        candidates = sorted(mark) if isinstance(mark, frozenset) else range(len(events))
+        found: list[int] = []
+        try:
+            for pos in candidates:
+                if not 0 <= pos < len(events):
+                    continue
+                event = events[pos]
+                part = self._part(event.site)
+                known = part is not None and (
+                    dedup_key(event) in part.held_keys or part.proc.is_duplicate(event)
+                )
+                if known:
+                    found.append(pos)
+                elif whole:
+                    return []  # one new event: the batch is no resend
+        except Exception as exc:  # deciding must not fail the round: apply as usual
+            self.stats.ingest_errors_total += 1
+            log.error("resend_check_error source=%s error=%r", batch.source, exc)
+            return []
+        return found
+
     async def _round(self, batches: list[Batch]) -> None:
-        """Append, admit and acknowledge the batches of one round."""
-        positions = await self._append(batches)
+        """Append, admit and acknowledge the batches of one round.
+
+        Resends the service recognises (see :attr:`Batch.resent`) are taken out first:
+        acknowledged as duplicates, never logged, applied or counted.
+        """
+        kept: list[tuple[Batch, Batch, list[int], list[int] | None]] = []
+        for batch in batches:
+            resent = self._resends(batch)
+            if not resent:
+                kept.append((batch, batch, [], None))
+                continue
+            dropped = set(resent)
+            kept_at = [i for i in range(len(batch.events)) if i not in dropped]
+            inner = Batch(
+                [batch.events[i] for i in kept_at], batch.source, batch.rejected, reserved=True
+            )
+            self.backlog.release(len(resent))
+            self.stats.resent_events_total[batch.source] = (
+                self.stats.resent_events_total.get(batch.source, 0) + len(resent)
+            )
+            kept.append((batch, inner, resent, kept_at))
+        logged = [inner for _, inner, _, _ in kept if inner.events or inner.rejected]
+        positions = await self._append(logged) if logged else {}
         local = self.store.applies_locally
         stats = self.stats
-        for batch in batches:
+        for original, batch, resent, keep in kept:
             started = perf_counter()
-            receipt = Receipt() if batch.ack is not None else None
+            receipt = Receipt() if original.ack is not None else None
             if batch.rejected and local:
                 self._count_rejected(batch.rejected)
             events = batch.events
@@ -490,9 +552,11 @@ class Writer:
             stats.batch_seconds_sum += elapsed
             stats.batch_seconds_max = max(stats.batch_seconds_max, elapsed)
             stats.by_source[batch.source] = stats.by_source.get(batch.source, 0) + len(events)
-            if batch.ack is not None and receipt is not None:
+            if original.ack is not None and receipt is not None:
+                if keep is not None:
+                    receipt = _translated(receipt, keep, resent)
                 try:
-                    batch.ack(receipt)
+                    original.ack(receipt)
                 except Exception:
                     stats.ingest_errors_total += 1
                     log.exception("ack_failed source=%s", batch.source)

@@ -94,6 +94,7 @@ class FakeStats:
     mqtt_redelivered_total: Mapping[str, int] = field(default_factory=dict)
     mqtt_acks_lost_total: Mapping[str, int] = field(default_factory=dict)
     mqtt_deadletters_total: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    resent_events_total: Mapping[str, int] = field(default_factory=dict)
     store_up: bool = True
     store_append_errors_total: int = 0
     store_errors_total: Mapping[str, int] = field(default_factory=dict)

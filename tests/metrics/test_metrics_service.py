@@ -27,6 +27,7 @@ def _stats() -> ServiceStats:
         ingest_errors_total=1,
         source_up={"http": True, "asterisk": False},
         source_restarts_total={"asterisk": 3},
+        resent_events_total={"http": 9},
         store_up=False,
         store_append_errors_total=6,
         store_errors_total={"read": 2},
@@ -62,6 +63,7 @@ def test_every_service_stat_is_exposed() -> None:
     assert value(fams, "callfloor_source_up", source="http") == 1
     assert value(fams, "callfloor_source_up", source="asterisk") == 0
     assert value(fams, "callfloor_source_restarts_total", source="asterisk") == 3
+    assert value(fams, "callfloor_ingest_resent_events_total", source="http") == 9
     assert value(fams, "callfloor_store_up") == 0
     assert value(fams, "callfloor_store_append_errors_total") == 6
     assert value(fams, "callfloor_store_errors_total", op="read") == 2

@@ -5,14 +5,17 @@ ends (SPEC §9 durability).
 A real `serve` subprocess with ``[store] url = "file://..."`` receives a simulated trace
 over HTTP; its tail lies seconds in the future, so some events are held ahead of the
 clock when the process dies. Every 202 it answered was durable: after the restart the
-sender resends the last part (as a sender that never saw the answers would), then the
-rest, and the live snapshot equals the replay of all that was sent (the resent copies
-are duplicates in both) at the snapshot's ``as_of``, ``counters.late`` aside.
+sender resends the last part (as a sender that never saw the answers would), which is
+recognised as a resend (answered as duplicates, counted nowhere in the document), then
+the rest; the live snapshot equals the replay of the trace, each event once, at the
+snapshot's ``as_of``, ``counters.late`` aside: the state the run would have reached
+without the crash.
 """
 
 from __future__ import annotations
 
 import time
+import urllib.request
 from pathlib import Path
 
 from serving import ServeProcess, get_json, replay_cli
@@ -40,8 +43,8 @@ def _applied(server: ServeProcess) -> int:
 
 def test_sigkill_then_restart_loses_nothing_acknowledged(tmp_path: Path) -> None:
     """Events acknowledged before a SIGKILL (applied, or held ahead of the clock) are all
-    there after a restart, resent copies count as duplicates, and the end state equals
-    the replay of everything sent."""
+    there after a restart, resent bodies are recognised and not counted, and the end
+    state equals the replay of the trace."""
     config, events = _floor(tmp_path, tmp_path / "state")
     now = time.time()
     third = len(events) // 3
@@ -69,13 +72,16 @@ def test_sigkill_then_restart_loses_nothing_acknowledged(tmp_path: Path) -> None
         again.post_all(rest)
         # Wait for the clock to pass the trace's end: every held event is applied.
         time.sleep(max(0.0, float(events[-1]["ts"]) - time.time() + 1.5))
-        sent = first + held + second + second + rest
-        live = again.snapshot_after(len(sent))
+        trace = first + held + second + rest
+        live = again.snapshot_after(len(trace))
+        with urllib.request.urlopen(f"{again.base}/metrics", timeout=10) as resp:
+            metrics = resp.read().decode()
     finally:
         again.stop()
-    assert live["counters"]["duplicates"] == len(second)
+    assert live["counters"]["duplicates"] == 0
+    assert f'callfloor_ingest_resent_events_total{{source="http"}} {len(second)}' in metrics
     as_of = float(live["as_of"])
-    replayed = replay_cli(config, write_ndjson(tmp_path / "sent.ndjson", sent), as_of)
+    replayed = replay_cli(config, write_ndjson(tmp_path / "trace.ndjson", trace), as_of)
     assert_same_document(live, replayed, "the live snapshot after a crash and the replay")
 
 
