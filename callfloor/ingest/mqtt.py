@@ -345,12 +345,16 @@ class MqttSource:
             spans: list[_Span] = []
             letters: list[tuple[str, bytes, str]] = []  # (topic, dead letter, reason)
             redelivered = 0
+            resent: list[int] = []  # positions of events from redelivered messages
             while True:
                 while inbox and len(events) < self.batch_events:
                     msg = inbox.popleft()
                     acks.append((msg.mid, msg.qos))
                     redelivered += msg.dup
+                    first = len(events)
                     self._take(msg, not_after, events, rejected, spans, letters)
+                    if msg.dup:
+                        resent.extend(range(first, len(events)))
                 if len(events) >= self.batch_events or loop.time() >= deadline:
                     break
                 await self._wait(deadline)
@@ -361,7 +365,15 @@ class MqttSource:
                 stats.mqtt_redelivered_total[name] += redelivered
             if letters:
                 await self._publish_letters(letters)
-            yield Batch(events, name, rejected, self._acker(acks, spans, events))
+            # A redelivered message's events the service already has are resends (a
+            # PUBACK lost to a crash), not duplicates: the writer tells them apart.
+            yield Batch(
+                events,
+                name,
+                rejected,
+                self._acker(acks, spans, events),
+                resent=frozenset(resent),
+            )
 
     def _take(
         self,

@@ -99,6 +99,11 @@ async def test_unacknowledged_messages_come_again_after_a_restart(
             batch.ack(Receipt())
         await asyncio.sleep(0.2)  # the PUBACKs reach the broker
     assert restarted.stats.mqtt_redelivered_total["mqtt"] == 3
+    # The writer is told which events came again (resends if it has them already).
+    assert [sorted(b.resent) for b in again if isinstance(b.resent, frozenset)] == [
+        list(range(b.size)) for b in again
+    ]
+    assert all(not b.resent for b in got)
     third = _source(broker.url, protocol)
     async with third:
         assert await _nothing_comes(third)
