@@ -128,8 +128,8 @@ def post_ndjson(url: str, body: bytes, deadline: float) -> dict[str, Any]:
 class ServeProcess:
     """A running ``callfloor serve`` subprocess on a free port, with a config file."""
 
-    def __init__(self, config: Path) -> None:
-        self.port = free_port()
+    def __init__(self, config: Path, port: int | None = None) -> None:
+        self.port = port if port is not None else free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [
