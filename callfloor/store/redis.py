@@ -65,7 +65,12 @@ _T = TypeVar("_T")
 PAGE: Final = 1000  # entries per XRANGE / XREAD page
 SITES_REFRESH_S: Final = 1.0  # how stale the known sites may be when following streams
 ROUND_TOKEN_TTL_MS: Final = 15 * 60 * 1000  # how long a retry can still find its round
-SOCKET_TIMEOUT_S: Final = 10.0  # longer than any XREAD BLOCK the follower asks for
+# How long one Redis operation may take (a followed read: this beyond its block time).
+# The client itself has no socket timeout: redis-py then waits for a write with
+# asyncio.wait_for, which on Python 3.11 can swallow a cancellation that lands as the
+# write completes, and a stopping service would wait forever for that task. The store
+# times its operations itself (a child task and asyncio.wait, which cannot).
+OP_TIMEOUT_S: Final = 10.0
 CONNECT_TIMEOUT_S: Final = 5.0
 
 
@@ -169,6 +174,12 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of an operation given up on (no 'never retrieved' warning)."""
+    if not task.cancelled():
+        task.exception()
+
+
 def new_member() -> str:
     """A member id unique to this process start: host, pid and a random tag."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -265,10 +276,22 @@ class RedisStore:
             raise StoreError("the redis store is not open")
         return self._redis
 
-    async def _call(self, op: str, work: Awaitable[_T]) -> _T:
-        """Run one Redis operation: failures are counted and become StoreError."""
+    async def _call(self, op: str, work: Awaitable[_T], timeout: float = OP_TIMEOUT_S) -> _T:
+        """Run one Redis operation within ``timeout``: failures are counted and become
+        :class:`StoreError`; cancelling the caller cancels the operation."""
+        task = asyncio.ensure_future(work)
         try:
-            result = await work
+            done, _ = await asyncio.wait((task,), timeout=timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            task.add_done_callback(_consume)
+            raise
+        try:
+            if not done:
+                task.cancel()  # redis-py closes the connection of a cancelled command
+                task.add_done_callback(_consume)
+                raise rex.TimeoutError(f"no answer within {timeout:g} s")
+            result = task.result()
         except rex.RedisError as exc:
             self.errors_by_op[op] = self.errors_by_op.get(op, 0) + 1
             if isinstance(exc, rex.ConnectionError | rex.TimeoutError):
@@ -295,7 +318,6 @@ class RedisStore:
         try:
             client = Redis.from_url(
                 self.url,
-                socket_timeout=SOCKET_TIMEOUT_S,
                 socket_connect_timeout=CONNECT_TIMEOUT_S,
                 retry=Retry(NoBackoff(), 0),
             )
@@ -303,13 +325,13 @@ class RedisStore:
             raise StoreError(f"{redact(self.url)}: not a usable redis URL: {exc}") from None
         self._redis = client
         try:
-            info = await client.info("server")
-        except (rex.RedisError, OSError) as exc:
+            info = await self._call("open", client.info("server"))
+        except StoreError as exc:
             await client.aclose()
             self._redis = None
             raise StoreError(
-                f"cannot reach Redis at {redact(self.url)}: {exc} (is redis-server running, "
-                "and do the URL's host, port and password match it?)"
+                f"cannot reach Redis at {redact(self.url)}: {exc.__cause__} (is redis-server "
+                "running, and do the URL's host, port and password match it?)"
             ) from None
         version = str(info.get("redis_version", "0"))
         major, minor = (int(x) for x in [*version.split("."), "0"][:2])
@@ -333,9 +355,11 @@ class RedisStore:
     async def _warn_if_not_durable(self, client: Redis) -> None:
         """Log once when Redis may lose acknowledged rounds (appendfsync not always)."""
         try:
-            found = await client.config_get("appendonly")
-            found.update(await client.config_get("appendfsync"))
-        except (rex.RedisError, OSError):
+            found = await self._call("open", client.config_get("appendonly"))
+            found.update(await self._call("open", client.config_get("appendfsync")))
+        except StoreError:
+            self.errors_by_op.pop("open", None)
+            self.last_error = None
             return  # CONFIG may be renamed or denied: nothing to say
         values = {_text(k): _text(v) for k, v in found.items()}
         if values.get("appendonly") != "yes" or values.get("appendfsync") != "always":
@@ -585,7 +609,9 @@ class RedisStore:
             return []
         streams: dict[Any, Any] = {key: (since or "0-0") for key, (_, _, since) in wanted.items()}
         block = max(1, int(block_s * 1000)) if block_s > 0 else None
-        found = await self._call("read", self.redis.xread(streams, count=PAGE, block=block))
+        found = await self._call(
+            "read", self.redis.xread(streams, count=PAGE, block=block), OP_TIMEOUT_S + block_s
+        )
         per_stream = [
             self._logged(*wanted[_text(key_raw)], entries) for key_raw, entries in found or ()
         ]
