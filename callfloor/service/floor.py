@@ -43,6 +43,8 @@ from callfloor.store.open import open_store
 if TYPE_CHECKING:
     from callfloor.processors.read import FloorReader
     from callfloor.processors.views import Document
+    from callfloor.service.ownership import Coordinator, Follower
+    from callfloor.sinks.redis_floor import RedisFloor
 
 log = logging.getLogger("callfloor")
 
@@ -150,6 +152,20 @@ class FloorService:
             partitions=PartitionMap(config.store) if self.shared else None,
         )
         self.durable = durable
+        # A shared store: leases decide which partitions are applied here, and their
+        # logs are followed. A redis:// store also gets the live floor written to it.
+        self.coordinator: Coordinator | None = None
+        self.follower: Follower | None = None
+        if self.shared:
+            from callfloor.service.ownership import Coordinator, Follower
+
+            self.coordinator = Coordinator(self)
+            self.follower = Follower(self)
+        self.redis_floor: RedisFloor | None = None
+        if config.store.kind == "redis":
+            from callfloor.sinks.redis_floor import RedisFloor
+
+            self.redis_floor = RedisFloor(self)
         self.started = asyncio.Event()
         self.stopping = False
         self.bound_port: int | None = None
@@ -296,6 +312,17 @@ class FloorService:
             "store_error": self.writer.store_error if store_failing else None,
             "partitions": sorted(self.writer.owned),
             "sources": sources,
+            **({"ownership": self.coordinator.status()} if self.coordinator else {}),
+            **(
+                {
+                    "redis_floor": {
+                        "state": "up" if self.redis_floor.up else "failing",
+                        "last_error": self.redis_floor.last_error,
+                    }
+                }
+                if self.redis_floor
+                else {}
+            ),
         }
 
     def _sync_gauges(self) -> None:
@@ -388,6 +415,11 @@ class FloorService:
             tg.create_task(self.writer.run(), name="ingest")
             for source in (self.http, *sources):
                 tg.create_task(self.supervisor.run(source), name=f"source:{source.name}")
+            if self.coordinator is not None and self.follower is not None:
+                tg.create_task(self.coordinator.run(), name="ownership")
+                tg.create_task(self.follower.run(), name="follow")
+            if self.redis_floor is not None:
+                tg.create_task(self.redis_floor.run(), name="redis-floor")
 
     async def _shutdown(self, runner: web.AppRunner) -> None:
         self.stopping = True
@@ -395,6 +427,9 @@ class FloorService:
         self.bus.close()  # open change streams end now, not after the grace period
         await runner.cleanup()
         await self.final_checkpoint()
+        if self.coordinator is not None:
+            # After the last checkpoint: the others take the partitions over at once.
+            await self.coordinator.close()
         await self.store.close()
         log.info("stopped")
 
