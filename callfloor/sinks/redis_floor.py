@@ -3,11 +3,12 @@
 :class:`RedisFloor` is a task of the live service (with a ``redis://`` store). It
 subscribes to the change bus (kind ``"redis"``) and, per change set, re-reads the
 queues, sites and agents it names through the service's typed view and writes them in
-one ``MULTI`` pipeline:
+one ``MULTI`` pipeline (several for a write beyond ``WRITE_ARGS`` arguments):
 
 - ``{prefix}:floor:queue:{name}``, ``{prefix}:floor:site:{name}``,
   ``{prefix}:floor:agent:{name}``: hashes of flat fields
-  (:mod:`~callfloor.sinks.floor_fields`), replaced whole;
+  (:mod:`~callfloor.sinks.floor_fields`): an agent's replaced whole, a queue's or a
+  site's by the fields that changed since this process wrote it;
 - ``{prefix}:floor:queues``, ``{prefix}:floor:sites``, ``{prefix}:floor:agents``: the
   names (sets);
 - ``{prefix}:floor:as_of``: the instant of the last write;
