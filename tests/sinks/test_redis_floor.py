@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 from fixtures.redis_server import RedisServer
 from helpers import T0, config, ev
-from live import FakeClock, get, ndjson, post, running
+from live import FakeClock, get, ndjson, post
 
 from callfloor.processors.state import decode_checkpoint, encode_checkpoint
 from callfloor.service import FloorService
@@ -53,22 +53,32 @@ async def live_floor(
     clock: FakeClock | None = None,
     **floor_kwargs: Any,
 ) -> AsyncIterator[tuple[FloorService, str, RedisFloor]]:
-    """A service (memory store, redis:// in its config) and its RedisFloor task."""
+    """A service on a free port (memory store, redis:// in its configuration, ticks every
+    10 ms) running the RedisFloor given (as serve runs its own), stopped on exit."""
     floor_kwargs.setdefault("refresh_s", 0.05)
     floor_kwargs.setdefault("backoff_s", (0.02, 0.2))
     floor_kwargs.setdefault("timeout_s", 2.0)
-    async with running(cfg or floor_config(server), clock, store=MemoryStore()) as (
-        service,
-        base,
-    ):
-        floor = RedisFloor(service, **floor_kwargs)
-        task = asyncio.create_task(floor.run())
-        try:
-            yield service, base, floor
-        finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+    service = FloorService(
+        cfg or floor_config(server),
+        clock=clock or FakeClock(),
+        host="127.0.0.1",
+        port=0,
+        tick_s=0.01,
+        store=MemoryStore(),
+    )
+    assert service.redis_floor is not None  # a redis:// store gets the live floor
+    floor = service.redis_floor = RedisFloor(service, **floor_kwargs)
+    task = asyncio.create_task(service.run())
+    started = asyncio.create_task(service.started.wait())
+    await asyncio.wait([task, started], timeout=5, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()  # raise what stopped it
+    try:
+        yield service, f"http://127.0.0.1:{service.bound_port}", floor
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
 
 
 @asynccontextmanager
