@@ -1,7 +1,7 @@
 """SPEC §9's guarantee under fire: a simulated day published over MQTT and posted over
 HTTP, the server SIGKILLed at random moments and restarted, ends in the state
 `callfloor replay` gives for the same events at the same `as_of` (nothing lost,
-nothing counted twice), for each durable store.
+nothing counted twice), for each durable store (`file://` and `redis://`, a real redis-server).
 
 Real processes throughout: Mosquitto (the fixture, deploy/mosquitto.conf), `callfloor
 serve` with an MQTT source and the store, a publisher (paho-mqtt, QoS 1) sending the call
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.mosquitto import Mosquitto
+from fixtures.redis_server import RedisServer
 from serving import ServeProcess, free_port, replay_cli
 from traces import DAY0, Event, assert_same_document, shifted, simulate, split_feeds, write_ndjson
 
@@ -132,9 +133,18 @@ def _config(tmp_path: Path, toml: str, store_url: str, broker: Mosquitto) -> Pat
     return config
 
 
-@pytest.mark.parametrize("store", ["file"])
+@pytest.fixture(params=["file", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A durable store: a file directory, or a real redis-server (deploy/redis.conf)."""
+    if request.param == "file":
+        yield f"file://{tmp_path / 'state'}"
+        return
+    with RedisServer(tmp_path) as redis:
+        yield redis.url
+
+
 def test_a_day_over_mqtt_and_http_survives_sigkills(
-    tmp_path: Path, broker: Mosquitto, store: str
+    tmp_path: Path, broker: Mosquitto, store_url: str
 ) -> None:
     """Three or more SIGKILLs while both feeds deliver: the final snapshot equals the
     replay of the trace at its as_of (counters.late aside), duplicates included."""
@@ -142,7 +152,7 @@ def test_a_day_over_mqtt_and_http_survives_sigkills(
     end = max(float(e["ts"]) for e in trace.events)
     events = shifted(trace.events, round(time.time() + AHEAD_S - end, 3))
     calls, agents = split_feeds(events)
-    config = _config(tmp_path, trace.toml, f"file://{tmp_path / 'state'}", broker)
+    config = _config(tmp_path, trace.toml, store_url, broker)
     rng = random.Random(20261130)
     moments = sorted(rng.uniform(1.5, SEND_S - 1.0) for _ in range(KILLS))
 
