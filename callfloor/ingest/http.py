@@ -75,9 +75,7 @@ class HttpSource:
                 done.set_result(receipt)
 
         # A body is one request: a client that got no answer sends it again as a whole.
-        self._queue.put_nowait(
-            Batch(events, self._name, rejected, ack, reserved=True, resent=True)
-        )
+        self._queue.put_nowait(Batch(events, self._name, rejected, ack, reserved=True, resent=True))
         return done
 
     def stopped(self) -> asyncio.Future[None]:

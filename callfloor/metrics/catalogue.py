@@ -602,6 +602,51 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "Followed log entries not applied because they were not contiguous with the "
         "partition (read before a hand-over, or read twice).",
     ),
+    _svc(
+        "callfloor_store_bad_entries_total",
+        _C,
+        "Log entries that could not be decoded (not written by callfloor): skipped, "
+        "logged with their stream and id.",
+    ),
+    _svc(
+        "callfloor_store_append_retries_found_total",
+        _C,
+        "Appends retried after the store's answer was lost that the store turned out to "
+        "have done (not logged twice).",
+    ),
+    _svc(
+        "callfloor_partition_adoption_errors_total",
+        _C,
+        "Partitions whose adoption failed (lease released, tried again later).",
+    ),
+    _svc(
+        "callfloor_partition_handovers_total",
+        _C,
+        "Partitions handed over to the process wanted for them (last checkpoint, lease released).",
+    ),
+    _svc(
+        "callfloor_follow_rewinds_total",
+        _C,
+        "Times the follower read a stream again from where the partition stands (after "
+        "an adoption, or entries it delivered were not taken).",
+    ),
+    _svc(
+        "callfloor_redis_floor_up",
+        _G,
+        "1 while the live floor in Redis is written, 0 while its writes fail (only with "
+        "a redis:// store).",
+    ),
+    _svc(
+        "callfloor_redis_floor_errors_total",
+        _C,
+        "Failed Redis calls of the live floor (each retried with back-off).",
+    ),
+    _svc(
+        "callfloor_redis_floor_resyncs_total",
+        _C,
+        "Whole rewrites of the live floor in Redis (after a failure, a drop or a change "
+        "of partitions).",
+    ),
 )
 
 CATALOGUE: Final[tuple[Family, ...]] = (

@@ -147,6 +147,38 @@ class ServiceStats(Protocol):
     def store_stale_entries_total(self) -> int:
         """Followed entries dropped as not contiguous."""
 
+    @property
+    def store_bad_entries_total(self) -> int:
+        """Log entries that could not be decoded (skipped)."""
+
+    @property
+    def store_append_retries_found_total(self) -> int:
+        """Retried appends the store turned out to have already."""
+
+    @property
+    def partition_adoption_errors_total(self) -> int:
+        """Adoptions that failed (the lease was released, retried later)."""
+
+    @property
+    def partition_handovers_total(self) -> int:
+        """Partitions handed over to the wanted owner."""
+
+    @property
+    def follow_rewinds_total(self) -> int:
+        """Times the follower read a stream again from where the writer stands."""
+
+    @property
+    def redis_floor_up(self) -> bool | None:
+        """Whether the live floor in Redis is being written (None: no such sink)."""
+
+    @property
+    def redis_floor_errors_total(self) -> int:
+        """Failed writes of the live floor in Redis."""
+
+    @property
+    def redis_floor_resyncs_total(self) -> int:
+        """Whole rewrites of the live floor in Redis (after a failure or a drop)."""
+
 
 StatsProvider = Callable[[], ServiceStats]
 """Returns the current stats object (the service may swap it)."""
@@ -200,3 +232,12 @@ def add_service_samples(fam: Mapping[str, BuiltFamily], stats: ServiceStats) -> 
     _one(fam["callfloor_partition_drops_total"], stats.partition_drops_total)
     _one(fam["callfloor_leases_lost_total"], stats.leases_lost_total)
     _one(fam["callfloor_store_stale_entries_total"], stats.store_stale_entries_total)
+    _one(fam["callfloor_store_bad_entries_total"], stats.store_bad_entries_total)
+    _one(fam["callfloor_store_append_retries_found_total"], stats.store_append_retries_found_total)
+    _one(fam["callfloor_partition_adoption_errors_total"], stats.partition_adoption_errors_total)
+    _one(fam["callfloor_partition_handovers_total"], stats.partition_handovers_total)
+    _one(fam["callfloor_follow_rewinds_total"], stats.follow_rewinds_total)
+    if stats.redis_floor_up is not None:
+        _one(fam["callfloor_redis_floor_up"], 1.0 if stats.redis_floor_up else 0.0)
+        _one(fam["callfloor_redis_floor_errors_total"], stats.redis_floor_errors_total)
+        _one(fam["callfloor_redis_floor_resyncs_total"], stats.redis_floor_resyncs_total)

@@ -347,6 +347,19 @@ class FloorService:
         reconnects = getattr(self.store, "reconnects", None)
         if isinstance(reconnects, int):
             stats.store_reconnects_total = reconnects
+        store = self.store
+        stats.store_bad_entries_total = _count(store, "bad_entries")
+        stats.store_append_retries_found_total = _count(store, "append_retries_found")
+        if self.coordinator is not None:
+            stats.partition_adoption_errors_total = self.coordinator.adopt_errors
+            stats.partition_handovers_total = self.coordinator.handed_over
+        if self.follower is not None:
+            stats.follow_rewinds_total = self.follower.rewinds
+        sink = self.redis_floor
+        if sink is not None:
+            stats.redis_floor_up = sink.up
+            stats.redis_floor_errors_total = sink.errors
+            stats.redis_floor_resyncs_total = sink.resyncs
 
     # ---------------------------------------------------------------- the writer
 
@@ -446,3 +459,9 @@ class FloorService:
             log.warning("final_checkpoint_skipped reason='the round in progress did not end'")
             return
         await self.writer.checkpoint()
+
+
+def _count(owner: object, name: str) -> int:
+    """A counter the store may keep (the Redis store does; others count nothing there)."""
+    value = getattr(owner, name, 0)
+    return value if isinstance(value, int) else 0

@@ -52,3 +52,11 @@ class IngestStats:
     partition_drops_total: int = 0
     leases_lost_total: int = 0
     store_stale_entries_total: int = 0
+    store_bad_entries_total: int = 0
+    store_append_retries_found_total: int = 0
+    partition_adoption_errors_total: int = 0
+    partition_handovers_total: int = 0
+    follow_rewinds_total: int = 0
+    redis_floor_up: bool | None = None  # None: no live floor in Redis
+    redis_floor_errors_total: int = 0
+    redis_floor_resyncs_total: int = 0

@@ -520,9 +520,9 @@ class Writer:
                 [batch.events[i] for i in kept_at], batch.source, batch.rejected, reserved=True
             )
             self.backlog.release(len(resent))
-            self.stats.resent_events_total[batch.source] = (
-                self.stats.resent_events_total.get(batch.source, 0) + len(resent)
-            )
+            self.stats.resent_events_total[batch.source] = self.stats.resent_events_total.get(
+                batch.source, 0
+            ) + len(resent)
             kept.append((batch, inner, resent, kept_at))
         logged = [inner for _, inner, _, _ in kept if inner.events or inner.rejected]
         positions = await self._append(logged) if logged else {}

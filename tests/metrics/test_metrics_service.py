@@ -41,6 +41,14 @@ def _stats() -> ServiceStats:
         partition_drops_total=1,
         leases_lost_total=1,
         store_stale_entries_total=4,
+        store_bad_entries_total=2,
+        store_append_retries_found_total=1,
+        partition_adoption_errors_total=5,
+        partition_handovers_total=6,
+        follow_rewinds_total=7,
+        redis_floor_up=False,
+        redis_floor_errors_total=8,
+        redis_floor_resyncs_total=9,
     )
 
 
@@ -77,6 +85,26 @@ def test_every_service_stat_is_exposed() -> None:
     assert value(fams, "callfloor_partition_drops_total") == 1
     assert value(fams, "callfloor_leases_lost_total") == 1
     assert value(fams, "callfloor_store_stale_entries_total") == 4
+    assert value(fams, "callfloor_store_bad_entries_total") == 2
+    assert value(fams, "callfloor_store_append_retries_found_total") == 1
+    assert value(fams, "callfloor_partition_adoption_errors_total") == 5
+    assert value(fams, "callfloor_partition_handovers_total") == 6
+    assert value(fams, "callfloor_follow_rewinds_total") == 7
+    assert value(fams, "callfloor_redis_floor_up") == 0
+    assert value(fams, "callfloor_redis_floor_errors_total") == 8
+    assert value(fams, "callfloor_redis_floor_resyncs_total") == 9
+
+
+def test_redis_floor_families_are_absent_without_the_sink() -> None:
+    """Without a live floor in Redis its families have no series (not a false 0)."""
+    fams = scrape(scenario_proc(), stats=_stats_without_redis_floor)
+    assert not samples(fams, "callfloor_redis_floor_up")
+    assert not samples(fams, "callfloor_redis_floor_errors_total")
+    assert value(fams, "callfloor_store_bad_entries_total") == 0
+
+
+def _stats_without_redis_floor() -> ServiceStats:
+    return FakeStats()
 
 
 def test_service_families_are_absent_without_stats() -> None:

@@ -423,6 +423,10 @@ async def test_a_redis_restart_mid_run_is_survived_and_resynced(
             return floor.errors > 0 and not floor.up
 
         await eventually(failed)
+        async with http.get(f"{base}/metrics") as resp:
+            text = await resp.text()
+        assert "\ncallfloor_redis_floor_up 0.0\n" in text  # the failure is on /metrics
+        assert "\ncallfloor_redis_floor_errors_total 0.0\n" not in text
         redis_server.start()
         async with client(redis_server) as r:
             await wait_matching(r, http, base)
