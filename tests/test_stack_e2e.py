@@ -1,56 +1,80 @@
-"""End to end on `make stack`'s topology: callfloor and a real Prometheus as local
-processes, from the deploy/ files docker-compose.yml uses."""
+"""End to end on `make stack`'s topology: Redis, Mosquitto, callfloor and a real Prometheus
+as local processes (callfloor.devstack), from the deploy/ files docker-compose.yml uses.
+
+One stack serves the module; each test sends its own events to its own queue or site, so
+the tests do not depend on each other's order.
+"""
 
 from __future__ import annotations
 
 import json
-import shutil
-import socket
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
+import redis
+from paho.mqtt.enums import CallbackAPIVersion
 
 from callfloor import devstack
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _prometheus_installed() -> None:
-    """A missing Prometheus fails the run: a test of a real component never skips."""
-    if shutil.which("prometheus") is None:
-        pytest.fail("prometheus is not installed: run `make test` (scripts/ensure-system-deps)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
-    running = devstack.start(
-        tmp_path_factory.mktemp("stack"),
-        callfloor_port=_free_port(),
-        prometheus_port=_free_port(),
-        scrape_interval_s=1,
-    )
+    """The whole stack on free loopback ports; a missing service fails (never skips)."""
+    try:
+        running = devstack.start(
+            tmp_path_factory.mktemp("stack"),
+            callfloor_port=0,
+            prometheus_port=0,
+            redis_port=0,
+            mqtt_port=0,
+            token="e2e-token",
+            scrape_interval_s=1,
+        )
+    except devstack.StackError as exc:
+        pytest.fail(f"the stack did not start (run `make test`, which installs it): {exc}")
     yield running
     running.stop()
 
 
-def _post(url: str, body: bytes) -> tuple[int, dict]:
+def _post(stack: devstack.Stack, events: list[dict[str, Any]], token: str | None) -> int:
+    """POST events as NDJSON (with ``token`` as the bearer token); the status."""
+    headers = {"Content-Type": "application/x-ndjson"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    body = "".join(json.dumps(e) + "\n" for e in events).encode()
     req = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "application/x-ndjson"}
+        f"{stack.callfloor_url}/api/v1/events", data=body, method="POST", headers=headers
     )
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        return resp.status, json.loads(resp.read())
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return err.code
 
 
-def _query(base: str, promql: str) -> list[dict]:
+def _publish(stack: devstack.Stack, topic: str, events: list[dict[str, Any]]) -> None:
+    """Publish events as one NDJSON message at QoS 1 and wait for the broker's PUBACK."""
+    url = urllib.parse.urlsplit(stack.mqtt_url)
+    assert url.hostname is not None and url.port is not None
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="e2e-publisher")
+    client.connect(url.hostname, url.port)
+    client.loop_start()
+    try:
+        info = client.publish(topic, "\n".join(json.dumps(e) for e in events), qos=1)
+        info.wait_for_publish(timeout=10)
+        assert info.is_published()
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def _query(base: str, promql: str) -> list[dict[str, Any]]:
     url = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:
@@ -59,34 +83,28 @@ def _query(base: str, promql: str) -> list[dict]:
         return []
 
 
-def _until(base: str, promql: str, expected: str, timeout_s: float = 30) -> list[dict]:
+def _until(base: str, promql: str, expected: str, timeout_s: float = 15) -> list[dict[str, Any]]:
+    """Query until the first series has the expected value (or time is up); the result."""
     deadline = time.monotonic() + timeout_s
-    result: list[dict] = []
+    result: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         result = _query(base, promql)
         if result and result[0]["value"][1] == expected:
             break
-        time.sleep(0.5)
+        time.sleep(0.25)
     return result
 
 
-def test_prometheus_scrapes_posted_events_as_counters_and_histograms(
-    stack: devstack.Stack, tmp_path: Path
-) -> None:
-    """Events POSTed to callfloor show up in Prometheus: up == 1, the offered counter, and
+def test_events_posted_with_the_token_reach_prometheus(stack: devstack.Stack) -> None:
+    """Events POSTed with the token show up in Prometheus: up == 1, the offered counter, and
     a wait bucket at the queue's SL threshold (deploy/callfloor.toml: sales T = 20 s)."""
-    assert stack.prometheus_url is not None
     now = time.time()
     events = [
         {"type": "call_queued", "ts": now - 3, "call_id": "e2e-1", "queue": "sales"},
         {"type": "call_queued", "ts": now - 2, "call_id": "e2e-2", "queue": "sales"},
         {"type": "call_answered", "ts": now - 1, "call_id": "e2e-1", "agent": "a1"},
     ]
-    status, reply = _post(
-        f"{stack.callfloor_url}/api/v1/events",
-        "\n".join(json.dumps(e) for e in events).encode(),
-    )
-    assert status == 202 and reply["accepted"] == 3
+    assert _post(stack, events, token=stack.token) == 202
     offered = _until(stack.prometheus_url, 'callfloor_queue_offered_total{queue="sales"}', "2")
     assert offered and offered[0]["value"][1] == "2"
     assert _query(stack.prometheus_url, 'up{job="callfloor"}')[0]["value"][1] == "1"
@@ -97,8 +115,59 @@ def test_prometheus_scrapes_posted_events_as_counters_and_histograms(
     assert bucket and bucket[0]["value"][1] == "1"
 
 
+def test_post_without_the_token_is_refused_with_401(stack: devstack.Stack) -> None:
+    """deploy/callfloor.toml's write_tokens = ["env:CALLFLOOR_TOKEN"]: no bearer token, 401."""
+    event = {"type": "call_queued", "ts": time.time(), "call_id": "e2e-anon", "queue": "sales"}
+    assert _post(stack, [event], token=None) == 401
+
+
+def test_post_with_a_wrong_token_is_refused_with_401(stack: devstack.Stack) -> None:
+    """A bearer token that is not $CALLFLOOR_TOKEN is refused with 401."""
+    event = {"type": "call_queued", "ts": time.time(), "call_id": "e2e-wrong", "queue": "sales"}
+    assert _post(stack, [event], token=stack.token + "x") == 401
+
+
+def test_events_published_over_mqtt_reach_prometheus(stack: devstack.Stack) -> None:
+    """Events published to the stack's Mosquitto on callfloor/lon/events reach Prometheus."""
+    now = time.time()
+    events = [
+        {"type": "call_queued", "ts": now - 2, "call_id": f"e2e-mqtt-{i}", "queue": "support"}
+        for i in range(3)
+    ]
+    _publish(stack, "callfloor/lon/events", events)
+    offered = _until(stack.prometheus_url, 'callfloor_queue_offered_total{queue="support"}', "3")
+    assert offered and offered[0]["value"][1] == "3"
+
+
+def test_readyz_shows_the_redis_store_and_floor_up(stack: devstack.Stack) -> None:
+    """/readyz is ready with the store up, the partition leased and the Redis floor up."""
+    with urllib.request.urlopen(f"{stack.callfloor_url}/readyz", timeout=5) as resp:
+        ready = json.loads(resp.read())
+    assert ready["status"] == "ready"
+    assert ready["store"] == "up"
+    assert ready["ownership"]["leases"] == "up"
+    assert ready["redis_floor"]["state"] == "up"
+
+
+def test_posted_events_are_in_the_redis_stream_of_their_site(stack: devstack.Stack) -> None:
+    """An accepted event is appended to the stack's Redis, in callfloor:events:<its site>."""
+    event = {
+        "type": "call_queued",
+        "ts": time.time(),
+        "site": "sh",
+        "call_id": "e2e-in-redis",
+        "queue": "e2e-store",
+    }
+    assert _post(stack, [event], token=stack.token) == 202
+    client = redis.Redis.from_url(stack.redis_url)
+    try:
+        entries = client.xrange("callfloor:events:sh")
+    finally:
+        client.close()
+    assert any(b"e2e-in-redis" in fields[b"r"] for _, fields in entries)
+
+
 def test_configured_queue_without_events_is_exposed(stack: devstack.Stack) -> None:
     """A queue configured in deploy/callfloor.toml is in Prometheus before any of its calls."""
-    assert stack.prometheus_url is not None
     info = _until(stack.prometheus_url, 'callfloor_queue_info{queue="webchat"}', "1")
     assert info and info[0]["metric"]["site"] == "sh"
