@@ -36,7 +36,7 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
-## stack: callfloor + Prometheus as local processes, from the files docker-compose.yml uses
+## stack: Redis, Mosquitto, callfloor and Prometheus as local processes, from the files docker-compose.yml uses
 stack: $(VENV)/.installed-run
 	./scripts/ensure-system-deps
 	$(BIN)/python -m callfloor.devstack
