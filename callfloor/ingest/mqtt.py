@@ -59,6 +59,7 @@ from callfloor.ingest.mqtt_payload import (
     dead_letter,
     deadletter_topic,
     decode_message,
+    matches,
     refused_letter,
 )
 from callfloor.ingest.source import Batch, Receipt
@@ -133,6 +134,16 @@ def _check_topics(topics: tuple[str, ...]) -> None:
         bad = any(("+" in lv and lv != "+") or ("#" in lv and lv != "#") for lv in levels)
         if not topic or bad or "#" in levels[:-1]:
             raise MqttSourceError(f"topic filter {topic!r} is not a valid MQTT filter")
+        # callfloor publishes dead letters on callfloor/<site>/deadletter: a filter that
+        # takes them back in would find no event in them and dead-letter them again,
+        # for ever.
+        site = levels[1] if len(levels) > 1 and levels[1] not in ("+", "#") else "site"
+        if matches(topic, deadletter_topic(site)):
+            raise MqttSourceError(
+                f"topic filter {topic!r} also matches callfloor's dead-letter topics "
+                f"(callfloor/<site>/deadletter), which would be taken back in: subscribe "
+                f"to the events' topics only (e.g. callfloor/+/events)"
+            )
 
 
 @dataclass(slots=True)

@@ -282,6 +282,21 @@ def test_bad_topic_filters_are_refused() -> None:
         MqttSource(config, LimitsConfig())
 
 
+@pytest.mark.parametrize("wide", ["#", "callfloor/#", "callfloor/+/+", "+/+/deadletter"])
+def test_filters_matching_the_dead_letter_topics_are_refused(wide: str) -> None:
+    """A filter that would take callfloor's own dead letters back in is refused, by name."""
+    config = SourceConfig(kind="mqtt", name="m", url="mqtt://x", topics=(wide,))
+    with pytest.raises(MqttSourceError, match="dead-letter"):
+        MqttSource(config, LimitsConfig())
+
+
+@pytest.mark.parametrize("narrow", ["callfloor/+/events", "acd/+/events", "callfloor/lon/events/#"])
+def test_filters_beside_the_dead_letter_topics_are_taken(narrow: str) -> None:
+    """Filters that cannot match callfloor/<site>/deadletter are accepted."""
+    config = SourceConfig(kind="mqtt", name="m", url="mqtt://x", topics=(narrow,))
+    assert MqttSource(config, LimitsConfig()).topics == (narrow,)
+
+
 def test_protocol_is_configured() -> None:
     """`protocol` is "5" (default, or the number 5) or "3.1.1"; anything else is named."""
     from callfloor.config import ConfigError, parse_config
