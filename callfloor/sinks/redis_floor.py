@@ -52,7 +52,6 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Final, Protocol
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
@@ -68,6 +67,7 @@ from callfloor.sinks.floor_fields import (
     site_fields,
 )
 from callfloor.store.base import ALL, PartitionMap
+from callfloor.store.redis import redact
 
 if TYPE_CHECKING:
     from callfloor.bus import ChangeBus, Subscription
@@ -137,18 +137,6 @@ class FloorKeys:
     def index(self, kind: str) -> str:
         """The set of names of one kind."""
         return f"{self.base}:{kind}s"
-
-
-def safe_url(url: str) -> str:
-    """``url`` without its password, for log lines."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.hostname or ""
-    if parts.port is not None:
-        netloc = f"{netloc}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return parts._replace(netloc=user + netloc).geturl()
 
 
 def default_owner(service: object) -> str:
@@ -341,7 +329,7 @@ class RedisFloor:
                     continue
                 if attempt:
                     self.reconnects += 1
-                    log.info("redis_floor_up url=%s after_attempts=%d", safe_url(self.url), attempt)
+                    log.info("redis_floor_up url=%s after_attempts=%d", redact(self.url), attempt)
                 attempt = 0
             try:
                 await self._flush()
@@ -390,7 +378,7 @@ class RedisFloor:
         self.up = False
         self.last_error = f"{op}: {exc!r}"
         if was_up or self.errors == 1:
-            log.warning("redis_floor_down url=%s op=%s error=%r", safe_url(self.url), op, exc)
+            log.warning("redis_floor_down url=%s op=%s error=%r", redact(self.url), op, exc)
 
     async def _connect(self) -> None:
         # No retries inside redis-py: this loop retries, with its own backoff and counts.

@@ -34,9 +34,10 @@ import os
 import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from time import monotonic
 from typing import Any, Final, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import msgspec
 from redis import exceptions as rex
@@ -135,16 +136,36 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 """
 
 
+@dataclass(frozen=True, slots=True)
+class _FailedRound:
+    """A round whose append failed, for its retry: the token of an attempt that got no
+    answer (None: the answer came) and the sites already in their streams."""
+
+    batches: Sequence[Batch]
+    token: str | None
+    landed: Mapping[str, str]
+
+
 def redact(url: str) -> str:
-    """``url`` without its password (error messages and logs never show it)."""
+    """``url`` without its password (error messages, logs and ``/readyz`` never show it).
+
+    Both places a Redis URL can carry one are masked: the user part
+    (``redis://:pw@host``) and the query (``unix:///run/redis.sock?password=pw``).
+    """
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + host))
+    netloc = parts.netloc
+    if parts.password is not None:
+        host = netloc.rpartition("@")[2]  # as written: IPv6 brackets and port kept
+        netloc = (f"{parts.username}:***@" if parts.username else ":***@") + host
+    query = parts.query
+    if query:
+        query = "&".join(
+            f"{name}=***" if name.lower() == "password" else f"{name}{sep}{value}"
+            for name, sep, value in (item.partition("=") for item in query.split("&"))
+        )
+    # Built by hand: urlunsplit would drop the empty host of unix:///path.sock.
+    text = f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else netloc + parts.path
+    return text + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
 
 
 def _id(position: str) -> tuple[int, int]:
@@ -215,7 +236,7 @@ class RedisStore:
         self._known_at = float("-inf")
         # The round whose append failed (the writer retries it with the same list)
         # and its token: a retry first looks whether the failed attempt landed.
-        self._failed: tuple[Sequence[Batch], str] | None = None
+        self._failed: _FailedRound | None = None
         self.up = False
         self.last_error: str | None = None
         self.appends = 0
@@ -424,40 +445,59 @@ class RedisStore:
         # them once; the floor's counters are the sum over the partitions).
         carrier = min(by_site)
         client = self.redis
+        landed: dict[str, str] = {}  # sites of this round already in their streams
         failed = self._failed
-        if failed is not None and failed[0] is batches:
-            token = failed[1]
-            # The last attempt failed after sending: did its MULTI land?
-            if await self._call("append", client.exists(self._round_key(token))):
+        if failed is not None and failed.batches is batches:
+            landed = dict(failed.landed)
+            # The last attempt got no answer (a token): did its MULTI land?
+            if failed.token is not None and await self._call(
+                "append", client.exists(self._round_key(failed.token))
+            ):
                 self._failed = None
                 self.append_retries_found += 1
-                log.info("store_append_found_landed token=%s", token)
+                log.info("store_append_found_landed token=%s", failed.token)
                 return {}
-        else:
-            token = secrets.token_hex(8)
+        token = secrets.token_hex(8)
         pipe = client.pipeline(transaction=True)
-        sites = list(by_site)
+        sites = [site for site in by_site if site not in landed]
         size = 0
         for site in sites:
             record = Record(at, by_site[site], rejected if site == carrier else {})
             payload = RECORD_ENCODER.encode(record)
             size += len(payload)
             pipe.xadd(self.stream_key(site), {"r": payload})
-        new = [site for site in sites if site not in self._known]
+        new = [site for site in by_site if site not in self._known]
         if new:
             pipe.sadd(self.sites_key, *new)
         pipe.set(self._round_key(token), b"1", px=ROUND_TOKEN_TTL_MS)
         try:
-            results = await self._call("append", pipe.execute())
+            results = await self._call("append", pipe.execute(raise_on_error=False))
         except StoreError:
-            self._failed = (batches, token)
+            # No answer: the MULTI may have landed whole or not at all (the token says).
+            self._failed = _FailedRound(batches, token, landed)
             raise
+        # EXEC answered, but a command inside may have failed (a stream key holding
+        # another type, written by someone else): Redis ran the others. Remember what
+        # landed so the retry appends only the rest, never a site twice.
+        problems: list[str] = []
+        for i, site in enumerate(sites):
+            if isinstance(results[i], BaseException):
+                problems.append(f"{self.stream_key(site)}: {results[i]}")
+            else:
+                landed[site] = _text(results[i])
+        if any(isinstance(r, BaseException) for r in results[len(sites) :]):
+            problems.extend(str(r) for r in results[len(sites) :] if isinstance(r, BaseException))
+        if problems:
+            self._failed = _FailedRound(batches, None, landed)
+            self.errors_by_op["append"] = self.errors_by_op.get("append", 0) + 1
+            self.last_error = f"append: {'; '.join(problems)}"
+            raise StoreError(f"{redact(self.url)}: append failed: {'; '.join(problems)}")
         self._failed = None
         self._known.update(new)
         self.appends += 1
-        self.appended_events += sum(len(events) for events in by_site.values())
+        self.appended_events += sum(len(by_site[site]) for site in sites)
         self.appended_bytes += size
-        return {site: _text(results[i]) for i, site in enumerate(sites)}
+        return {site: landed[site] for site in by_site}
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -25,12 +25,6 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield running
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="redis.py redact: only the URL's user-info password is hidden; redis-py also "
-    "takes ?password= (the form unix:// sockets need), which stays in every StoreError, "
-    "log line and /readyz store_error",
-)
 async def test_a_query_password_never_shows_in_a_store_error(redis_server: RedisServer) -> None:
     """A password given as ?password= (which redis-py honours) is not shown in the
     error of an append that fails because Redis is down."""

@@ -15,7 +15,7 @@ from callfloor.sinks.floor_fields import (
     site_fields,
     text,
 )
-from callfloor.sinks.redis_floor import FloorKeys, safe_url
+from callfloor.sinks.redis_floor import FloorKeys
 
 
 def test_values_are_text_and_null_is_empty() -> None:
@@ -103,10 +103,3 @@ def test_key_layout() -> None:
     assert keys.hash("queue", "sales:eu") == "cf:floor:queue:sales:eu"
     assert keys.index("agent") == "cf:floor:agents"
     assert (keys.as_of, keys.channel) == ("cf:floor:as_of", "cf:floor:changes")
-
-
-def test_safe_url_hides_the_password() -> None:
-    """Log lines show the URL without its password, user and host kept."""
-    assert safe_url("redis://:pw@h:6379/0") == "redis://:***@h:6379/0"
-    assert safe_url("redis://u:pw@h/1") == "redis://u:***@h/1"
-    assert safe_url("redis://h:6379/0") == "redis://h:6379/0"

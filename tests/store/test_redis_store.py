@@ -402,6 +402,45 @@ async def test_a_retried_append_whose_answer_was_lost_is_logged_once(
         await proxy.close()
 
 
+async def test_a_round_partly_failed_in_exec_is_retried_for_the_failed_sites_only(
+    redis_server: RedisServer,
+) -> None:
+    """When one site's XADD fails inside the round's MULTI (its key holds another type),
+    the retry appends only the sites that did not land: each site's events once."""
+    async with _opened(redis_server.url) as store:
+        other = Redis.from_url(redis_server.url)
+        try:
+            await other.set(store.stream_key("b"), "not a stream")  # someone else's key
+            round_ = [Batch(_events("a", 1) + _events("b", 1))]
+            with pytest.raises(StoreError, match="callfloor:events:b"):
+                await store.append(round_, T0)
+            assert store.errors_by_op["append"] == 1
+            with pytest.raises(StoreError):
+                await store.append(round_, T0)  # still broken: still refused
+            await other.delete(store.stream_key("b"))  # the operator repairs it
+            positions = await store.append(round_, T0)
+        finally:
+            await other.aclose()
+        assert set(positions) == {"a", "b"}
+        assert sorted(_ids(await _replayed(store, ALL))) == [("a", ["a0"]), ("b", ["b0"])]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
+        ("redis://u:pw@h/1", "redis://u:***@h/1"),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+        ("redis://:pw@[::1]:6379/0", "redis://:***@[::1]:6379/0"),
+        ("unix:///run/redis.sock?password=pw&db=2", "unix:///run/redis.sock?password=***&db=2"),
+        ("rediss://u@h/0?Password=pw", "rediss://u@h/0?Password=***"),
+    ],
+)
+def test_redact_hides_every_password_a_url_can_carry(url: str, shown: str) -> None:
+    """Passwords in the user part and in the query are masked; the rest is kept as written."""
+    assert redact(url) == shown
+
+
 _ROUNDS = st.lists(
     st.lists(st.sampled_from("abc"), min_size=1, max_size=4), min_size=1, max_size=12
 )
