@@ -146,8 +146,11 @@ def bearer_token(header: str | None) -> str | _Malformed | None:
         return None
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer":
-        shown = scheme[:20] + ("..." if len(scheme) > 20 else "")
-        return _Malformed(f"the Authorization scheme is {shown!r}, not Bearer")
+        if scheme.isascii() and scheme.isalpha() and len(scheme) <= 12:
+            return _Malformed(f"the Authorization scheme is {scheme!r}, not Bearer")
+        # Not a scheme's name: perhaps the token itself sent without "Bearer ", which is
+        # never echoed (answers and access logs may be seen by others).
+        return _Malformed("the Authorization header is not 'Bearer <token>'")
     token = token.strip()
     if not token:
         return _Malformed("the Authorization header names no token after Bearer")

@@ -70,6 +70,15 @@ async def test_write_with_another_scheme_is_401_naming_it() -> None:
     assert 'error="invalid_request"' in headers["WWW-Authenticate"]
 
 
+async def test_a_token_sent_without_bearer_is_never_echoed() -> None:
+    """A bare token in the Authorization header (no scheme) is refused without showing it."""
+    async with running(_tokens(WRITE)) as (_, base), aiohttp.ClientSession() as http:
+        status, reply, _ = await _post(http, base, {"Authorization": "s3cr3t-t0ken-value"})
+    assert status == 401
+    assert "s3cr3t" not in reply["error"]
+    assert "not 'Bearer <token>'" in reply["error"]
+
+
 @pytest.mark.parametrize("token", WRITE)
 async def test_write_with_any_configured_token_is_accepted(token: str) -> None:
     """A POST with any one of the write tokens is a 202 and its event is applied."""
