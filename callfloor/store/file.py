@@ -10,16 +10,24 @@ A record is one ingest round: ``length (4 bytes) | crc32 (4 bytes) | payload``, 
 payload a MessagePack :class:`Record` (the writer's watermark when it was appended, and
 the events). A position is ``"segment:offset"``, just after a record. A crash can only
 tear the last record of the last segment (it was never acknowledged: its fsync did not
-return), so recovery cuts the log there; a bad record anywhere else is corruption and
-stops the start with what to do.
+return), so recovery cuts the log there; a bad record anywhere else, or one with a valid
+record anywhere after it, is corruption and stops the start with what to do (nothing
+acknowledged is ever cut off). So is a checkpoint whose position the log does not reach.
+
+An append that fails (a short write on a full disk, a write or fsync error) cuts the
+segment back to where the record began before it raises, so a retry follows the good
+records; if even that fails, the store refuses every later append (an acknowledged
+record must never land after garbage) until a restart cuts the partial record off.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import logging
 import os
+import re
 import struct
 import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -36,6 +44,8 @@ log = logging.getLogger("callfloor")
 STREAM: Final = "log"
 SEGMENT_BYTES: Final = 64 * 1024 * 1024
 _HEADER: Final = struct.Struct(">II")
+_ONE_BYTE_LENGTHS: Final = 1 << 24  # lengths below this start with a zero byte
+_NONZERO: Final = re.compile(rb"[^\0]")
 
 
 _ENCODE: Final = RECORD_ENCODER
@@ -66,6 +76,7 @@ class FileStore:
         self._fd: int | None = None
         self._segment = 1
         self._offset = 0
+        self._broken: str | None = None  # why appends are refused (a partial record kept)
         self.appended_bytes = 0
         self.fsyncs = 0
 
@@ -104,13 +115,20 @@ class FileStore:
     def _file(self, segment: int) -> Path:
         return self.logdir / f"{segment:08d}.seg"
 
-    def _open_segment(self) -> None:
+    def _open_segment(self, segment: int | None = None) -> None:
+        """Open ``segment`` (default: the current one) for appending; on failure the
+        segment open before stays the current one."""
+        segment = self._segment if segment is None else segment
+        fd = os.open(self._file(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            offset = os.fstat(fd).st_size
+            _fsync_dir(self.logdir)
+        except OSError:
+            os.close(fd)
+            raise
         if self._fd is not None:
             os.close(self._fd)
-        path = self._file(self._segment)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._offset = os.fstat(self._fd).st_size
-        _fsync_dir(self.logdir)
+        self._fd, self._segment, self._offset = fd, segment, offset
 
     async def close(self) -> None:
         """Close the log and release the lock."""
@@ -136,18 +154,44 @@ class FileStore:
     def _append(self, payload: bytes) -> Mapping[str, str]:
         if self._fd is None:
             raise StoreError("the file store is not open")
+        if self._broken is not None:
+            raise StoreError(self._broken)
         if self._offset >= SEGMENT_BYTES:
-            self._segment += 1
-            self._open_segment()
+            try:
+                self._open_segment(self._segment + 1)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot start {self._file(self._segment + 1)}: {exc.strerror}"
+                ) from None
+        fd, path, before = self._fd, self._file(self._segment), self._offset
         record = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
-        written = os.write(self._fd, record)
-        if written != len(record):
-            raise StoreError(f"short write to {self._file(self._segment)}")
-        os.fsync(self._fd)
+        try:
+            _write_all(fd, record)
+            os.fsync(fd)
+        except OSError as exc:
+            # Part of the record may be in the segment: cut it off, so that the retry
+            # (and every later record) follows the last good one.
+            self._cut_back(fd, path, before, exc)
+            raise StoreError(
+                f"cannot append to {path} at byte {before}: {exc.strerror or exc}"
+            ) from None
         self.fsyncs += 1
-        self._offset += written
-        self.appended_bytes += written
+        self._offset = before + len(record)
+        self.appended_bytes += len(record)
         return {STREAM: _position(self._segment, self._offset)}
+
+    def _cut_back(self, fd: int, path: Path, offset: int, cause: OSError) -> None:
+        """Truncate a failed append off the segment, or refuse every later append."""
+        try:
+            os.ftruncate(fd, offset)
+            os.fsync(fd)
+        except OSError as exc:
+            self._broken = (
+                f"{path} keeps part of a failed append after byte {offset} "
+                f"({cause.strerror or cause}) and could not be cut back ({exc.strerror or exc}): "
+                "appends are refused; restart callfloor (recovery cuts the partial record off)"
+            )
+            log.error("file_store_broken path=%s offset=%d error=%r", path, offset, exc)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -180,16 +224,22 @@ class FileStore:
     # ------------------------------------------------------------------ recovery
 
     async def replay(self, partition: str, positions: Mapping[str, str]) -> AsyncIterator[Logged]:
-        """The rounds logged after ``positions`` (a torn last record is cut off)."""
+        """The rounds logged after ``positions`` (a torn last record is cut off).
+
+        Refuses (:class:`StoreError`) a position the log does not reach, and a log that
+        starts after it: acknowledged rounds would be skipped silently.
+        """
         if partition != ALL:
             raise StoreError(f"a file store has one partition, not {partition!r}")
-        start = positions.get(STREAM)
+        start = positions.get(STREAM) or None  # "": the start of the log
+        segments = await asyncio.to_thread(self._segments)
         segment, offset = _parse(start) if start else (0, 0)
-        for seg in self._segments():
+        await asyncio.to_thread(self._check_start, segments, start, segment, offset)
+        for seg in segments:
             if seg < segment:
                 continue
             records = await asyncio.to_thread(
-                self._read, seg, offset if seg == segment else 0, seg == self._segments()[-1]
+                self._read, seg, offset if seg == segment else 0, seg == segments[-1]
             )
             for end, record in records:
                 yield Logged(
@@ -201,30 +251,53 @@ class FileStore:
                     rejected=dict(record.rejected),
                 )
 
+    def _check_start(
+        self, segments: list[int], start: str | None, segment: int, offset: int
+    ) -> None:
+        """Refuse a replay from where the log does not go on."""
+        if segments:
+            last = segments[-1]
+            ends = f"{last}:{self._file(last).stat().st_size}"
+        else:
+            ends = "nothing (no segment)"
+        restore = (
+            "the log is shorter than its checkpoint (restored from an older backup?): "
+            "restore the log and the checkpoint together, or move the store directory aside"
+        )
+        if start is None:
+            if segments and segments[0] != 1:
+                raise StoreError(
+                    f"{self.logdir} starts at segment {segments[0]} but there is no "
+                    "checkpoint covering the segments before it (the checkpoint file was "
+                    "deleted?): restore it, or move the store directory aside"
+                )
+            return
+        if segment not in segments:
+            raise StoreError(
+                f"the checkpoint's log position {start} is in segment {segment}, which "
+                f"{self.logdir} does not hold (the log ends at {ends}): {restore}"
+            )
+        size = self._file(segment).stat().st_size
+        if offset > size:
+            raise StoreError(
+                f"the checkpoint's log position {start} is past the end of "
+                f"{self._file(segment)} ({size} bytes; the log ends at {ends}): {restore}"
+            )
+
     def _read(self, segment: int, offset: int, last: bool) -> list[tuple[int, Record]]:
         path = self._file(segment)
         data = path.read_bytes()
         out: list[tuple[int, Record]] = []
         pos = offset
         while pos < len(data):
-            bad = None
-            length = 0
-            if pos + _HEADER.size > len(data):
-                bad = "a record header cut short"
-            else:
-                length, crc = _HEADER.unpack_from(data, pos)
-                body = data[pos + _HEADER.size : pos + _HEADER.size + length]
-                if len(body) < length:
-                    bad = "a record cut short"
-                elif length == 0 or zlib.crc32(body) != crc:
-                    bad = "a record whose checksum does not match"
+            length, bad = _check_record(data, pos)
             if bad is not None:
-                end = pos + _HEADER.size + length
-                # A crash mid-write leaves the damage at the very end (possibly
-                # padded with zeros by the file system); damage with records
-                # after it is not a torn write and must not be cut off.
-                torn = end >= len(data) or not data[pos:].strip(b"\0")
-                if last and torn:
+                # A crash mid-write leaves the damage at the very end (possibly padded
+                # with zeros by the file system): nothing valid after it. Damage with a
+                # valid record anywhere after it is not a torn write: those records
+                # were acknowledged and must not be cut off.
+                after = _next_valid(data, pos + 1)
+                if last and after is None:
                     # Torn by a crash mid-write: never acknowledged. Cut it off.
                     log.warning(
                         "file_store_torn_record path=%s offset=%d problem=%r (cut off)",
@@ -238,16 +311,75 @@ class FileStore:
                     if segment == self._segment:
                         self._offset = pos
                     break
+                later = "" if after is None else f" (with a valid record at byte {after} after it)"
                 raise StoreError(
-                    f"{path} has {bad} at byte {pos}: the log is damaged; move the "
+                    f"{path} has {bad} at byte {pos}{later}: the log is damaged; move the "
                     "store directory aside and restore from a backup"
                 )
+            body = data[pos + _HEADER.size : pos + _HEADER.size + length]
             pos += _HEADER.size + length
             try:
                 out.append((pos, _DECODE.decode(body)))
             except msgspec.DecodeError as exc:
                 raise StoreError(f"{path}: undecodable record at byte {pos}: {exc}") from None
         return out
+
+
+def _check_record(data: bytes, pos: int) -> tuple[int, str | None]:
+    """The length of the record at ``pos``, and what is wrong with it (None: valid)."""
+    if pos + _HEADER.size > len(data):
+        return 0, "a record header cut short"
+    length, crc = _HEADER.unpack_from(data, pos)
+    if length == 0:
+        return 0, "a record whose checksum does not match"
+    start = pos + _HEADER.size
+    if start + length > len(data):
+        return length, "a record cut short"
+    if zlib.crc32(memoryview(data)[start : start + length]) != crc:
+        return length, "a record whose checksum does not match"
+    return length, None
+
+
+def _next_valid(data: bytes, start: int) -> int | None:
+    """The offset of the first valid record (header and checksum) at or after ``start``.
+
+    Only offsets whose length field fits in what is left and whose payload starts as a
+    :class:`Record` does (a short MessagePack array) are checked: below 16 MB left that
+    length starts with a zero byte, and a run of zeros holds no length at all.
+    """
+    n = len(data)
+    limit = n - _HEADER.size  # a record holds at least one byte after its header
+    pos = start
+    while pos < limit:
+        if limit - pos < _ONE_BYTE_LENGTHS:
+            pos = data.find(b"\0", pos, limit)
+            if pos < 0:
+                return None
+        length = int.from_bytes(data[pos : pos + 4])
+        if length == 0:
+            found = _NONZERO.search(data, pos + 4)
+            if found is None:
+                return None
+            pos = max(pos + 1, found.start() - 3)
+            continue
+        if (
+            length <= limit - pos
+            and data[pos + _HEADER.size] & 0xF0 == 0x90  # a Record: a short MessagePack array
+            and _check_record(data, pos)[1] is None
+        ):
+            return pos
+        pos += 1
+    return None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` (a short write goes on; OSError if the rest cannot go)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, "no room for the rest of the record")
+        view = view[written:]
 
 
 def _fsync_dir(path: Path) -> None:

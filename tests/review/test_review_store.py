@@ -37,12 +37,6 @@ async def _replayed_ids(store: FileStore, positions: dict[str, str]) -> list[str
 # ---------------------------------------------------------------------------- file store
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="file.py _read: a middle record whose length field is damaged (claims to run "
-    "past the end) is taken for a torn last write, and every acknowledged record after it "
-    "is truncated away instead of the start being refused",
-)
 async def test_a_damaged_length_in_the_middle_is_refused_not_cut_off(tmp_path: Path) -> None:
     """A record header damaged in the middle of the log stops recovery instead of
     silently truncating the acknowledged records that follow it."""
@@ -67,12 +61,6 @@ async def test_a_damaged_length_in_the_middle_is_refused_not_cut_off(tmp_path: P
         await again.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="file.py _read: a checkpoint position past the end of the log is accepted "
-    "silently (nothing replayed), so rounds appended after it are skipped by the next "
-    "recovery: acknowledged events lost",
-)
 async def test_a_checkpoint_past_the_end_of_the_log_is_refused(tmp_path: Path) -> None:
     """Replaying from a position beyond the log's end (a log shorter than its checkpoint
     says) is refused as damage instead of being taken for an empty tail."""
@@ -104,12 +92,6 @@ def _file_size_limit(limit: int) -> Iterator[None]:
         signal.signal(signal.SIGXFSZ, previous)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="file.py _append: a short write (disk full) leaves a partial record in the "
-    "segment and the retried append lands after it, so the next start finds a damaged "
-    "record in the middle of the log and refuses to recover",
-)
 async def test_a_short_write_then_a_retry_leaves_a_recoverable_log(tmp_path: Path) -> None:
     """An append cut short by a full disk fails, its retry succeeds, and the next start
     replays every appended round (the partial record does not poison the log)."""
@@ -120,7 +102,7 @@ async def test_a_short_write_then_a_retry_leaves_a_recoverable_log(tmp_path: Pat
     round_two = [Batch(_events(50, 1))]
     with _file_size_limit(size + 64), pytest.raises((StoreError, OSError)):
         await store.append(round_two, T0 + 1)
-    assert (tmp_path / "log" / "00000001.seg").stat().st_size > size  # a partial record
+    assert (tmp_path / "log" / "00000001.seg").stat().st_size == size  # partial record cut
     await store.append(round_two, T0 + 1)  # the writer's retry, once there is room
     await store.close()
     again = FileStore(tmp_path)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import resource
+import signal
+import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -133,3 +139,259 @@ async def test_a_zero_filled_tail_is_cut_off_as_a_torn_write(tmp_path: Path) -> 
     await again.open()
     assert await _replayed(again, {}) == [(T0, ["e0", "e1"])]
     assert not segment.read_bytes().endswith(b"\0" * 8)
+
+
+# ---------------------------------------------------------------- damage with records after it
+
+
+def _damage_second_length(segment: Path) -> tuple[int, int]:
+    """Make the 2nd record's length claim more than the file holds; its and the 3rd's offsets."""
+    data = bytearray(segment.read_bytes())
+    second = 8 + struct.unpack_from(">I", data, 0)[0]
+    third = second + 8 + struct.unpack_from(">I", data, second)[0]
+    struct.pack_into(">I", data, second, len(data))
+    segment.write_bytes(bytes(data))
+    return second, third
+
+
+async def _three_rounds(path: Path) -> Path:
+    store = FileStore(path)
+    await store.open()
+    for i in range(3):
+        await store.append([Batch(_events(1, i))], T0 + i)
+    await store.close()
+    [segment] = (path / "log").glob("*.seg")
+    return segment
+
+
+async def test_a_damaged_length_with_records_after_it_leaves_the_segment_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """A length running past the end with a valid record after it is refused, and the
+    segment is not truncated (acknowledged records are never cut off)."""
+    segment = await _three_rounds(tmp_path)
+    _damage_second_length(segment)
+    damaged = segment.read_bytes()
+    again = FileStore(tmp_path)
+    await again.open()
+    with pytest.raises(StoreError):
+        await _replayed(again, {})
+    await again.close()
+    assert segment.read_bytes() == damaged
+
+
+async def test_the_refusal_names_the_file_the_damage_and_the_valid_record_after_it(
+    tmp_path: Path,
+) -> None:
+    """The error says which file, at which byte the damage is, and where the next valid
+    record starts."""
+    segment = await _three_rounds(tmp_path)
+    second, third = _damage_second_length(segment)
+    again = FileStore(tmp_path)
+    await again.open()
+    with pytest.raises(StoreError) as refused:
+        await _replayed(again, {})
+    await again.close()
+    message = str(refused.value)
+    assert str(segment) in message
+    assert f"at byte {second} (with a valid record at byte {third} after it)" in message
+
+
+async def test_garbage_after_the_last_record_is_cut_off_as_a_torn_write(tmp_path: Path) -> None:
+    """Bytes after the last record that hold no valid record (a crash mid-write) are cut
+    off and the good records replay."""
+    store = FileStore(tmp_path)
+    await store.open()
+    await store.append([Batch(_events(2))], T0)
+    end = (await store.append([Batch(_events(1, 2))], T0 + 1))["log"]
+    await store.close()
+    [segment] = (tmp_path / "log").glob("*.seg")
+    with open(segment, "ab") as fh:
+        fh.write(bytes(range(1, 256)) * 8)  # no zero byte: never a plausible length
+    again = FileStore(tmp_path)
+    await again.open()
+    assert await _replayed(again, {}) == [(T0, ["e0", "e1"]), (T0 + 1, ["e2"])]
+    assert segment.stat().st_size == int(end.split(":")[1])
+
+
+async def test_a_torn_record_followed_by_zeros_and_a_valid_record_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A valid record found after a run of zeros that follows damage still stops the
+    start: zeros are skipped over, not taken for the end."""
+    segment = await _three_rounds(tmp_path)
+    data = bytearray(segment.read_bytes())
+    second = 8 + struct.unpack_from(">I", data, 0)[0]
+    third = second + 8 + struct.unpack_from(">I", data, second)[0]
+    data[second:third] = bytes(third - second + 4096)  # the 2nd record zeroed, and more
+    segment.write_bytes(bytes(data))
+    again = FileStore(tmp_path)
+    await again.open()
+    with pytest.raises(StoreError, match=f"valid record at byte {third + 4096}"):
+        await _replayed(again, {})
+    await again.close()
+
+
+# ---------------------------------------------------------------- checkpoint beyond the log
+
+
+async def test_a_checkpoint_in_a_segment_the_log_no_longer_holds_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint position in a deleted segment is refused naming the position and
+    where the log ends, instead of replaying the later segments with a hole before them."""
+    monkeypatch.setattr("callfloor.store.file.SEGMENT_BYTES", 200)
+    store = FileStore(tmp_path)
+    await store.open()
+    positions = [dict(await store.append([Batch(_events(2, 2 * i))], T0 + i)) for i in range(6)]
+    await store.close()
+    checkpointed = positions[0]["log"]
+    (tmp_path / "log" / "00000001.seg").unlink()
+    last = sorted((tmp_path / "log").glob("*.seg"))[-1]
+    again = FileStore(tmp_path)
+    await again.open()
+    with pytest.raises(StoreError) as refused:
+        await _replayed(again, dict(positions[0]))
+    await again.close()
+    message = str(refused.value)
+    assert checkpointed in message
+    assert f"the log ends at {int(last.stem)}:{last.stat().st_size}" in message
+
+
+async def test_a_checkpoint_past_the_end_names_the_position_and_the_end(tmp_path: Path) -> None:
+    """The refusal of a position beyond the segment's end says both, and what happened."""
+    store = FileStore(tmp_path)
+    await store.open()
+    end = (await store.append([Batch(_events(1))], T0))["log"]
+    await store.close()
+    beyond = f"1:{int(end.split(':')[1]) + 1}"
+    again = FileStore(tmp_path)
+    await again.open()
+    with pytest.raises(StoreError) as refused:
+        await _replayed(again, {"log": beyond})
+    await again.close()
+    assert f"position {beyond} is past the end" in str(refused.value)
+    assert f"the log ends at {end}" in str(refused.value)
+
+
+async def test_a_log_that_starts_after_segment_one_without_a_checkpoint_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Segments deleted by a checkpoint, then the checkpoint lost: replaying from the
+    start is refused instead of serving the later segments alone."""
+    monkeypatch.setattr("callfloor.store.file.SEGMENT_BYTES", 200)
+    store = FileStore(tmp_path)
+    await store.open()
+    positions = {}
+    for i in range(6):
+        positions = dict(await store.append([Batch(_events(2, 2 * i))], T0 + i))
+    await store.save(ALL, b"state", positions)
+    await store.close()
+    (tmp_path / "checkpoint").unlink()
+    again = FileStore(tmp_path)
+    await again.open()
+    with pytest.raises(StoreError, match="no checkpoint covering the segments before it"):
+        await _replayed(again, {})
+    await again.close()
+
+
+# ---------------------------------------------------------------- failed appends
+
+
+@contextlib.contextmanager
+def _file_size_limit(limit: int) -> Iterator[None]:
+    """Writes beyond ``limit`` bytes are cut short by the kernel (as on a full disk)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def _failing(monkeypatch: pytest.MonkeyPatch, name: str, times: int) -> None:
+    """The next ``times`` calls of ``os.<name>`` fail with EIO (a disk error), the later
+    ones work."""
+    real = getattr(os, name)
+    left = [times]
+
+    def call(*args: int) -> None:
+        if left[0] > 0:
+            left[0] -= 1
+            raise OSError(errno.EIO, "Input/output error")
+        real(*args)
+
+    monkeypatch.setattr(os, name, call)
+
+
+async def test_a_short_write_raises_a_store_error_naming_the_file_and_offset(
+    tmp_path: Path,
+) -> None:
+    """A full disk fails the append with a StoreError saying where, and the segment is
+    back at the last good record."""
+    store = FileStore(tmp_path)
+    await store.open()
+    size = int((await store.append([Batch(_events(1))], T0))["log"].split(":")[1])
+    segment = tmp_path / "log" / "00000001.seg"
+    with _file_size_limit(size + 64), pytest.raises(StoreError) as failed:
+        await store.append([Batch(_events(50, 1))], T0 + 1)
+    await store.close()
+    assert f"cannot append to {segment} at byte {size}" in str(failed.value)
+    assert segment.stat().st_size == size
+
+
+async def test_an_fsync_error_cuts_the_record_off_and_the_retry_follows_the_good_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record whose fsync failed is truncated off, so the retried round is logged once,
+    right after the previous record."""
+    store = FileStore(tmp_path)
+    await store.open()
+    await store.append([Batch(_events(1))], T0)
+    _failing(monkeypatch, "fsync", 1)
+    with pytest.raises(StoreError, match="Input/output error"):
+        await store.append([Batch(_events(1, 1))], T0 + 1)
+    await store.append([Batch(_events(1, 1))], T0 + 1)
+    await store.close()
+    again = FileStore(tmp_path)
+    await again.open()
+    assert await _replayed(again, {}) == [(T0, ["e0"]), (T0 + 1, ["e1"])]
+
+
+async def test_a_failed_append_that_cannot_be_cut_back_refuses_every_later_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the cut-back fails too, later appends are refused (none may land after the
+    partial record) even once the disk works again."""
+    store = FileStore(tmp_path)
+    await store.open()
+    await store.append([Batch(_events(1))], T0)
+    _failing(monkeypatch, "fsync", 2)  # the record's fsync, then the cut-back's
+    with pytest.raises(StoreError):
+        await store.append([Batch(_events(1, 1))], T0 + 1)
+    with pytest.raises(StoreError, match="appends are refused; restart callfloor"):
+        await store.append([Batch(_events(1, 2))], T0 + 2)
+    await store.close()
+
+
+async def test_after_a_refused_cut_back_a_restart_recovers_the_acknowledged_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart after a store that could not cut a failed record back replays what was
+    acknowledged and appends again."""
+    store = FileStore(tmp_path)
+    await store.open()
+    size = int((await store.append([Batch(_events(1))], T0))["log"].split(":")[1])
+    _failing(monkeypatch, "ftruncate", 1)
+    with _file_size_limit(size + 64), pytest.raises(StoreError):
+        await store.append([Batch(_events(50, 1))], T0 + 1)
+    await store.close()
+    assert (tmp_path / "log" / "00000001.seg").stat().st_size == size + 64  # kept
+    again = FileStore(tmp_path)
+    await again.open()
+    assert await _replayed(again, {}) == [(T0, ["e0"])]
+    await again.append([Batch(_events(1, 1))], T0 + 1)
+    assert await _replayed(again, {}) == [(T0, ["e0"]), (T0 + 1, ["e1"])]
+    await again.close()
