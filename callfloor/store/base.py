@@ -36,30 +36,50 @@ ALL: Final = "all"  # the partition of every site (memory, file, and Redis by de
 
 
 class PartitionMap:
-    """Which partition each site belongs to (``[store] partitions``)."""
+    """Which partition each site belongs to (``[store] partitions``), and back.
+
+    A partition's key is a site name: a configured group is named after its first site
+    (``[["north", "south"]]`` is partition ``north``), and a site in no group (configured
+    or first seen at run time, whatever its name: ``x+y`` included) is a partition of its
+    own named after itself. Sites are in one group at most, so no two partitions share a
+    key. Keys are never parsed: the map keeps each group's sites.
+    """
 
     def __init__(self, config: StoreConfig) -> None:
         self.mode = config.partitions
-        self._groups: dict[str, str] = {}
+        self._key_of: dict[str, str] = {}  # a grouped site -> its group's key
+        self._groups: dict[str, frozenset[str]] = {}  # a group's key -> its sites
         if isinstance(config.partitions, tuple):
             for group in config.partitions:
-                key = "+".join(group)
+                if not group:
+                    continue
+                key = group[0]
+                self._groups[key] = frozenset(group)
                 for site in group:
-                    self._groups[site] = key
+                    self._key_of[site] = key
 
     def of(self, site: str) -> str:
         """The partition key of ``site``."""
         if self.mode is None:
             return ALL
-        found = self._groups.get(site)
-        return found if found is not None else site
+        return self._key_of.get(site, site)
 
     def sites(self, partition: str) -> frozenset[str] | None:
-        """The sites of a partition (None: every site)."""
-        if partition == ALL and self.mode is None:
-            return None
-        if "+" in partition and isinstance(self.mode, tuple):
-            return frozenset(partition.split("+"))
+        """The sites of a partition (None: every site).
+
+        Raises ValueError for a grouped site that does not name its group (no such
+        partition: its sites are under the group's key).
+        """
+        if self.mode is None:
+            return None if partition == ALL else frozenset((partition,))
+        group = self._groups.get(partition)
+        if group is not None:
+            return group
+        if partition in self._key_of:
+            raise ValueError(
+                f"{partition!r} is not a partition: its site is in partition "
+                f"{self._key_of[partition]!r}"
+            )
         return frozenset((partition,))
 
 

@@ -137,12 +137,6 @@ async def _redis_store(
         await store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="base.py PartitionMap.sites: a site whose name holds '+' and is in no group "
-    "is its own partition, but sites() splits its key on '+', so its stream is never "
-    "replayed or followed: its acknowledged events are never applied",
-)
 async def test_an_ungrouped_site_named_with_a_plus_is_replayed(
     redis_server: RedisServer,
 ) -> None:

@@ -126,12 +126,12 @@ async def test_a_partition_replays_only_its_own_sites(redis_server: RedisServer)
 
 
 async def test_partitions_follow_the_configured_mode(redis_server: RedisServer) -> None:
-    """ "all" is one partition whatever the sites; groups join their sites; configured
-    sites are known before any event."""
+    """ "all" is one partition whatever the sites; a group is one partition named after
+    its first site; configured sites are known before any event."""
     async with _opened(redis_server.url, sites=("a", "b", "c")) as every:
         assert await every.partitions() == {ALL}
     async with _opened(redis_server.url, partitions=(("a", "b"),)) as grouped:
-        assert await grouped.partitions() == {"a+b", "c"}
+        assert await grouped.partitions() == {"a", "c"}
 
 
 async def test_invalid_item_counts_ride_with_the_round(redis_server: RedisServer) -> None:
@@ -487,3 +487,17 @@ def test_replay_after_a_checkpoint_is_exactly_what_came_after(
             assert seen == after
 
     asyncio.run(check())
+
+
+async def test_a_site_seen_at_run_time_named_like_a_group_is_a_partition_apart(
+    redis_server: RedisServer,
+) -> None:
+    """With the group [a, b], a site first seen at run time named 'a+b' is a partition of
+    its own: each partition replays its own sites' streams and no other."""
+    async with _opened(redis_server.url, partitions=(("a", "b"),), sites=("a", "b")) as store:
+        await store.append([Batch(_events("a", 1) + _events("a+b", 1) + _events("b", 1))], T0)
+        assert await store.partitions() == {"a", "a+b"}
+        group = _ids(await _replayed(store, "a"))
+        lone = _ids(await _replayed(store, "a+b"))
+    assert sorted(group) == [("a", ["a0"]), ("b", ["b0"])]
+    assert lone == [("a+b", ["a+b0"])]
