@@ -412,8 +412,9 @@ class RedisFloor:
 
     def _mine(self, owned: frozenset[str]) -> Callable[[str], bool]:
         """Whether a site is in a partition this process owns (the ``all`` partition, as
-        the writer of a memory or file store holds it, has every site)."""
-        if ALL in owned:
+        the writer of an unpartitioned floor holds it, has every site; with partitions, a
+        site named ``all`` is only itself)."""
+        if ALL in owned and self.partitions.mode is None:
             return lambda site: True
         of = self.partitions.of
         return lambda site: of(site) in owned

@@ -150,13 +150,6 @@ async def test_an_ungrouped_site_named_with_a_plus_is_replayed(
     assert found == ["e0", "e1"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="redis.py append: when one XADD of the round's MULTI fails at EXEC (a stream "
-    "key of another type) the others and the round token land; the writer's retry finds "
-    "the token and takes the whole round as appended, so the failed site's events are "
-    "acknowledged without being logged",
-)
 async def test_a_round_partly_failed_in_exec_is_not_taken_as_landed(
     redis_server: RedisServer,
 ) -> None:

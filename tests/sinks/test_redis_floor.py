@@ -525,6 +525,16 @@ class Owned:
         return frozenset(self.partitions)
 
 
+def test_a_site_named_all_is_not_the_whole_floor(redis_server: RedisServer) -> None:
+    """With partitions by site, owning the site named "all" is owning that site only."""
+    cfg = floor_config(redis_server, store={"partitions": "site"})
+    service = FloorService(cfg, clock=FakeClock(), host="127.0.0.1", port=0, store=MemoryStore())
+    floor = RedisFloor(service, owned=lambda: {"all"})
+    mine = floor._mine(frozenset({"all"}))
+    assert mine("all")
+    assert not mine("north")
+
+
 async def test_processes_sharing_redis_keep_each_others_keys(redis_server: RedisServer) -> None:
     """Two processes owning one site each write their own names and delete none of the
     other's, resyncs included."""
