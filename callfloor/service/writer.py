@@ -253,7 +253,17 @@ class Writer:
             self._forget(part)
             log.info("partition_dropped partition=%s checkpoint=%s", key, checkpoint)
 
+        if not checkpoint:
+            # A lost lease goes at once, not between rounds: the round in progress may
+            # be an append retried for as long as Redis is down, and another member may
+            # take the partition soon after this one stopped trusting its lease.
+            await work()
+            return
         await self._between_rounds(work)
+
+    def _here(self, part: Partition) -> bool:
+        """Whether ``part`` is still applied here (a lost lease drops it at any await)."""
+        return self.parts.get(part.key) is part
 
     def _forget(self, part: Partition) -> None:
         """Remove a partition from this process (its held events leave the backlog)."""
@@ -446,9 +456,11 @@ class Writer:
             held = part.held
             if not held or held[0][0] > watermark:
                 continue
-            while held and held[0][0] <= watermark:
+            while held and held[0][0] <= watermark and self._here(part):
                 self._release_some(part, watermark, _STEP)
                 await self._pause_if_due()
+            if not self._here(part):
+                continue
             try:
                 part.proc.tick(watermark)
             except Exception:
@@ -660,7 +672,8 @@ class Writer:
     async def checkpoint(self) -> None:
         """Checkpoint every local partition now (between rounds), with what it covers."""
         for part in list(self.parts.values()):
-            await self._checkpoint_part(part)
+            if self._here(part):
+                await self._checkpoint_part(part)
 
     async def _checkpoint_part(self, part: Partition) -> None:
         started = perf_counter()
@@ -717,9 +730,11 @@ class Writer:
         changes: list[ChangeSet] = []
         for part in list(self.parts.values()):
             held = part.held
-            while held and held[0][0] <= watermark:
+            while held and held[0][0] <= watermark and self._here(part):
                 self._release_some(part, watermark, _STEP)
                 await self._pause_if_due()
+            if not self._here(part):
+                continue
             try:
                 part.proc.tick(watermark)
                 changes.append(part.proc.drain_changes())
