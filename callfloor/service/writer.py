@@ -233,8 +233,32 @@ class Writer:
         """
         if key in self.parts:
             return
-        await self._between_rounds(lambda: self.recover((key,)))
+
+        async def work() -> None:
+            await self.recover((key,))
+            part = self.parts.get(key)
+            if part is not None:
+                await self._catch_up(part)
+
+        await self._between_rounds(work)
         self.adopted_total += 1
+
+    async def _catch_up(self, part: Partition) -> None:
+        """Bring a partition just restored to the watermark (what is due released, then a
+        tick), as the partitions recovered at start are: a processor with no time yet
+        cannot be read, and readers would otherwise wait for the next tick."""
+        watermark = self._now()
+        held = part.held
+        while held and held[0][0] <= watermark and self._here(part):
+            self._release_some(part, watermark, _STEP)
+            await self._pause_if_due()
+        if not self._here(part):
+            return
+        try:
+            part.proc.tick(watermark)
+        except Exception:
+            self.stats.ingest_errors_total += 1
+            log.exception("tick_error partition=%s watermark=%s", part.key, watermark)
 
     async def drop(self, key: str, *, checkpoint: bool) -> None:
         """Stop applying partition ``key`` (after a last checkpoint, if asked).
