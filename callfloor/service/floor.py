@@ -126,7 +126,11 @@ class FloorService:
         # a client that stopped reading would otherwise hold its connection forever.
         self.stream_timeout_s = stream_timeout_s
         self.stats = IngestStats()
-        self.store: Store = store if store is not None else open_store(config.store)
+        # The configured sites are known to a shared store from the start: their
+        # partitions get owners before any of their events arrive.
+        self.store: Store = (
+            store if store is not None else open_store(config.store, sites=config.sites)
+        )
         # A store shared by processes (Redis): partitions are adopted as their leases
         # are won, and their logs followed; otherwise one partition of every site.
         self.shared = not self.store.applies_locally
