@@ -382,8 +382,9 @@ class FloorService:
         from callfloor.web import make_app
 
         await self.store.open()
-        if self.durable:
-            # The state the last run reached: its checkpoint and the log after it.
+        if self.durable and not self.shared:
+            # The state the last run reached: its checkpoint and the log after it. (A
+            # shared store's partitions are adopted only once their leases are won.)
             await self.writer.recover((ALL,))
         try:
             for proc in self.writer.processors():
