@@ -343,7 +343,12 @@ class FloorService:
         stats.partitions_owned = len(writer.parts)
         stats.partition_adoptions_total = writer.adopted_total
         stats.partition_drops_total = writer.dropped_total
-        stats.leases_lost_total = writer.leases_lost_total
+        # The coordinator sees every lease it held go (a renewal refused, or not renewed
+        # in time); the writer sees only checkpoints refused, which the next renewal
+        # also finds: counted once, by the coordinator when there is one.
+        coordinator = self.coordinator
+        lost = coordinator.leases_lost if coordinator is not None else writer.leases_lost_total
+        stats.leases_lost_total = lost
         stats.store_stale_entries_total = writer.stale_entries_total
         counted = getattr(self.store, "errors_by_op", None)
         if isinstance(counted, dict):
