@@ -33,7 +33,7 @@ import zoneinfo
 from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -134,10 +134,27 @@ def config_fingerprint(config: Config) -> str:
             n: [q.site, q.channel, _policy_s(q.policy)] for n, q in sorted(config.queues.items())
         },
         "windows": [list(w) for w in config.rolling_windows],
-        "agents": repr(config.agents),
-        "limits": repr(config.limits),
+        "agents": _canonical(config.agents),
+        "limits": _canonical(config.limits),
     }
     return hashlib.sha256(msgspec.json.encode(data)).hexdigest()[:16]
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` as plain JSON data whose encoding is the same in every process.
+
+    ``repr`` of a set depends on string hashing, which Python randomises per process:
+    a fingerprint built from it differed between two processes with one configuration.
+    """
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, set | frozenset):
+        return sorted((_canonical(v) for v in value), key=repr)
+    if isinstance(value, Mapping):
+        return sorted(([str(k), _canonical(v)] for k, v in value.items()), key=repr)
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
 
 
 class _SiteS(msgspec.Struct):

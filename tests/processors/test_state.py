@@ -240,3 +240,44 @@ def test_a_format_1_dump_is_refused_with_what_to_do() -> None:
     old = msgspec.msgpack.encode({"version": 1, "clock": 0.0, "queues": {}})
     with pytest.raises(CheckpointError, match=r"format-1 .*move it aside"):
         decode_checkpoint(CFG, old)
+
+
+# ----------------------------------------------------------------------------- fingerprints
+
+
+_FINGERPRINT = """
+import sys
+from callfloor.config import load_config
+from callfloor.processors.state import config_fingerprint
+print(config_fingerprint(load_config(sys.argv[1])))
+"""
+
+
+def test_the_configuration_fingerprint_is_the_same_in_every_process(tmp_path: Any) -> None:
+    """Two processes with one configuration (sets in it) agree on its fingerprint, so a
+    checkpoint saved by one is not noted as "configuration changed" by the other."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "callfloor.toml"
+    path.write_text(
+        '[agents]\nexempt_reasons = ["training", "meeting", "coaching", "one-to-one", "x"]\n'
+    )
+    found = {
+        subprocess.run(
+            [sys.executable, "-c", _FINGERPRINT, str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout.strip()
+        for seed in range(6)
+    }
+    assert len(found) == 1, found
+
+
+def test_a_checkpoint_under_the_same_configuration_has_no_note() -> None:
+    """Restoring under the configuration it was saved with notes nothing."""
+    proc = FloorProcessor(CFG)
+    assert restored(proc).notes == []
