@@ -192,6 +192,7 @@ class Writer:
         self.leases_lost_total = 0  # checkpoints refused: another member owns it now
         # Bumped whenever the set of partitions changes (merged reads' cache key).
         self.generation = 0
+        self._restoring: set[str] = set()  # partitions being adopted (not read yet)
 
     # ---------------------------------------------------------------- partitions
 
@@ -213,8 +214,10 @@ class Writer:
         return frozenset(self.parts)
 
     def processors(self) -> list[FloorProcessor]:
-        """The local partitions' processors, by partition key."""
-        return [self.parts[key].proc for key in sorted(self.parts)]
+        """The local partitions' processors, by partition key (what readers see: not a
+        partition being adopted, until it is restored and at the watermark)."""
+        restoring = self._restoring
+        return [self.parts[key].proc for key in sorted(self.parts) if key not in restoring]
 
     def cursors(self) -> dict[str, dict[str, str]]:
         """Each local partition's log positions: where following its log goes on."""
@@ -235,10 +238,17 @@ class Writer:
             return
 
         async def work() -> None:
-            await self.recover((key,))
-            part = self.parts.get(key)
-            if part is not None:
-                await self._catch_up(part)
+            # Readers do not see it half restored (a processor with no time yet, or a
+            # part of its log applied) while its log is read and replayed.
+            self._restoring.add(key)
+            try:
+                await self.recover((key,))
+                part = self.parts.get(key)
+                if part is not None:
+                    await self._catch_up(part)
+            finally:
+                self._restoring.discard(key)
+                self.generation += 1
 
         await self._between_rounds(work)
         self.adopted_total += 1
