@@ -594,7 +594,8 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
     _svc(
         "callfloor_leases_lost_total",
         _C,
-        "Partitions whose lease was found held by another process (stopped at once).",
+        "Partitions whose lease was lost: found held by another process, or not renewed "
+        "within 0.4 x lease_ttl (Redis unreachable); each is stopped at once.",
     ),
     _svc(
         "callfloor_store_stale_entries_total",
