@@ -185,8 +185,18 @@ class FloorService:
         return self.clock() - self.watermark_delay_s
 
     def store_problem(self) -> str | None:
-        """Why the store cannot make events durable now (None: it can)."""
-        return self.writer.store_error if self.writer.store_failing else None
+        """Why the store cannot make events durable now (None: it can).
+
+        Appends failing, or (idle: nothing appended lately) the store's own calls
+        failing: a Redis store's heartbeats and followed reads find it gone within a
+        fraction of ``lease_ttl``, so a body is refused at once instead of waiting for
+        an append that cannot succeed.
+        """
+        if self.writer.store_failing:
+            return self.writer.store_error or "appends to the store fail"
+        if getattr(self.store, "up", True) is False:
+            return getattr(self.store, "last_error", None) or "the store does not answer"
+        return None
 
     def not_after(self) -> float:
         """The latest ``ts`` ingest admits (wall clock plus the allowed skew)."""
@@ -299,7 +309,8 @@ class FloorService:
             }
             for name, s in sorted(self.supervisor.status().items())
         }
-        store_failing = self.writer.store_failing
+        store_error = self.store_problem()
+        store_failing = store_error is not None
         if backlog.saturated or backlog.pending >= backlog.capacity:
             status = "overloaded"
         elif store_failing or not self.supervisor.healthy():
@@ -313,7 +324,7 @@ class FloorService:
             "max_pending_events": backlog.capacity,
             "held_events": self.writer.held_events,
             "store": "failing" if store_failing else "up",
-            "store_error": self.writer.store_error if store_failing else None,
+            "store_error": store_error,
             "partitions": sorted(self.writer.owned),
             "sources": sources,
             **({"ownership": self.coordinator.status()} if self.coordinator else {}),
@@ -334,7 +345,7 @@ class FloorService:
         writer = self.writer
         stats.held_events = writer.held_events
         stats.pending_events = self.backlog.pending
-        stats.store_up = not writer.store_failing
+        stats.store_up = self.store_problem() is None
         stats.store_append_errors_total = writer.store_append_errors_total
         stats.checkpoints_total = writer.checkpoints_total
         stats.checkpoint_errors_total = writer.checkpoint_errors_total
