@@ -12,6 +12,9 @@ BENCHES = (
     "bench.bench_checkpoint",
     "bench.bench_reads",
     "bench.bench_mqtt",
+    "bench.bench_latency",
+    "bench.bench_store",
+    "bench.bench_redis_floor",
 )
 
 
