@@ -278,6 +278,16 @@ class Config:
         found = self.sites.get(name)
         return found if found is not None else SiteConfig(name=name)
 
+    def named_sites(self) -> list[str]:
+        """Every site the configuration names: the ``[sites]`` table, the queues' sites
+        and the sites of ``[store] partitions`` groups (sorted; a shared store registers
+        them at start, so each has an owner before any of its events arrives)."""
+        names = set(self.sites)
+        names.update(q.site for q in self.queues.values() if q.site is not None)
+        if isinstance(self.store.partitions, tuple):
+            names.update(site for group in self.store.partitions for site in group)
+        return sorted(names)
+
     def for_sites(self, sites: frozenset[str]) -> Config:
         """This configuration with only ``sites`` and their queues (a partition's part)."""
         return replace(

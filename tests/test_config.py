@@ -174,3 +174,15 @@ def test_a_partition_config_keeps_only_its_sites_and_their_queues() -> None:
     part = config.for_sites(frozenset({"sh"}))
     assert list(part.sites) == ["sh"] and list(part.queues) == ["b"]
     assert part.limits == config.limits and part.rolling_windows == config.rolling_windows
+
+
+def test_named_sites_are_the_sites_table_the_queues_and_the_groups() -> None:
+    """Every site the configuration names is listed once, sorted, wherever it is named."""
+    cfg = parse_config(
+        {
+            "sites": {"lon": {"timezone": "Europe/London"}},
+            "queues": {"q1": {"site": "nyc"}, "q2": {"site": "lon"}},
+            "store": {"url": "redis://127.0.0.1:1/0", "partitions": [["blr", "sh"]]},
+        }
+    )
+    assert cfg.named_sites() == ["blr", "lon", "nyc", "sh"]

@@ -19,6 +19,7 @@ import errno
 import gc
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
     from callfloor.sinks.redis_floor import RedisFloor
 
 log = logging.getLogger("callfloor")
+
+FINAL_CHECKPOINT_S = 5.0
+"""How long a stop waits for the round in progress and the last checkpoints, together."""
 
 
 class ListenError(Exception):
@@ -126,10 +130,13 @@ class FloorService:
         # a client that stopped reading would otherwise hold its connection forever.
         self.stream_timeout_s = stream_timeout_s
         self.stats = IngestStats()
-        # The configured sites are known to a shared store from the start: their
-        # partitions get owners before any of their events arrive.
+        # The configured sites (the [sites] table, the queues' sites, grouped sites) are
+        # known to a shared store from the start: their partitions get owners before any
+        # of their events arrive.
         self.store: Store = (
-            store if store is not None else open_store(config.store, sites=config.sites)
+            store
+            if store is not None
+            else open_store(config.store, sites=config.named_sites(), member=self._member_id())
         )
         # A store shared by processes (Redis): partitions are adopted as their leases
         # are won, and their logs followed; otherwise one partition of every site.
@@ -183,6 +190,16 @@ class FloorService:
     def now(self) -> float:
         """The watermark: the processor runs up to here (wall clock minus the delay)."""
         return self.clock() - self.watermark_delay_s
+
+    def _member_id(self) -> str | None:
+        """This process's member id in a shared store: host and HTTP port.
+
+        The same after a restart, so a process killed and started again finds its own
+        leases and takes its partitions back at once instead of waiting for them to
+        expire; unique among live processes, as two cannot listen on one port of one
+        host. None (a random id per start) when the port is chosen by the system.
+        """
+        return f"{socket.gethostname()}:{self.port}" if self.port else None
 
     def store_problem(self) -> str | None:
         """Why the store cannot make events durable now (None: it can).
@@ -402,6 +419,11 @@ class FloorService:
             # The state the last run reached: its checkpoint and the log after it. (A
             # shared store's partitions are adopted only once their leases are won.)
             await self.writer.recover((ALL,))
+        if self.coordinator is not None:
+            # Before anything is taken: the partitions wanted here and free (or still
+            # leased to this member id by the run a crash ended) are adopted now, so a
+            # client's or a broker's resends after a restart are recognised as such.
+            await self.coordinator.join()
         try:
             for proc in self.writer.processors():
                 proc.tick(self.now())
@@ -470,16 +492,28 @@ class FloorService:
     async def final_checkpoint(self) -> None:
         """The last checkpoint before exit (after the server closed), covering whole rounds.
 
-        The round in progress is let finish first; if it does not within 5 s (a store
-        that hangs) there is no final checkpoint: the last periodic one and the log
-        after it recover everything anyway.
+        The round in progress is let finish first; if it does not within
+        :data:`FINAL_CHECKPOINT_S` (a store that hangs) there is no final checkpoint, and
+        the saves that follow share what is left of that deadline: the last periodic
+        checkpoints and the log after them recover everything anyway.
         """
         if not self.durable:
             return
-        if not await self.writer.settle(5.0):
+        started = time.monotonic()
+        if not await self.writer.settle(FINAL_CHECKPOINT_S):
             log.warning("final_checkpoint_skipped reason='the round in progress did not end'")
             return
-        await self.writer.checkpoint()
+        # One deadline for every partition's save: a store that does not answer must not
+        # hold the stop for its timeout once per partition.
+        left = max(0.5, FINAL_CHECKPOINT_S - (time.monotonic() - started))
+        try:
+            async with asyncio.timeout(left):
+                await self.writer.checkpoint()
+        except TimeoutError:
+            log.warning(
+                "final_checkpoint_incomplete reason='the store did not answer within %.1f s'",
+                FINAL_CHECKPOINT_S,
+            )
 
 
 def _count(owner: object, name: str) -> int:

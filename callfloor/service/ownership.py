@@ -198,6 +198,11 @@ class Coordinator:
 
     # ---------------------------------------------------------------- one step each
 
+    async def join(self) -> None:
+        """One heartbeat and one ownership step (at start, before events are taken)."""
+        await self.beat()
+        await self.balance()
+
     async def beat(self) -> None:
         """Heartbeat and renew once; note what was lost (taken, or no longer trusted)."""
         timing = self.timing
@@ -323,17 +328,18 @@ class Coordinator:
         """Release the leases and leave (after the final checkpoint): the others take the
         partitions over at once instead of after the leases expire."""
         self._closed = True
-        for key in sorted(self._leased):
-            with contextlib.suppress(StoreError, TimeoutError):
-                async with asyncio.timeout(self.timing.period_s * 2):
-                    await self.store.release(key)
+        # One deadline for it all: a Redis that does not answer must not hold the stop
+        # for a wait per partition (the leases expire by themselves anyway).
+        with contextlib.suppress(StoreError, TimeoutError):
+            async with asyncio.timeout(max(1.0, self.timing.period_s * 2)):
+                for key in sorted(self._leased):
+                    with contextlib.suppress(StoreError):
+                        await self.store.release(key)
+                leave = getattr(self.store, "leave", None)
+                if leave is not None:
+                    await leave()
         self._leased.clear()
         self._until.clear()
-        leave = getattr(self.store, "leave", None)
-        if leave is not None:
-            with contextlib.suppress(StoreError, TimeoutError):
-                async with asyncio.timeout(self.timing.period_s * 2):
-                    await leave()
 
     def status(self) -> dict[str, Any]:
         """What ``/readyz`` shows: this member, the live ones, what it owns, Redis."""

@@ -246,6 +246,14 @@ class Writer:
                 part = self.parts.get(key)
                 if part is not None:
                     await self._catch_up(part)
+            except BaseException:
+                # Half restored (its log could not be read to the end: a hole): never
+                # applied, followed or checkpointed. The coordinator releases the lease
+                # and tries again later from the store, not from this.
+                half = self.parts.pop(key, None)
+                if half is not None:
+                    self.backlog.release(len(half.held))
+                raise
             finally:
                 self._restoring.discard(key)
                 self.generation += 1
@@ -424,6 +432,16 @@ class Writer:
         """The clock every local processor was last ticked to."""
         return max((part.proc.clock for part in self.parts.values()), default=float("-inf"))
 
+    def _site_clock(self, site: str) -> float:
+        """The clock of the partition ``site`` belongs to here (-inf: not applied here).
+
+        A round's sites are stamped one by one: a partition restored with a clock ahead
+        (the wall clock went back across a restart), or another host's clock, never
+        moves a partition this process does not apply.
+        """
+        part = self._part(site)
+        return float("-inf") if part is None else part.proc.clock
+
     async def _append(self, batches: list[Batch]) -> Mapping[str, str]:
         """Append the round to the store; retry (counted) until it is durable.
 
@@ -435,7 +453,9 @@ class Writer:
         attempt = 0
         while True:
             try:
-                positions = await self._ticking(self.store.append(batches, self._clock()))
+                positions = await self._ticking(
+                    self.store.append(batches, self._clock(), clock_of=self._site_clock)
+                )
                 self.store_failing = False
                 self.store_error = None
                 return positions

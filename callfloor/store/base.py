@@ -22,7 +22,7 @@ Two ways events reach the processors:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -133,12 +133,21 @@ class Store(Protocol):
         """Connect or open; raises :class:`StoreError` with what to do."""
         ...
 
-    async def append(self, batches: Sequence[Batch], at: float) -> Mapping[str, str]:
+    async def append(
+        self,
+        batches: Sequence[Batch],
+        at: float,
+        *,
+        clock_of: Callable[[str], float] | None = None,
+    ) -> Mapping[str, str]:
         """Make the round durable (one call per round); the new end of each log written.
 
         ``at`` is the processor clock the round is admitted at, kept with it so recovery
-        admits it at the same clock. Raises if it could not: nothing of the round may be
-        acknowledged then.
+        admits it at the same clock. A store logged per site (Redis) keeps
+        ``clock_of(site)`` instead where it is given: the clock of the partition the site
+        belongs to here (``-inf`` when another process applies it), so a process's clock
+        never moves a partition it does not apply. Raises if it could not: nothing of
+        the round may be acknowledged then.
         """
         ...
 

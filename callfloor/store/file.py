@@ -30,7 +30,7 @@ import os
 import re
 import struct
 import zlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -141,7 +141,13 @@ class FileStore:
 
     # ------------------------------------------------------------------ append
 
-    async def append(self, batches: Sequence[Batch], at: float) -> Mapping[str, str]:
+    async def append(
+        self,
+        batches: Sequence[Batch],
+        at: float,
+        *,
+        clock_of: Callable[[str], float] | None = None,
+    ) -> Mapping[str, str]:
         """Write the round as one record and fsync it (in a thread: fsync blocks)."""
         events = [event for batch in batches for event in batch.events]
         rejected: dict[str, int] = {}

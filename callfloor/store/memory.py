@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 from callfloor.ingest.source import Batch
 from callfloor.store.base import Logged
@@ -22,7 +22,13 @@ class MemoryStore:
     async def open(self) -> None:
         """Nothing to open."""
 
-    async def append(self, batches: Sequence[Batch], at: float) -> Mapping[str, str]:
+    async def append(
+        self,
+        batches: Sequence[Batch],
+        at: float,
+        *,
+        clock_of: Callable[[str], float] | None = None,
+    ) -> Mapping[str, str]:
         """Count the round (nothing is kept)."""
         self.appends += 1
         self.batches += len(batches)

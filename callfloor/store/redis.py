@@ -33,7 +33,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any, Final, TypeVar, cast
@@ -422,7 +422,13 @@ class RedisStore:
 
     # ------------------------------------------------------------------ append
 
-    async def append(self, batches: Sequence[Batch], at: float) -> Mapping[str, str]:
+    async def append(
+        self,
+        batches: Sequence[Batch],
+        at: float,
+        *,
+        clock_of: Callable[[str], float] | None = None,
+    ) -> Mapping[str, str]:
         """XADD the round's events to their sites' streams, in one MULTI.
 
         Returns the new entry id of each site's stream ({} when a retried round is found
@@ -462,7 +468,8 @@ class RedisStore:
         sites = [site for site in by_site if site not in landed]
         size = 0
         for site in sites:
-            record = Record(at, by_site[site], rejected if site == carrier else {})
+            clock = at if clock_of is None else clock_of(site)
+            record = Record(clock, by_site[site], rejected if site == carrier else {})
             payload = RECORD_ENCODER.encode(record)
             size += len(payload)
             pipe.xadd(self.stream_key(site), {"r": payload})

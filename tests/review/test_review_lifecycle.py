@@ -1,6 +1,6 @@
 """Second review of issue 6 (partition lifecycle, restarts): in-process services sharing
 a real redis-server (writers, Redis stores, coordinators and followers, as `serve` runs
-them). Each xfail is a confirmed bug."""
+them). Each test was a confirmed bug, fixed."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class Member:
 
     def __init__(self, config: Config, name: str, clock: Callable[[], float] = time.time) -> None:
         self.name = name
-        self.store = RedisStore(config.store, sites=config.sites, member=name)
+        self.store = RedisStore(config.store, sites=config.named_sites(), member=name)
         self.service = FloorService(
             config, store=self.store, clock=clock, tick_s=0.05, watermark_delay_s=0.0
         )
@@ -135,13 +135,6 @@ def _names_owning(a: str, b: str) -> tuple[str, str]:
 # ---------------------------------------------------------------------------- adoption
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a failed adoption leaves the partition in writer.parts: Writer.recover sets "
-    "self.parts[key] (callfloor/service/writer.py:680) before store.replay raises, and "
-    "adopt's work() (writer.py:240-250) never removes it; the coordinator releases the "
-    "lease (ownership.py:262-269) but the writer goes on serving and following it",
-)
 async def test_a_partition_whose_adoption_failed_is_not_applied(
     redis_server: RedisServer,
 ) -> None:
@@ -167,13 +160,6 @@ async def test_a_partition_whose_adoption_failed_is_not_applied(
 # ---------------------------------------------------------------------------- configuration
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="only the [sites] table is registered in {p}:sites at start "
-    "(FloorService passes sites=config.sites, callfloor/service/floor.py:132; RedisStore "
-    "sadds them, callfloor/store/redis.py:372): a configured queue's site missing from it "
-    "has no partition, so no owner, until one of its events is appended",
-)
 async def test_a_configured_queue_whose_site_is_not_in_the_sites_table_is_served(
     redis_server: RedisServer,
 ) -> None:
@@ -192,14 +178,6 @@ async def test_a_configured_queue_whose_site_is_not_in_the_sites_table_is_served
 # ---------------------------------------------------------------------------- clocks
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a round is stamped with the clock of every partition the receiving process "
-    "owns (Writer._clock, callfloor/service/writer.py:423-425, used by _append at 438), "
-    "not only of those its sites belong to; the owner ticks to it (admit_logged, "
-    "writer.py:646-648), so one host's clock moves another's floor (docs/decisions.md "
-    "says a round from a non-owner carries no clock)",
-)
 async def test_a_round_received_by_a_non_owner_does_not_move_the_owners_clock(
     redis_server: RedisServer,
 ) -> None:
@@ -209,25 +187,22 @@ async def test_a_round_received_by_a_non_owner_does_not_move_the_owners_clock(
     ahead_name, owner_name = _names_owning("a", "b")
     ahead = Member(config, ahead_name, clock=lambda: time.time() + 3600)
     owner = Member(config, owner_name)
-    async with members(ahead, owner):
-        await until(lambda: ahead.owned == {"a"} and owner.owned == {"b"})
-        await asyncio.sleep(0.2)  # a tick of partition a, to its (skewed) watermark
-        await ahead.submit([_call("b", 1)])
-        await until(lambda: owner.events() == 1)
-        [proc] = owner.service.writer.processors()
-        assert proc.clock <= time.time() + 1
+    # The owner starts alone and owns both sites, so neither partition was ever
+    # applied (and checkpointed) at the skewed clock before the hand-over of a.
+    async with members(owner):
+        await until(lambda: owner.owned == {"a", "b"})
+        async with members(ahead):
+            await until(lambda: ahead.owned == {"a"} and owner.owned == {"b"})
+            await asyncio.sleep(0.2)  # a tick of partition a, to its (skewed) watermark
+            await ahead.submit([_call("b", 1)])
+            await until(lambda: owner.events() == 1)
+            [proc] = owner.service.writer.processors()
+            assert proc.clock <= time.time() + 1
 
 
 # ---------------------------------------------------------------------------- shutdown
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the final checkpoint is not bounded as a whole: FloorService.final_checkpoint "
-    "(callfloor/service/floor.py:482) saves each partition in turn (writer.py:716), each "
-    "waiting the store's 10 s operation timeout (callfloor/store/redis.py:74) when Redis "
-    "does not answer, so a stop takes 10 s per partition owned",
-)
 async def test_a_stop_while_redis_does_not_answer_is_bounded(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import aiohttp
 import pytest
@@ -27,12 +27,18 @@ class OutageStore(MemoryStore):
         self.down = False
         self.delay_s = 0.0
 
-    async def append(self, batches: Sequence[Batch], at: float) -> Mapping[str, str]:
+    async def append(
+        self,
+        batches: Sequence[Batch],
+        at: float,
+        *,
+        clock_of: Callable[[str], float] | None = None,
+    ) -> Mapping[str, str]:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self.down:
             raise ConnectionError("store unreachable")
-        return await super().append(batches, at)
+        return await super().append(batches, at, clock_of=clock_of)
 
 
 async def test_the_clock_goes_on_while_the_store_fails(caplog: pytest.LogCaptureFixture) -> None:

@@ -1,8 +1,8 @@
-"""Crash recovery with a file store: `callfloor serve` killed with SIGKILL and started
-again loses no acknowledged event and ends where `callfloor replay` of everything sent
-ends (SPEC §9 durability).
+"""Crash recovery with a durable store (file, and Redis: a real redis-server): `callfloor
+serve` killed with SIGKILL and started again on the same port loses no acknowledged
+event and ends where `callfloor replay` of everything sent ends (SPEC §9 durability).
 
-A real `serve` subprocess with ``[store] url = "file://..."`` receives a simulated trace
+A real `serve` subprocess with a durable ``[store] url`` receives a simulated trace
 over HTTP; its tail lies seconds in the future, so some events are held ahead of the
 clock when the process dies. Every 202 it answered was durable: after the restart the
 sender resends the last part (as a sender that never saw the answers would), which is
@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+from fixtures.redis_server import RedisServer
 from serving import ServeProcess, get_json, replay_cli
 from traces import DAY0, Event, assert_same_document, shifted, simulate, write_ndjson
 
@@ -25,11 +28,12 @@ HOURS = 2.0
 AHEAD_S = 12.0  # the trace ends this far after the moment it is shifted to
 
 
-def _floor(tmp_path: Path, store: Path) -> tuple[Path, list[Event]]:
+def _floor(tmp_path: Path, store: Path | str) -> tuple[Path, list[Event]]:
     trace = simulate(seed=7, agents=30, queues=4, sites=2, hours=HOURS, start=DAY0 + 8 * 3600.0)
     config = tmp_path / "callfloor.toml"
+    url = store if isinstance(store, str) else f"file://{store}"
     config.write_text(
-        trace.toml + f'\n[store]\nurl = "file://{store}"\ncheckpoint_every = "1s"\n',
+        trace.toml + f'\n[store]\nurl = "{url}"\ncheckpoint_every = "1s"\n',
         encoding="utf-8",
     )
     end = max(float(e["ts"]) for e in trace.events)
@@ -41,11 +45,24 @@ def _applied(server: ServeProcess) -> int:
     return int(c["events"] + c["duplicates"] + c["rejected"])
 
 
-def test_sigkill_then_restart_loses_nothing_acknowledged(tmp_path: Path) -> None:
+@pytest.fixture(params=["file", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+    """A file store's directory, or the URL of a real redis-server (stopped after)."""
+    if request.param == "file":
+        yield tmp_path / "state"
+        return
+    with RedisServer(tmp_path / "redis") as server:
+        yield server.url
+
+
+def test_sigkill_then_restart_loses_nothing_acknowledged(
+    tmp_path: Path, store_url: Path | str
+) -> None:
     """Events acknowledged before a SIGKILL (applied, or held ahead of the clock) are all
-    there after a restart, resent bodies are recognised and not counted, and the end
-    state equals the replay of the trace."""
-    config, events = _floor(tmp_path, tmp_path / "state")
+    there as soon as the restarted process is ready (a Redis store's partition is taken
+    back at once, not when the dead run's lease expires), resent bodies are recognised
+    and not counted, and the end state equals the replay of the trace."""
+    config, events = _floor(tmp_path, store_url)
     now = time.time()
     third = len(events) // 3
     first, second = events[:third], events[third : 2 * third]
@@ -64,7 +81,7 @@ def test_sigkill_then_restart_loses_nothing_acknowledged(tmp_path: Path) -> None
     finally:
         server.kill()  # no shutdown and no final checkpoint: a crash
 
-    again = ServeProcess(config)
+    again = ServeProcess(config, server.port)  # the same port: the same member id
     try:
         again.wait_ready(timeout=20.0)
         assert _applied(again) == len(first) + len(second), "acknowledged events were lost"

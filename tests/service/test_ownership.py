@@ -52,7 +52,7 @@ class Member:
 
     def __init__(self, config: Config, name: str) -> None:
         self.name = name
-        self.store = RedisStore(config.store, sites=config.sites, member=name)
+        self.store = RedisStore(config.store, sites=config.named_sites(), member=name)
         self.service = FloorService(config, store=self.store, tick_s=0.05, watermark_delay_s=0.0)
         self.coordinator = Coordinator(self.service)
         self.follower = Follower(self.service, block_s=0.1)
