@@ -601,7 +601,8 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "callfloor_store_stale_entries_total",
         _C,
         "Followed log entries not applied because they were not contiguous with the "
-        "partition (read before a hand-over, or read twice).",
+        "partition (read before a hand-over or while it was adopted, or read twice; their "
+        "events come from the replay instead).",
     ),
     _svc(
         "callfloor_store_bad_entries_total",
