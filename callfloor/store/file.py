@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import struct
+import threading
 import zlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
@@ -74,6 +75,10 @@ class FileStore:
         self.logdir = self.root / "log"
         self._lock_fd: int | None = None
         self._fd: int | None = None
+        # Held by the threads that write (append, save) and by close: a stop that gave
+        # up waiting for an append must not close (and let the OS reuse) the descriptor
+        # a thread is still writing to.
+        self._io = threading.Lock()
         self._segment = 1
         self._offset = 0
         self._broken: str | None = None  # why appends are refused (a partial record kept)
@@ -131,13 +136,17 @@ class FileStore:
         self._fd, self._segment, self._offset = fd, segment, offset
 
     async def close(self) -> None:
-        """Close the log and release the lock."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        """Close the log and release the lock (once a write in progress has ended)."""
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        with self._io:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     # ------------------------------------------------------------------ append
 
@@ -158,6 +167,10 @@ class FileStore:
         return await asyncio.to_thread(self._append, payload)
 
     def _append(self, payload: bytes) -> Mapping[str, str]:
+        with self._io:
+            return self._append_locked(payload)
+
+    def _append_locked(self, payload: bytes) -> Mapping[str, str]:
         if self._fd is None:
             raise StoreError("the file store is not open")
         if self._broken is not None:
@@ -214,6 +227,12 @@ class FileStore:
         await asyncio.to_thread(self._save, blob, positions.get(STREAM))
 
     def _save(self, blob: bytes, position: str | None) -> None:
+        with self._io:
+            self._save_locked(blob, position)
+
+    def _save_locked(self, blob: bytes, position: str | None) -> None:
+        if self._lock_fd is None:
+            raise StoreError("the file store is not open")
         tmp = self.root / "checkpoint.tmp"
         with open(tmp, "wb") as fh:
             fh.write(blob)

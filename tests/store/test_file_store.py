@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
 import resource
 import signal
 import struct
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -395,3 +398,29 @@ async def test_after_a_refused_cut_back_a_restart_recovers_the_acknowledged_reco
     await again.append([Batch(_events(1, 1))], T0 + 1)
     assert await _replayed(again, {}) == [(T0, ["e0"]), (T0 + 1, ["e1"])]
     await again.close()
+
+
+async def test_close_waits_for_an_append_in_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A close while an append's fsync is still running in its thread (a stop that gave up
+    waiting) waits for it: the descriptor is never closed under the write."""
+    slow = threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        slow.set()
+        time.sleep(0.3)
+        real_fsync(fd)
+
+    store = FileStore(tmp_path)
+    await store.open()
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    appending = asyncio.ensure_future(store.append([Batch(_events(1))], T0))
+    await asyncio.to_thread(slow.wait, 5.0)
+    await store.close()
+    await asyncio.wait_for(appending, 5.0)  # landed: no error from a closed descriptor
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    again = FileStore(tmp_path)
+    await again.open()
+    assert await _replayed(again, {}) == [(T0, ["e0"])]
