@@ -265,18 +265,24 @@ class Writer:
         """Bring a partition just restored to the watermark (what is due released, then a
         tick), as the partitions recovered at start are: a processor with no time yet
         cannot be read, and readers would otherwise wait for the next tick."""
-        watermark = self._now()
+        await self._advance(part, self._now())
+
+    async def _advance(self, part: Partition, watermark: float) -> bool:
+        """Release ``part``'s held events the watermark passed (in slices), then tick it
+        to the watermark; False if it was dropped meanwhile or its tick failed."""
         held = part.held
         while held and held[0][0] <= watermark and self._here(part):
             self._release_some(part, watermark, _STEP)
             await self._pause_if_due()
         if not self._here(part):
-            return
+            return False
         try:
             part.proc.tick(watermark)
         except Exception:
             self.stats.ingest_errors_total += 1
             log.exception("tick_error partition=%s watermark=%s", part.key, watermark)
+            return False
+        return True
 
     async def drop(self, key: str, *, checkpoint: bool) -> None:
         """Stop applying partition ``key`` (after a last checkpoint, if asked).
@@ -508,18 +514,8 @@ class Writer:
         watermark = self._now()
         for part in list(self.parts.values()):
             held = part.held
-            if not held or held[0][0] > watermark:
-                continue
-            while held and held[0][0] <= watermark and self._here(part):
-                self._release_some(part, watermark, _STEP)
-                await self._pause_if_due()
-            if not self._here(part):
-                continue
-            try:
-                part.proc.tick(watermark)
-            except Exception:
-                self.stats.ingest_errors_total += 1
-                log.exception("tick_error partition=%s watermark=%s", part.key, watermark)
+            if held and held[0][0] <= watermark:
+                await self._advance(part, watermark)
         self._schedule_release()
         self._sync_gauges()
 
@@ -783,18 +779,8 @@ class Writer:
         watermark = self._now()
         changes: list[ChangeSet] = []
         for part in list(self.parts.values()):
-            held = part.held
-            while held and held[0][0] <= watermark and self._here(part):
-                self._release_some(part, watermark, _STEP)
-                await self._pause_if_due()
-            if not self._here(part):
-                continue
-            try:
-                part.proc.tick(watermark)
+            if await self._advance(part, watermark):
                 changes.append(part.proc.drain_changes())
-            except Exception:
-                self.stats.ingest_errors_total += 1
-                log.exception("tick_error partition=%s watermark=%s", part.key, watermark)
         # One change set per tick, whatever the number of partitions (subscribers take
         # an empty one as "time moved").
         if len(changes) == 1:

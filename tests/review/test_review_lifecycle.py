@@ -10,20 +10,21 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fixtures.redis_server import RedisServer
 from helpers import decode, ev
+from members import Member, running, until
 from redis.asyncio import Redis
 
 from callfloor.config import Config, parse_config
 from callfloor.events import Event
-from callfloor.ingest.source import Batch, Receipt
+from callfloor.ingest.source import Batch
 from callfloor.service import FloorService
-from callfloor.service.ownership import Coordinator, Follower, wanted_owner
+from callfloor.service.ownership import wanted_owner
 from callfloor.store.redis import RedisStore
 
 TTL_S = 1.0
@@ -47,72 +48,6 @@ def _config(url: str, extra: dict[str, Any] | None = None, **store: Any) -> Conf
         | store,
     }
     return parse_config(data | (extra or {}))
-
-
-class Member:
-    """One in-process `serve` without HTTP: its writer, coordinator and follower."""
-
-    def __init__(self, config: Config, name: str, clock: Callable[[], float] = time.time) -> None:
-        self.name = name
-        self.store = RedisStore(config.store, sites=config.named_sites(), member=name)
-        self.service = FloorService(
-            config, store=self.store, clock=clock, tick_s=0.05, watermark_delay_s=0.0
-        )
-        self.coordinator = Coordinator(self.service)
-        self.follower = Follower(self.service, block_s=0.1)
-        self.tasks: list[asyncio.Task[None]] = []
-
-    async def start(self) -> None:
-        await self.store.open()
-        self.tasks = [
-            asyncio.create_task(self.service.writer.run()),
-            asyncio.create_task(self.coordinator.run()),
-            asyncio.create_task(self.follower.run()),
-        ]
-
-    @property
-    def owned(self) -> frozenset[str]:
-        return self.service.writer.owned
-
-    def events(self) -> int:
-        return sum(p.view.counters().events for p in self.service.writer.processors())
-
-    def queues(self) -> set[str]:
-        return {q for p in self.service.writer.processors() for q in p.view.queue_names()}
-
-    async def submit(self, events: list[Event]) -> Receipt:
-        acked: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
-        await self.service.submit(Batch(events, source="test", ack=acked.set_result))
-        return await asyncio.wait_for(acked, 10.0)
-
-    async def crash(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self.tasks = []
-        await self.store.close()
-
-
-@contextlib.asynccontextmanager
-async def members(*started: Member) -> AsyncIterator[None]:
-    try:
-        for member in started:
-            await member.start()
-        yield
-    finally:
-        for member in started:
-            if member.tasks:
-                await member.crash()
-
-
-async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    began = time.monotonic()
-    while not check():
-        if time.monotonic() - began > timeout:
-            raise AssertionError(f"not within {timeout} s")
-        await asyncio.sleep(0.02)
 
 
 def _call(site: str, i: int, ts: float | None = None) -> Event:
@@ -151,7 +86,7 @@ async def test_a_partition_whose_adoption_failed_is_not_applied(
         # A checkpoint of partition a covered (and trimmed) entries up to 1-0; it is gone.
         await other.hset(writer_store.trimmed_key, "a", "1-0")
         member = Member(config, "m1")
-        await stack.enter_async_context(members(member))
+        await stack.enter_async_context(running(member))
         await until(lambda: member.coordinator.adopt_errors >= 1)
         await asyncio.sleep(0.5)  # the follower's turn
         assert ("a" in member.owned, member.events()) == (False, 0)
@@ -168,7 +103,7 @@ async def test_a_configured_queue_whose_site_is_not_in_the_sites_table_is_served
     queues = {"qa": {"site": "a"}, "qx": {"site": "x"}}
     config = _config(redis_server.url, {"queues": queues})
     member = Member(config, "m1")
-    async with members(member):
+    async with running(member):
         await until(lambda: "a" in member.owned)
         with contextlib.suppress(AssertionError):
             await until(lambda: "qx" in member.queues(), timeout=2.0)
@@ -189,9 +124,9 @@ async def test_a_round_received_by_a_non_owner_does_not_move_the_owners_clock(
     owner = Member(config, owner_name)
     # The owner starts alone and owns both sites, so neither partition was ever
     # applied (and checkpointed) at the skewed clock before the hand-over of a.
-    async with members(owner):
+    async with running(owner):
         await until(lambda: owner.owned == {"a", "b"})
-        async with members(ahead):
+        async with running(ahead):
             await until(lambda: ahead.owned == {"a"} and owner.owned == {"b"})
             await asyncio.sleep(0.2)  # a tick of partition a, to its (skewed) watermark
             await ahead.submit([_call("b", 1)])
