@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-
-def free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from fixtures.process import free_port as free_port  # re-exported for the tests
 
 
 def request(
@@ -107,14 +101,30 @@ def get_json(url: str) -> Any:
         return json.loads(resp.read())
 
 
-def post_ndjson(url: str, body: bytes, deadline: float) -> dict[str, Any]:
-    """POST one NDJSON body; on 503 (ingest queue full) wait Retry-After and retry."""
+def ndjson(events: list[dict[str, Any]]) -> bytes:
+    """Events as one NDJSON body."""
+    return "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events).encode()
+
+
+def post_ndjson(
+    url: str,
+    body: bytes,
+    deadline: float,
+    *,
+    retry_s: float | None = None,
+    on_refused: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """POST one NDJSON body; on 503 (queue full, store down) wait and send it again.
+
+    The wait is the answer's Retry-After, or ``retry_s`` when given; ``on_refused`` is
+    called for each 503. Past ``deadline`` the 503 is raised.
+    """
     while True:
         req = urllib.request.Request(
             url, data=body, method="POST", headers={"Content-Type": "application/x-ndjson"}
         )
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=30) as resp:
                 reply: dict[str, Any] = json.loads(resp.read())
                 if resp.status != 202:
                     raise AssertionError(f"ingest answered {resp.status}: {reply}")
@@ -122,7 +132,23 @@ def post_ndjson(url: str, body: bytes, deadline: float) -> dict[str, Any]:
         except urllib.error.HTTPError as exc:
             if exc.code != 503 or time.monotonic() > deadline:
                 raise
-            time.sleep(float(exc.headers.get("Retry-After", "1")))
+            if on_refused is not None:
+                on_refused()
+            time.sleep(
+                retry_s if retry_s is not None else float(exc.headers.get("Retry-After", "1"))
+            )
+
+
+def post_accepted(
+    base: str, events: list[dict[str, Any]], timeout: float = 60.0, **retry: Any
+) -> None:
+    """POST ``events`` as one body (retried on 503, see :func:`post_ndjson`); every event
+    must be accepted."""
+    reply = post_ndjson(
+        f"{base}/api/v1/events", ndjson(events), time.monotonic() + timeout, **retry
+    )
+    if reply["accepted"] != len(events):
+        raise AssertionError(f"not all accepted: {str(reply)[:300]}")
 
 
 class ServeProcess:
@@ -166,8 +192,7 @@ class ServeProcess:
         deadline = time.monotonic() + 30.0
         for i in range(0, len(events), BODY_EVENTS):
             chunk = events[i : i + BODY_EVENTS]
-            body = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in chunk)
-            reply = post_ndjson(f"{self.base}/api/v1/events", body.encode(), deadline)
+            reply = post_ndjson(f"{self.base}/api/v1/events", ndjson(chunk), deadline)
             taken = reply["duplicates_total"] if resent else reply["accepted"]
             if taken != len(chunk) or reply["rejected"]:
                 raise AssertionError(f"not all accepted: {str(reply)[:300]}")

@@ -35,7 +35,7 @@ import pytest
 from fixtures.redis_server import RedisServer
 from helpers import decode, ev
 from prometheus_client.parser import text_string_to_metric_families
-from serving import ServeProcess, replay_cli
+from serving import ServeProcess, post_accepted, replay_cli
 from traces import (
     DAY0,
     Event,
@@ -130,28 +130,10 @@ class Poster:
             self.errors.append(exc)
 
     def _send(self, chunk: list[Event]) -> None:
-        body = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in chunk).encode()
-        deadline = time.monotonic() + 60.0
-        while True:
-            request = urllib.request.Request(
-                f"{self.base}/api/v1/events",
-                data=body,
-                method="POST",
-                headers={"Content-Type": "application/x-ndjson"},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=30) as resp:
-                    reply = json.loads(resp.read())
-                    if reply["accepted"] != len(chunk):
-                        raise AssertionError(f"not all accepted: {str(reply)[:300]}")
-                    return
-            except urllib.error.HTTPError as exc:
-                if exc.code != 503:
-                    raise
-                self.refused += 1
-            if time.monotonic() > deadline:
-                raise RuntimeError("a body was never acknowledged")
-            time.sleep(0.1)
+        post_accepted(self.base, chunk, retry_s=0.1, on_refused=self._refused)
+
+    def _refused(self) -> None:
+        self.refused += 1
 
 
 @dataclass

@@ -43,7 +43,7 @@ from typing import Any
 import pytest
 import redis
 from fixtures.redis_server import RedisServer
-from serving import ServeProcess, get_json, replay_cli
+from serving import ServeProcess, get_json, post_accepted, replay_cli
 from traces import DAY0, Event, Trace, assert_same_document, shifted, simulate, write_ndjson
 
 from callfloor.service.ownership import wanted_owner
@@ -136,25 +136,7 @@ def _settled(servers: list[ServeProcess], split: dict[int, set[str]]) -> Callabl
 
 def _post(server: ServeProcess, chunk: list[Event]) -> None:
     """POST one body, retried on 503 until it is accepted whole."""
-    body = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in chunk).encode()
-    deadline = time.monotonic() + 30.0
-    while True:
-        request = urllib.request.Request(
-            f"{server.base}/api/v1/events",
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/x-ndjson"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as resp:
-                reply = json.loads(resp.read())
-                if reply["accepted"] != len(chunk):
-                    raise AssertionError(f"not all accepted: {str(reply)[:300]}")
-                return
-        except urllib.error.HTTPError as exc:
-            if exc.code != 503 or time.monotonic() > deadline:
-                raise
-        time.sleep(0.1)
+    post_accepted(server.base, chunk, timeout=30.0, retry_s=0.1)
 
 
 def _post_alternating(servers: list[ServeProcess], events: list[Event]) -> None:
