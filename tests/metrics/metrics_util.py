@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from helpers import T0, ev, processor
@@ -13,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from callfloor.config import Config
 from callfloor.metrics import build_registry, render
 from callfloor.processors.engine import FloorProcessor
+from callfloor.service.stats import IngestStats
 
 # An interval start, so the whole scenario lies in one site interval as well.
 B = T0 + 200.0
@@ -72,47 +71,5 @@ def samples(families: dict[str, Metric], sample: str) -> list[dict[str, str]]:
     return [s.labels for f in families.values() for s in f.samples if s.name == sample]
 
 
-@dataclass
-class FakeStats:
-    """A plain ServiceStats (the live service provides its own)."""
-
-    http_requests_total: Mapping[str, int] = field(default_factory=dict)
-    http_errors_total: Mapping[str, int] = field(default_factory=dict)
-    batches_total: int = 0
-    batch_seconds_sum: float = 0.0
-    batch_seconds_max: float = 0.0
-    by_source: Mapping[str, int] = field(default_factory=dict)
-    held_events: int = 0
-    pending_events: int = 0
-    dropped_batches_total: int = 0
-    dropped_events_total: int = 0
-    changes_dropped_total: Mapping[str, int] = field(default_factory=dict)
-    ingest_errors_total: int = 0
-    source_up: Mapping[str, bool] = field(default_factory=dict)
-    source_restarts_total: Mapping[str, int] = field(default_factory=dict)
-    mqtt_messages_total: Mapping[str, int] = field(default_factory=dict)
-    mqtt_redelivered_total: Mapping[str, int] = field(default_factory=dict)
-    mqtt_acks_lost_total: Mapping[str, int] = field(default_factory=dict)
-    mqtt_deadletters_total: Mapping[tuple[str, str], int] = field(default_factory=dict)
-    resent_events_total: Mapping[str, int] = field(default_factory=dict)
-    store_up: bool = True
-    store_append_errors_total: int = 0
-    store_errors_total: Mapping[str, int] = field(default_factory=dict)
-    store_reconnects_total: int = 0
-    checkpoints_total: int = 0
-    checkpoint_errors_total: int = 0
-    checkpoint_seconds: float = 0.0
-    recovered_events_total: int = 0
-    partitions_owned: int = 0
-    partition_adoptions_total: int = 0
-    partition_drops_total: int = 0
-    leases_lost_total: int = 0
-    store_stale_entries_total: int = 0
-    store_bad_entries_total: int = 0
-    store_append_retries_found_total: int = 0
-    partition_adoption_errors_total: int = 0
-    partition_handovers_total: int = 0
-    follow_rewinds_total: int = 0
-    redis_floor_up: bool | None = None
-    redis_floor_errors_total: int = 0
-    redis_floor_resyncs_total: int = 0
+# The service's own stats object: plain attributes, every ServiceStats field settable.
+FakeStats = IngestStats
