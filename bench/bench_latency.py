@@ -21,12 +21,12 @@ warm-up and not counted. Each poll takes time itself, so the figures are upper b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,18 +37,12 @@ from itertools import islice
 from pathlib import Path
 
 from bench.bench_mqtt import Broker
-from bench.common import machine, median, simulated_day
+from bench.common import free_port, machine, median, redis_server, simulated_day
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPIC = "callfloor/bench/events"
 WATERMARK_DELAY_S = 1.0
 WARMUP_S = 2.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ----------------------------------------------------------------------------- publisher
@@ -89,41 +83,12 @@ def publish(port: int, events_path: Path, rate: float, seconds: float) -> None:
 # ----------------------------------------------------------------------------- the run
 
 
-class RedisProcess:
-    """redis-server from deploy/redis.conf on a free port, in a temporary directory."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="bench-redis-"))
-        self.port = _free_port()
-        conf = self.dir / "redis.conf"
-        conf.write_text(
-            (ROOT / "deploy" / "redis.conf").read_text()
-            + f"\nbind 127.0.0.1\nport {self.port}\ndir {self.dir}\ndaemonize no\n"
-        )
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.proc = subprocess.Popen(
-            [binary, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.1).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def close(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _store_url(store: str, workdir: Path, redis: RedisProcess | None) -> str:
+def _store_url(store: str, workdir: Path, redis_url: str | None) -> str:
     if store == "file":
         return f"file://{workdir / 'state'}"
     if store == "redis":
-        assert redis is not None
-        return f"redis://127.0.0.1:{redis.port}/0"
+        assert redis_url is not None
+        return redis_url
     return "memory:"
 
 
@@ -141,13 +106,14 @@ def _poll(port: int, stop: threading.Event, seen: list[tuple[float, int]]) -> No
 def run_once(store: str, rate: float, seconds: float, events: Path, config: Path) -> list[float]:
     """The latencies (s) beyond the watermark delay of one run, warm-up excluded."""
     broker = Broker()
-    redis = RedisProcess() if store == "redis" else None
+    redis = contextlib.ExitStack()
+    redis_url = redis.enter_context(redis_server())[0] if store == "redis" else None
     workdir = Path(tempfile.mkdtemp(prefix="bench-lat-"))
-    port = _free_port()
+    port = free_port()
     cfg = workdir / "callfloor.toml"
     cfg.write_text(
         config.read_text()
-        + f'\n[store]\nurl = "{_store_url(store, workdir, redis)}"\n'
+        + f'\n[store]\nurl = "{_store_url(store, workdir, redis_url)}"\n'
         + f'\n[[sources]]\nkind = "mqtt"\nurl = "mqtt://127.0.0.1:{broker.port}"\n'
         + f'client_id = "bench-serve-{os.getpid()}"\n'
     )
@@ -191,8 +157,7 @@ def run_once(store: str, rate: float, seconds: float, events: Path, config: Path
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=30)
         broker.close()
-        if redis is not None:
-            redis.close()
+        redis.close()
         shutil.rmtree(workdir, ignore_errors=True)
     latencies: list[float] = []
     i = 0

@@ -18,49 +18,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import shutil
-import socket
 import statistics
-import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from bench.bench_metrics import SITES, build_floor
-from bench.common import machine
+from bench.common import machine, redis_server
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def redis_server() -> Any:
-    """redis-server with deploy/redis.conf on a free loopback port; yields its URL."""
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    with tempfile.TemporaryDirectory() as tmp:
-        port = _free_port()
-        conf = Path(tmp) / "redis.conf"
-        conf.write_text(
-            (ROOT / "deploy" / "redis.conf").read_text()
-            + f"\nbind 127.0.0.1\nport {port}\ndir {tmp}\ndaemonize no\n"
-        )
-        proc = subprocess.Popen([binary, str(conf)], stdout=subprocess.DEVNULL)
-        try:
-            for _ in range(500):
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
-                    break
-                time.sleep(0.01)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            proc.kill()
-            proc.wait()
 
 
 class Watch:
@@ -215,7 +182,7 @@ def main() -> None:
     withouts, withs = [], []
     for _ in range(args.runs):
         withouts.append(asyncio.run(_phase(None, args.seconds, args.queues, args.agents)))
-        with redis_server() as url:
+        with redis_server() as (url, _):
             withs.append(asyncio.run(_phase(url, args.seconds, args.queues, args.agents)))
     without, with_floor = _medians(withouts), _medians(withs)
     ms = 1000.0

@@ -30,60 +30,24 @@ import argparse
 import asyncio
 import contextlib
 import queue
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from bench.common import machine, median, simulated_day
+from bench.common import machine, median, redis_server, simulated_day
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 1000
 
 
 # ----------------------------------------------------------------------------- redis
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[tuple[str, Path]]:
-    """redis-server with deploy/redis.conf on a free loopback port: its URL and dir."""
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    directory = Path(tempfile.mkdtemp(prefix="bench-store-redis-"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    conf = directory / "redis.conf"
-    conf.write_text(
-        (ROOT / "deploy" / "redis.conf").read_text()
-        + f"\nbind 127.0.0.1\nport {port}\ndir {directory}\ndaemonize no\nsave ''\n"
-    )
-    proc = subprocess.Popen(
-        [binary, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        for _ in range(500):
-            try:
-                with socket.create_connection(("127.0.0.1", port), 0.1) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                time.sleep(0.02)
-        else:
-            raise RuntimeError("redis-server did not start")
-        yield f"redis://127.0.0.1:{port}/0", directory
-    finally:
-        proc.kill()
-        proc.wait()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def flush(url: str) -> None:

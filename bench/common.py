@@ -2,12 +2,60 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import shutil
+import socket
 import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 OUT = Path(__file__).parent / "out"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[tuple[str, Path]]:
+    """redis-server with deploy/redis.conf (appendfsync always) on a free loopback port,
+    its data in a temporary directory on this machine's disk: its URL and directory."""
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    directory = Path(tempfile.mkdtemp(prefix="bench-redis-"))
+    port = free_port()
+    conf = directory / "redis.conf"
+    conf.write_text(
+        (ROOT / "deploy" / "redis.conf").read_text()
+        + f"\nbind 127.0.0.1\nport {port}\ndir {directory}\ndaemonize no\nsave ''\n"
+    )
+    proc = subprocess.Popen(
+        [binary, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(500):
+            try:
+                with socket.create_connection(("127.0.0.1", port), 0.1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                time.sleep(0.02)
+        else:
+            raise RuntimeError("redis-server did not start")
+        yield f"redis://127.0.0.1:{port}/0", directory
+    finally:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def machine() -> str:
