@@ -285,7 +285,7 @@ class RedisStore:
 
     @property
     def member(self) -> str:
-        """This process's member id (unique per start)."""
+        """This process's member id (``serve`` gives host:port, the same after a restart)."""
         return self._member
 
     # ------------------------------------------------------------------ plumbing
@@ -714,5 +714,6 @@ class RedisStore:
         )
 
     def status(self) -> dict[str, Any]:
-        """What ``/readyz`` says about the store."""
+        """The store's state: up or down, and the last error (``/readyz`` reads ``up`` and
+        ``last_error`` through the service's ``store_problem``)."""
         return {"kind": "redis", "state": "up" if self.up else "down", "error": self.last_error}
