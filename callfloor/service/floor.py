@@ -378,18 +378,16 @@ class FloorService:
         lost = coordinator.leases_lost if coordinator is not None else writer.leases_lost_total
         stats.leases_lost_total = lost
         stats.store_stale_entries_total = writer.stale_entries_total
-        counted = getattr(self.store, "errors_by_op", None)
+        store = self.store
+        counted = getattr(store, "errors_by_op", None)
         if isinstance(counted, dict):
             stats.store_errors_total = counted
-        reconnects = getattr(self.store, "reconnects", None)
-        if isinstance(reconnects, int):
-            stats.store_reconnects_total = reconnects
-        store = self.store
+        stats.store_reconnects_total = _count(store, "reconnects")
         stats.store_bad_entries_total = _count(store, "bad_entries")
         stats.store_append_retries_found_total = _count(store, "append_retries_found")
-        if self.coordinator is not None:
-            stats.partition_adoption_errors_total = self.coordinator.adopt_errors
-            stats.partition_handovers_total = self.coordinator.handed_over
+        if coordinator is not None:
+            stats.partition_adoption_errors_total = coordinator.adopt_errors
+            stats.partition_handovers_total = coordinator.handed_over
         if self.follower is not None:
             stats.follow_rewinds_total = self.follower.rewinds
         sink = self.redis_floor
