@@ -211,8 +211,9 @@ class FloorService:
         """
         if self.writer.store_failing:
             return self.writer.store_error or "appends to the store fail"
-        if getattr(self.store, "up", True) is False:
-            return getattr(self.store, "last_error", None) or "the store does not answer"
+        health = self.store.health()
+        if not health.up:
+            return health.last_error or "the store does not answer"
         return None
 
     def not_after(self) -> float:
@@ -378,13 +379,11 @@ class FloorService:
         lost = coordinator.leases_lost if coordinator is not None else writer.leases_lost_total
         stats.leases_lost_total = lost
         stats.store_stale_entries_total = writer.stale_entries_total
-        store = self.store
-        counted = getattr(store, "errors_by_op", None)
-        if isinstance(counted, dict):
-            stats.store_errors_total = counted
-        stats.store_reconnects_total = _count(store, "reconnects")
-        stats.store_bad_entries_total = _count(store, "bad_entries")
-        stats.store_append_retries_found_total = _count(store, "append_retries_found")
+        health = self.store.health()
+        stats.store_errors_total = dict(health.errors_by_op)
+        stats.store_reconnects_total = health.reconnects
+        stats.store_bad_entries_total = health.bad_entries
+        stats.store_append_retries_found_total = health.append_retries_found
         if coordinator is not None:
             stats.partition_adoption_errors_total = coordinator.adopt_errors
             stats.partition_handovers_total = coordinator.handed_over
@@ -512,9 +511,3 @@ class FloorService:
                 "final_checkpoint_incomplete reason='the store did not answer within %.1f s'",
                 FINAL_CHECKPOINT_S,
             )
-
-
-def _count(owner: object, name: str) -> int:
-    """A counter the store may keep (the Redis store does; others count nothing there)."""
-    value = getattr(owner, name, 0)
-    return value if isinstance(value, int) else 0

@@ -335,9 +335,7 @@ class Coordinator:
                 for key in sorted(self._leased):
                     with contextlib.suppress(StoreError):
                         await self.store.release(key)
-                leave = getattr(self.store, "leave", None)
-                if leave is not None:
-                    await leave()
+                await self.store.leave()
         self._leased.clear()
         self._until.clear()
 

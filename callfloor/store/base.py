@@ -121,6 +121,20 @@ class StoreError(Exception):
     """The store cannot do what was asked (unreachable, corrupt, not ours)."""
 
 
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """What a store knows of its own health, read by the service for ``/readyz`` and
+    ``/metrics``. A local store (memory, file) is always up and counts nothing here:
+    its failures surface as exceptions from the call that failed."""
+
+    up: bool = True
+    last_error: str | None = None  # why it is down, naming the operation
+    errors_by_op: Mapping[str, int] = field(default_factory=dict)
+    reconnects: int = 0  # it answered again after failing
+    bad_entries: int = 0  # undecodable log entries skipped
+    append_retries_found: int = 0  # a retried round that had landed after all
+
+
 class Store(Protocol):
     """Durability: append, checkpoints, recovery (see the module docstring)."""
 
@@ -167,6 +181,10 @@ class Store(Protocol):
         """Flush and release (the service stops)."""
         ...
 
+    def health(self) -> StoreHealth:
+        """Up or down, the last error and the store's own counters (cheap: no I/O)."""
+        ...
+
 
 class SharedStore(Store, Protocol):
     """A store several processes share (Redis): the floor's partitions have owners.
@@ -201,6 +219,10 @@ class SharedStore(Store, Protocol):
 
     async def release(self, partition: str) -> None:
         """Give the lease up (after a last checkpoint) so another member takes it now."""
+        ...
+
+    async def leave(self) -> None:
+        """Say this member is gone (at shutdown: the others rebalance at once)."""
         ...
 
     async def read(self, cursors: Mapping[str, Mapping[str, str]], block_s: float) -> list[Logged]:

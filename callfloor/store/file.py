@@ -38,7 +38,15 @@ from typing import Final
 import msgspec
 
 from callfloor.ingest.source import Batch
-from callfloor.store.base import ALL, RECORD_DECODER, RECORD_ENCODER, Logged, Record, StoreError
+from callfloor.store.base import (
+    ALL,
+    RECORD_DECODER,
+    RECORD_ENCODER,
+    Logged,
+    Record,
+    StoreError,
+    StoreHealth,
+)
 
 log = logging.getLogger("callfloor")
 
@@ -138,6 +146,11 @@ class FileStore:
     async def close(self) -> None:
         """Close the log and release the lock (once a write in progress has ended)."""
         await asyncio.to_thread(self._close)
+
+    def health(self) -> StoreHealth:
+        """Up: a failed write or fsync is raised by the append that made it (the writer
+        counts it and refuses new events until an append succeeds)."""
+        return StoreHealth()
 
     def _close(self) -> None:
         with self._io:

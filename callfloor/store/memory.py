@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 from callfloor.ingest.source import Batch
-from callfloor.store.base import Logged
+from callfloor.store.base import Logged, StoreHealth
 
 
 class MemoryStore:
@@ -50,3 +50,7 @@ class MemoryStore:
     async def close(self) -> None:
         """Nothing to flush."""
         self.closed = True
+
+    def health(self) -> StoreHealth:
+        """Always up: nothing here can fail."""
+        return StoreHealth()

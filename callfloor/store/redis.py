@@ -57,6 +57,7 @@ from callfloor.store.base import (
     PartitionMap,
     Record,
     StoreError,
+    StoreHealth,
 )
 
 log = logging.getLogger("callfloor")
@@ -713,7 +714,19 @@ class RedisStore:
             "release", self._release(keys=[self.lease_key(partition)], args=[self._member])
         )
 
+    def health(self) -> StoreHealth:
+        """Up or down (the last call failed on the connection), the last error and the
+        counters the service exports."""
+        return StoreHealth(
+            up=self.up,
+            last_error=self.last_error,
+            errors_by_op=dict(self.errors_by_op),
+            reconnects=self.reconnects,
+            bad_entries=self.bad_entries,
+            append_retries_found=self.append_retries_found,
+        )
+
     def status(self) -> dict[str, Any]:
-        """The store's state: up or down, and the last error (``/readyz`` reads ``up`` and
-        ``last_error`` through the service's ``store_problem``)."""
+        """The store's state: up or down, and the last error (``/readyz`` reads
+        :meth:`health` through the service's ``store_problem``)."""
         return {"kind": "redis", "state": "up" if self.up else "down", "error": self.last_error}

@@ -424,3 +424,15 @@ async def test_close_waits_for_an_append_in_progress(
     again = FileStore(tmp_path)
     await again.open()
     assert await _replayed(again, {}) == [(T0, ["e0"])]
+
+
+async def test_a_file_store_reports_itself_up_with_nothing_counted(tmp_path: Path) -> None:
+    """A file store's health is up with no counters: its failures are raised by the call."""
+    store = FileStore(tmp_path)
+    await store.open()
+    try:
+        await store.append([Batch([ev("agent_state", T0, agent="a", state="available")])], T0)
+        health = store.health()
+        assert health.up and health.last_error is None and dict(health.errors_by_op) == {}
+    finally:
+        await store.close()

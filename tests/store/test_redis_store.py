@@ -363,11 +363,14 @@ async def test_redis_down_fails_appends_counted_then_they_resume(
         redis_server.kill()
         with pytest.raises(StoreError, match="append failed"):
             await store.append([Batch(_events("a", 1, 1))], T0 + 1)
-        assert store.errors_by_op == {"append": 1} and not store.up
+        down = store.health()
+        assert down.errors_by_op == {"append": 1} and not down.up
+        assert down.last_error is not None and down.last_error.startswith("append: ")
         assert store.status()["state"] == "down"
         redis_server.start()
         await store.append([Batch(_events("a", 1, 1))], T0 + 1)
-        assert store.up and store.reconnects == 1
+        back = store.health()
+        assert back.up and back.reconnects == 1 and back.last_error is None
         assert _ids(await _replayed(store, ALL)) == [("a", ["a0"]), ("a", ["a1"])]
 
 
