@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+from typing import Literal
 
 from bench.common import machine
 from callfloor.config import parse_config
@@ -59,7 +60,12 @@ def agents(n: int = 10_000, ids: bool = False) -> FloorProcessor:
                 id=id_(),
             )
         )
-    for step, state in enumerate(("not_ready", "wrap_up", "available")):
+    states: tuple[Literal["not_ready", "wrap_up", "available"], ...] = (
+        "not_ready",
+        "wrap_up",
+        "available",
+    )
+    for step, state in enumerate(states):
         for i in range(n):
             proc.apply(
                 AgentState(
@@ -88,7 +94,7 @@ def queues(n: int = 500, traffic: bool = True) -> FloorProcessor:
                 events.append(CallQueued(ts=t, call_id=cid, queue=f"q{i}", site="lon"))
                 events.append(CallAnswered(ts=t + 5, call_id=cid, agent=f"a{i}"))
                 events.append(CallEnded(ts=t + 50, call_id=cid, agent=f"a{i}"))
-        events.sort(key=lambda e: e.ts)  # type: ignore[arg-type, return-value]
+        events.sort(key=lambda e: e.ts)
         for event in events:
             proc.apply(event)
     return proc
