@@ -57,7 +57,9 @@ async def live_floor(
     10 ms) running the RedisFloor given (as serve runs its own), stopped on exit."""
     floor_kwargs.setdefault("refresh_s", 0.05)
     floor_kwargs.setdefault("backoff_s", (0.02, 0.2))
-    floor_kwargs.setdefault("timeout_s", 2.0)
+    # Long enough that a stalled test machine does not turn a slow answer into an error
+    # (and a reconnect and a resync the tests count); the tests of a hung Redis set their own.
+    floor_kwargs.setdefault("timeout_s", 10.0)
     service = FloorService(
         cfg or floor_config(server),
         clock=clock or FakeClock(),
@@ -169,6 +171,17 @@ def floor_events() -> bytes:
     )
 
 
+async def subscribed(r: aioredis.Redis) -> None:
+    """Wait until the change channel has its subscriber (``messages`` subscribes when its
+    first message is awaited): a change made before would not be heard."""
+
+    async def channel_has_a_subscriber() -> bool:
+        [(_, count)] = await r.pubsub_numsub(f"{PREFIX}:floor:changes")
+        return int(count) >= 1
+
+    await eventually(channel_has_a_subscriber)
+
+
 async def messages(r: aioredis.Redis) -> AsyncGenerator[dict[str, Any], None]:
     """Messages of the change channel, decoded (subscribed before the first is awaited)."""
     pubsub = r.pubsub()
@@ -263,7 +276,7 @@ async def test_message_names_what_changed(redis_server: RedisServer) -> None:
         await wait_matching(r, http, base)
         stream = messages(r)
         first = asyncio.ensure_future(anext(stream))
-        await asyncio.sleep(0.1)  # subscribed
+        await subscribed(r)
         body = ndjson(ev("agent_state", T0 - 5, agent="a3", state="available", site="south"))
         await post(http, base, body)
         message = await first
@@ -291,7 +304,7 @@ async def test_message_carries_a_violation_that_started(redis_server: RedisServe
         await wait_matching(r, http, base)
         stream = messages(r)
         first = asyncio.ensure_future(anext(stream))
-        await asyncio.sleep(0.1)
+        await subscribed(r)
         clock.t += 11 * 60  # past the default not_ready_max of 10 minutes
         message = await first
         while not message["violations"]:
@@ -345,7 +358,7 @@ async def test_an_agent_the_floor_no_longer_has_is_deleted(redis_server: RedisSe
         assert await r.exists(key("agent", "a9"))
         stream = messages(r)
         first = asyncio.ensure_future(anext(stream))
-        await asyncio.sleep(0.1)
+        await subscribed(r)
         service.proc = decode_checkpoint(service.config, blob, live=True).processor
         message = await first
         while "a9" not in message["agents"]:
@@ -372,7 +385,7 @@ async def test_a_dropped_subscriber_resyncs(redis_server: RedisServer) -> None:
         resyncs = floor.resyncs
         stream = messages(r)
         first = asyncio.ensure_future(anext(stream))
-        await asyncio.sleep(0.1)
+        await subscribed(r)
         assert floor.subscription is not None
         service.bus.drop(floor.subscription)
         message = await first
@@ -489,7 +502,7 @@ async def test_change_sets_during_a_slow_write_are_coalesced(redis_server: Redis
         listener = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
         stream = messages(listener)
         first = asyncio.ensure_future(anext(stream))
-        await asyncio.sleep(0.1)
+        await subscribed(r)
         pause(redis_server)
         await asyncio.sleep(0.3)  # a queue refresh (every 50 ms) is sent, and hangs
         before = floor.change_sets
