@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 import aiohttp
@@ -20,12 +21,14 @@ from callfloor.store.memory import MemoryStore
 
 
 class OutageStore(MemoryStore):
-    """The memory store, failing while ``down`` is set, or taking ``delay_s`` per append."""
+    """The memory store, failing while ``down`` is set, or holding every append until
+    ``held`` is set (``appending`` counts the appends that started)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.down = False
-        self.delay_s = 0.0
+        self.held: asyncio.Event | None = None
+        self.appending = 0
 
     async def append(
         self,
@@ -34,8 +37,9 @@ class OutageStore(MemoryStore):
         *,
         clock_of: Callable[[str], float] | None = None,
     ) -> Mapping[str, str]:
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
+        self.appending += 1
+        if self.held is not None:
+            await self.held.wait()
         if self.down:
             raise ConnectionError("store unreachable")
         return await super().append(batches, at, clock_of=clock_of)
@@ -57,7 +61,7 @@ async def test_the_clock_goes_on_while_the_store_fails(caplog: pytest.LogCapture
         pending = asyncio.create_task(
             post(http, base, ndjson(ev("call_queued", T0 - 20, call_id="c2", queue="q")))
         )
-        await asyncio.sleep(0.2)  # the append has failed at least once
+        await _until(lambda: service.writer.store_failing)  # the append has failed
         clock.t = T0 + 60
         await asyncio.wait_for(service.next_tick(), 5)
         _, queue = await get(http, base, "/api/v1/queues/q")
@@ -77,24 +81,34 @@ async def test_the_clock_goes_on_while_the_store_fails(caplog: pytest.LogCapture
 
 
 async def test_a_slow_store_does_not_stop_the_clock() -> None:
-    """An append that takes seconds does not hold the ticks back: the document keeps up."""
+    """An append that does not finish does not hold the ticks back: the document keeps up."""
     clock = FakeClock()
     store = OutageStore()
     async with (
         running(clock=clock, store=store) as (service, base),
         aiohttp.ClientSession() as http,
     ):
-        store.delay_s = 2.0
+        store.held, store.appending = asyncio.Event(), 0
         pending = asyncio.create_task(
             post(http, base, ndjson(ev("call_queued", T0 - 20, call_id="c1", queue="q")))
         )
-        await asyncio.sleep(0.1)  # the append is under way
+        await _until(lambda: store.appending > 0)  # the append is under way, and held
         clock.t = T0 + 30
-        await asyncio.wait_for(service.next_tick(), 1)
+        await asyncio.wait_for(service.next_tick(), 10)
         as_of = service.view.as_of
-        status, _ = await asyncio.wait_for(pending, 5)
+        assert not pending.done(), "the append was not held"
+        store.held.set()
+        status, _ = await asyncio.wait_for(pending, 10)
     assert as_of == T0 + 29
     assert status == 202
+
+
+async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until ``check()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout} s"
+        await asyncio.sleep(0.01)
 
 
 class _FaultyCheck(FloorProcessor):
