@@ -49,14 +49,17 @@ def test_sigterm_stops_like_ctrl_c(tmp_path: Path) -> None:
     """SIGTERM ends open change streams, logs and prints "stopped" and exits 0, promptly."""
     with serve(tmp_path) as served:
         lines: list[bytes] = []
+        connected = threading.Event()
 
         def read_stream() -> None:
             with urllib.request.urlopen(served.base + "/api/v1/changes", timeout=10) as resp:
-                lines.extend(resp)  # until the server ends the stream
+                for line in resp:  # until the server ends the stream
+                    lines.append(line)
+                    connected.set()
 
-        reader = threading.Thread(target=read_stream)
+        reader = threading.Thread(target=read_stream, daemon=True)
         reader.start()
-        time.sleep(0.3)
+        assert connected.wait(10), "the change stream did not open"
         started = time.monotonic()
         served.proc.send_signal(signal.SIGTERM)
         out = served.proc.communicate(timeout=10)[0].decode()
