@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from types import TracebackType
 
 from callfloor.config import Config
 from callfloor.events import Event
@@ -100,3 +102,35 @@ async def until(check: Callable[[], bool], timeout: float = 10.0) -> float:
             raise AssertionError(f"not within {timeout} s")
         await asyncio.sleep(0.02)
     return time.monotonic() - began
+
+
+class Stalls:
+    """How long this process was held up while a test timed something: a stalled or
+    overloaded machine, not the code under test. A thread sleeps 5 ms at a time and adds
+    up every wake-up that came more than 20 ms late. The event loop's own work is not
+    counted (the thread gets the GIL back within the 5 ms switch interval, unless one C
+    call keeps it longer), so a duration less ``seconds`` is what the code under test
+    took while it could run."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            before = time.monotonic()
+            time.sleep(0.005)
+            late = time.monotonic() - before - 0.005
+            if late > 0.02:
+                self.seconds += late
+
+    def __enter__(self) -> Stalls:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
