@@ -209,7 +209,8 @@ async def test_read_waits_for_new_entries_then_returns_them(redis_server: RedisS
             waiting = asyncio.ensure_future(reader.read(cursors, 5.0))
             await asyncio.sleep(0.2)
             await writer.append([Batch(_events("a", 1, 1))], T0 + 1)
-            got = await asyncio.wait_for(waiting, 2.0)
+            # Well within the read's 5 s, long enough for a stalled machine.
+            got = await asyncio.wait_for(waiting, 4.0)
     assert _ids(got) == [("a", ["a1"])]
 
 
