@@ -271,7 +271,18 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             # Every held event is due once the clock passes the trace's end.
             time.sleep(max(0.0, float(events[-1]["ts"]) - time.time() + 1.5))
             live = server.snapshot_after(len(events), timeout=30.0)
-            after = _metrics(server)
+            # Read with the partition applied: a stall of the machine for 0.4 x lease_ttl
+            # makes the service give the lease up and take it again, and a read between
+            # the two would find it standing by.
+            found: list[dict[tuple[str, tuple[tuple[str, str], ...]], float]] = []
+
+            def applied() -> bool:
+                found[:] = [_metrics(server)]
+                return _sample(found[0], "callfloor_partitions_owned") == 1.0
+
+            with contextlib.suppress(AssertionError):  # a test below says it if not
+                _until(applied, 15.0, "the partition applied at the end")
+            after = found[0]
         finally:
             server.stop()
         replayed = replay_cli(
