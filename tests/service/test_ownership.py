@@ -129,8 +129,8 @@ async def test_a_dead_members_sites_are_taken_over_within_the_lease_ttl(
         await until(lambda: m1.events() + m2.events() == 4 * len(SITES))
         await asyncio.sleep(0.3)  # checkpoints of m2's sites
         await m2.submit(_calls(1, 4))  # acknowledged by m2: durable, maybe not applied
+        await m2.crash()
         with Stalls() as stalls:
-            await m2.crash()
             took = await until(lambda: m1.owned == set(SITES))
         # Timed while the machine let it run: a stall delays every member alike.
         took -= stalls.seconds
@@ -170,8 +170,8 @@ async def test_a_member_cut_off_from_redis_stops_applying_before_its_leases_end(
         await m1.submit(_calls(3))
         await until(lambda: m1.events() == 3 * len(SITES))
         lost = m1.coordinator.leases_lost
+        redis_server.kill()
         with Stalls() as stalls:
-            redis_server.kill()
             took = await until(lambda: not m1.owned)
         # Timed while the machine let it run (the design leaves 0.1 x lease_ttl to spare,
         # 0.1 s here, which any stall of the machine would take).
