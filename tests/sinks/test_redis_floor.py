@@ -503,8 +503,21 @@ async def test_change_sets_during_a_slow_write_are_coalesced(redis_server: Redis
         stream = messages(listener)
         first = asyncio.ensure_future(anext(stream))
         await subscribed(r)
+        begun = [0]  # writes begun: one begun after the pause hangs until the resume
+        write = floor._write
+
+        async def counted_write(plan: Any) -> None:
+            begun[0] += 1
+            await write(plan)
+
+        floor._write = counted_write  # type: ignore[method-assign]
         pause(redis_server)
-        await asyncio.sleep(0.3)  # a queue refresh (every 50 ms) is sent, and hangs
+        paused_at = begun[0]
+
+        async def a_write_hangs() -> bool:  # a queue refresh (every 50 ms), sent now
+            return begun[0] > paused_at
+
+        await eventually(a_write_hangs)
         before = floor.change_sets
         try:
             for i in range(5):
