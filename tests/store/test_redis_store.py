@@ -276,7 +276,7 @@ async def test_leases_have_one_holder_and_expire(redis_server: RedisServer) -> N
             assert await m1.holder(key) is None
             return True
 
-        for attempt in range(3):
+        for attempt in range(5):
             if await story(f"a{attempt}"):
                 break
         else:
