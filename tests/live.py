@@ -36,13 +36,20 @@ async def running(
     service = FloorService(
         cfg or config(), clock=clock or FakeClock(), host="127.0.0.1", port=0, **kwargs
     )
+    async with serving(service) as url:
+        yield service, url
+
+
+@asynccontextmanager
+async def serving(service: FloorService) -> AsyncIterator[str]:
+    """Run a service built by the caller until the block ends; yields its URL."""
     task = asyncio.create_task(service.run())
     started = asyncio.create_task(service.started.wait())
     await asyncio.wait([task, started], timeout=5, return_when=asyncio.FIRST_COMPLETED)
     if task.done():
         task.result()  # raise what stopped it
     try:
-        yield service, f"http://127.0.0.1:{service.bound_port}"
+        yield f"http://127.0.0.1:{service.bound_port}"
     finally:
         task.cancel()
         with suppress(asyncio.CancelledError):

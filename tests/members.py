@@ -10,6 +10,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 
+from waiting import until as until  # re-exported for the tests
+
 from callfloor.config import Config
 from callfloor.events import Event
 from callfloor.ingest.source import Batch, Receipt
@@ -92,16 +94,6 @@ async def running(*started: Member) -> AsyncIterator[None]:
         for member in started:
             if member.tasks:
                 await member.crash()
-
-
-async def until(check: Callable[[], bool], timeout: float = 10.0) -> float:
-    """Wait for ``check()``; how long it took."""
-    began = time.monotonic()
-    while not check():
-        if time.monotonic() - began > timeout:
-            raise AssertionError(f"not within {timeout} s")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - began
 
 
 class Stalls:

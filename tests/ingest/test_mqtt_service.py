@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from fixtures.mosquitto import Mosquitto, publish, subscribed
 from helpers import config, ev
 from live import get, ndjson, post
 from serving import ServeProcess, get_json
+from waiting import until
 
 from callfloor.service import FloorService
 from callfloor.service.sources import configured_sources
@@ -41,7 +42,7 @@ async def _serving(cfg: Any) -> AsyncIterator[tuple[FloorService, str]]:
     service = FloorService(cfg, host="127.0.0.1", port=0, tick_s=0.02)
     sources = configured_sources(cfg, service)
     task = asyncio.create_task(service.run(sources))
-    await _until(lambda: task.done() or service.stats.source_up.get("mqtt", False))
+    await until(lambda: task.done() or service.stats.source_up.get("mqtt", False), 15.0)
     if task.done():
         task.result()
     try:
@@ -50,14 +51,6 @@ async def _serving(cfg: Any) -> AsyncIterator[tuple[FloorService, str]]:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-
-
-async def _until(check: Callable[[], object], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.02)
 
 
 def _event(i: int, site: str | None = None, queue: str = "q") -> dict[str, Any]:
@@ -78,7 +71,7 @@ async def test_events_over_mqtt_and_http_reach_the_snapshot_and_metrics(
     async with _serving(_cfg(broker)) as (service, base), aiohttp.ClientSession() as http:
         await publish(broker, TOPIC, [msgspec.json.encode(_event(i)) for i in range(3)])
         status, _ = await post(http, base, ndjson(_event(3), _event(4)))
-        await _until(lambda: service.proc.view.counters().events >= 5)
+        await until(lambda: service.proc.view.counters().events >= 5, 15.0)
         _, doc = await get(http, base, "/api/v1/snapshot")
         async with http.get(base + "/metrics") as resp:
             metrics = await resp.text()
@@ -102,7 +95,7 @@ async def test_the_plus_of_the_topic_is_the_site_of_events_that_name_none(
                 msgspec.json.encode(_event(2, site="sh", queue="q2")),
             ],
         )
-        await _until(lambda: service.proc.view.counters().events >= 2)
+        await until(lambda: service.proc.view.counters().events >= 2, 15.0)
         _, doc = await get(http, base, "/api/v1/snapshot")
     assert (doc["queues"]["q1"]["site"], doc["queues"]["q2"]["site"]) == ("bj", "sh")
 
@@ -126,7 +119,7 @@ async def test_malformed_payloads_are_dead_lettered_and_ingestion_goes_on(
         aiohttp.ClientSession() as http,
     ):
         await publish(broker, TOPIC, payloads)
-        await _until(lambda: service.proc.view.counters().events >= 3)
+        await until(lambda: service.proc.view.counters().events >= 3, 15.0)
         got = [msgspec.json.decode((await asyncio.wait_for(letters.get(), 5)).payload)]
         got += [msgspec.json.decode((await asyncio.wait_for(letters.get(), 5)).payload)]
         got += [msgspec.json.decode((await asyncio.wait_for(letters.get(), 5)).payload)]
@@ -163,13 +156,13 @@ async def test_a_broker_restart_during_a_run_loses_nothing(broker: Mosquitto) ->
     payloads = [msgspec.json.encode(_event(i)) for i in range(n)]
     async with _serving(_cfg(broker)) as (service, base), aiohttp.ClientSession() as http:
         publishing = asyncio.create_task(_publish_resilient(broker, payloads))
-        await _until(lambda: service.proc.view.counters().events >= n // 3)
+        await until(lambda: service.proc.view.counters().events >= n // 3, 15.0)
         assert not publishing.done()  # the broker goes away in the middle of the run
         await asyncio.to_thread(broker.stop)
         await asyncio.sleep(0.3)
         await asyncio.to_thread(broker.start)
         assert await asyncio.wait_for(publishing, 60) == n
-        await _until(lambda: service.proc.view.counters().events >= n, timeout=30)
+        await until(lambda: service.proc.view.counters().events >= n, timeout=30)
         await asyncio.sleep(0.3)  # redeliveries still on the way are duplicates, not events
         _, doc = await get(http, base, "/api/v1/snapshot")
     assert doc["counters"]["events"] == n

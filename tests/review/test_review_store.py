@@ -4,13 +4,12 @@ writes, odd site names and keys written by others. Each xfail is a confirmed bug
 from __future__ import annotations
 
 import contextlib
-import resource
-import signal
 import struct
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from fixtures.disk import file_size_limit
 from fixtures.redis_server import RedisServer
 from helpers import T0, decode, ev
 from redis.asyncio import Redis
@@ -79,19 +78,6 @@ async def test_a_checkpoint_past_the_end_of_the_log_is_refused(tmp_path: Path) -
         await again.close()
 
 
-@contextlib.contextmanager
-def _file_size_limit(limit: int) -> Iterator[None]:
-    """Writes beyond ``limit`` bytes are cut short by the kernel (as on a full disk)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
-
-
 async def test_a_short_write_then_a_retry_leaves_a_recoverable_log(tmp_path: Path) -> None:
     """An append cut short by a full disk fails, its retry succeeds, and the next start
     replays every appended round (the partial record does not poison the log)."""
@@ -100,7 +86,7 @@ async def test_a_short_write_then_a_retry_leaves_a_recoverable_log(tmp_path: Pat
     first = await store.append([Batch(_events(1))], T0)
     size = int(first["log"].split(":")[1])
     round_two = [Batch(_events(50, 1))]
-    with _file_size_limit(size + 64), pytest.raises((StoreError, OSError)):
+    with file_size_limit(size + 64), pytest.raises((StoreError, OSError)):
         await store.append(round_two, T0 + 1)
     assert (tmp_path / "log" / "00000001.seg").stat().st_size == size  # partial record cut
     await store.append(round_two, T0 + 1)  # the writer's retry, once there is room

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 
 import aiohttp
 import pytest
 from helpers import T0, config, ev
 from live import FakeClock, get, ndjson, post, running
+from waiting import until
 
 from callfloor.events import CallQueued, Event
 from callfloor.ingest.source import Batch
@@ -61,7 +61,7 @@ async def test_the_clock_goes_on_while_the_store_fails(caplog: pytest.LogCapture
         pending = asyncio.create_task(
             post(http, base, ndjson(ev("call_queued", T0 - 20, call_id="c2", queue="q")))
         )
-        await _until(lambda: service.writer.store_failing)  # the append has failed
+        await until(lambda: service.writer.store_failing)  # the append has failed
         clock.t = T0 + 60
         await asyncio.wait_for(service.next_tick(), 5)
         _, queue = await get(http, base, "/api/v1/queues/q")
@@ -92,7 +92,7 @@ async def test_a_slow_store_does_not_stop_the_clock() -> None:
         pending = asyncio.create_task(
             post(http, base, ndjson(ev("call_queued", T0 - 20, call_id="c1", queue="q")))
         )
-        await _until(lambda: store.appending > 0)  # the append is under way, and held
+        await until(lambda: store.appending > 0)  # the append is under way, and held
         clock.t = T0 + 30
         await asyncio.wait_for(service.next_tick(), 10)
         as_of = service.view.as_of
@@ -101,14 +101,6 @@ async def test_a_slow_store_does_not_stop_the_clock() -> None:
         status, _ = await asyncio.wait_for(pending, 10)
     assert as_of == T0 + 29
     assert status == 202
-
-
-async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until ``check()`` holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"not within {timeout} s"
-        await asyncio.sleep(0.01)
 
 
 class _FaultyCheck(FloorProcessor):

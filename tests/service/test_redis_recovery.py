@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from traces import (
     split_feeds,
     write_ndjson,
 )
+from waiting import until, wait_until
 
 from callfloor.config import parse_config
 from callfloor.ingest.source import Batch
@@ -96,16 +97,6 @@ def _errors(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> di
         for (name, labels), value in samples.items()
         if name == "callfloor_store_errors_total"
     }
-
-
-def _until(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``check`` every 20 ms until it holds; the seconds it took."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 @dataclass
@@ -196,7 +187,7 @@ def _outage(server: ServeProcess, redis: RedisServer, kind: str, probe: Event) -
         seen.down_metrics = _metrics(server)
         return True
 
-    seen.noticed_s = _until(degraded, 10.0, f"/readyz degraded after a Redis {kind}")
+    seen.noticed_s = wait_until(degraded, 10.0, f"/readyz degraded after a Redis {kind}")
     seen.probe = _probe(server, probe)
     if kind == "kill":
         time.sleep(KILL_DOWN_S)  # bodies keep coming meanwhile (refused with 503)
@@ -204,7 +195,7 @@ def _outage(server: ServeProcess, redis: RedisServer, kind: str, probe: Event) -
         # Down long enough (0.4 x lease_ttl without a renewal) that the lease is given
         # up: the partition is taken again, restored from Redis, once it is back.
         with contextlib.suppress(AssertionError):  # a test below says it if not
-            seen.given_up_s = _until(
+            seen.given_up_s = wait_until(
                 lambda: _readyz(server)[1].get("partitions") == [],
                 LEASE_TTL_S * 3,
                 "the partition given up while Redis is down",
@@ -225,11 +216,11 @@ def _outage(server: ServeProcess, redis: RedisServer, kind: str, probe: Event) -
 
     # Each wait is recorded, not asserted here: the tests below say what did not happen.
     with contextlib.suppress(AssertionError):
-        seen.ready_again_s = _until(ready, 15.0, f"/readyz ready after a Redis {kind}")
+        seen.ready_again_s = wait_until(ready, 15.0, f"/readyz ready after a Redis {kind}")
     with contextlib.suppress(AssertionError):
-        _until(counted_up, 15.0, f"callfloor_store_up 1 after a Redis {kind}")
+        wait_until(counted_up, 15.0, f"callfloor_store_up 1 after a Redis {kind}")
     with contextlib.suppress(AssertionError):
-        seen.applied_again_s = _until(
+        seen.applied_again_s = wait_until(
             lambda: _readyz(server)[1].get("partitions") == ["all"],
             15.0,
             f"the partition applied after a Redis {kind}",
@@ -281,7 +272,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 return _sample(found[0], "callfloor_partitions_owned") == 1.0
 
             with contextlib.suppress(AssertionError):  # a test below says it if not
-                _until(applied, 15.0, "the partition applied at the end")
+                wait_until(applied, 15.0, "the partition applied at the end")
             after = found[0]
         finally:
             server.stop()
@@ -398,19 +389,11 @@ def test_an_idle_service_says_degraded_as_soon_as_redis_is_gone(tmp_path: Path) 
                 status, body = _readyz(server)
                 return status == 503 and body["store"] == "failing" and bool(body["store_error"])
 
-            _until(degraded, 1.0 + LEASE_TTL_S * 0.2, "degraded while idle")
+            wait_until(degraded, 1.0 + LEASE_TTL_S * 0.2, "degraded while idle")
             redis.start()
-            _until(lambda: _readyz(server)[0] == 200, 10.0, "ready after Redis is back")
+            wait_until(lambda: _readyz(server)[0] == 200, 10.0, "ready after Redis is back")
         finally:
             server.stop()
-
-
-async def _until_async(check: Callable[[], bool], timeout: float, what: str) -> None:
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.02)
 
 
 async def test_a_lease_not_renewed_is_given_up_while_a_round_waits_for_redis(
@@ -437,12 +420,12 @@ async def test_a_lease_not_renewed_is_given_up_while_a_round_waits_for_redis(
             asyncio.create_task(service.follower.run()),
         ]
         try:
-            await _until_async(lambda: service.writer.owned == set(sites), 10.0, "adopted")
+            await until(lambda: service.writer.owned == set(sites), 10.0, "adopted")
             redis.stop()
             event = decode(ev("call_queued", time.time(), call_id="c1", queue="qa", site="a"))
             await service.submit(Batch([event], source="test"))
-            await _until_async(lambda: service.writer.store_failing, 10.0, "append failing")
-            await _until_async(lambda: not service.writer.owned, 10.0, "partitions dropped")
+            await until(lambda: service.writer.store_failing, 10.0, "append failing")
+            await until(lambda: not service.writer.owned, 10.0, "partitions dropped")
             assert service.writer.store_failing, "the round is still waiting for Redis"
             assert service.coordinator.leases_lost == len(sites)
         finally:

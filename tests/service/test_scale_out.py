@@ -45,6 +45,7 @@ import redis
 from fixtures.redis_server import RedisServer
 from serving import ServeProcess, get_json, post_accepted, replay_cli
 from traces import DAY0, Event, Trace, assert_same_document, shifted, simulate, write_ndjson
+from waiting import wait_until
 
 from callfloor.service.ownership import wanted_owner
 
@@ -104,16 +105,6 @@ def _member(server: ServeProcess) -> str:
     return str(_readyz(server)["ownership"]["member"])
 
 
-def _until(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``check`` every 20 ms until it holds; the seconds it took."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.02)
-    return time.monotonic() - started
-
-
 def _wanted(servers: list[ServeProcess], sites: set[str]) -> dict[int, set[str]]:
     """The sites each process is wanted for (rendezvous hashing over their members)."""
     members = [_member(server) for server in servers]
@@ -160,12 +151,26 @@ def _applied(server: ServeProcess, count: int, timeout: float = 20.0) -> dict[st
         return int(found["counters"]["events"]) >= count
 
     try:
-        _until(done, timeout, f"{count} events applied")
+        wait_until(done, timeout, f"{count} events applied")
     except AssertionError:
         raise AssertionError(f"applied: {found.get('counters')}") from None
     counters = found["counters"]
     assert counters["rejected"] == 0 and counters["duplicates"] == 0, counters
     return found
+
+
+def _applied_apart(
+    servers: list[ServeProcess], split: dict[int, set[str]], events: list[Event]
+) -> list[dict[str, Any]]:
+    """Each process's snapshot once it applied its sites' events: each has its own sites
+    and no other."""
+    docs = [
+        _applied(server, sum(1 for e in events if e["site"] in split[k]))
+        for k, server in enumerate(servers)
+    ]
+    for k, doc in enumerate(docs):
+        assert set(doc["sites"]) == split[k], (k, set(doc["sites"]), split)
+    return docs
 
 
 def _tail_passed(events: list[Event]) -> None:
@@ -204,6 +209,13 @@ class Processes:
         server.wait_ready(timeout=20.0)
         return server
 
+    def split_pair(self, sites: set[str]) -> tuple[list[ServeProcess], dict[int, set[str]]]:
+        """Two processes, once each owns the sites it is wanted for; and those sites."""
+        servers = [self.start(), self.start()]
+        split = _wanted(servers, sites)
+        wait_until(_settled(servers, split), 10.0, f"the sites split as wanted: {split}")
+        return servers, split
+
 
 def test_the_configured_sites_get_owners_before_any_event(
     tmp_path: Path, redis_server: RedisServer, trace: Trace
@@ -213,7 +225,7 @@ def test_the_configured_sites_get_owners_before_any_event(
     config = _config(tmp_path, trace, redis_server)
     with ExitStack() as stack:
         one = Processes(config, stack).start()
-        _until(lambda: _owned(one) == _configured(trace), 10.0, "every site owned")
+        wait_until(lambda: _owned(one) == _configured(trace), 10.0, "every site owned")
         assert _snapshot(one)["counters"]["events"] == 0
 
 
@@ -228,19 +240,11 @@ def test_a_killed_owners_sites_are_taken_over_within_the_lease_ttl(
     events = _events(trace)
     first, rest = events[: len(events) * 3 // 5], events[len(events) * 3 // 5 :]
     with ExitStack() as stack:
-        processes = Processes(config, stack)
-        servers = [processes.start(), processes.start()]
-        split = _wanted(servers, sites)
-        _until(_settled(servers, split), 10.0, f"the sites split as wanted: {split}")
+        servers, split = Processes(config, stack).split_pair(sites)
         _post_alternating(servers, first)
         # Each site is applied by exactly one process: its snapshot has the site and the
         # site's events (all in the past: applied at once), the other's neither.
-        docs = [
-            _applied(server, sum(1 for e in first if e["site"] in split[k]))
-            for k, server in enumerate(servers)
-        ]
-        for k, doc in enumerate(docs):
-            assert set(doc["sites"]) == split[k], (k, set(doc["sites"]), split)
+        docs = _applied_apart(servers, split, first)
         assert sum(doc["counters"]["events"] for doc in docs) == len(first)
         victim = 0 if split[0] else 1
         survivor = servers[1 - victim]
@@ -257,7 +261,7 @@ def test_a_killed_owners_sites_are_taken_over_within_the_lease_ttl(
         killed_at = time.monotonic()
         servers[victim].kill()
         poster.start()
-        _until(lambda: _owned(survivor) == sites, 10.0, "the survivor owns every site")
+        wait_until(lambda: _owned(survivor) == sites, 10.0, "the survivor owns every site")
         takeover_s = time.monotonic() - killed_at
         poster.join(timeout=60)
         assert not poster.is_alive() and not errors, errors
@@ -282,7 +286,7 @@ def test_a_second_process_gets_its_share_and_the_numbers_stay_exact(
     with ExitStack() as stack:
         processes = Processes(config, stack)
         one = processes.start()
-        _until(lambda: _owned(one) == sites, 10.0, "the first process owns every site")
+        wait_until(lambda: _owned(one) == sites, 10.0, "the first process owns every site")
         _post_alternating([one], first)
         _applied(one, len(first))
         # A second member wins a share by rendezvous hashing, unless its random member id
@@ -294,16 +298,11 @@ def test_a_second_process_gets_its_share_and_the_numbers_stay_exact(
                 break
             two.stop()
         assert split[1], "no second process won a site"
-        handed_s = _until(_settled([one, two], split), 10.0, f"the hand-over of {split[1]}")
+        handed_s = wait_until(_settled([one, two], split), 10.0, f"the hand-over of {split[1]}")
         _post_alternating([one, two], rest)
         _tail_passed(events)
         servers = [one, two]
-        live = [
-            _applied(server, sum(1 for e in events if e["site"] in split[k]))
-            for k, server in enumerate(servers)
-        ]
-        for k, doc in enumerate(live):
-            assert set(doc["sites"]) == split[k], (k, set(doc["sites"]), split)
+        live = _applied_apart(servers, split, events)
     print(f"hand-over of {sorted(split[1])} to a new process: {handed_s:.3f} s")
     assert sum(doc["counters"]["events"] for doc in live) == len(events)
     for k, doc in enumerate(live):
@@ -322,10 +321,7 @@ def test_a_stopped_process_hands_its_sites_back_at_once(
     events = _events(trace)
     first, rest = events[: len(events) // 2], events[len(events) // 2 :]
     with ExitStack() as stack:
-        processes = Processes(config, stack)
-        servers = [processes.start(), processes.start()]
-        split = _wanted(servers, sites)
-        _until(_settled(servers, split), 10.0, f"the sites split as wanted: {split}")
+        servers, split = Processes(config, stack).split_pair(sites)
         _post_alternating(servers, first)
         leaving = 0 if split[0] else 1
         staying = servers[1 - leaving]
@@ -340,7 +336,7 @@ def test_a_stopped_process_hands_its_sites_back_at_once(
             still_member = client.zscore("floor-s:members", gone) is not None
         assert gone not in holders.values(), f"leases not released by {gone}: {holders}"
         assert not still_member, f"{gone} did not leave the members"
-        back_s = _until(lambda: _owned(staying) == sites, 10.0, "every site back on one")
+        back_s = wait_until(lambda: _owned(staying) == sites, 10.0, "every site back on one")
         _post_alternating([staying], rest)
         _tail_passed(events)
         live = _applied(staying, len(events))
@@ -363,7 +359,7 @@ def test_a_process_applies_nothing_before_it_holds_the_lease(
     with ExitStack() as stack, redis.Redis.from_url(redis_server.url) as client:
         processes = Processes(config, stack)
         one = processes.start()
-        _until(lambda: _owned(one) == {"all"}, 10.0, "the first process owns the floor")
+        wait_until(lambda: _owned(one) == {"all"}, 10.0, "the first process owns the floor")
         _post_alternating([one], events)
         _applied(one, len(events))
         one.stop()  # a final checkpoint; the lease released
@@ -375,7 +371,7 @@ def test_a_process_applies_nothing_before_it_holds_the_lease(
         assert standing_by["counters"]["events"] == 0
         assert standing_by["queues"] == {} and standing_by["agents"] == {}
         client.delete(lease)
-        _until(lambda: _owned(two) == {"all"}, 10.0, "the floor taken once its lease is free")
+        wait_until(lambda: _owned(two) == {"all"}, 10.0, "the floor taken once its lease is free")
         _applied(two, len(events))
 
 
@@ -422,16 +418,16 @@ def test_reads_answer_while_sites_are_adopted(
         stack.callback(one.stop)
         readers = [Reader(one)]
         one.wait_ready(timeout=20.0)
-        _until(lambda: _owned(one) == sites, 10.0, "the first process owns every site")
+        wait_until(lambda: _owned(one) == sites, 10.0, "the first process owns every site")
         two = ServeProcess(config)
         stack.callback(two.stop)
         readers.append(Reader(two))
         two.wait_ready(timeout=20.0)
         split = _wanted([one, two], sites)
-        _until(_settled([one, two], split), 10.0, f"the sites split as wanted: {split}")
+        wait_until(_settled([one, two], split), 10.0, f"the sites split as wanted: {split}")
         (two if split[1] else one).stop()
         survivor = one if split[1] else two
-        _until(lambda: _owned(survivor) == sites, 10.0, "every site back on one")
+        wait_until(lambda: _owned(survivor) == sites, 10.0, "every site back on one")
         time.sleep(0.2)
         answers = [reader.stop() for reader in readers]
     failures = [f for reader in readers for f in reader.failures]

@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 from fixtures.redis_server import RedisServer
 from helpers import T0, config, ev
-from live import FakeClock, get, ndjson, post
+from live import FakeClock, get, ndjson, post, serving
 
 from callfloor.processors.state import decode_checkpoint, encode_checkpoint
 from callfloor.service import FloorService
@@ -70,17 +70,8 @@ async def live_floor(
     )
     assert service.redis_floor is not None  # a redis:// store gets the live floor
     floor = service.redis_floor = RedisFloor(service, **floor_kwargs)
-    task = asyncio.create_task(service.run())
-    started = asyncio.create_task(service.started.wait())
-    await asyncio.wait([task, started], timeout=5, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()  # raise what stopped it
-    try:
-        yield service, f"http://127.0.0.1:{service.bound_port}", floor
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+    async with serving(service) as url:
+        yield service, url, floor
 
 
 @asynccontextmanager

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import os
-import resource
-import signal
 import struct
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fixtures.disk import file_size_limit
 from helpers import T0, decode, ev
 
 from callfloor.events import Event
@@ -301,19 +298,6 @@ async def test_a_log_that_starts_after_segment_one_without_a_checkpoint_is_refus
 # ---------------------------------------------------------------- failed appends
 
 
-@contextlib.contextmanager
-def _file_size_limit(limit: int) -> Iterator[None]:
-    """Writes beyond ``limit`` bytes are cut short by the kernel (as on a full disk)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
-
-
 def _failing(monkeypatch: pytest.MonkeyPatch, name: str, times: int) -> None:
     """The next ``times`` calls of ``os.<name>`` fail with EIO (a disk error), the later
     ones work."""
@@ -338,7 +322,7 @@ async def test_a_short_write_raises_a_store_error_naming_the_file_and_offset(
     await store.open()
     size = int((await store.append([Batch(_events(1))], T0))["log"].split(":")[1])
     segment = tmp_path / "log" / "00000001.seg"
-    with _file_size_limit(size + 64), pytest.raises(StoreError) as failed:
+    with file_size_limit(size + 64), pytest.raises(StoreError) as failed:
         await store.append([Batch(_events(50, 1))], T0 + 1)
     await store.close()
     assert f"cannot append to {segment} at byte {size}" in str(failed.value)
@@ -388,7 +372,7 @@ async def test_after_a_refused_cut_back_a_restart_recovers_the_acknowledged_reco
     await store.open()
     size = int((await store.append([Batch(_events(1))], T0))["log"].split(":")[1])
     _failing(monkeypatch, "ftruncate", 1)
-    with _file_size_limit(size + 64), pytest.raises(StoreError):
+    with file_size_limit(size + 64), pytest.raises(StoreError):
         await store.append([Batch(_events(50, 1))], T0 + 1)
     await store.close()
     assert (tmp_path / "log" / "00000001.seg").stat().st_size == size + 64  # kept
