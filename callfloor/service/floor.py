@@ -38,7 +38,7 @@ from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.merged import MergedFloor, MergedReader
 from callfloor.service.stats import IngestStats
 from callfloor.service.writer import Writer
-from callfloor.store.base import ALL, PartitionMap, Store
+from callfloor.store.base import ALL, PartitionMap, Store, StoreHealth
 from callfloor.store.open import open_store
 
 if TYPE_CHECKING:
@@ -209,9 +209,11 @@ class FloorService:
         fraction of ``lease_ttl``, so a body is refused at once instead of waiting for
         an append that cannot succeed.
         """
+        return self._store_problem(self.store.health())
+
+    def _store_problem(self, health: StoreHealth) -> str | None:
         if self.writer.store_failing:
             return self.writer.store_error or "appends to the store fail"
-        health = self.store.health()
         if not health.up:
             return health.last_error or "the store does not answer"
         return None
@@ -363,7 +365,8 @@ class FloorService:
         writer = self.writer
         stats.held_events = writer.held_events
         stats.pending_events = self.backlog.pending
-        stats.store_up = self.store_problem() is None
+        health = self.store.health()
+        stats.store_up = self._store_problem(health) is None
         stats.store_append_errors_total = writer.store_append_errors_total
         stats.checkpoints_total = writer.checkpoints_total
         stats.checkpoint_errors_total = writer.checkpoint_errors_total
@@ -379,8 +382,7 @@ class FloorService:
         lost = coordinator.leases_lost if coordinator is not None else writer.leases_lost_total
         stats.leases_lost_total = lost
         stats.store_stale_entries_total = writer.stale_entries_total
-        health = self.store.health()
-        stats.store_errors_total = dict(health.errors_by_op)
+        stats.store_errors_total = health.errors_by_op
         stats.store_reconnects_total = health.reconnects
         stats.store_bad_entries_total = health.bad_entries
         stats.store_append_retries_found_total = health.append_retries_found

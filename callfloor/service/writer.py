@@ -245,7 +245,10 @@ class Writer:
                 await self.recover((key,))
                 part = self.parts.get(key)
                 if part is not None:
-                    await self._catch_up(part)
+                    # To the watermark at once, as the partitions recovered at start
+                    # are: a processor with no time yet cannot be read, and readers
+                    # would otherwise wait for the next tick.
+                    await self._advance(part, self._now())
             except BaseException:
                 # Half restored (its log could not be read to the end: a hole): never
                 # applied, followed or checkpointed. The coordinator releases the lease
@@ -260,12 +263,6 @@ class Writer:
 
         await self._between_rounds(work)
         self.adopted_total += 1
-
-    async def _catch_up(self, part: Partition) -> None:
-        """Bring a partition just restored to the watermark (what is due released, then a
-        tick), as the partitions recovered at start are: a processor with no time yet
-        cannot be read, and readers would otherwise wait for the next tick."""
-        await self._advance(part, self._now())
 
     async def _advance(self, part: Partition, watermark: float) -> bool:
         """Release ``part``'s held events the watermark passed (in slices), then tick it

@@ -129,7 +129,7 @@ class StoreHealth:
 
     up: bool = True
     last_error: str | None = None  # why it is down, naming the operation
-    errors_by_op: Mapping[str, int] = field(default_factory=dict)
+    errors_by_op: dict[str, int] = field(default_factory=dict)  # a copy, the caller's
     reconnects: int = 0  # it answered again after failing
     bad_entries: int = 0  # undecodable log entries skipped
     append_retries_found: int = 0  # a retried round that had landed after all

@@ -493,8 +493,7 @@ class RedisStore:
                 problems.append(f"{self.stream_key(site)}: {results[i]}")
             else:
                 landed[site] = _text(results[i])
-        if any(isinstance(r, BaseException) for r in results[len(sites) :]):
-            problems.extend(str(r) for r in results[len(sites) :] if isinstance(r, BaseException))
+        problems.extend(str(r) for r in results[len(sites) :] if isinstance(r, BaseException))
         if problems:
             self._failed = _FailedRound(batches, None, landed)
             self.errors_by_op["append"] = self.errors_by_op.get("append", 0) + 1
@@ -725,8 +724,3 @@ class RedisStore:
             bad_entries=self.bad_entries,
             append_retries_found=self.append_retries_found,
         )
-
-    def status(self) -> dict[str, Any]:
-        """The store's state: up or down, and the last error (``/readyz`` reads
-        :meth:`health` through the service's ``store_problem``)."""
-        return {"kind": "redis", "state": "up" if self.up else "down", "error": self.last_error}
