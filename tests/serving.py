@@ -165,10 +165,13 @@ class ServeProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
+        self.printed: str | None = None
 
     def output(self) -> str:
-        """What the process printed (once it has ended)."""
-        return self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
+        """What the process printed (once it has ended; kept by kill() and stop())."""
+        if self.printed is None and self.proc.stdout is not None:
+            self.printed = self.proc.stdout.read().decode(errors="replace")
+        return self.printed or ""
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Wait until ``/readyz`` says ready (the state recovered, the port bound)."""
@@ -215,17 +218,21 @@ class ServeProcess:
     def kill(self) -> None:
         """SIGKILL: no shutdown, no final checkpoint (a crash)."""
         self.proc.kill()
-        self.proc.communicate()
+        self._keep(self.proc.communicate()[0])
+
+    def _keep(self, printed: bytes | None) -> None:
+        if printed is not None and self.printed is None:
+            self.printed = printed.decode(errors="replace")
 
     def stop(self) -> None:
         """SIGINT and wait (SIGKILL after 10 s)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
-                self.proc.communicate(timeout=10)
+                self._keep(self.proc.communicate(timeout=10)[0])
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.communicate()
+                self._keep(self.proc.communicate()[0])
 
 
 def replay_cli(config: Path, events_file: Path, at: float) -> dict[str, Any]:

@@ -15,6 +15,7 @@ ahead of the clock across the kills too.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import threading
@@ -51,6 +52,7 @@ class Server:
         self.config = config
         self.port = free_port()
         self.current = ServeProcess(config, self.port)
+        self.started = [self.current]
         self.current.wait_ready(timeout=20.0)
         self.kills = 0
 
@@ -62,6 +64,7 @@ class Server:
         self.current.kill()
         self.kills += 1
         self.current = ServeProcess(self.config, self.port)
+        self.started.append(self.current)
         self.current.wait_ready(timeout=20.0)
 
     def stop(self) -> None:
@@ -87,6 +90,9 @@ def _publish(broker: Mosquitto, calls: list[Event], errors: list[BaseException])
             pending.append(client.publish(f"callfloor/{site}/events", body, qos=1))
         for info in pending:
             info.wait_for_publish(timeout=30)
+        unpublished = [k for k, info in enumerate(pending) if not info.is_published()]
+        if unpublished:
+            raise RuntimeError(f"messages {unpublished[:10]} were never acknowledged by the broker")
         client.loop_stop()
         client.disconnect()
     except BaseException as exc:  # reported by the test
@@ -120,6 +126,45 @@ def _post(server: Server, agents: list[Event], errors: list[BaseException]) -> N
                 time.sleep(0.1)
     except BaseException as exc:
         errors.append(exc)
+
+
+def _missing(server: Server, calls: list[Event], agents: list[Event]) -> str:
+    """Which events the last checkpoint lacks, the message or body that carried them,
+    and what every run of the server logged above INFO (to tell where they were lost)."""
+    from callfloor.config import load_config
+    from callfloor.processors.state import decode_checkpoint
+    from callfloor.store.base import ALL
+    from callfloor.store.open import open_store
+
+    config = load_config(server.config)
+
+    async def load() -> bytes | None:
+        store = open_store(config.store, sites=config.named_sites())
+        await store.open()
+        try:
+            return await store.load(ALL)
+        finally:
+            await store.close()
+
+    lines = []
+    blob = asyncio.run(load())
+    if blob is None:
+        lines.append("no checkpoint")
+    else:
+        restored = decode_checkpoint(config, blob, live=True)
+        ids = restored.processor.ids
+        known = set(ids.current) | set(ids.previous) | {e.id for e in restored.held}
+        for name, feed, size in (
+            ("MQTT message", calls, MESSAGE_EVENTS),
+            ("HTTP body", agents, POST_EVENTS),
+        ):
+            for i, event in enumerate(feed):
+                if event["id"] not in known:
+                    lines.append(f"missing {event['id']} ts={event['ts']}: {name} {i // size}")
+    for run, process in enumerate(server.started):
+        noted = [line for line in process.output().splitlines() if " INFO " not in line]
+        lines.append(f"run {run}: " + ("\n  ".join(noted[-30:]) or "nothing above INFO"))
+    return "\n".join(lines)
 
 
 def _config(tmp_path: Path, toml: str, store_url: str, broker: Mosquitto) -> Path:
@@ -172,9 +217,14 @@ def test_a_day_over_mqtt_and_http_survives_sigkills(
         for feed in feeds:
             feed.join(timeout=120)
         assert not errors, errors
+        assert not any(feed.is_alive() for feed in feeds), "a feed did not finish in 120 s"
         # Every held event is due once the clock passes the trace's end.
         time.sleep(max(0.0, float(events[-1]["ts"]) - time.time() + 1.5))
-        live = server.current.snapshot_after(len(events), timeout=60.0)
+        try:
+            live = server.current.snapshot_after(len(events), timeout=60.0)
+        except RuntimeError as exc:
+            server.stop()  # its last checkpoint says which events it has
+            raise AssertionError(f"{exc}\n{_missing(server, calls, agents)}") from None
     finally:
         server.stop()
     assert server.kills >= KILLS

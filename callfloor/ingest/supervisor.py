@@ -9,6 +9,11 @@ not reconnect to a broker in lock-step). A source that stayed up for
 ``stable_after_s`` starts again from the shortest delay. A source whose iterator
 ends is finished and not restarted. The state of each source is reported by
 :meth:`Supervisor.status` (``/readyz``) and in the mappings given to it (metrics).
+
+A source counts as up once ``async with source`` has returned: for MQTT, connected
+and subscribed. Until a source has been up once it is :meth:`Supervisor.first_start`
+pending: a broker drops what is published before the first subscription of a new
+session, so a service must not say it takes events before then.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class SourceStatus:
     """One source as ``/readyz`` shows it."""
 
     state: SourceState = SourceState.STARTING
+    been_up: bool = False  # entered at least once (MQTT: connected and subscribed)
     restarts: int = 0
     last_error: str | None = None
     retry_in_s: float | None = None
@@ -76,9 +82,29 @@ class Supervisor:
         """Every supervised source by name."""
         return dict(self._status)
 
+    def register(self, source: Source) -> None:
+        """Know ``source`` before its :meth:`run` task starts (it shows as starting)."""
+        name = source.name
+        if name not in self._status:
+            self._status[name] = SourceStatus()
+            self.up[name] = False
+            self.restarts.setdefault(name, 0)
+
     def healthy(self) -> bool:
-        """No source is waiting to be restarted."""
-        return all(s.state is not SourceState.BACKOFF for s in self._status.values())
+        """No source is failing: none waits to be restarted or is reconnecting."""
+        return all(
+            s.state in (SourceState.UP, SourceState.FINISHED)
+            or (s.state is SourceState.STARTING and not s.been_up)
+            for s in self._status.values()
+        )
+
+    def first_start(self) -> list[str]:
+        """The sources still making their first start (never up, not failed yet)."""
+        return sorted(
+            name
+            for name, s in self._status.items()
+            if s.state is SourceState.STARTING and not s.been_up
+        )
 
     def delay(self, attempt: int) -> float:
         """The wait before restart number ``attempt`` (1-based): doubling, capped, jittered."""
@@ -88,15 +114,15 @@ class Supervisor:
     async def run(self, source: Source) -> None:
         """Run ``source`` until it finishes or the task is cancelled; never raises otherwise."""
         name = source.name
-        status = self._status[name] = SourceStatus()
-        self.up[name] = False
-        self.restarts.setdefault(name, 0)
+        self.register(source)
+        status = self._status[name]
         attempt = 0
         while True:
             started = self._clock()
             try:
                 async with source:
                     status.state, status.retry_in_s = SourceState.UP, None
+                    status.been_up = True
                     self.up[name] = True
                     async for batch in source:
                         await self.sink(batch)

@@ -336,6 +336,10 @@ class FloorService:
         elif store_failing or not self.supervisor.healthy():
             # Nothing is acknowledged while the store fails: senders wait, then retry.
             status = "degraded"
+        elif self.supervisor.first_start():
+            # Not subscribed yet: a broker drops what a new session is sent before its
+            # first subscription, so a publisher must not be told to go ahead.
+            status = "starting"
         else:
             status = "ready"
         return status == "ready", {
@@ -397,8 +401,6 @@ class FloorService:
             stats.redis_floor_errors_total = sink.errors
             stats.redis_floor_resyncs_total = sink.resyncs
 
-    # ---------------------------------------------------------------- the writer
-
     # ---------------------------------------------------------------- lifecycle
 
     async def run(
@@ -456,6 +458,8 @@ class FloorService:
         self.bound_port = int(addresses[0][1]) if addresses else self.port
         url = f"http://{self.host}:{self.bound_port}/"
         log.info("listening url=%s", url)
+        for source in sources:
+            self.supervisor.register(source)  # /readyz says starting until each is up
         self.started.set()
         if on_listening is not None:
             on_listening(url)

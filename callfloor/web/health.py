@@ -14,7 +14,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: 200 when events are taken now; 503 while starting, stopping,
-    overloaded (the backlog is full) or degraded (a source is being restarted)."""
+    """Readiness: 200 when events are taken now; 503 while starting (a source has not
+    been up yet), stopping, overloaded (the backlog is full) or degraded (a source is
+    being restarted, or the store fails)."""
     ready, detail = floor_of(request).readiness()
     return json_response(detail, 200 if ready else 503)

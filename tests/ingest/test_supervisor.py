@@ -138,3 +138,65 @@ async def test_a_failing_source_does_not_stop_the_service_and_shows_in_readyz() 
     assert status == 503 and ready["status"] == "degraded"
     assert ready["sources"]["scripted"]["state"] == "backoff"
     assert service.stats.source_restarts_total["scripted"] == 1
+
+
+async def test_a_registered_source_is_pending_its_first_start_until_it_is_entered() -> None:
+    """A source known before its task runs is in first_start() (healthy, not up) until
+    it has been entered once; then it is not, even while it reconnects."""
+    gate = asyncio.Event()
+
+    class Gated(ScriptedSource):
+        async def __aenter__(self) -> Self:
+            await gate.wait()
+            return await super().__aenter__()
+
+    async def sink(batch: Batch) -> None:
+        await asyncio.sleep(3600)  # holds the source up
+
+    sup = Supervisor(sink, backoff_min_s=0.01, jitter=lambda: 0.0)
+    source = Gated([_batch(1)])
+    sup.register(source)
+    before = (sup.first_start(), sup.healthy(), sup.status()["scripted"].state)
+    task = asyncio.create_task(sup.run(source))
+    await asyncio.sleep(0.02)
+    connecting = (sup.first_start(), sup.healthy())
+    gate.set()
+    while sup.status()["scripted"].state is not SourceState.UP:
+        await asyncio.sleep(0.005)
+    after = (sup.first_start(), sup.healthy())
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert before == (["scripted"], True, SourceState.STARTING)
+    assert connecting == (["scripted"], True)
+    assert after == ([], True)
+
+
+async def test_a_source_reconnecting_after_it_was_up_is_not_healthy() -> None:
+    """Once up, a source that lost its connection is unhealthy while it connects again,
+    not only while it waits in backoff."""
+    gate = asyncio.Event()
+    entered = 0
+
+    class Reconnecting(ScriptedSource):
+        async def __aenter__(self) -> Self:
+            nonlocal entered
+            entered += 1
+            if entered > 1:
+                await gate.wait()  # the second connect hangs until released
+            return await super().__aenter__()
+
+    async def sink(batch: Batch) -> None:
+        return None
+
+    sup = Supervisor(sink, backoff_min_s=0.01, jitter=lambda: 0.0)
+    source = Reconnecting([_batch(1)], fail_after=True)
+    task = asyncio.create_task(sup.run(source))
+    while entered < 2:
+        await asyncio.sleep(0.005)
+    status = sup.status()["scripted"]
+    reconnecting = (status.state, status.been_up, sup.healthy(), sup.first_start())
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert reconnecting == (SourceState.STARTING, True, False, [])
