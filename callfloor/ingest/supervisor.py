@@ -53,6 +53,10 @@ class SourceStatus:
     retry_in_s: float | None = None
 
 
+def _first_try(status: SourceStatus) -> bool:
+    return status.state is SourceState.STARTING and not status.been_up and not status.restarts
+
+
 class Supervisor:
     """Supervises sources feeding one sink (see the module docstring)."""
 
@@ -93,18 +97,13 @@ class Supervisor:
     def healthy(self) -> bool:
         """No source is failing: none waits to be restarted or is reconnecting."""
         return all(
-            s.state in (SourceState.UP, SourceState.FINISHED)
-            or (s.state is SourceState.STARTING and not s.been_up)
+            s.state in (SourceState.UP, SourceState.FINISHED) or _first_try(s)
             for s in self._status.values()
         )
 
     def first_start(self) -> list[str]:
-        """The sources still making their first start (never up, not failed yet)."""
-        return sorted(
-            name
-            for name, s in self._status.items()
-            if s.state is SourceState.STARTING and not s.been_up
-        )
+        """The sources still making their first attempt (never up, never failed)."""
+        return sorted(name for name, s in self._status.items() if _first_try(s))
 
     def delay(self, attempt: int) -> float:
         """The wait before restart number ``attempt`` (1-based): doubling, capped, jittered."""

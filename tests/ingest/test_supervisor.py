@@ -200,3 +200,32 @@ async def test_a_source_reconnecting_after_it_was_up_is_not_healthy() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert reconnecting == (SourceState.STARTING, True, False, [])
+
+
+async def test_a_source_that_failed_before_it_was_ever_up_stays_unhealthy_while_retrying() -> None:
+    """A source whose first connect failed is unhealthy (not merely starting) during its
+    next attempt too, so /readyz says degraded until it is up."""
+    gate = asyncio.Event()
+    entered = 0
+
+    class FailingFirst(ScriptedSource):
+        async def __aenter__(self) -> Self:
+            nonlocal entered
+            entered += 1
+            if entered > 1:
+                await gate.wait()
+            return await super().__aenter__()
+
+    async def sink(batch: Batch) -> None:
+        return None
+
+    sup = Supervisor(sink, backoff_min_s=0.01, jitter=lambda: 0.0)
+    source = FailingFirst([], fail_enters=1)
+    task = asyncio.create_task(sup.run(source))
+    while entered < 2:
+        await asyncio.sleep(0.005)
+    retrying = (sup.status()["scripted"].state, sup.healthy(), sup.first_start())
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert retrying == (SourceState.STARTING, False, [])
