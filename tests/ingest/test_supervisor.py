@@ -172,60 +172,43 @@ async def test_a_registered_source_is_pending_its_first_start_until_it_is_entere
     assert after == ([], True)
 
 
-async def test_a_source_reconnecting_after_it_was_up_is_not_healthy() -> None:
-    """Once up, a source that lost its connection is unhealthy while it connects again,
-    not only while it waits in backoff."""
-    gate = asyncio.Event()
-    entered = 0
+class HangsOnRetry(ScriptedSource):
+    """A scripted source whose second connect hangs (a retry in progress) until cancelled."""
 
-    class Reconnecting(ScriptedSource):
-        async def __aenter__(self) -> Self:
-            nonlocal entered
-            entered += 1
-            if entered > 1:
-                await gate.wait()  # the second connect hangs until released
-            return await super().__aenter__()
+    async def __aenter__(self) -> Self:
+        if self.enters >= 1:
+            self.enters += 1
+            await asyncio.Event().wait()
+        return await super().__aenter__()
+
+
+async def _while_retrying(source: HangsOnRetry) -> tuple[SourceState, bool, bool, list[str]]:
+    """The supervisor's view of ``source`` during its second connect attempt."""
 
     async def sink(batch: Batch) -> None:
         return None
 
     sup = Supervisor(sink, backoff_min_s=0.01, jitter=lambda: 0.0)
-    source = Reconnecting([_batch(1)], fail_after=True)
     task = asyncio.create_task(sup.run(source))
-    while entered < 2:
+    while source.enters < 2:
         await asyncio.sleep(0.005)
     status = sup.status()["scripted"]
-    reconnecting = (status.state, status.been_up, sup.healthy(), sup.first_start())
+    seen = (status.state, status.been_up, sup.healthy(), sup.first_start())
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert reconnecting == (SourceState.STARTING, True, False, [])
+    return seen
+
+
+async def test_a_source_reconnecting_after_it_was_up_is_not_healthy() -> None:
+    """Once up, a source that lost its connection is unhealthy while it connects again,
+    not only while it waits in backoff."""
+    seen = await _while_retrying(HangsOnRetry([_batch(1)], fail_after=True))
+    assert seen == (SourceState.STARTING, True, False, [])
 
 
 async def test_a_source_that_failed_before_it_was_ever_up_stays_unhealthy_while_retrying() -> None:
     """A source whose first connect failed is unhealthy (not merely starting) during its
     next attempt too, so /readyz says degraded until it is up."""
-    gate = asyncio.Event()
-    entered = 0
-
-    class FailingFirst(ScriptedSource):
-        async def __aenter__(self) -> Self:
-            nonlocal entered
-            entered += 1
-            if entered > 1:
-                await gate.wait()
-            return await super().__aenter__()
-
-    async def sink(batch: Batch) -> None:
-        return None
-
-    sup = Supervisor(sink, backoff_min_s=0.01, jitter=lambda: 0.0)
-    source = FailingFirst([], fail_enters=1)
-    task = asyncio.create_task(sup.run(source))
-    while entered < 2:
-        await asyncio.sleep(0.005)
-    retrying = (sup.status()["scripted"].state, sup.healthy(), sup.first_start())
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert retrying == (SourceState.STARTING, False, [])
+    seen = await _while_retrying(HangsOnRetry([], fail_enters=1))
+    assert seen == (SourceState.STARTING, False, False, [])
