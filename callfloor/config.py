@@ -235,6 +235,7 @@ class StoreConfig:
 
 
 SOURCE_KINDS: Final[tuple[str, ...]] = ("mqtt", "queue_log", "ami")
+HTTP_SOURCE: Final = "http"  # the built-in ingest route's source name (reserved)
 MQTT_PROTOCOLS: Final[tuple[str, ...]] = ("5", "3.1.1")
 
 
@@ -718,6 +719,9 @@ def _sources(ctx: _Ctx, raw: object) -> tuple[SourceConfig, ...]:
         )
         if name in names:
             raise ctx.error(f"{key}.name", f"two sources are named {name!r}")
+        if name == HTTP_SOURCE:
+            # Its counters, its /readyz entry and its readiness would be the built-in one's.
+            raise ctx.error(f"{key}.name", f"{name!r} is the built-in HTTP ingest's name")
         names.add(name)
         topics: tuple[str, ...] = ()
         if kind == "mqtt":

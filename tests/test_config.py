@@ -143,6 +143,7 @@ def test_store_sources_and_tokens_parse_with_secrets_from_the_environment(
         ({"sources": [{"kind": "kafka"}]}, "sources[0].kind"),
         ({"sources": [{"kind": "mqtt", "path": "/x"}]}, "sources[0].path: unknown key"),
         ({"sources": [{"kind": "queue_log"}]}, "needs the file's path"),
+        ({"sources": [{"kind": "mqtt", "name": "http"}]}, "built-in HTTP ingest's name"),
         ({"http": {"write_tokens": ["env:CALLFLOOR_SURELY_UNSET"]}}, "is not set"),
     ],
 )

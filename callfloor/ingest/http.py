@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Self
 
+from callfloor.config import HTTP_SOURCE
 from callfloor.events import Event
 from callfloor.ingest.backlog import Backlog
 from callfloor.ingest.source import Batch, Receipt
@@ -31,7 +32,7 @@ class HttpSource:
     def __init__(
         self,
         backlog: Backlog,
-        name: str = "http",
+        name: str = HTTP_SOURCE,
         on_drop: Callable[[int], None] | None = None,
     ) -> None:
         self._name = name

@@ -139,12 +139,18 @@ async def _publish_resilient(broker: Mosquitto, payloads: list[bytes]) -> int:
     """Publish every payload at QoS 1, reconnecting (and resending) while the broker is away."""
     sent = 0
     while sent < len(payloads):
+        client = aiomqtt.Client(broker.host, broker.port, timeout=2)
         try:
-            async with aiomqtt.Client(broker.host, broker.port, timeout=2) as client:
+            async with client:
                 while sent < len(payloads):
                     await client.publish(TOPIC, payloads[sent], qos=1, timeout=2)
                     sent += 1
         except aiomqtt.MqttError:
+            # aiomqtt keeps the lost connection's error in a future nobody reads; read it,
+            # or asyncio reports it as never retrieved whenever the client is collected.
+            lost = client._disconnected
+            if lost.done() and not lost.cancelled():
+                lost.exception()
             await asyncio.sleep(0.05)
     return sent
 
