@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from fixtures.mosquitto import Mosquitto
 from fixtures.redis_server import RedisServer
-from serving import ServeProcess, free_port, replay_cli
+from serving import ServeProcess, free_port, ndjson, replay_cli
 from traces import DAY0, Event, assert_same_document, shifted, simulate, split_feeds, write_ndjson
 
 HOURS = 3.0
@@ -106,7 +106,7 @@ def _post(server: Server, agents: list[Event], errors: list[BaseException]) -> N
         start = time.monotonic()
         for k, chunk in enumerate(bodies):
             time.sleep(max(0.0, start + SEND_S * k / len(bodies) - time.monotonic()))
-            body = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in chunk).encode()
+            body = ndjson(chunk)
             deadline = time.monotonic() + 60
             while True:
                 request = urllib.request.Request(

@@ -14,6 +14,7 @@ import aiomqtt
 import msgspec
 import pytest
 from fixtures.mosquitto import Mosquitto, publish, subscribed
+from fixtures.tcp_proxy import tcp_proxy
 from helpers import config, ev
 from live import get, ndjson, post
 from serving import ServeProcess, get_json
@@ -221,41 +222,14 @@ def test_serve_refuses_a_source_kind_it_cannot_run(tmp_path: Path) -> None:
     assert "kind 'queue_log' is not available" in out and out.count("\n") == 1
 
 
-@asynccontextmanager
-async def _slow_connect(broker: Mosquitto, delay_s: float) -> AsyncIterator[str]:
-    """An ``mqtt://`` URL whose connections reach the broker only after ``delay_s`` (a
-    slow start: the client's CONNECT and SUBSCRIBE arrive late)."""
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except OSError:
-            pass
-        finally:
-            writer.close()
-
-    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(delay_s)
-        broker_r, broker_w = await asyncio.open_connection(broker.host, broker.port)
-        await asyncio.gather(pipe(client_r, broker_w), pipe(broker_r, client_w))
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"mqtt://127.0.0.1:{port}"
-    finally:
-        server.close()
-
-
 async def test_readyz_says_starting_until_the_mqtt_source_has_subscribed(
     broker: Mosquitto,
 ) -> None:
     """/readyz answers 503 "starting" until the source's first subscription, so a message
     published as soon as it says ready reaches callfloor (a broker drops what a new
     session is sent before it subscribes)."""
-    async with _slow_connect(broker, 0.5) as url:
+    async with tcp_proxy(broker.port, connect_delay_s=0.5) as proxy:
+        url = f"mqtt://127.0.0.1:{proxy.port}"
         source = {"kind": "mqtt", "url": url, "client_id": "cf-first-start"}
         cfg = config({"sources": [source]})
         service = FloorService(cfg, host="127.0.0.1", port=0, tick_s=0.02)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.redis_server import RedisServer, free_port
+from fixtures.tcp_proxy import tcp_proxy
 from helpers import T0, decode, ev
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -374,66 +375,29 @@ async def test_redis_down_fails_appends_counted_then_they_resume(
         assert _ids(await _replayed(store, ALL)) == [("a", ["a0"]), ("a", ["a1"])]
 
 
-class _LossyProxy:
-    """A TCP proxy to Redis that can lose the answers: once ``lose`` is set it lets the
-    next request through, waits for Redis's answer, and cuts the client off instead."""
-
-    def __init__(self, port: int) -> None:
-        self.upstream = port
-        self.lose = False
-        self.server: asyncio.Server | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
-        self.port = int(self.server.sockets[0].getsockname()[1])
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
-
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, back: bool) -> None:
-            with contextlib.suppress(OSError):
-                while data := await src.read(65536):
-                    if back and self.lose:
-                        self.lose = False
-                        break  # the answer is lost: the client sees its connection drop
-                    dst.write(data)
-                    await dst.drain()
-            for w in (writer, up_writer):
-                w.close()
-
-        await asyncio.gather(pump(reader, up_writer, False), pump(up_reader, writer, True))
-
-    async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-
-
 async def test_a_retried_append_whose_answer_was_lost_is_logged_once(
     redis_server: RedisServer,
 ) -> None:
     """When Redis appended a round but its answer never came, the writer's retry of the
     same round finds it there and does not log it twice."""
-    proxy = _LossyProxy(redis_server.port)
-    await proxy.start()
-    try:
-        async with _opened(f"redis://127.0.0.1:{proxy.port}/0") as store:
-            round_ = [Batch(_events("a", 2))]
-            proxy.lose = True
-            with pytest.raises(StoreError):
-                await store.append(round_, T0)
-            assert await store.append(round_, T0) == {}
-            assert store.append_retries_found == 1
-            assert _ids(await _replayed(store, ALL)) == [("a", ["a0", "a1"])]
-            other = [Batch(_events("a", 1, 2))]
-            proxy.lose = True
-            with pytest.raises(StoreError):
-                await store.append(other, T0)
-            # A different round after a failure is a new round, not a retry.
-            await store.append([Batch(_events("a", 1, 3))], T0)
-            assert _ids(await _replayed(store, ALL))[-1] == ("a", ["a3"])
-    finally:
-        await proxy.close()
+    async with (
+        tcp_proxy(redis_server.port) as proxy,
+        _opened(f"redis://127.0.0.1:{proxy.port}/0") as store,
+    ):
+        round_ = [Batch(_events("a", 2))]
+        proxy.lose = True
+        with pytest.raises(StoreError):
+            await store.append(round_, T0)
+        assert await store.append(round_, T0) == {}
+        assert store.append_retries_found == 1
+        assert _ids(await _replayed(store, ALL)) == [("a", ["a0", "a1"])]
+        other = [Batch(_events("a", 1, 2))]
+        proxy.lose = True
+        with pytest.raises(StoreError):
+            await store.append(other, T0)
+        # A different round after a failure is a new round, not a retry.
+        await store.append([Batch(_events("a", 1, 3))], T0)
+        assert _ids(await _replayed(store, ALL))[-1] == ("a", ["a3"])
 
 
 async def test_a_round_partly_failed_in_exec_is_retried_for_the_failed_sites_only(
