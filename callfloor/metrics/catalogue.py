@@ -102,6 +102,8 @@ LABELS: Final[Mapping[str, str]] = {
     "source": "Event source name, e.g. http or simulated.",
     "subscriber": "Kind of change-stream subscriber, e.g. sse.",
     "op": "Store operation, e.g. read (following the log), renew (leases), load, save.",
+    "partition": "Partition of the floor (`[store] partitions`), named after its first "
+    "site; `all` with one partition.",
 }
 
 # SPEC §3 counts: (window field, what it counts). The field names are those of the
@@ -580,6 +582,16 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         _G,
         "Partitions of the floor this process applies (with a shared store, those whose "
         "lease it holds).",
+    ),
+    _svc(
+        "callfloor_partition_stale_since_seconds",
+        _G,
+        "When this process stopped applying the partition because its lease could not be "
+        "renewed (Redis unreachable), epoch seconds: its API reads are served as they last "
+        "stood, marked stale, and its queue and site series are not exported here. One "
+        "series per partition while it is stale.",
+        ("partition",),
+        unit=Unit.UNIX_SECONDS,
     ),
     _svc(
         "callfloor_partition_adoptions_total",

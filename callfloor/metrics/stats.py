@@ -132,6 +132,10 @@ class ServiceStats(Protocol):
         """Partitions applied here."""
 
     @property
+    def partition_stale_since(self) -> Mapping[str, float]:
+        """Partitions served stale (lease lost), by key: since when (epoch seconds)."""
+
+    @property
     def partition_adoptions_total(self) -> int:
         """Partitions taken on."""
 
@@ -228,6 +232,7 @@ def add_service_samples(fam: Mapping[str, BuiltFamily], stats: ServiceStats) -> 
     _one(fam["callfloor_checkpoint_seconds"], stats.checkpoint_seconds)
     _one(fam["callfloor_recovered_events_total"], stats.recovered_events_total)
     _one(fam["callfloor_partitions_owned"], stats.partitions_owned)
+    _by(fam["callfloor_partition_stale_since_seconds"], "partition", stats.partition_stale_since)
     _one(fam["callfloor_partition_adoptions_total"], stats.partition_adoptions_total)
     _one(fam["callfloor_partition_drops_total"], stats.partition_drops_total)
     _one(fam["callfloor_leases_lost_total"], stats.leases_lost_total)

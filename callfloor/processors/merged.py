@@ -10,13 +10,15 @@ partitions both have, which only events naming a queue or agent under another
 partition's site can cause, is read from the first partition in key order.)
 
 With one partition the service reads that processor's own reader; this one is used
-only when there are several, or none (a process standing by).
+only when there are several, or none (a process standing by), or when a partition is
+served *stale* (its lease lost: see ``callfloor.service.writer.Frozen``): its reader is
+one of the readers, and :meth:`MergedReader.stale` names its sites.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from callfloor.config import Config
@@ -32,6 +34,7 @@ from callfloor.processors.views import (
     QueueTotals,
     QueueView,
     SiteView,
+    Staleness,
     ViolationCount,
     ViolationView,
 )
@@ -50,10 +53,11 @@ class MergedReader(FloorReader):
 
     ``generation`` grows whenever the set of partitions changes, so ``version`` (a
     cache key) changes too; ``clock`` is the instant reported when there is no
-    partition at all.
+    partition at all; ``stale`` names the sites of readers served as they last stood
+    (partitions not applied any more).
     """
 
-    __slots__ = ("_clock", "_generation", "_readers")
+    __slots__ = ("_clock", "_generation", "_readers", "_stale")
 
     def __init__(
         self,
@@ -62,12 +66,14 @@ class MergedReader(FloorReader):
         labels: Sequence[str],
         generation: int = 0,
         clock: float = float("-inf"),
+        stale: Mapping[str, Staleness] | None = None,
     ) -> None:
         # FloorReader.__init__ is not called: there is no single processor to read.
         self._readers = list(readers)
         self._labels = list(labels)
         self._generation = generation
         self._clock = clock
+        self._stale = dict(sorted(stale.items())) if stale else {}
 
     # ------------------------------------------------------------------ time
 
@@ -220,6 +226,10 @@ class MergedReader(FloorReader):
             timers_pending=sum(s.timers_pending for s in every),
             history_events=sum(s.history_events for s in every),
         )
+
+    def stale(self) -> dict[str, Staleness]:
+        """Sites served as they last stood (their partition not applied), by name."""
+        return dict(self._stale)
 
     def document(self) -> Document:
         """The SPEC §7 document of the partitions together."""

@@ -33,6 +33,7 @@ from callfloor.processors.views import (
     Severity,
     SiteLive,
     SiteView,
+    Staleness,
     ViolationCount,
     ViolationKind,
     ViolationView,
@@ -516,6 +517,11 @@ class FloorReader:
             timers_pending=len(proc.timers),
             history_events=self._history_events(),
         )
+
+    def stale(self) -> dict[str, Staleness]:
+        """Sites served as they last stood, by name: none for one processor's reads (a
+        processor is applied; the service marks the partitions it stopped applying)."""
+        return {}
 
     def _history_events(self) -> int:
         proc = self._proc

@@ -216,6 +216,18 @@ class AgentDetail(msgspec.Struct, kw_only=True):
     violations: list[ViolationView]
 
 
+class Staleness(msgspec.Struct, kw_only=True):
+    """A site whose values are served as they last stood: its partition is not applied
+    by this process any more (its lease could not be renewed, e.g. Redis unreachable).
+
+    Not part of the SPEC §7 document: the service reports it beside it.
+    """
+
+    partition: str  # the partition the site belongs to
+    since: float  # when this process stopped applying it (epoch seconds, wall clock)
+    as_of: float  # the instant its values describe (its last processor clock)
+
+
 class WaitHistogram(msgspec.Struct, kw_only=True):
     """Lifetime waits of one queue by outcome: cumulative-free bucket counts.
 

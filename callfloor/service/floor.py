@@ -36,6 +36,7 @@ from callfloor.ingest.source import Batch, Source
 from callfloor.ingest.supervisor import Supervisor
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.merged import MergedFloor, MergedReader
+from callfloor.processors.views import Staleness
 from callfloor.service.stats import IngestStats
 from callfloor.service.writer import Writer
 from callfloor.store.base import ALL, PartitionMap, Store, StoreHealth
@@ -161,6 +162,7 @@ class FloorService:
             config=config,
             checkpoint_every_s=config.store.checkpoint_every_s if durable else None,
             partitions=PartitionMap(config.store) if self.shared else None,
+            wall_clock=clock,
         )
         self.durable = durable
         # A shared store: leases decide which partitions are applied here, and their
@@ -184,6 +186,7 @@ class FloorService:
         self._cache: dict[str, bytes] = {}
         self._document: Document | None = None
         self._merged: tuple[tuple[int, int], MergedFloor] | None = None
+        self._shown: tuple[tuple[int, int], MergedReader] | None = None
 
     # ---------------------------------------------------------------- time
 
@@ -237,7 +240,12 @@ class FloorService:
 
     @property
     def floor(self) -> FloorProcessor | MergedFloor:
-        """What metrics read: the one processor, or the local partitions merged."""
+        """What metrics read: the one processor, or the local partitions merged.
+
+        Only the partitions applied here: one served stale (its lease lost) is left
+        out, so a process applying it elsewhere is never counted twice in a sum across
+        processes (``sum by (site)``).
+        """
         procs = self.writer.processors()
         if len(procs) == 1:
             return procs[0]
@@ -279,8 +287,46 @@ class FloorService:
 
     @property
     def view(self) -> FloorReader:
-        """Typed reads at the processor clock (the last tick; see ``as_of``)."""
-        return self.floor.view
+        """Typed reads at the processor clock (the last tick; see ``as_of``).
+
+        The partitions applied here and those served stale (their lease lost: as they
+        last stood, at their own last ``as_of``), which ``stale()`` names by site.
+        """
+        writer = self.writer
+        if not writer.frozen:
+            return self.floor.view
+        shown = writer.readable()
+        key = (writer.generation, len(shown))
+        if self._shown is None or self._shown[0] != key:
+            stale: dict[str, Staleness] = {}
+            for proc, frozen in shown:
+                if frozen is None:
+                    continue
+                mark = Staleness(partition=frozen.key, since=frozen.since, as_of=proc.clock)
+                for site in proc.view.site_names():
+                    stale.setdefault(site, mark)
+            labels = [label for label, _ in self.config.rolling_windows] + ["interval", "today"]
+            reader = MergedReader(
+                [proc.view for proc, _ in shown],
+                labels=labels,
+                generation=writer.generation,
+                clock=self.now(),
+                stale=stale,
+            )
+            self._shown = (key, reader)
+        return self._shown[1]
+
+    def stale_partitions(self) -> dict[str, dict[str, object]]:
+        """The partitions served stale, by key: since when, the ``as_of`` they are
+        frozen at, their sites (``/readyz``)."""
+        return {
+            key: {
+                "since": frozen.since,
+                "as_of": frozen.proc.clock,
+                "sites": frozen.proc.view.site_names(),
+            }
+            for key, frozen in sorted(self.writer.frozen.items())
+        }
 
     def _fresh(self, view: FloorReader) -> None:
         # Rejections and duplicates do not change the version; the document counts them.
@@ -331,10 +377,12 @@ class FloorService:
         }
         store_error = self.store_problem()
         store_failing = store_error is not None
+        stale = self.stale_partitions()
         if backlog.saturated or backlog.pending >= backlog.capacity:
             status = "overloaded"
-        elif store_failing or not self.supervisor.healthy():
+        elif store_failing or stale or not self.supervisor.healthy():
             # Nothing is acknowledged while the store fails: senders wait, then retry.
+            # A partition served stale shows values that no longer move.
             status = "degraded"
         elif self.supervisor.first_start():
             # Not subscribed yet: a broker drops what a new session is sent before its
@@ -350,6 +398,7 @@ class FloorService:
             "store": "failing" if store_failing else "up",
             "store_error": store_error,
             "partitions": sorted(self.writer.owned),
+            "stale": stale,
             "sources": sources,
             **({"ownership": self.coordinator.status()} if self.coordinator else {}),
             **(
@@ -377,6 +426,7 @@ class FloorService:
         stats.checkpoint_seconds = writer.checkpoint_seconds_last
         stats.recovered_events_total = writer.recovered_events
         stats.partitions_owned = len(writer.parts)
+        stats.partition_stale_since = {key: f.since for key, f in writer.frozen.items()}
         stats.partition_adoptions_total = writer.adopted_total
         stats.partition_drops_total = writer.dropped_total
         # The coordinator sees every lease it held go (a renewal refused, or not renewed

@@ -11,7 +11,10 @@ process at a time, the holder of its lease. Two tasks of the service do that:
   over (a last checkpoint, then the lease released), so processes started one after the
   other end up sharing the floor. A lease that is not ours any more, or that could not
   be renewed for long enough that another member might take it, is dropped at once
-  (no checkpoint: it may be another's now).
+  (no checkpoint: it may be another's now), by the heartbeat task itself: the ownership
+  step may be waiting for a Redis that does not answer. Such a partition stays readable
+  here, frozen as it last stood and marked stale, until it is adopted again or another
+  member is seen holding its lease (then the frozen copy is discarded).
 - :class:`Follower`: reads the owned partitions' streams after their positions and
   hands the entries to the writer, which applies them in its rounds.
 
@@ -63,7 +66,17 @@ class Partitions(Protocol):
         ...
 
     async def drop(self, key: str, *, checkpoint: bool) -> None:
-        """Stop applying the partition (after a last checkpoint if asked)."""
+        """Stop applying the partition (after a last checkpoint if asked; without one it
+        is kept frozen for readers)."""
+        ...
+
+    @property
+    def frozen(self) -> Mapping[str, object]:
+        """The partitions no longer applied and still served stale, by key."""
+        ...
+
+    def discard(self, key: str) -> None:
+        """Forget the frozen copy of a partition (another member applies it now)."""
         ...
 
     def cursors(self) -> dict[str, dict[str, str]]:
@@ -155,6 +168,7 @@ class Coordinator:
         self._leased: set[str] = set()
         self._until: dict[str, float] = {}  # partition -> monotonic time it is trusted to
         self._lost: set[str] = set()  # lost leases whose partitions are still applied
+        self._adopting: set[str] = set()  # partitions being adopted (dropped after that)
         self._retry_at: dict[str, float] = {}  # partition -> when to try adopting again
         self._wake = asyncio.Event()
         self._closed = False
@@ -184,6 +198,10 @@ class Coordinator:
         while True:
             started = monotonic()
             await self.beat()
+            # Not left to the ownership step: it may be waiting for a Redis that does not
+            # answer (a hung server, a lost network), and the partition must stop being
+            # applied before another member can take its lease.
+            await self._drop_lost()
             self._wake.set()
             await asyncio.sleep(max(0.0, period - (monotonic() - started)))
 
@@ -208,8 +226,15 @@ class Coordinator:
         timing = self.timing
         started = monotonic()
         keys = sorted(self._leased)
+        # A Redis that does not answer (hung, or the network lost) is waited for no
+        # longer than the leases are trusted: they are given up on time, not after.
+        # (Past that, they are lost whatever the answer: the heartbeat gets its usual wait.)
+        wait = timing.period_s * 2
+        left = min(self._until.values(), default=wait) - started
+        if left > 0:
+            wait = min(wait, left)
         try:
-            async with asyncio.timeout(timing.period_s * 2):
+            async with asyncio.timeout(wait):
                 members = await self.store.heartbeat(timing.lease_s)
                 lost = await self.store.renew(keys, timing.lease_s) if keys else set()
         except (StoreError, TimeoutError) as exc:
@@ -228,11 +253,9 @@ class Coordinator:
                 self._lose(key, "its lease could not be renewed in time")
 
     async def balance(self) -> None:
-        """Drop what was lost; adopt the partitions wanted here; hand over the others."""
-        for key in sorted(self._lost):
-            self._lost.discard(key)
-            if key in self.writer.owned and key not in self._leased:
-                await self.writer.drop(key, checkpoint=False)
+        """Drop what was lost; adopt the partitions wanted here; hand over the others;
+        discard frozen copies of partitions another member holds."""
+        await self._drop_lost()
         if self._closed or not self.redis_ok or self.member not in self.members:
             return
         try:
@@ -248,6 +271,32 @@ class Coordinator:
                     await self._take(key)
             elif key in self._leased:
                 await self._hand_over(key, want)
+        await self._discard_taken(members)
+
+    async def _drop_lost(self) -> None:
+        """Stop applying the partitions whose lease was lost (kept frozen for readers)."""
+        for key in sorted(self._lost - self._adopting):
+            self._lost.discard(key)
+            if key in self.writer.owned and key not in self._leased:
+                await self.writer.drop(key, checkpoint=False)
+
+    async def _discard_taken(self, members: Sequence[str]) -> None:
+        """Discard the frozen copy of each partition another live member holds the lease
+        of: it is applied there, and a copy frozen here would only grow older.
+
+        One wanted here is kept until it is adopted again (its holder hands it over):
+        the readers of this process then see it stale, never missing, in between.
+        """
+        for key in sorted(self.writer.frozen):
+            if key in self._leased or wanted_owner(key, members) == self.member:
+                continue
+            try:
+                holder = await self.store.holder(key)
+            except StoreError as exc:
+                self._failed("holder", exc)
+                return
+            if holder is not None and holder != self.member and holder in members:
+                self.writer.discard(key)
 
     async def _take(self, key: str) -> None:
         timing = self.timing
@@ -261,6 +310,7 @@ class Coordinator:
         self._leased.add(key)
         self._until[key] = sent + timing.trust_s
         started = monotonic()
+        self._adopting.add(key)
         try:
             await self.writer.adopt(key)
         except Exception as exc:
@@ -272,6 +322,8 @@ class Coordinator:
             with contextlib.suppress(StoreError):
                 await self.store.release(key)
             return
+        finally:
+            self._adopting.discard(key)
         self._retry_at.pop(key, None)
         if key not in self._leased:
             # Lost while it was being adopted: the next step drops it.
@@ -345,6 +397,7 @@ class Coordinator:
             "member": self.member,
             "members": len(self.members),
             "partitions": sorted(self.writer.owned),
+            "stale": sorted(self.writer.frozen),
             "leases": "up" if self.redis_ok else "failing",
             "error": self.last_error,
         }

@@ -48,6 +48,7 @@ class IngestStats:
     checkpoint_seconds: float = 0.0
     recovered_events_total: int = 0
     partitions_owned: int = 0
+    partition_stale_since: dict[str, float] = field(default_factory=dict)  # by partition
     partition_adoptions_total: int = 0
     partition_drops_total: int = 0
     leases_lost_total: int = 0

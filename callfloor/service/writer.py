@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from time import perf_counter
 from typing import Final, TypeVar
@@ -131,6 +132,23 @@ class Partition:
         return [item[2] for item in sorted(self.held)]
 
 
+class Frozen:
+    """A partition no longer applied here, kept for readers as it last stood.
+
+    Its lease could not be renewed (Redis unreachable): applying it could make two
+    processes apply one partition, serving nothing would blank the floor. Its processor
+    is never fed or ticked again, so its clock (``as_of``) stays where it was and no
+    wait grows on it; ``since`` is when this process stopped applying it (wall clock).
+    """
+
+    __slots__ = ("key", "proc", "since")
+
+    def __init__(self, key: str, proc: FloorProcessor, since: float) -> None:
+        self.key = key
+        self.proc = proc
+        self.since = since
+
+
 class Writer:
     """Rounds and ticks over the local partitions (see the module docstring)."""
 
@@ -147,6 +165,7 @@ class Writer:
         config: Config | None = None,
         checkpoint_every_s: float | None = None,
         partitions: PartitionMap | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if config is None:
             if proc is None:
@@ -193,6 +212,11 @@ class Writer:
         # Bumped whenever the set of partitions changes (merged reads' cache key).
         self.generation = 0
         self._restoring: set[str] = set()  # partitions being adopted (not read yet)
+        # Partitions whose lease was lost, as they last stood: served to readers (marked
+        # stale), never applied, ticked, published or checkpointed; gone once the
+        # partition is adopted again or another process is known to apply it.
+        self.frozen: dict[str, Frozen] = {}
+        self._wall = wall_clock
 
     # ---------------------------------------------------------------- partitions
 
@@ -218,6 +242,30 @@ class Writer:
         partition being adopted, until it is restored and at the watermark)."""
         restoring = self._restoring
         return [self.parts[key].proc for key in sorted(self.parts) if key not in restoring]
+
+    def readable(self) -> list[tuple[FloorProcessor, Frozen | None]]:
+        """What readers of this process see, by partition key: the applied partitions
+        (as :meth:`processors`) and the frozen ones, each with its :class:`Frozen` mark
+        (a frozen copy stays readable while its partition is being adopted again)."""
+        restoring = self._restoring
+        shown: dict[str, tuple[FloorProcessor, Frozen | None]] = {
+            key: (part.proc, None) for key, part in self.parts.items() if key not in restoring
+        }
+        for key, frozen in self.frozen.items():
+            shown.setdefault(key, (frozen.proc, frozen))
+        return [shown[key] for key in sorted(shown)]
+
+    def discard(self, key: str) -> None:
+        """Forget the frozen copy of partition ``key`` (another process applies it now).
+
+        Readers are told its names changed: they are no longer here.
+        """
+        frozen = self.frozen.pop(key, None)
+        if frozen is None:
+            return
+        self.generation += 1
+        self._publish_names(frozen.proc)
+        log.info("partition_stale_discarded partition=%s", key)
 
     def cursors(self) -> dict[str, dict[str, str]]:
         """Each local partition's log positions: where following its log goes on."""
@@ -249,6 +297,9 @@ class Writer:
                     # are: a processor with no time yet cannot be read, and readers
                     # would otherwise wait for the next tick.
                     await self._advance(part, self._now())
+                    if self._here(part) and self.frozen.pop(key, None) is not None:
+                        # Live again: readers re-read its names (the frozen copy is gone).
+                        self._publish_names(part.proc)
             except BaseException:
                 # Half restored (its log could not be read to the end: a hole): never
                 # applied, followed or checkpointed. The coordinator releases the lease
@@ -286,7 +337,9 @@ class Writer:
 
         A hand-over checkpoints first so the next owner starts where this one ends; a
         lost lease must not (another member may own the partition already). Readers
-        are told its names changed: they are no longer here.
+        are told its names changed. A lost lease leaves the partition *frozen*: readers
+        go on seeing it as it last stood, marked stale (see :class:`Frozen`); a hand-over
+        does not (the next owner applies it).
         """
 
         async def work() -> None:
@@ -295,7 +348,8 @@ class Writer:
                 return
             if checkpoint:
                 await self._checkpoint_part(part)
-            self._forget(part)
+            # Not one half restored (its log not replayed to the end): never served.
+            self._forget(part, freeze=not checkpoint and key not in self._restoring)
             log.info("partition_dropped partition=%s checkpoint=%s", key, checkpoint)
 
         if not checkpoint:
@@ -310,26 +364,42 @@ class Writer:
         """Whether ``part`` is still applied here (a lost lease drops it at any await)."""
         return self.parts.get(part.key) is part
 
-    def _forget(self, part: Partition) -> None:
-        """Remove a partition from this process (its held events leave the backlog)."""
+    def _forget(self, part: Partition, *, freeze: bool = False) -> None:
+        """Remove a partition from this process (its held events leave the backlog);
+        ``freeze``: keep it for readers as it stands (see :class:`Frozen`)."""
         if self.parts.get(part.key) is not part:
             return
         del self.parts[part.key]
         self.generation += 1
         self.dropped_total += 1
         self.backlog.release(len(part.held))
+        if freeze:
+            frozen = self.frozen[part.key] = Frozen(part.key, part.proc, self._wall())
+            log.warning(
+                "partition_stale partition=%s as_of=%.3f since=%.3f",
+                part.key,
+                part.proc.clock,
+                frozen.since,
+            )
+        self._publish_names(part.proc)
+        self._sync_gauges()
+
+    def _publish_names(self, proc: FloorProcessor | None) -> None:
+        """Tell readers every name of ``proc`` changed (it left, froze or is live again):
+        once, when it happens; nothing of a frozen partition is published after that."""
+        if proc is None:
+            return
         with contextlib.suppress(Exception):
-            view = part.proc.view
+            view = proc.view
             self.bus.publish(
                 ChangeSet(
-                    as_of=part.proc.clock,
+                    as_of=proc.clock,
                     queues=view.queue_names(),
                     sites=view.site_names(),
                     agents=view.agent_names(),
                     violations=[],
                 )
             )
-        self._sync_gauges()
 
     async def _between_rounds(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` in the writer's task between two rounds (now, if it is not running)."""

@@ -221,6 +221,10 @@ class SharedStore(Store, Protocol):
         """Give the lease up (after a last checkpoint) so another member takes it now."""
         ...
 
+    async def holder(self, partition: str) -> str | None:
+        """The member holding the partition's lease now (None: nobody)."""
+        ...
+
     async def leave(self) -> None:
         """Say this member is gone (at shutdown: the others rebalance at once)."""
         ...

@@ -3,17 +3,28 @@
 Reads never move the processor clock: it moves once per tick, so every reader
 within a tick shares one document, encoded once (``Floor.cached``). ``as_of`` says
 which instant an answer describes. One queue or one agent renders only that entity.
+
+Sites served *stale* (their partition is no longer applied by this process: its lease
+could not be renewed) are marked beside the document, never in its SPEC §7 keys: a
+top-level ``stale`` object (site -> partition, since, as_of) and a ``Callfloor-Stale``
+header (the earliest since), both only while some site answered is stale.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 from aiohttp import web
 
 from callfloor.web.errors import json_body, json_error, json_response
 from callfloor.web.floor import Floor, floor_of
+
+if TYPE_CHECKING:
+    from callfloor.processors.views import Staleness
+
+STALE_HEADER: Final = "Callfloor-Stale"
 
 _INDEX = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>callfloor</title>
@@ -54,10 +65,32 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
+def _stale_header(stale: Mapping[str, Staleness]) -> dict[str, str] | None:
+    """``Callfloor-Stale: <earliest since>`` while some site answered is stale."""
+    if not stale:
+        return None
+    since = min(mark.since for mark in stale.values())
+    return {STALE_HEADER: msgspec.json.encode(since).decode()}
+
+
+def _with_stale(body: bytes, stale: Mapping[str, Staleness]) -> bytes:
+    """An encoded JSON object with a top-level ``stale`` object added, if any is stale."""
+    if not stale:
+        return body
+    return body[:-1] + b',"stale":' + msgspec.json.encode(stale) + b"}"
+
+
+def _floor_body(floor: Floor, name: str, build: Callable[[], bytes]) -> web.Response:
+    """A whole-floor answer (cached per tick) with its stale marks."""
+    stale = floor.view.stale()
+    body = floor.cached(name, lambda: _with_stale(build(), stale))
+    return json_body(body, headers=_stale_header(stale))
+
+
 async def snapshot(request: web.Request) -> web.Response:
-    """The SPEC §7 document, live."""
+    """The SPEC §7 document, live (stale sites marked beside it)."""
     floor = floor_of(request)
-    return json_body(floor.cached("snapshot", lambda: msgspec.json.encode(floor.document())))
+    return _floor_body(floor, "snapshot", lambda: msgspec.json.encode(floor.document()))
 
 
 def _queues(floor: Floor) -> bytes:
@@ -68,7 +101,16 @@ def _queues(floor: Floor) -> bytes:
 async def queues(request: web.Request) -> web.Response:
     """Queues and sites of the live document."""
     floor = floor_of(request)
-    return json_body(floor.cached("queues", lambda: _queues(floor)))
+    return _floor_body(floor, "queues", lambda: _queues(floor))
+
+
+def _one(as_of: float, mark: Staleness | None, entry: dict[str, Any]) -> web.Response:
+    """One entity's answer: at its partition's frozen as_of, marked, when it is stale."""
+    if mark is None:
+        return json_response({"as_of": as_of, **entry})
+    return json_response(
+        {"as_of": mark.as_of, **entry, "stale": mark}, headers=_stale_header({"": mark})
+    )
 
 
 async def queue(request: web.Request) -> web.Response:
@@ -78,14 +120,10 @@ async def queue(request: web.Request) -> web.Response:
     found = view.queue(name)
     if found is None:
         return json_error(404, f"unknown queue {name!r}")
-    return json_response(
-        {
-            "as_of": view.as_of,
-            "name": name,
-            "site": found.site,
-            "windows": found.windows,
-            "live": found.live,
-        }
+    return _one(
+        view.as_of,
+        view.stale().get(found.site),
+        {"name": name, "site": found.site, "windows": found.windows, "live": found.live},
     )
 
 
@@ -107,7 +145,7 @@ def _agents(floor: Floor) -> bytes:
 async def agents(request: web.Request) -> web.Response:
     """Agents of the live document with their display name, team, site and queues."""
     floor = floor_of(request)
-    return json_body(floor.cached("agents", lambda: _agents(floor)))
+    return _floor_body(floor, "agents", lambda: _agents(floor))
 
 
 async def agent(request: web.Request) -> web.Response:
@@ -117,7 +155,7 @@ async def agent(request: web.Request) -> web.Response:
     found = view.agent_detail(name)
     if found is None:
         return json_error(404, f"unknown agent {name!r}")
-    return json_response({"as_of": view.as_of, **msgspec.structs.asdict(found)})
+    return _one(view.as_of, view.stale().get(found.site), msgspec.structs.asdict(found))
 
 
 def _violations(floor: Floor, active: bool | None) -> bytes:
@@ -135,4 +173,4 @@ async def violations(request: web.Request) -> web.Response:
     if raw not in _ACTIVE:
         return json_error(400, f"active must be true or false, got {raw[:40]!r}")
     active = _ACTIVE[raw]
-    return json_body(floor.cached(f"violations:{active}", lambda: _violations(floor, active)))
+    return _floor_body(floor, f"violations:{active}", lambda: _violations(floor, active))
