@@ -58,7 +58,9 @@ def notification(
     return Notification(**defaults)
 
 
-def ended(n: Notification, transition: Transition = Transition.RESOLVED, **fields: Any) -> Notification:
+def ended(
+    n: Notification, transition: Transition = Transition.RESOLVED, **fields: Any
+) -> Notification:
     """The notification that ends the alert ``n`` is about."""
     return msgspec.structs.replace(
         n,
