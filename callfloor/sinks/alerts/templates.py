@@ -38,6 +38,7 @@ __all__ = [
     "builtin_summary",
     "format_time",
     "format_value",
+    "headline",
     "render_body",
     "summary_text",
 ]
@@ -65,6 +66,7 @@ class _Texts:
     site_suffix: str  # the site after a queue's or agent's name
     between: str  # between where and what (none after a full-width closing parenthesis)
     between_after_site: str
+    headline: str  # str.format with transition, summary (the engine's)
 
 
 # What each default rule (and each violation kind, SPEC §10) measures: how its value reads.
@@ -137,6 +139,7 @@ _EN: Final = _Texts(
     site_suffix=" (site {site})",
     between="",
     between_after_site="",
+    headline="[{transition}] {summary}",
 )
 
 _ZH: Final = _Texts(
@@ -189,6 +192,7 @@ _ZH: Final = _Texts(
     site_suffix="（站点 {site}）",  # noqa: RUF001
     between=" ",
     between_after_site="",
+    headline="【{transition}】{summary}",
 )
 
 _TEXTS: Final[Mapping[str, _Texts]] = {"en": _EN, "zh-CN": _ZH}
@@ -249,6 +253,22 @@ def summary_text(n: Notification, language: str = "en") -> str:
     return found if found else builtin_summary(n, language)
 
 
+def headline(n: Notification, language: str = "en") -> str:
+    """A chat message's title: the summary with the transition in front.
+
+    The engine's summary (in ``language``) describes the condition, the same words for
+    every notification of the alert; the title says what happened to it
+    (``[RESOLVED] ...``, ``【已恢复】...``). The built-in summary says so already.
+    """
+    found = n.summary_in(language)
+    if not found:
+        return builtin_summary(n, language)
+    t = _texts(language)
+    return t.headline.format(
+        transition=t.transition.get(n.transition, str(n.transition)), summary=found
+    )
+
+
 def _facts(n: Notification, r: Rendering) -> list[tuple[str, str]]:
     """(title, text) pairs that chat messages list under the summary."""
     t = _texts(r.language)
@@ -297,7 +317,7 @@ def _json(n: Notification, r: Rendering) -> bytes:
 
 
 def _slack(n: Notification, r: Rendering) -> bytes:
-    summary = summary_text(n, r.language)
+    summary = headline(n, r.language)
     fields = [{"title": title, "value": text, "short": True} for title, text in _facts(n, r)]
     attachment: dict[str, Any] = {
         "fallback": summary,
@@ -312,7 +332,7 @@ def _slack(n: Notification, r: Rendering) -> bytes:
 
 
 def _teams(n: Notification, r: Rendering) -> bytes:
-    summary = summary_text(n, r.language)
+    summary = headline(n, r.language)
     body: list[dict[str, Any]] = [
         {
             "type": "TextBlock",
@@ -352,14 +372,14 @@ def _markdown_lines(n: Notification, r: Rendering) -> list[str]:
 
 
 def _dingtalk(n: Notification, r: Rendering) -> bytes:
-    summary = summary_text(n, r.language)
+    summary = headline(n, r.language)
     head = f'#### <font color="{_colour(n)}">{summary}</font>'
     text = "\n".join([head, "", *_markdown_lines(n, r)])
     return _encode({"msgtype": "markdown", "markdown": {"title": summary, "text": text}})
 
 
 def _wecom(n: Notification, r: Rendering) -> bytes:
-    summary = summary_text(n, r.language)
+    summary = headline(n, r.language)
     # WeCom markdown knows three colours: info (green), comment (grey), warning (orange-red).
     tone = "info" if _ok(n) else "warning"
     head = f'**<font color="{tone}">{summary}</font>**'
