@@ -383,7 +383,7 @@ class Outbox:
                 self.stats.sent_total[sink.name] = self.stats.sent_total.get(sink.name, 0) + 1
                 self.stats.delivery_seconds[sink.name].observe(self._monotonic() - item.queued)
                 if self.on_delivered is not None:
-                    self.on_delivered(sink.name, n)
+                    self._notify(self.on_delivered, sink.name, n)
                 return
             if not retryable:
                 log.warning("alert_rejected sink=%s key=%s error=%r", sink.name, n.key, error)
@@ -423,7 +423,15 @@ class Outbox:
         counts[(sink, reason)] = counts.get((sink, reason), 0) + 1
         log.warning("alert_dropped sink=%s key=%s reason=%s", sink, n.key, reason)
         if self.on_dropped is not None:
-            self.on_dropped(sink, n, reason)
+            self._notify(self.on_dropped, sink, n, reason)
+
+    @staticmethod
+    def _notify(callback: Callable[..., None], *args: object) -> None:
+        """Call the service back; its failure is logged, never the end of a worker."""
+        try:
+            callback(*args)
+        except Exception:
+            log.exception("alert_outbox_callback_failed callback=%r", callback)
 
     def _skip(self, sink: str, reason: str) -> None:
         counts = self.stats.skipped_total

@@ -330,3 +330,15 @@ def test_transitions_are_strings() -> None:
         "escalated",
         "withdrawn",
     ]
+
+
+async def test_a_failing_callback_stops_no_worker() -> None:
+    """An on_delivered that raises is logged; the sink goes on delivering."""
+
+    def broken(name: str, n: Notification) -> None:
+        raise RuntimeError("the service's log is full")
+
+    sink = RecordingSink(config())
+    async with running(Outbox([sink], on_delivered=broken)) as outbox:
+        outbox.submit_all([notification(fingerprint="a"), notification(fingerprint="b")])
+        await until(lambda: len(sink.delivered) == 2, what="both delivered")
