@@ -66,9 +66,17 @@ def parse(ctx: Ctx, table: Mapping[str, object], key: str, common: dict[str, Any
     """A ``kind = "mqtt"`` table."""
     url = ctx.string(table.get("url", "mqtt://127.0.0.1:1883"), f"{key}.url")
     try:
-        parse_url(url)
+        endpoint = parse_url(url)
     except MqttSourceError as exc:
         raise ctx.error(f"{key}.url", str(exc)) from None
+    ca_file = ctx.string(table["ca_file"], f"{key}.ca_file") if "ca_file" in table else None
+    if ca_file is not None:
+        if not endpoint.tls:
+            raise ctx.error(f"{key}.ca_file", "only an mqtts:// url uses a CA file")
+        try:
+            ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ctx.error(f"{key}.ca_file", f"cannot use {ca_file!r}: {exc}") from None
     prefix = ctx.string(table.get("topic_prefix", "callfloor"), f"{key}.topic_prefix")
     if "+" in prefix or "#" in prefix or prefix.startswith("/") or prefix.endswith("/"):
         raise ctx.error(
@@ -90,7 +98,7 @@ def parse(ctx: Ctx, table: Mapping[str, object], key: str, common: dict[str, Any
         client_id=(
             ctx.string(table["client_id"], f"{key}.client_id") if "client_id" in table else None
         ),
-        ca_file=ctx.string(table["ca_file"], f"{key}.ca_file") if "ca_file" in table else None,
+        ca_file=ca_file,
         protocol=ctx.choice(protocol, f"{key}.protocol", MQTT_PROTOCOLS),
     )
 

@@ -176,6 +176,16 @@ def test_defaults() -> None:
             "alerts.sinks.m.protocol: must be one of 5, 3.1.1",
         ),
         (
+            {"m": {"kind": "mqtt", "url": "mqtts://x", "ca_file": "/nonexistent/ca.pem"}},
+            {},
+            "alerts.sinks.m.ca_file: cannot use '/nonexistent/ca.pem'",
+        ),
+        (
+            {"m": {"kind": "mqtt", "ca_file": "/nonexistent/ca.pem"}},
+            {},
+            "alerts.sinks.m.ca_file: only an mqtts:// url",
+        ),
+        (
             {"a": {"kind": "alertmanager", "url": "http://x", "refresh": "0.5s"}},
             {},
             "alerts.sinks.a.refresh: must be at least 1 s",
