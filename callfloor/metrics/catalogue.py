@@ -83,7 +83,7 @@ LABELS: Final[Mapping[str, str]] = {
     "(logged_out agents are not counted).",
     "outcome": "How a leg's wait ended: `answered` or `abandoned` (short abandons excluded).",
     "le": "Histogram bucket upper bound in seconds; the queue's bounds include its SL and "
-    "short-abandon thresholds.",
+    "short-abandon thresholds; alert deliveries have fixed bounds from 5 ms to 300 s.",
     "kind": "Violation kind: not_ready_exceeded, wrap_up_exceeded, not_ready_daily_exceeded, "
     "missed_calls_exceeded, stale_agent; for callfloor_state_expired_total what expired "
     "(conversations, pending_handling).",
@@ -93,7 +93,11 @@ LABELS: Final[Mapping[str, str]] = {
     "reason": "Why an event was rejected: a decode reason (invalid_json, missing_field, "
     "wrong_type, invalid_value, invalid_ts, ...) or a limit (name_too_long, too_many_queues, "
     "too_many_sites, too_many_agents, ts_too_old); for MQTT dead letters also why a whole "
-    "message was not taken (message_too_large, too_many_events, empty_message).",
+    "message was not taken (message_too_large, too_many_events, empty_message); for alert "
+    "notifications why one was dropped (queue_full: the oldest waiting, for a newer one; "
+    "deadline; retries_exhausted; rejected: refused for good by the receiver; unknown_sink) "
+    "or skipped (silenced: only the log records silenced alerts; duplicate: its "
+    "idempotency key was already waiting for that sink).",
     "agent": "Agent id, as in the events.",
     "name": "The agent's display name from its latest agent_state (empty when none was sent).",
     "team": "The agent's team from its latest agent_state (empty when none was sent).",
@@ -104,6 +108,8 @@ LABELS: Final[Mapping[str, str]] = {
     "op": "Store operation, e.g. read (following the log), renew (leases), load, save.",
     "partition": "Partition of the floor (`[store] partitions`), named after its first "
     "site; `all` with one partition.",
+    "sink": "Alert sink name, as configured in [alerts.sinks.NAME] (`alertmanager` for "
+    "[alerts] alertmanager_url).",
 }
 
 # SPEC §3 counts: (window field, what it counts). The field names are those of the
@@ -660,6 +666,52 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         _C,
         "Whole rewrites of the live floor in Redis (after a failure, a drop or a change "
         "of partitions).",
+    ),
+    _svc(
+        "callfloor_alert_notifications_sent_total",
+        _C,
+        "Alert notifications delivered, by sink.",
+        ("sink",),
+    ),
+    _svc(
+        "callfloor_alert_notifications_retried_total",
+        _C,
+        "Delivery attempts of alert notifications that failed and were tried again "
+        "(capped exponential backoff with full jitter), by sink.",
+        ("sink",),
+    ),
+    _svc(
+        "callfloor_alert_notifications_dropped_total",
+        _C,
+        "Alert notifications a sink will never deliver, by sink and reason.",
+        ("sink", "reason"),
+    ),
+    _svc(
+        "callfloor_alert_notifications_skipped_total",
+        _C,
+        "Alert notifications a sink did not take (not failures), by sink and reason.",
+        ("sink", "reason"),
+    ),
+    _svc(
+        "callfloor_alert_sink_queue_depth",
+        _G,
+        "Alert notifications waiting for a sink, the one in flight included (its queue "
+        "holds max_queue at most).",
+        ("sink",),
+    ),
+    _svc(
+        "callfloor_alert_delivery_seconds",
+        MetricType.HISTOGRAM,
+        "Time from a notification's queueing to its delivery (retries included), by sink.",
+        ("sink",),
+        _S,
+    ),
+    _svc(
+        "callfloor_alert_sink_refresh_errors_total",
+        _C,
+        "Failed re-posts of firing alerts that keep them alive in Alertmanager (tried "
+        "again the next period), by sink.",
+        ("sink",),
     ),
 )
 

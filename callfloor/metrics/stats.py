@@ -8,12 +8,71 @@ is, with no copying.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from callfloor.metrics.render import NO_LABELS, BuiltFamily, label_set
+from callfloor.metrics.render import NO_LABELS, BuiltFamily, format_value, label_set
 
-__all__ = ["ServiceStats", "StatsProvider", "add_service_samples"]
+__all__ = [
+    "AlertSinkStats",
+    "LatencyHistogram",
+    "ServiceStats",
+    "StatsProvider",
+    "add_alert_sink_samples",
+    "add_service_samples",
+]
+
+
+class LatencyHistogram(Protocol):
+    """A histogram of seconds: per-bucket counts (not cumulative; the last is +Inf)."""
+
+    @property
+    def bounds(self) -> Sequence[float]:
+        """Bucket upper bounds, increasing."""
+
+    @property
+    def counts(self) -> Sequence[int]:
+        """Observations per bucket, ``len(bounds) + 1`` of them."""
+
+    @property
+    def sum(self) -> float:
+        """Sum of the observations."""
+
+    @property
+    def count(self) -> int:
+        """Number of observations."""
+
+
+class AlertSinkStats(Protocol):
+    """The alert outbox's counters by sink (``callfloor.sinks.alerts.OutboxStats``)."""
+
+    @property
+    def sent_total(self) -> Mapping[str, int]:
+        """Notifications delivered, by sink."""
+
+    @property
+    def retries_total(self) -> Mapping[str, int]:
+        """Failed attempts tried again, by sink."""
+
+    @property
+    def dropped_total(self) -> Mapping[tuple[str, str], int]:
+        """Notifications dropped, by (sink, reason)."""
+
+    @property
+    def skipped_total(self) -> Mapping[tuple[str, str], int]:
+        """Notifications a sink did not take, by (sink, reason)."""
+
+    @property
+    def queue_depth(self) -> Mapping[str, int]:
+        """Notifications waiting or in flight, by sink."""
+
+    @property
+    def delivery_seconds(self) -> Mapping[str, LatencyHistogram]:
+        """Queued -> delivered, by sink."""
+
+    @property
+    def refresh_errors_total(self) -> Mapping[str, int]:
+        """Failed keep-alive re-posts (Alertmanager), by sink."""
 
 
 class ServiceStats(Protocol):
@@ -183,6 +242,10 @@ class ServiceStats(Protocol):
     def redis_floor_resyncs_total(self) -> int:
         """Whole rewrites of the live floor in Redis (after a failure or a drop)."""
 
+    @property
+    def alert_sinks(self) -> AlertSinkStats | None:
+        """The alert outbox's counters (None: no alert sinks)."""
+
 
 StatsProvider = Callable[[], ServiceStats]
 """Returns the current stats object (the service may swap it)."""
@@ -246,3 +309,30 @@ def add_service_samples(fam: Mapping[str, BuiltFamily], stats: ServiceStats) -> 
         _one(fam["callfloor_redis_floor_up"], 1.0 if stats.redis_floor_up else 0.0)
         _one(fam["callfloor_redis_floor_errors_total"], stats.redis_floor_errors_total)
         _one(fam["callfloor_redis_floor_resyncs_total"], stats.redis_floor_resyncs_total)
+    if stats.alert_sinks is not None:
+        add_alert_sink_samples(fam, stats.alert_sinks)
+
+
+def add_alert_sink_samples(fam: Mapping[str, BuiltFamily], stats: AlertSinkStats) -> None:
+    """Fill the alert sink families from the outbox's counters."""
+    _by(fam["callfloor_alert_notifications_sent_total"], "sink", stats.sent_total)
+    _by(fam["callfloor_alert_notifications_retried_total"], "sink", stats.retries_total)
+    for family, counts in (
+        ("callfloor_alert_notifications_dropped_total", stats.dropped_total),
+        ("callfloor_alert_notifications_skipped_total", stats.skipped_total),
+    ):
+        built = fam[family]
+        for (sink, reason), n in sorted(counts.items()):
+            built.add(family, label_set(sink=sink, reason=reason), n)
+    _by(fam["callfloor_alert_sink_queue_depth"], "sink", stats.queue_depth)
+    _by(fam["callfloor_alert_sink_refresh_errors_total"], "sink", stats.refresh_errors_total)
+    name = "callfloor_alert_delivery_seconds"
+    hist = fam[name]
+    for sink, h in sorted(stats.delivery_seconds.items()):
+        cumulative = 0
+        for bound, n in zip((*h.bounds, None), h.counts, strict=True):
+            cumulative += n
+            le = "+Inf" if bound is None else format_value(bound)
+            hist.add(f"{name}_bucket", label_set(sink=sink, le=le), cumulative)
+        hist.add(f"{name}_count", label_set(sink=sink), h.count)
+        hist.add(f"{name}_sum", label_set(sink=sink), h.sum)

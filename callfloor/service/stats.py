@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from callfloor.metrics.stats import AlertSinkStats
+
 
 @dataclass
 class IngestStats:
@@ -61,3 +63,4 @@ class IngestStats:
     redis_floor_up: bool | None = None  # None: no live floor in Redis
     redis_floor_errors_total: int = 0
     redis_floor_resyncs_total: int = 0
+    alert_sinks: AlertSinkStats | None = None  # the alert outbox's stats; None: no sinks
