@@ -16,6 +16,7 @@ BENCHES = (
     "bench.bench_store",
     "bench.bench_redis_floor",
     "bench.bench_alert_sinks",
+    "bench.bench_inflight",
 )
 
 

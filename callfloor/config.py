@@ -11,6 +11,7 @@ the file.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -40,6 +41,18 @@ _SIZE_UNITS: Final[dict[str, int]] = {
     "gb": 1024**3,
     "gib": 1024**3,
 }
+# Bounds on what would be absurd (docs/decisions.md, "The HTTP edge").
+MAX_NAME_LENGTH_BOUND: Final = 4096  # [limits] max_name_length
+MIN_CHECKPOINT_EVERY_S: Final = 0.1  # [store] checkpoint_every
+MIN_TOKEN_LENGTH: Final = 16  # shorter bearer tokens are logged as weak at start-up
+# A bearer token is one word of printable ASCII (RFC 6750): a space or a control
+# character could never arrive intact in an Authorization header.
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
+# A host name or an IP address as allowed_hosts lists them ("*." before a name: any name
+# under it).
+_LABEL = r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"(\*\.)?{_LABEL}(\.{_LABEL})*")
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_S: Final[dict[str, float]] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -196,6 +209,9 @@ class LimitsConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     max_pending_events: int = 1_000_000
     max_request_events: int = 100_000  # events in one request body or message
+    # Bytes of request bodies being read or decoded at once, over every connection: a
+    # body beyond it is refused with 503 before it is read.
+    max_inflight_body_bytes: int = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +224,15 @@ class HttpConfig:
     write_tokens: tuple[str, ...] = ()
     # No read token: reads are open (per-agent data beyond loopback excepted).
     read_tokens: tuple[str, ...] = ()
+    # Host names a request without a token may name besides the bound address and the
+    # loopback names (lower case; "*.example.com" covers the names under example.com).
+    allowed_hosts: tuple[str, ...] = ()
+    # Reverse proxies (addresses and networks, as ipaddress networks' text) whose
+    # X-Forwarded-For / Forwarded say who the client is.
+    trusted_proxies: tuple[str, ...] = ()
+    # TLS served directly: a PEM certificate chain and its private key (both or neither).
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
 
 STORE_KINDS: Final[tuple[str, ...]] = ("memory", "file", "redis")
@@ -273,6 +298,9 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     sources: tuple[SourceConfig, ...] = ()
     source: str = "<defaults>"
+    # What is weak but works (a short token, ...): logged at start-up, one line each,
+    # naming file and key like an error.
+    warnings: tuple[str, ...] = ()
 
     def site(self, name: str) -> SiteConfig:
         """The configured site, or one with the defaults."""
@@ -313,9 +341,13 @@ class _Ctx:
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self.warnings: list[str] = []
 
     def error(self, key: str, problem: str) -> ConfigError:
         return ConfigError(f"{self.source}: {key}: {problem}")
+
+    def warn(self, key: str, problem: str) -> None:
+        self.warnings.append(f"{self.source}: {key}: {problem}")
 
     def table(self, value: object, key: str) -> Mapping[str, object]:
         if not isinstance(value, dict):
@@ -347,11 +379,13 @@ class _Ctx:
             raise self.error(key, f"must be between {lo:g} and {hi:g}, got {value!r}")
         return float(value)
 
-    def integer(self, value: object, key: str, lo: int) -> int:
+    def integer(self, value: object, key: str, lo: int, hi: int | None = None) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(key, f"expected an integer, got {_kind(value)}")
         if value < lo:
             raise self.error(key, f"must be at least {lo}, got {value}")
+        if hi is not None and value > hi:
+            raise self.error(key, f"must be at most {hi}, got {value}")
         return value
 
     def string(self, value: object, key: str) -> str:
@@ -539,15 +573,7 @@ def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config
         ),
     )
 
-    http_t = ctx.table(data.get("http", {}), "http")
-    ctx.check_keys(http_t, ("host", "port", "write_tokens", "read_tokens"), "http")
-    http = HttpConfig(
-        host=ctx.string(http_t.get("host", "127.0.0.1"), "http.host"),
-        port=ctx.integer(http_t.get("port", 8080), "http.port", 0),
-        write_tokens=ctx.secrets(http_t.get("write_tokens", []), "http.write_tokens"),
-        read_tokens=ctx.secrets(http_t.get("read_tokens", []), "http.read_tokens"),
-    )
-
+    http = _http(ctx, ctx.table(data.get("http", {}), "http"))
     limits = _limits(ctx, ctx.table(data.get("limits", {}), "limits"))
     store = _store(ctx, ctx.table(data.get("store", {}), "store"))
     if store.partitions is not None:
@@ -573,7 +599,139 @@ def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config
         store=store,
         sources=sources,
         source=source,
+        warnings=tuple(ctx.warnings),
     )
+
+
+def _http(ctx: _Ctx, table: Mapping[str, object]) -> HttpConfig:
+    ctx.check_keys(
+        table,
+        (
+            "host",
+            "port",
+            "write_tokens",
+            "read_tokens",
+            "allowed_hosts",
+            "trusted_proxies",
+            "tls_cert",
+            "tls_key",
+        ),
+        "http",
+    )
+    write = _tokens(ctx, table.get("write_tokens", []), "http.write_tokens")
+    read = _tokens(ctx, table.get("read_tokens", []), "http.read_tokens")
+    for i, token in enumerate(read):
+        if token in write:
+            ctx.warn(
+                f"http.read_tokens[{i}]",
+                "the same token is in write_tokens: its holder reads and writes, so the "
+                "two lists are not kept apart; give readers their own token",
+            )
+    cert = _readable(ctx, table.get("tls_cert"), "http.tls_cert")
+    key = _readable(ctx, table.get("tls_key"), "http.tls_key")
+    if (cert is None) != (key is None):
+        missing = "http.tls_key" if key is None else "http.tls_cert"
+        raise ctx.error(missing, "TLS needs both tls_cert and tls_key (or neither)")
+    return HttpConfig(
+        host=ctx.string(table.get("host", "127.0.0.1"), "http.host"),
+        port=ctx.integer(table.get("port", 8080), "http.port", 1, 65535),
+        write_tokens=write,
+        read_tokens=read,
+        allowed_hosts=_allowed_hosts(ctx, table.get("allowed_hosts", []), "http.allowed_hosts"),
+        trusted_proxies=_networks(ctx, table.get("trusted_proxies", []), "http.trusted_proxies"),
+        tls_cert=cert,
+        tls_key=key,
+    )
+
+
+def _tokens(ctx: _Ctx, value: object, key: str) -> tuple[str, ...]:
+    """Bearer tokens: refused when they could never match, warned about when weak."""
+    tokens = ctx.secrets(value, key)
+    for i, token in enumerate(tokens):
+        where = f"{key}[{i}]"
+        if not _TOKEN_CHARS.fullmatch(token):
+            raise ctx.error(
+                where,
+                f"the token has {_unsendable(token)}: a bearer token is one word of printable "
+                "ASCII (RFC 6750), or no Authorization header could carry it intact",
+            )
+        if len(token) < MIN_TOKEN_LENGTH:
+            ctx.warn(
+                where,
+                f"the token is {len(token)} character{'' if len(token) == 1 else 's'} long, "
+                f"fewer than {MIN_TOKEN_LENGTH}: it can be guessed; use a random one "
+                "(e.g. openssl rand -hex 32)",
+            )
+        if token in tokens[:i]:
+            ctx.warn(where, "the same token is listed twice")
+    return tokens
+
+
+def _unsendable(token: str) -> str:
+    """What in ``token`` no client can send (for the error; the token is not shown)."""
+    if any(c in " \t" for c in token):
+        return "a space"
+    if any(c in "\r\n" for c in token):
+        return "a line break (a file read into the variable with its newline?)"
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in token):
+        return "a control character"
+    return "a non-ASCII character"
+
+
+def _readable(ctx: _Ctx, value: object, key: str) -> str | None:
+    """A path to a file this process can read (``None`` when the key is absent)."""
+    if value is None:
+        return None
+    path = ctx.string(value, key)
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ctx.error(key, f"cannot read {path!r}: {exc.strerror}") from None
+    return path
+
+
+def _allowed_hosts(ctx: _Ctx, value: object, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ctx.error(key, f"expected an array of host names, got {_kind(value)}")
+    out: list[str] = []
+    for i, item in enumerate(value):
+        where = f"{key}[{i}]"
+        text = ctx.string(item, where).strip().lower().rstrip(".")
+        try:
+            out.append(str(ipaddress.ip_address(text.strip("[]"))))
+            continue
+        except ValueError:
+            pass
+        if not _HOST_NAME.fullmatch(text):
+            raise ctx.error(
+                where,
+                f"expected a host name or an IP address without scheme, port or path "
+                f'(e.g. "floor.example.com" or "*.example.com"), got {item!r}',
+            )
+        out.append(text)
+    return tuple(out)
+
+
+def _networks(ctx: _Ctx, value: object, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ctx.error(key, f"expected an array of addresses or networks, got {_kind(value)}")
+    out: list[str] = []
+    for i, item in enumerate(value):
+        where = f"{key}[{i}]"
+        text = ctx.string(item, where).strip()
+        try:
+            network = ipaddress.ip_network(text.strip("[]"))
+        except ValueError as exc:
+            raise ctx.error(
+                where,
+                f'expected an IP address or a network such as "10.0.0.0/8" ({exc})',
+            ) from None
+        if network.prefixlen == 0:
+            # Every client could then name any address, loopback included.
+            raise ctx.error(where, f"{text!r} trusts every address to say who the client is")
+        out.append(str(network))
+    return tuple(out)
 
 
 def _limits(ctx: _Ctx, table: Mapping[str, object]) -> LimitsConfig:
@@ -588,6 +746,7 @@ def _limits(ctx: _Ctx, table: Mapping[str, object]) -> LimitsConfig:
             "max_body",
             "max_pending_events",
             "max_request_events",
+            "max_inflight_body",
         ),
         "limits",
     )
@@ -595,15 +754,31 @@ def _limits(ctx: _Ctx, table: Mapping[str, object]) -> LimitsConfig:
     lateness = ctx.duration(table.get("max_lateness", d.max_lateness_s), "limits.max_lateness")
     if lateness < 60:
         raise ctx.error("limits.max_lateness", f"must be at least 60 s, got {lateness:g} s")
+    max_body = ctx.size(table.get("max_body", d.max_body_bytes), "limits.max_body")
+    inflight = ctx.size(
+        table.get("max_inflight_body", d.max_inflight_body_bytes), "limits.max_inflight_body"
+    )
+    if inflight < max_body:
+        # A body of max_body would never fit: every one would be refused with a 503.
+        where = "limits.max_inflight_body" if "max_inflight_body" in table else "limits.max_body"
+        raise ctx.error(
+            where,
+            f"[limits] max_inflight_body ({inflight} bytes) is smaller than [limits] max_body "
+            f"({max_body} bytes): a body of max_body could never be read",
+        )
     return LimitsConfig(
         max_name_length=ctx.integer(
-            table.get("max_name_length", d.max_name_length), "limits.max_name_length", 1
+            table.get("max_name_length", d.max_name_length),
+            "limits.max_name_length",
+            1,
+            MAX_NAME_LENGTH_BOUND,
         ),
         max_queues=ctx.integer(table.get("max_queues", d.max_queues), "limits.max_queues", 1),
         max_sites=ctx.integer(table.get("max_sites", d.max_sites), "limits.max_sites", 1),
         max_agents=ctx.integer(table.get("max_agents", d.max_agents), "limits.max_agents", 1),
         max_lateness_s=lateness,
-        max_body_bytes=ctx.size(table.get("max_body", d.max_body_bytes), "limits.max_body"),
+        max_body_bytes=max_body,
+        max_inflight_body_bytes=inflight,
         max_pending_events=ctx.integer(
             table.get("max_pending_events", d.max_pending_events), "limits.max_pending_events", 1
         ),
@@ -640,8 +815,13 @@ def _store(ctx: _Ctx, table: Mapping[str, object]) -> StoreConfig:
     every = ctx.duration(
         table.get("checkpoint_every", d.checkpoint_every_s), "store.checkpoint_every"
     )
-    if every <= 0:
-        raise ctx.error("store.checkpoint_every", "must be longer than 0")
+    if every < MIN_CHECKPOINT_EVERY_S:
+        # A checkpoint of a large floor takes about a tenth of a second: more often, the
+        # writer would do little else.
+        raise ctx.error(
+            "store.checkpoint_every",
+            f"must be at least {MIN_CHECKPOINT_EVERY_S * 1000:g} ms, got {every * 1000:g} ms",
+        )
     ttl = ctx.duration(table.get("lease_ttl", d.lease_ttl_s), "store.lease_ttl")
     if ttl < 1:
         raise ctx.error("store.lease_ttl", f"must be at least 1 s, got {ttl:g} s")
@@ -840,4 +1020,9 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{source}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}); TOML files are UTF-8"
+        ) from None
     return parse_config(data, source)

@@ -103,6 +103,9 @@ LABELS: Final[Mapping[str, str]] = {
     "team": "The agent's team from its latest agent_state (empty when none was sent).",
     "handler": "HTTP route name, e.g. metrics, snapshot, events.",
     "code": "HTTP status code of an error answer, e.g. 400, 413, 503.",
+    "problem": "What was wrong with a malformed HTTP request: bad_chunked, length_and_chunked, "
+    "bad_length, line_too_long, bad_header, bad_target, bad_method, bad_request_line, "
+    "unsupported_encoding or malformed.",
     "source": "Event source name, e.g. http or simulated.",
     "subscriber": "Kind of change-stream subscriber, e.g. sse.",
     "op": "Store operation, e.g. read (following the log), renew (leases), load, save.",
@@ -463,6 +466,25 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         _C,
         "HTTP answers with an error status (4xx, 5xx), by status code.",
         ("code",),
+    ),
+    _svc(
+        "callfloor_http_malformed_total",
+        _C,
+        "Requests that were not well-formed HTTP (answered 400 or 415 by the server before "
+        "any route, and counted in callfloor_http_errors_total too), by problem.",
+        ("problem",),
+    ),
+    _svc(
+        "callfloor_http_body_bytes_in_flight",
+        _G,
+        "Bytes of request bodies being read or decoded now (bounded by [limits] "
+        "max_inflight_body).",
+    ),
+    _svc(
+        "callfloor_http_bodies_refused_total",
+        _C,
+        "Request bodies refused with 503 before they were read, because [limits] "
+        "max_inflight_body was reached.",
     ),
     _svc(
         "callfloor_ingest_batch_seconds",

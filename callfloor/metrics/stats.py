@@ -87,6 +87,18 @@ class ServiceStats(Protocol):
         """HTTP error answers by status code as a string (``"413"``)."""
 
     @property
+    def http_malformed_total(self) -> Mapping[str, int]:
+        """Requests that were not well-formed HTTP, by problem (``"bad_chunked"``)."""
+
+    @property
+    def http_body_bytes_in_flight(self) -> int:
+        """Bytes of request bodies being read or decoded now."""
+
+    @property
+    def http_bodies_refused_total(self) -> int:
+        """Request bodies refused because ``[limits] max_inflight_body`` was reached."""
+
+    @property
     def batches_total(self) -> int:
         """Ingest batches applied."""
 
@@ -265,6 +277,9 @@ def add_service_samples(fam: Mapping[str, BuiltFamily], stats: ServiceStats) -> 
     """Fill the service families (catalogue group ``service``) from ``stats``."""
     _by(fam["callfloor_http_requests_total"], "handler", stats.http_requests_total)
     _by(fam["callfloor_http_errors_total"], "code", stats.http_errors_total)
+    _by(fam["callfloor_http_malformed_total"], "problem", stats.http_malformed_total)
+    _one(fam["callfloor_http_body_bytes_in_flight"], stats.http_body_bytes_in_flight)
+    _one(fam["callfloor_http_bodies_refused_total"], stats.http_bodies_refused_total)
     batch = fam["callfloor_ingest_batch_seconds"]
     batch.add("callfloor_ingest_batch_seconds_count", NO_LABELS, stats.batches_total)
     batch.add("callfloor_ingest_batch_seconds_sum", NO_LABELS, stats.batch_seconds_sum)

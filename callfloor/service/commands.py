@@ -3,7 +3,9 @@
 The start banner (the URLs) is printed only once the port is bound; a taken port
 ends the command with one line naming the address and how to pick another.
 ``serve`` on an address beyond loopback without ``[http] write_tokens`` ends with
-one line naming that key (exit code 2) before it listens. SIGTERM
+one line naming that key (exit code 2) before it listens, and so does a configuration
+error (a TLS certificate that does not load included). What the configuration has that
+is weak (a short token) is logged as a warning at start. SIGTERM
 stops exactly like Ctrl-C: the service task is cancelled, open streams end, the
 final checkpoint hook runs, "stopped" is logged and the exit code is 0.
 """
@@ -18,7 +20,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from callfloor.config import load_config
+from callfloor.config import Config, load_config
 from callfloor.ingest.source import Source
 from callfloor.service.floor import FloorService, ListenError
 from callfloor.service.sources import SourceSetupError, configured_sources
@@ -26,6 +28,13 @@ from callfloor.store.base import StoreError
 from callfloor.web import auth as access
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def log_config_warnings(config: Config) -> None:
+    """Log what the configuration has that works but is weak (a short token, ...): one
+    WARNING line each, naming file and key."""
+    for warning in config.warnings:
+        logging.getLogger("callfloor").warning("config_warning %s", warning)
 
 
 def serve_until_stopped(
@@ -70,6 +79,7 @@ def run_serve(args: argparse.Namespace) -> int:
     """``callfloor serve``: HTTP ingest, API and metrics on the configured address."""
     logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
     config = load_config(args.config)
+    log_config_warnings(config)
     host = args.host if args.host is not None else config.http.host
     refused = access.refusal(host, config.http)
     if refused is not None:
@@ -103,6 +113,7 @@ def run_demo(args: argparse.Namespace) -> int:
         speed=args.speed,
         config_path=args.config,
     )
+    log_config_warnings(setup.config)
     service = FloorService(setup.config, clock=setup.clock, host=args.host, port=args.port)
     # The simulated minutes before now go in first, so the wallboard has numbers at
     # once and the clock never runs ahead of them (they would count as late).

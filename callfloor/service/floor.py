@@ -41,6 +41,7 @@ from callfloor.service.stats import IngestStats
 from callfloor.service.writer import Writer
 from callfloor.store.base import ALL, PartitionMap, Store, StoreHealth
 from callfloor.store.open import open_store
+from callfloor.web.tls import server_context
 
 if TYPE_CHECKING:
     from callfloor.processors.read import FloorReader
@@ -131,6 +132,9 @@ class FloorService:
         # a client that stopped reading would otherwise hold its connection forever.
         self.stream_timeout_s = stream_timeout_s
         self.stats = IngestStats()
+        # TLS served directly ([http] tls_cert, tls_key): a key that does not load is a
+        # ConfigError here, before anything is opened.
+        self.ssl_context = server_context(config.http, config.source)
         # The configured sites (the [sites] table, the queues' sites, grouped sites) are
         # known to a shared store from the start: their partitions get owners before any
         # of their events arrive.
@@ -273,6 +277,13 @@ class FloorService:
     def _dropped(self, events: int) -> None:
         self.stats.dropped_batches_total += 1
         self.stats.dropped_events_total += events
+
+    def _malformed(self, status: int, problem: str) -> None:
+        """Count a request the HTTP server could not parse (answered before any route)."""
+        stats = self.stats
+        code = str(status)
+        stats.http_errors_total[code] = stats.http_errors_total.get(code, 0) + 1
+        stats.http_malformed_total[problem] = stats.http_malformed_total.get(problem, 0) + 1
 
     @property
     def held_events(self) -> int:
@@ -464,6 +475,7 @@ class FloorService:
         Raises :class:`ListenError` if the address cannot be bound.
         """
         from callfloor.web import make_app
+        from callfloor.web.server import EdgeRunner
 
         await self.store.open()
         if self.durable and not self.shared:
@@ -480,8 +492,11 @@ class FloorService:
                 proc.tick(self.now())
         except Exception:
             log.exception("tick_error at start")
-        runner = web.AppRunner(
+        # Malformed requests are answered as JSON, counted and logged (rate-limited) by
+        # the edge server instead of aiohttp's text/plain answer and traceback.
+        runner = EdgeRunner(
             make_app(self),
+            on_malformed=self._malformed,
             access_log=None,
             handle_signals=False,
             keepalive_timeout=self.idle_timeout_s,
@@ -489,7 +504,7 @@ class FloorService:
             shutdown_timeout=5.0,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
         try:
             await site.start()
         except OSError as exc:
@@ -506,7 +521,8 @@ class FloorService:
             ) from exc
         addresses = runner.addresses
         self.bound_port = int(addresses[0][1]) if addresses else self.port
-        url = f"http://{self.host}:{self.bound_port}/"
+        scheme = "https" if self.ssl_context is not None else "http"
+        url = f"{scheme}://{self.host}:{self.bound_port}/"
         log.info("listening url=%s", url)
         for source in sources:
             self.supervisor.register(source)  # /readyz says starting until each is up

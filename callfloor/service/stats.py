@@ -20,6 +20,9 @@ class IngestStats:
 
     http_requests_total: dict[str, int] = field(default_factory=dict)  # by handler
     http_errors_total: dict[str, int] = field(default_factory=dict)  # by status code
+    http_malformed_total: dict[str, int] = field(default_factory=dict)  # by problem
+    http_body_bytes_in_flight: int = 0  # request bodies being read or decoded
+    http_bodies_refused_total: int = 0  # refused: [limits] max_inflight_body reached
     batches_total: int = 0
     batch_events_total: int = 0
     batch_seconds_sum: float = 0.0

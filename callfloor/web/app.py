@@ -7,7 +7,7 @@ import asyncio
 
 from aiohttp import web
 
-from callfloor.web import auth, changes, health, ingest, reads
+from callfloor.web import auth, changes, health, hosts, ingest, reads
 from callfloor.web.errors import json_errors
 from callfloor.web.floor import FLOOR, Floor
 
@@ -15,14 +15,21 @@ from callfloor.web.floor import FLOOR, Floor
 def make_app(floor: Floor) -> web.Application:
     """The application serving ``floor``."""
     # Bodies are read by the ingest route with its own limit ([limits] max_body).
-    # Access control runs inside the JSON error layer, so 401 and 403 are counted.
+    # The Host check and access control run inside the JSON error layer, so 421, 401
+    # and 403 are counted; the Host check first, so that a rebinding page learns nothing
+    # from which refusal it gets.
+    http = floor.config.http
     app = web.Application(
-        middlewares=[json_errors, auth.access_control],
+        middlewares=[json_errors, hosts.host_check, auth.access_control],
         client_max_size=floor.config.limits.max_body_bytes,
     )
     app[FLOOR] = floor
-    app[auth.ACCESS] = auth.Access.from_config(floor.config.http)
+    app[auth.ACCESS] = auth.Access.from_config(http)
+    app[hosts.HOSTS] = hosts.Hosts(floor.host, http.allowed_hosts)
     app[ingest.DECODE_LANE] = asyncio.Semaphore(1)
+    app[ingest.BODY_BUDGET] = ingest.BodyBudget(
+        floor.config.limits.max_inflight_body_bytes, floor.stats
+    )
     get = app.router.add_get
     get("/", reads.index, name="index")
     get("/metrics", reads.metrics, name="metrics")

@@ -15,6 +15,12 @@ set, reads are open, but a peer beyond loopback is not shown agents' display nam
 (:mod:`~callfloor.web.redact`). A write token does not grant reads, nor a read
 token writes. Tokens are compared in constant time (:class:`Tokens`).
 
+"Loopback" is said of the client: the peer address, or behind a proxy listed in
+``[http] trusted_proxies`` the address that proxy reports
+(:mod:`~callfloor.web.proxies`). A request that shows a configured token is
+:func:`authenticated`: the Host check (:mod:`~callfloor.web.hosts`) does not apply
+to it.
+
 The start-up rules of ``callfloor serve`` live here too, as pure functions:
 :func:`refusal` (a bind beyond loopback without write tokens) and :func:`notes` (the
 lines logged once listening).
@@ -35,6 +41,7 @@ from aiohttp.typedefs import Handler
 from callfloor.config import HttpConfig
 from callfloor.web import redact
 from callfloor.web.errors import json_error
+from callfloor.web.proxies import TrustedProxies
 
 __all__ = [
     "ACCESS",
@@ -42,8 +49,10 @@ __all__ = [
     "Need",
     "Tokens",
     "access_control",
+    "authenticated",
     "bearer_token",
     "classify",
+    "client_address",
     "is_loopback_host",
     "is_loopback_peer",
     "notes",
@@ -160,16 +169,30 @@ def bearer_token(header: str | None) -> str | _Malformed | None:
 class Access:
     """The access rules of one application (built from ``[http]``)."""
 
-    __slots__ = ("read", "write")
+    __slots__ = ("proxies", "read", "write")
 
-    def __init__(self, write_tokens: Iterable[str] = (), read_tokens: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        write_tokens: Iterable[str] = (),
+        read_tokens: Iterable[str] = (),
+        trusted_proxies: Iterable[str] = (),
+    ) -> None:
         self.write = Tokens(write_tokens)
         self.read = Tokens(read_tokens)
+        self.proxies = TrustedProxies(trusted_proxies)
 
     @classmethod
     def from_config(cls, http: HttpConfig) -> Access:
-        """The rules ``[http] write_tokens`` and ``read_tokens`` set."""
-        return cls(http.write_tokens, http.read_tokens)
+        """The rules ``[http] write_tokens``, ``read_tokens`` and ``trusted_proxies`` set."""
+        return cls(http.write_tokens, http.read_tokens, http.trusted_proxies)
+
+    def shows_token(self, authorization: str | None) -> bool:
+        """Whether the ``Authorization`` header carries one of the tokens (either kind)."""
+        token = bearer_token(authorization)
+        if token is None or isinstance(token, _Malformed):
+            return False
+        # Both compared whatever the first said: the time does not tell which kind matched.
+        return self.write.matches(token) | self.read.matches(token)
 
     def refuse(
         self, need: Need, authorization: str | None, peer: str | None, what: str
@@ -189,7 +212,13 @@ class Access:
                     403,
                     f"{what} is a write: with no [http] write_tokens configured, writes are "
                     "accepted from loopback (127.0.0.1, ::1) only; configure [http] "
-                    "write_tokens and send Authorization: Bearer <token>",
+                    "write_tokens and send Authorization: Bearer <token>"
+                    + (
+                        " (behind a proxy of [http] trusted_proxies, the client is the "
+                        "address it reports in X-Forwarded-For or Forwarded)"
+                        if self.proxies
+                        else ""
+                    ),
                     need="write_token",
                 )
         else:
@@ -240,12 +269,31 @@ class Access:
 ACCESS: web.AppKey[Access] = web.AppKey("access", Access)
 
 
+def authenticated(request: web.Request) -> bool:
+    """Whether the request shows a credential of this service: a configured bearer token
+    of either kind. The Host check is for requests without one (a browser session
+    cookie, when there is one, is to count here too)."""
+    return request.app[ACCESS].shows_token(request.headers.get("Authorization"))
+
+
+def client_address(request: web.Request) -> str | None:
+    """The client's address: the peer's, or behind a trusted proxy the one it reports
+    (``None`` when it does not say; see :mod:`~callfloor.web.proxies`)."""
+    proxies = request.app[ACCESS].proxies
+    if not proxies:
+        return request.remote
+    headers = request.headers
+    return proxies.client(
+        request.remote, headers.getall("Forwarded", ()), headers.getall("X-Forwarded-For", ())
+    )
+
+
 @web.middleware
 async def access_control(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse what the request may not do (401/403 JSON); hide names it may not see."""
     access = request.app[ACCESS]
     route = request.match_info.route.name
-    peer = request.remote
+    peer = client_address(request)
     need = classify(request.method, route)
     refused = access.refuse(
         need, request.headers.get("Authorization"), peer, f"{request.method} {request.path}"
@@ -294,5 +342,17 @@ def notes(host: str, http: HttpConfig) -> list[str]:
             "access reads=open agent_names=hidden_beyond_loopback reason=no_read_tokens "
             "detail='agents display names are shown to loopback peers only; set [http] "
             "read_tokens to show them to token holders'"
+        )
+    if not is_loopback_host(host):
+        names = ",".join(http.allowed_hosts) or "none"
+        lines.append(
+            f"access host_check=on allowed_hosts={names} detail='requests without a token "
+            "must name localhost, the address they reached or one of [http] allowed_hosts "
+            "in Host (421 otherwise)'"
+        )
+    if http.trusted_proxies:
+        lines.append(
+            f"access trusted_proxies={','.join(http.trusted_proxies)} detail='requests from "
+            "these are judged by the client they report in X-Forwarded-For / Forwarded'"
         )
     return lines

@@ -16,10 +16,13 @@ if TYPE_CHECKING:
 
 
 class WebStats(Protocol):
-    """The counters the web layer keeps (HTTP requests by handler, errors by status)."""
+    """The counters the web layer keeps (HTTP requests by handler, errors by status, the
+    request bodies in flight)."""
 
     http_requests_total: dict[str, int]
     http_errors_total: dict[str, int]
+    http_body_bytes_in_flight: int
+    http_bodies_refused_total: int
 
 
 class Floor(Protocol):
@@ -48,6 +51,11 @@ class Floor(Protocol):
     @property
     def view(self) -> FloorReader:
         """Typed reads at the processor clock."""
+        ...
+
+    @property
+    def host(self) -> str:
+        """The address the server is bound to (``--host`` or ``[http] host``)."""
         ...
 
     @property

@@ -8,6 +8,12 @@ max_request_events`` is a 413 once decoded, and none of its events is taken. Lar
 bodies are decoded in a worker thread, one at a time, so other requests are served
 meanwhile. The answer (202, or 400 when no event was taken) lists at most 100
 rejections and 100 duplicates and counts all of them; it is sent once the batch is durable.
+
+The bytes of the bodies being read or decoded at once, over all requests, are bounded
+by ``[limits] max_inflight_body`` (:class:`BodyBudget`): a body is counted from its
+``Content-Length`` before it is read (a chunked or compressed one as it arrives), and
+released once decoded. A body that does not fit gets 503 with ``Retry-After`` and is not
+read (aiohttp discards what the client still sends, so the client reads the answer).
 """
 
 from __future__ import annotations
@@ -23,11 +29,84 @@ from callfloor.ingest.decode import LISTED_REJECTIONS, Decoded, decode_request
 from callfloor.ingest.http import ServiceStopping
 from callfloor.ingest.source import Receipt
 from callfloor.web.errors import json_error, json_response
-from callfloor.web.floor import floor_of
+from callfloor.web.floor import WebStats, floor_of
 
 CONTENT_TYPES: Final = ("application/json", "application/x-ndjson")
 OFF_LOOP_BYTES: Final = 256 * 1024  # larger bodies are decoded in a worker thread
 DECODE_LANE: web.AppKey[asyncio.Semaphore] = web.AppKey("decode_lane", asyncio.Semaphore)
+GROW_STEP: Final = 1 << 20  # a body without Content-Length is counted a megabyte ahead
+
+
+class BodyBudget:
+    """Bytes of request bodies in flight (being read or decoded), against a limit.
+
+    Every change is written to ``stats.http_body_bytes_in_flight`` (the gauge); refusals
+    are counted in ``stats.http_bodies_refused_total``.
+    """
+
+    __slots__ = ("limit", "stats", "used")
+
+    def __init__(self, limit: int, stats: WebStats) -> None:
+        self.limit = limit
+        self.stats = stats
+        self.used = 0
+
+    def take(self, size: int) -> bool:
+        """Count ``size`` more bytes in flight if they fit; whether they did."""
+        if self.used + size > self.limit:
+            return False
+        self.used += size
+        self.stats.http_body_bytes_in_flight = self.used
+        return True
+
+    def give_back(self, size: int) -> None:
+        """Stop counting ``size`` bytes (a body decoded, or a request that ended)."""
+        self.used -= size
+        self.stats.http_body_bytes_in_flight = self.used
+
+    def refused(self) -> None:
+        """Count a body refused because it did not fit."""
+        self.stats.http_bodies_refused_total += 1
+
+
+BODY_BUDGET: web.AppKey[BodyBudget] = web.AppKey("body_budget", BodyBudget)
+
+
+class _Share:
+    """One request's share of the :class:`BodyBudget`, grown as its body arrives."""
+
+    __slots__ = ("budget", "max_size", "size")
+
+    def __init__(self, budget: BodyBudget, max_size: int) -> None:
+        self.budget = budget
+        self.max_size = max_size
+        self.size = 0
+
+    def reserve(self, size: int) -> bool:
+        """Start with ``size`` bytes (the Content-Length); whether the budget had room."""
+        if not self.budget.take(size):
+            return False
+        self.size = size
+        return True
+
+    def cover(self, size: int) -> bool:
+        """Make the share at least ``size`` bytes (a step ahead if there is room); whether
+        the budget had room."""
+        if size <= self.size:
+            return True
+        ahead = min(max(size, self.size + GROW_STEP), max(size, self.max_size))
+        if self.budget.take(ahead - self.size):
+            self.size = ahead
+            return True
+        if ahead > size and self.budget.take(size - self.size):  # no room to look ahead
+            self.size = size
+            return True
+        return False
+
+    def release(self) -> None:
+        self.budget.give_back(self.size)
+        self.size = 0
+
 
 _UNSUPPORTED = (
     "unsupported Content-Type {got}: send application/json (one event or a JSON array) "
@@ -44,16 +123,25 @@ class _Unreadable(Exception):
     """The body could not be read: broken framing or encoding, or the client left."""
 
 
-async def _read(request: web.Request, limit: int) -> bytes:
+class _NoRoom(Exception):
+    """The body does not fit in [limits] max_inflight_body now."""
+
+
+async def _read(request: web.Request, limit: int, share: _Share) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise _TooLarge
+    if not share.reserve(length or 0):
+        raise _NoRoom
     body = bytearray()
     try:
         async for chunk in request.content.iter_chunked(1 << 16):
             body += chunk
             if len(body) > limit:
                 raise _TooLarge
+            if not share.cover(len(body)):
+                # Chunked, or inflating beyond its Content-Length (Content-Encoding).
+                raise _NoRoom
     except web.RequestPayloadError as exc:
         # A broken chunked framing or Content-Encoding is the sender's fault: a 400
         # naming it, not a 500 with a traceback for every malformed request.
@@ -118,10 +206,24 @@ async def ingest(request: web.Request) -> web.Response:
         got = repr(request.content_type) if sent else "(no Content-Type header)"
         return json_error(415, _UNSUPPORTED.format(got=got))
     limits = floor.config.limits
+    share = _Share(request.app[BODY_BUDGET], limits.max_body_bytes)
+    try:
+        taken = await _take(request, share)
+    finally:
+        share.release()  # the body is decoded (or refused): its bytes are gone
+    if isinstance(taken, web.Response):
+        return taken
+    return await _offer(request, taken)
+
+
+async def _take(request: web.Request, share: _Share) -> Decoded | web.Response:
+    """Read and decode the body within its share of the budget; or the refusal."""
+    floor = floor_of(request)
+    limits = floor.config.limits
     # The body is read next to the service's stop: a stopping server reads no more of
     # it, so a request still uploading is answered (503, send again) at once instead of
     # holding the shutdown for its grace period and then losing the connection.
-    reading = asyncio.ensure_future(_read(request, limits.max_body_bytes))
+    reading = asyncio.ensure_future(_read(request, limits.max_body_bytes, share))
     try:
         async with asyncio.timeout(floor.body_timeout_s):
             await asyncio.wait((reading, floor.http.stopped()), return_when=FIRST_COMPLETED)
@@ -148,9 +250,27 @@ async def ingest(request: web.Request) -> web.Response:
         unreadable = json_error(400, str(exc))
         unreadable.force_close()  # the framing is lost: the connection cannot be reused
         return unreadable
+    except _NoRoom:
+        share.budget.refused()
+        # Not force-closed: aiohttp reads and discards what the client still sends (for
+        # up to 10 s), so the client gets to read this answer instead of a reset.
+        return json_error(
+            503,
+            f"too many request bodies in flight: [limits] max_inflight_body = "
+            f"{limits.max_inflight_body_bytes} bytes are being read or decoded; nothing "
+            "was taken, send the body again",
+            {"Retry-After": "1"},
+            limit="max_inflight_body",
+        )
     finally:
         reading.cancel()  # a no-op once it is done
-    decoded = await _decode(request, body, floor.not_after())
+    return await _decode(request, body, floor.not_after())
+
+
+async def _offer(request: web.Request, decoded: Decoded) -> web.Response:
+    """Hand the decoded events to the HTTP source; the answer from its receipt."""
+    floor = floor_of(request)
+    limits = floor.config.limits
     if not decoded.events and not decoded.rejected_total:
         return json_error(400, "empty body: send a JSON event, a JSON array or NDJSON")
     events = len(decoded.events)

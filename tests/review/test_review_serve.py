@@ -29,7 +29,7 @@ def test_an_address_that_cannot_be_used_names_the_host_not_the_port(
     OS's reason and --host (not "unknown error -2; pick another port")."""
     # A write token: without one, a bind beyond loopback is refused before any socket.
     config = tmp_path / "callfloor.toml"
-    config.write_text('[http]\nwrite_tokens = ["t0ken"]\n', encoding="utf-8")
+    config.write_text('[http]\nwrite_tokens = ["t0ken-0123456789abcdef"]\n', encoding="utf-8")
     done = subprocess.run(
         [
             *(sys.executable, "-m", "callfloor", "serve", "--config", str(config)),
@@ -81,7 +81,7 @@ def test_sigterm_during_a_post_answers_it_and_stops_cleanly(tmp_path: Path) -> N
         body = _event_lines(20_000, time.time() - 30)
         sock = socket.create_connection(("127.0.0.1", served.port))
         sock.sendall(
-            b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\n"
+            b"POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/x-ndjson\r\n"
             b"Content-Length: %d\r\n\r\n" % len(body)
         )

@@ -173,12 +173,14 @@ def test_serve_refuses_a_wide_bind_without_write_tokens() -> None:
 
 
 def test_start_up_notes_name_the_open_rules() -> None:
-    """A loopback bind without write tokens notes writes open to loopback only, nothing else."""
+    """A loopback bind without write tokens notes writes open to loopback only, nothing else;
+    a wide bind notes hidden names and the Host check."""
     lines = notes("127.0.0.1", config().http)
     assert len(lines) == 1 and "writes are open to loopback only" in lines[0]
     assert notes("127.0.0.1", config({"http": {"write_tokens": ["t"]}}).http) == []
     wide = notes("0.0.0.0", config({"http": {"write_tokens": ["t"]}}).http)
-    assert len(wide) == 1 and "agent_names=hidden_beyond_loopback" in wide[0]
+    assert len(wide) == 2 and "agent_names=hidden_beyond_loopback" in wide[0]
+    assert "host_check=on allowed_hosts=none" in wide[1]
 
 
 _VALUES = st.text(alphabet=st.characters(codec="utf-8"), max_size=12)

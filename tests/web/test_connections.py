@@ -21,7 +21,9 @@ async def test_a_request_head_sent_too_slowly_is_cut_off() -> None:
     """A connection that never completes its request head is closed after the idle timeout."""
     async with running(idle_timeout_s=0.3) as (_, base):
         reader, writer = await _open(base)
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # no blank line: head unfinished
+        writer.write(
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        )  # no blank line: head unfinished
         started = asyncio.get_running_loop().time()
         rest = await asyncio.wait_for(reader.read(), 5)
         elapsed = asyncio.get_running_loop().time() - started
@@ -33,7 +35,7 @@ async def test_an_idle_keep_alive_connection_is_closed() -> None:
     """After an answer, a kept-alive connection that sends nothing more is closed."""
     async with running(idle_timeout_s=0.3) as (_, base):
         reader, writer = await _open(base)
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         assert head.startswith(b"HTTP/1.1 200")
         await reader.readexactly(_length(head))
@@ -46,7 +48,7 @@ async def test_a_body_that_does_not_arrive_in_time_is_a_json_408() -> None:
     async with running(body_timeout_s=0.3) as (_, base):
         reader, writer = await _open(base)
         writer.write(
-            b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\n"
+            b"POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b'Content-Type: application/x-ndjson\r\nContent-Length: 1000\r\n\r\n{"type"'
         )
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
