@@ -124,6 +124,10 @@ class ServiceStats(Protocol):
         """How long the last checkpoint took."""
 
     @property
+    def checkpoint_last_success_unix(self) -> float | None:
+        """When the last checkpoint was written, Unix seconds (None: none yet)."""
+
+    @property
     def recovered_events_total(self) -> int:
         """Events replayed from the log."""
 
@@ -226,6 +230,9 @@ def add_service_samples(fam: Mapping[str, BuiltFamily], stats: ServiceStats) -> 
     _one(fam["callfloor_checkpoints_total"], stats.checkpoints_total)
     _one(fam["callfloor_checkpoint_errors_total"], stats.checkpoint_errors_total)
     _one(fam["callfloor_checkpoint_seconds"], stats.checkpoint_seconds)
+    if stats.checkpoint_last_success_unix is not None:
+        last = fam["callfloor_checkpoint_last_success_timestamp_seconds"]
+        _one(last, stats.checkpoint_last_success_unix)
     _one(fam["callfloor_recovered_events_total"], stats.recovered_events_total)
     _one(fam["callfloor_partitions_owned"], stats.partitions_owned)
     _one(fam["callfloor_partition_adoptions_total"], stats.partition_adoptions_total)
