@@ -122,6 +122,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="with --realtime: simulated seconds per wall-clock second (default 1)",
     )
     p.add_argument(
+        "--warmup",
+        type=v.duration,
+        default=0.0,
+        metavar="DUR",
+        help="with --realtime and no --start: begin DUR in the past and send those events "
+        "at once, so a live service has numbers from the start (e.g. 20m)",
+    )
+    p.add_argument(
         "--write-config",
         metavar="FILE",
         help="also write the matching callfloor TOML configuration to FILE",
@@ -149,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
         return _error(f"--agents ({args.agents}) must be at least --sites ({args.sites})")
     if args.speed != 1.0 and not args.realtime:
         return _error("--speed only applies with --realtime")
+    if args.warmup and (not args.realtime or args.start is not None):
+        return _error("--warmup only applies with --realtime and without --start")
     feeding = args.post is not None or args.mqtt is not None
     if feeding and args.speed != 1.0:
         return _error(
@@ -176,28 +186,31 @@ def run(args: argparse.Namespace) -> int:
 
     start = args.start
     shift = 0.0
+    anchor = None
     if args.realtime:
         now = round(time.time(), 3)
         if start is None:
-            start = now
+            start = now - args.warmup
+            anchor = now  # the warm-up's events are due at once
         else:
             shift = now - start
     elif start is None:
         start = DEFAULT_START
 
     events = sim.events(start, args.duration)
+    anchor = start if anchor is None else anchor
     if feeding:
-        return _feed(events, args, start, shift)
+        return _feed(events, args, anchor, shift)
     # A broken pipe (`| head`) and Ctrl-C are handled once, in callfloor.cli.main.
     if args.output == "-":
-        _write(events, sys.stdout.buffer, args, start, shift)
+        _write(events, sys.stdout.buffer, args, anchor, shift)
         return 0
     try:
         out = open(args.output, "wb")  # noqa: SIM115 - closed below, after errors
     except OSError as exc:
         return _error(f"--output {args.output}: {exc.strerror}")
     with out:
-        _write(events, out, args, start, shift)
+        _write(events, out, args, anchor, shift)
     return 0
 
 

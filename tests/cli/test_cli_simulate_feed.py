@@ -95,3 +95,22 @@ def test_post_and_output_are_exclusive() -> None:
     """--post and --output together are a usage error (exit 2)."""
     done = _simulate("--output", "x.ndjson", "--post", "http://127.0.0.1:9/api/v1/events")
     assert done.returncode == 2 and "not allowed with" in done.stderr
+
+
+def test_a_warmup_is_sent_at_once_from_that_far_back() -> None:
+    """--realtime --warmup 5m begins five minutes ago and sends those minutes at once: a
+    five-minute run ends without waiting, its events from now-300 s to now."""
+    before = time.time()
+    done = _simulate("--realtime", "--warmup", "5m", "--duration", "5m", timeout=30)
+    after = time.time()
+    assert done.returncode == 0, done.stderr
+    stamps = [json.loads(line)["ts"] for line in done.stdout.splitlines()]
+    assert stamps and after - before < 20
+    assert before - 301 <= min(stamps) <= before - 299
+    assert max(stamps) <= after
+
+
+def test_warmup_needs_realtime() -> None:
+    """--warmup without --realtime is a usage error (exit 2)."""
+    done = _simulate("--warmup", "5m")
+    assert done.returncode == 2 and "--warmup only applies with --realtime" in done.stderr
