@@ -599,17 +599,29 @@ def down(workdir: Path, timeout_s: float = 60) -> int:
     except (OSError, ValueError):
         print(f"devstack: no stack running from {workdir}/ (no {PID_FILE})", file=sys.stderr)
         return 0
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists() and b"callfloor.devstack" not in cmdline.read_bytes():
+        # The stack died without removing its file, and the pid is someone else's now.
+        pid_file.unlink(missing_ok=True)
+        print(f"devstack: the stack (pid {pid}) had already stopped", file=sys.stderr)
+        return 0
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         pid_file.unlink(missing_ok=True)
         print(f"devstack: the stack (pid {pid}) had already stopped", file=sys.stderr)
         return 0
+    # The stack removes its pid file once every service has stopped (a process that has
+    # exited may linger as a zombie until its parent reaps it: not a sign of life).
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
+            pid_file.unlink(missing_ok=True)
+            print(f"devstack: stopped (pid {pid})", file=sys.stderr)
+            return 0
+        if not pid_file.exists():
             print(f"devstack: stopped (pid {pid})", file=sys.stderr)
             return 0
         time.sleep(0.1)
