@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
+# make demo PORT=18080, make stack PORT=18080 PROFILE=demo: callfloor's port (default
+# 8080) and, for the stack, a docker-compose profile (demo: the simulator feeds it).
+PORT   ?= 8080
+PROFILE ?=
 
-.PHONY: demo test check bench stack native clean
+.PHONY: demo test check bench stack stack-down dashboards native clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +21,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $@ $(VENV)/.installed-run
 
-## demo: simulated floor -> processors -> HTTP on localhost:8080 (Ctrl-C stops it)
+## demo: simulated floor -> processors -> HTTP on localhost:$(PORT) (Ctrl-C stops it)
 demo: $(VENV)/.installed-run
-	$(BIN)/callfloor demo
+	$(BIN)/callfloor demo --port $(PORT)
 
 ## test: install what the tests need (Python packages, Debian services), then run them
 test: $(STAMP)
@@ -36,10 +40,18 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
-## stack: Redis, Mosquitto, callfloor and Prometheus as local processes, from the files docker-compose.yml uses
+## stack: docker-compose.yml's services as local processes, from the same files (Ctrl-C or make stack-down stops it)
 stack: $(VENV)/.installed-run
 	./scripts/ensure-system-deps
-	$(BIN)/python -m callfloor.devstack
+	$(BIN)/python -m callfloor.devstack --callfloor-port $(PORT) $(if $(PROFILE),--profile $(PROFILE))
+
+## stack-down: stop the stack `make stack` runs (from another terminal)
+stack-down:
+	$(BIN)/python -m callfloor.devstack --down
+
+## dashboards: regenerate the Grafana boards in deploy/grafana/dashboards
+dashboards: $(STAMP)
+	$(BIN)/callfloor dashboards --out deploy/grafana/dashboards --config deploy/callfloor.toml
 
 ## native: compile the pure core with mypyc in place (optional, ~1.5x faster replay)
 native: $(STAMP)

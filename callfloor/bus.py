@@ -93,6 +93,10 @@ class ChangeBus:
         """A new subscription of ``kind`` (a metric label: "sse", "wallboard", ...)."""
         sub = Subscription(kind, maxsize)
         self._subscriptions.add(sub)
+        # The kind's counter exists from its first subscriber on, at 0: Prometheus's
+        # rate() and increase() miss a series' first increment, and a dashboard
+        # shows 0 rather than no data.
+        self.dropped.setdefault(kind, 0)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:

@@ -33,7 +33,7 @@ async def test_a_full_subscriber_is_dropped_and_counted_the_others_go_on() -> No
     bus.publish(_changes(2.0))
     assert (await fast.get()) is not None and (await fast.get()) is not None
     bus.publish(_changes(3.0))  # slow holds two already
-    assert dropped == {"sse": 1}
+    assert dropped == {"sse": 1, "wallboard": 0}
     assert slow.dropped and (await slow.get()) is None
     assert [c.as_of for c in [await fast.get()]] == [3.0]  # type: ignore[union-attr]
     assert len(bus) == 1
@@ -58,3 +58,12 @@ async def test_unsubscribe_ends_the_subscription() -> None:
     bus.unsubscribe(sub)
     bus.publish(_changes(1.0))
     assert await sub.get() is None and len(bus) == 0
+
+
+def test_a_subscriber_kind_is_counted_from_zero_at_its_first_subscription() -> None:
+    """A kind's dropped counter exists at 0 once one subscriber of it has subscribed."""
+    dropped: dict[str, int] = {}
+    bus = ChangeBus(dropped)
+    assert dropped == {}
+    bus.unsubscribe(bus.subscribe("sse"))
+    assert dropped == {"sse": 0}

@@ -1,13 +1,17 @@
-"""End to end on `make stack`'s topology: Redis, Mosquitto, callfloor and a real Prometheus
-as local processes (callfloor.devstack), from the deploy/ files docker-compose.yml uses.
+"""End to end on `make stack`'s topology: Redis, Mosquitto, callfloor, a real Prometheus and
+Alertmanager as local processes (callfloor.devstack), from the deploy/ files
+docker-compose.yml uses, with the demo profile's simulator publishing over MQTT.
 
-One stack serves the module; each test sends its own events to its own queue or site, so
-the tests do not depend on each other's order.
+One stack serves the module; each test sends its own events to its own queue or site
+(the simulator's queues are named for their sites, lon-... and sh-...), so the tests do
+not depend on each other's order.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -33,8 +37,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
             prometheus_port=0,
             redis_port=0,
             mqtt_port=0,
+            alertmanager_port=0,
+            grafana_port=0,
             token="e2e-token",
             scrape_interval_s=1,
+            profiles=("demo",),
         )
     except devstack.StackError as exc:
         pytest.fail(f"the stack did not start (run `make test`, which installs it): {exc}")
@@ -171,3 +178,62 @@ def test_configured_queue_without_events_is_exposed(stack: devstack.Stack) -> No
     """A queue configured in deploy/callfloor.toml is in Prometheus before any of its calls."""
     info = _until(stack.prometheus_url, 'callfloor_queue_info{queue="webchat"}', "1")
     assert info and info[0]["metric"]["site"] == "sh"
+
+
+def _simulated_queues(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    """The queues of the demo profile's simulated floor (its --write-config)."""
+    config = tmp_path_factory.mktemp("sim") / "floor.toml"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "callfloor",
+            "simulate",
+            "--duration",
+            "1s",
+            "--output",
+            "/dev/null",
+            "--write-config",
+            str(config),
+        ],
+        check=True,
+    )
+    return {
+        line.removeprefix("[queues.").removesuffix("]")
+        for line in config.read_text(encoding="utf-8").splitlines()
+        if line.startswith("[queues.")
+    }
+
+
+def test_the_simulated_floor_reaches_prometheus_over_mqtt_with_every_queues_service_level(
+    stack: devstack.Stack, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """simulator -> MQTT -> callfloor -> Prometheus: every simulated queue that has had a
+    call reach its service-level event has its service level in Prometheus (0..1), from
+    events that came over MQTT."""
+    simulated = _simulated_queues(tmp_path_factory)
+    pattern = "|".join(sorted(simulated))
+    base = stack.prometheus_url
+    deadline = time.monotonic() + 60
+    with_sl_events: set[str] = set()
+    levels: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        with_sl_events = {
+            r["metric"]["queue"]
+            for r in _query(base, f'callfloor_queue_sl_offered_total{{queue=~"{pattern}"}} > 0')
+        }
+        levels = {
+            r["metric"]["queue"]: float(r["value"][1])
+            for r in _query(
+                base,
+                f'callfloor_queue_service_level_ratio{{queue=~"{pattern}", window="60m"}}',
+            )
+        }
+        if len(with_sl_events) >= 2 and with_sl_events <= set(levels):
+            break
+        time.sleep(0.5)
+    assert len(with_sl_events) >= 2, f"the simulated floor did not arrive: {with_sl_events}"
+    assert with_sl_events <= set(levels), f"no service level for {with_sl_events - set(levels)}"
+    assert set(levels) <= simulated and all(0 <= v <= 1 for v in levels.values())
+    over_mqtt = _query(base, 'callfloor_ingest_events_total{source="mqtt"}')
+    assert over_mqtt and float(over_mqtt[0]["value"][1]) > 0

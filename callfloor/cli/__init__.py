@@ -1,4 +1,4 @@
-"""The ``callfloor`` command: replay, erlang, simulate, demo, serve.
+"""The ``callfloor`` command: replay, erlang, simulate, demo, serve, dashboards.
 
 One module per command (:mod:`~callfloor.cli.replay`, :mod:`~callfloor.cli.erlang`,
 :mod:`~callfloor.cli.simulate`, :mod:`~callfloor.cli.serve` for serve and demo), each
@@ -14,7 +14,7 @@ import os
 import sys
 
 from callfloor import __version__
-from callfloor.cli import erlang, replay, serve, simulate
+from callfloor.cli import dashboards, erlang, replay, serve, simulate
 from callfloor.config import ConfigError
 
 __all__ = ["build_parser", "main"]
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_parser(sub)
     serve.add_demo_parser(sub)
     serve.add_serve_parser(sub)
+    dashboards.add_parser(sub)
     return parser
 
 

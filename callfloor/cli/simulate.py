@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import msgspec
 
 from callfloor.cli import validators as v
 from callfloor.simulator import FloorSimulation, SimulationSpec, build_spec
+from callfloor.simulator.feed import Feed, FeedError, HttpFeed, MqttFeed, paced
 
 PROG: Final[str] = "callfloor simulate"
 
@@ -34,10 +36,18 @@ _EPILOG: Final[str] = """\
 examples:
   callfloor simulate --duration 1d --output day.ndjson --write-config floor.toml
   callfloor simulate --agents 1000 --queues 50 --sites 4 --duration 8h > shift.ndjson
-  callfloor simulate --realtime --speed 10 | curl -s --data-binary @- ...
+  callfloor simulate --realtime --post http://127.0.0.1:8080/api/v1/events
+  callfloor simulate --realtime --mqtt mqtt://127.0.0.1:1883
+  callfloor simulate --start "$(date -d '-30 min' +%s)" --duration 30m --post URL
 
 With --realtime and no --start the floor starts now (so its local-time profile
 matches the wall clock); with --start, event times are shifted to begin now.
+
+--post and --mqtt feed a live service in batches (at most 1000 events each) instead
+of writing NDJSON: with --realtime as the events fall due, without it as fast as the
+service takes them (a backfill: the service refuses events older than its
+[limits] max_lateness, 24 h by default, so give --start a recent time). A summary
+goes to stderr; the exit code is 1 when the service rejected any event.
 """
 
 
@@ -72,8 +82,32 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="DUR",
         help='simulated time: seconds or "90s", "15m", "8h", "1d" (default 1d)',
     )
-    p.add_argument(
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
         "--output", default="-", metavar="FILE", help="NDJSON output file, - for stdout (default)"
+    )
+    where.add_argument(
+        "--post",
+        metavar="URL",
+        help="POST the events to a live service instead, e.g. "
+        "http://127.0.0.1:8080/api/v1/events (token: --token or $CALLFLOOR_TOKEN)",
+    )
+    where.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="publish the events at QoS 1 on callfloor/<site>/events instead, e.g. "
+        "mqtt://127.0.0.1:1883",
+    )
+    p.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="with --post: the bearer token (default $CALLFLOOR_TOKEN; none on loopback)",
+    )
+    p.add_argument(
+        "--client-id",
+        default="callfloor-simulator",
+        metavar="ID",
+        help="with --mqtt: the MQTT client id (default callfloor-simulator)",
     )
     p.add_argument(
         "--realtime",
@@ -86,6 +120,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=1.0,
         metavar="X",
         help="with --realtime: simulated seconds per wall-clock second (default 1)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=v.duration,
+        default=0.0,
+        metavar="DUR",
+        help="with --realtime and no --start: begin DUR in the past and send those events "
+        "at once, so a live service has numbers from the start (e.g. 20m)",
     )
     p.add_argument(
         "--write-config",
@@ -115,6 +157,14 @@ def run(args: argparse.Namespace) -> int:
         return _error(f"--agents ({args.agents}) must be at least --sites ({args.sites})")
     if args.speed != 1.0 and not args.realtime:
         return _error("--speed only applies with --realtime")
+    if args.warmup and (not args.realtime or args.start is not None):
+        return _error("--warmup only applies with --realtime and without --start")
+    feeding = args.post is not None or args.mqtt is not None
+    if feeding and args.speed != 1.0:
+        return _error(
+            "--speed cannot feed a live service: it holds events until the wall clock "
+            "reaches their ts (use callfloor replay to go faster than real time)"
+        )
     try:
         spec: SimulationSpec = build_spec(
             agents=args.agents,
@@ -136,27 +186,58 @@ def run(args: argparse.Namespace) -> int:
 
     start = args.start
     shift = 0.0
+    anchor = None
     if args.realtime:
         now = round(time.time(), 3)
         if start is None:
-            start = now
+            start = now - args.warmup
+            anchor = now  # the warm-up's events are due at once
         else:
             shift = now - start
     elif start is None:
         start = DEFAULT_START
 
     events = sim.events(start, args.duration)
+    anchor = start if anchor is None else anchor
+    if feeding:
+        return _feed(events, args, anchor, shift)
     # A broken pipe (`| head`) and Ctrl-C are handled once, in callfloor.cli.main.
     if args.output == "-":
-        _write(events, sys.stdout.buffer, args, start, shift)
+        _write(events, sys.stdout.buffer, args, anchor, shift)
         return 0
     try:
         out = open(args.output, "wb")  # noqa: SIM115 - closed below, after errors
     except OSError as exc:
         return _error(f"--output {args.output}: {exc.strerror}")
     with out:
-        _write(events, out, args, start, shift)
+        _write(events, out, args, anchor, shift)
     return 0
+
+
+def _feed(
+    events: Iterator[dict[str, object]], args: argparse.Namespace, start: float, shift: float
+) -> int:
+    """Send the events to a live service (--post or --mqtt); 1 if it rejected any."""
+    feed: Feed
+    try:
+        if args.post is not None:
+            feed = HttpFeed(args.post, args.token or os.environ.get("CALLFLOOR_TOKEN"))
+        else:
+            feed = MqttFeed(args.mqtt, client_id=args.client_id)
+    except FeedError as exc:
+        return _error(str(exc))
+    try:
+        for batch in paced(
+            events, start=start, realtime=args.realtime, speed=args.speed, shift=shift
+        ):
+            feed.send(batch)
+    except FeedError as exc:
+        print(feed.summary(), file=sys.stderr)
+        return _error(str(exc))
+    finally:
+        feed.close()
+    print(f"{PROG}: {feed.summary()}", file=sys.stderr)
+    return 1 if isinstance(feed, HttpFeed) and feed.rejected else 0
 
 
 def _write(
@@ -166,38 +247,17 @@ def _write(
     start: float,
     shift: float,
 ) -> None:
-    encoder = msgspec.json.Encoder()
-    if not args.realtime:
-        batch: list[dict[str, object]] = []
-        for ev in events:
-            batch.append(ev)
-            if len(batch) >= _BATCH:
-                out.write(encoder.encode_lines(batch))
-                batch.clear()
-        if batch:
-            out.write(encoder.encode_lines(batch))
-        out.flush()
-        return
-
-    # Real time: an event is written when the wall clock reaches its (scaled) offset
-    # from the start; everything due is written and flushed before sleeping.
-    speed: float = args.speed
-    wall_start = time.monotonic()
-    pending: list[dict[str, object]] = []
-    for ev in events:
-        ts = ev["ts"]
-        assert isinstance(ts, float | int)
-        delay = wall_start + (ts - start) / speed - time.monotonic()
-        if delay > 0:
-            if pending:
-                out.write(encoder.encode_lines(pending))
-                out.flush()
-                pending.clear()
-            time.sleep(delay)
-        if shift:
-            # A new dict: the generator may still re-send this one as a duplicate.
-            ev = {**ev, "ts": round(ts + shift, 3)}
-        pending.append(ev)
-    if pending:
-        out.write(encoder.encode_lines(pending))
+    # Real time: everything due is written and flushed before each sleep.
+    encode = msgspec.json.Encoder().encode_lines
+    for batch in paced(
+        events,
+        start=start,
+        realtime=args.realtime,
+        speed=args.speed,
+        shift=shift,
+        batch_max=_BATCH,
+    ):
+        out.write(encode(batch))
+        if args.realtime:
+            out.flush()
     out.flush()

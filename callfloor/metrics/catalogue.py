@@ -48,6 +48,69 @@ class Group(StrEnum):
     SERVICE = "service"  # only when a service provides its ServiceStats
 
 
+class Aggregation(StrEnum):
+    """How a dashboard combines one family's series across callfloor processes.
+
+    Several processes may expose the same family (one per partition with a shared
+    store, or a second process kept for takeover): counts add up, while a ratio or a
+    duration takes the worst series rather than a meaningless sum.
+    """
+
+    SUM = "sum"
+    MAX = "max"
+    MIN = "min"
+
+
+class PanelKind(StrEnum):
+    """The Grafana panel that shows a family."""
+
+    STAT = "stat"  # one big number per series, coloured by the thresholds
+    TIMESERIES = "timeseries"  # a line per series (counters as a per-second rate)
+    BAR_GAUGE = "bargauge"  # one bar per series: agents by state, the top agents
+    NONE = "none"  # not drawn (info series are joined into other queries)
+
+
+class Board(StrEnum):
+    """The generated Grafana board a family is drawn on (``callfloor dashboards``)."""
+
+    FLOOR = "floor"  # "Call floor": queues and sites, for the supervisors' wall
+    AGENTS = "agents"  # "Agents": by state, violations, per agent
+    ALERTS = "alerts"  # "Alerts": written once a family asks for it
+    OPERATIONS = "operations"  # "Operations": ingest, rejections, store, sinks
+    NONE = "none"  # on no board
+
+
+class Thresholds(StrEnum):
+    """Where a panel's colour thresholds come from."""
+
+    NONE = "none"
+    SL_TARGET = "sl_target"  # the queue's configured target: red below, amber within 5 points
+    SL_THRESHOLD = "sl_threshold"  # a wait: amber from half the queue's threshold T, red from T
+    HEALTH = "health"  # a 1/0 flag: red at 0, green at 1
+    ZERO = "zero"  # green at 0, red above: something that should not happen
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """What a dashboard generator needs to draw a family; every field is optional.
+
+    ``None`` (or an empty ``section``) means the default that :class:`Family` derives
+    from its type, unit and group, so a family added without hints is still drawn
+    sensibly (service and processor families on the Operations board, in the
+    "Other" row) and never breaks the generator.
+    """
+
+    board: Board | None = None
+    section: str = ""  # the row of its board, e.g. "Ingest"
+    panel: PanelKind | None = None
+    aggregation: Aggregation | None = None
+    thresholds: Thresholds = Thresholds.NONE
+    title: str = ""  # the panel title (default: from the name)
+
+
+NO_HINTS: Final = Hints()
+
+
 @dataclass(frozen=True, slots=True)
 class Family:
     """One metric family.
@@ -64,12 +127,60 @@ class Family:
     unit: Unit
     group: Group
     agent_labels: tuple[str, ...] | None = None
+    hints: Hints = NO_HINTS
 
     def label_names(self, per_agent: bool) -> tuple[str, ...]:
         """The label names with per-agent series on or off."""
         if per_agent and self.agent_labels is not None:
             return self.agent_labels
         return self.labels
+
+    @property
+    def board(self) -> Board:
+        """Its board: the hint, else Operations for service and processor families."""
+        if self.hints.board is not None:
+            return self.hints.board
+        if self.group in (Group.SERVICE, Group.PROCESSOR):
+            return Board.OPERATIONS
+        return Board.NONE
+
+    @property
+    def section(self) -> str:
+        """The row of its board ("Other" without a hint)."""
+        return self.hints.section or "Other"
+
+    @property
+    def panel(self) -> PanelKind:
+        """Its panel kind: the hint, else none for info series and a time series otherwise."""
+        if self.hints.panel is not None:
+            return self.hints.panel
+        return PanelKind.NONE if self.name.endswith("_info") else PanelKind.TIMESERIES
+
+    @property
+    def aggregation(self) -> Aggregation:
+        """How its series combine across processes: the hint, else counts add up, a
+        point in time takes the oldest (the largest age), other durations and ratios
+        the largest."""
+        if self.hints.aggregation is not None:
+            return self.hints.aggregation
+        if self.type is not MetricType.GAUGE:
+            return Aggregation.SUM
+        if self.unit is Unit.UNIX_SECONDS:
+            return Aggregation.MIN
+        if self.unit in (Unit.SECONDS, Unit.RATIO):
+            return Aggregation.MAX
+        return Aggregation.SUM
+
+    @property
+    def title(self) -> str:
+        """The panel title: the hint, else the name without prefix and unit suffix."""
+        if self.hints.title:
+            return self.hints.title
+        words = self.name.removeprefix("callfloor_")
+        for suffix in ("_total", "_seconds", "_ratio", "_per_second"):
+            words = words.removesuffix(suffix)
+        words = words.replace("_", " ")
+        return words[:1].upper() + words[1:]
 
 
 # What every label means (docs/metrics.md lists them; a test checks each is described).
@@ -190,15 +301,72 @@ _S = Unit.SECONDS
 _R = Unit.RATIO
 
 
+def _on_floor(title: str, thresholds: Thresholds = Thresholds.NONE) -> Hints:
+    """A stat on the "Call floor" board (per queue, or per site for site families)."""
+    return Hints(Board.FLOOR, panel=PanelKind.STAT, thresholds=thresholds, title=title)
+
+
+# Dashboard hints of the window families, by window field (families not named here are
+# on no board: the floor shows what a supervisor reads at a glance).
+_WINDOW_HINTS: Final[Mapping[str, Hints]] = {
+    "service_level": _on_floor("Service level", Thresholds.SL_TARGET),
+    "abandon_rate": _on_floor("Abandoned"),
+    "asa_s": _on_floor("ASA", Thresholds.SL_THRESHOLD),
+    "aht_s": _on_floor("AHT"),
+    "offered": _on_floor("Offered"),
+    "answered": _on_floor("Answered"),
+}
+_OFF_BOARD: Final = Hints(Board.NONE)
+
+
+# Rows of the Operations board that several families share.
+_REJECTED: Final = "Rejections and lateness"
+_STORE: Final = "Store and checkpoints"
+_PARTITIONS: Final = "Partitions"
+_SINKS: Final = "Sources and sinks"
+
+
+def _ops(
+    title: str,
+    *,
+    section: str,
+    board: Board = Board.OPERATIONS,
+    thresholds: Thresholds = Thresholds.NONE,
+) -> Hints:
+    """A time series on the Operations board (or another board's row)."""
+    return Hints(board, section, PanelKind.TIMESERIES, thresholds=thresholds, title=title)
+
+
+def _health(title: str) -> Hints:
+    """A 1/0 flag in the Operations board's "Health" row: down anywhere shows 0."""
+    return Hints(
+        Board.OPERATIONS, "Health", PanelKind.STAT, Aggregation.MIN, Thresholds.HEALTH, title
+    )
+
+
 def _window_families(scope: str, group: Group) -> list[Family]:
     labels = (scope, "window")
     out = [
-        Family(f"callfloor_{scope}_{suffix}", _G, text.format(scope=scope), labels, unit, group)
-        for _, suffix, unit, text in WINDOW_RATES
+        Family(
+            f"callfloor_{scope}_{suffix}",
+            _G,
+            text.format(scope=scope),
+            labels,
+            unit,
+            group,
+            hints=_WINDOW_HINTS.get(key, _OFF_BOARD),
+        )
+        for key, suffix, unit, text in WINDOW_RATES
     ]
     out += [
         Family(
-            window_count_family(scope, key), _G, f"Count in the window: {what}.", labels, _N, group
+            window_count_family(scope, key),
+            _G,
+            f"Count in the window: {what}.",
+            labels,
+            _N,
+            group,
+            hints=_WINDOW_HINTS.get(key, _OFF_BOARD),
         )
         for key, what in WINDOW_COUNTS
     ]
@@ -206,9 +374,14 @@ def _window_families(scope: str, group: Group) -> list[Family]:
 
 
 def _queue(
-    name: str, kind: MetricType, help_text: str, labels: tuple[str, ...], unit: Unit
+    name: str,
+    kind: MetricType,
+    help_text: str,
+    labels: tuple[str, ...],
+    unit: Unit,
+    hints: Hints = NO_HINTS,
 ) -> Family:
-    return Family(name, kind, help_text, labels, unit, Group.QUEUE)
+    return Family(name, kind, help_text, labels, unit, Group.QUEUE, hints=hints)
 
 
 _Q = ("queue",)
@@ -261,13 +434,21 @@ QUEUE_FAMILIES: Final[tuple[Family, ...]] = (
         ("queue", "outcome"),
         _S,
     ),
-    _queue("callfloor_queue_waiting_calls", _G, "Calls waiting in the queue now.", _Q, _N),
+    _queue(
+        "callfloor_queue_waiting_calls",
+        _G,
+        "Calls waiting in the queue now.",
+        _Q,
+        _N,
+        hints=_on_floor("Waiting"),
+    ),
     _queue(
         "callfloor_queue_longest_wait_seconds",
         _G,
         "Wait so far of the oldest waiting call, seconds (0 when none).",
         _Q,
         _S,
+        hints=_on_floor("Longest wait", Thresholds.SL_THRESHOLD),
     ),
     _queue(
         "callfloor_queue_agents",
@@ -275,6 +456,9 @@ QUEUE_FAMILIES: Final[tuple[Family, ...]] = (
         "Agents serving the queue by state (logged_out left out).",
         ("queue", "state"),
         _N,
+        hints=Hints(
+            Board.AGENTS, "By state", PanelKind.BAR_GAUGE, title="Agents by state, per queue"
+        ),
     ),
     _queue(
         "callfloor_queue_occupancy_ratio",
@@ -282,6 +466,7 @@ QUEUE_FAMILIES: Final[tuple[Family, ...]] = (
         "(ringing + on_call + wrap_up) / agents not in not_ready; absent when none.",
         _Q,
         _R,
+        hints=_on_floor("Occupancy"),
     ),
     _queue(
         "callfloor_queue_arrival_rate_per_second",
@@ -297,6 +482,7 @@ QUEUE_FAMILIES: Final[tuple[Family, ...]] = (
         "in the rolling 15 minutes.",
         _Q,
         _N,
+        hints=_on_floor("Required agents (Erlang C)"),
     ),
     _queue(
         "callfloor_queue_projected_service_level_ratio",
@@ -305,34 +491,48 @@ QUEUE_FAMILIES: Final[tuple[Family, ...]] = (
         "offered in the rolling 15 minutes.",
         _Q,
         _R,
+        hints=_on_floor("Projected SL (Erlang C)", Thresholds.SL_TARGET),
     ),
 )
 
 
-def _site(name: str, help_text: str, labels: tuple[str, ...], unit: Unit) -> Family:
-    return Family(name, _G, help_text, labels, unit, Group.SITE)
+def _site(
+    name: str, help_text: str, labels: tuple[str, ...], unit: Unit, hints: Hints = NO_HINTS
+) -> Family:
+    return Family(name, _G, help_text, labels, unit, Group.SITE, hints=hints)
 
 
 SITE_FAMILIES: Final[tuple[Family, ...]] = (
     *_window_families("site", Group.SITE),
-    _site("callfloor_site_waiting_calls", "Calls waiting in the site's queues now.", ("site",), _N),
+    _site(
+        "callfloor_site_waiting_calls",
+        "Calls waiting in the site's queues now.",
+        ("site",),
+        _N,
+        hints=_on_floor("Waiting"),
+    ),
     _site(
         "callfloor_site_longest_wait_seconds",
         "Wait so far of the oldest call waiting in the site's queues, seconds (0 when none).",
         ("site",),
         _S,
+        hints=_on_floor("Longest wait", Thresholds.SL_THRESHOLD),
     ),
     _site(
         "callfloor_site_agents",
         "Agents of the site by state, each once (logged_out left out).",
         ("site", "state"),
         _N,
+        hints=Hints(
+            Board.AGENTS, "By state", PanelKind.BAR_GAUGE, title="Agents by state, per site"
+        ),
     ),
     _site(
         "callfloor_site_occupancy_ratio",
         "(ringing + on_call + wrap_up) / agents not in not_ready; absent when none.",
         ("site",),
         _R,
+        hints=_on_floor("Occupancy"),
     ),
     _site(
         "callfloor_site_arrival_rate_per_second",
@@ -350,8 +550,9 @@ def _proc(
     labels: tuple[str, ...] = (),
     unit: Unit = _N,
     agent_labels: tuple[str, ...] | None = None,
+    hints: Hints = NO_HINTS,
 ) -> Family:
-    return Family(name, kind, help_text, labels, unit, Group.PROCESSOR, agent_labels)
+    return Family(name, kind, help_text, labels, unit, Group.PROCESSOR, agent_labels, hints)
 
 
 _KS = ("kind", "severity")
@@ -365,12 +566,21 @@ PROCESSOR_FAMILIES: Final[tuple[Family, ...]] = (
         "severity that has an active violation.",
         _KS,
         agent_labels=("agent", "kind", "severity"),
+        hints=Hints(
+            Board.AGENTS,
+            "Violations",
+            PanelKind.BAR_GAUGE,
+            Aggregation.SUM,
+            Thresholds.ZERO,
+            "Violations active",
+        ),
     ),
     _proc(
         "callfloor_violations_started_total",
         _C,
         "Idle-time violations started since start-up (including later retracted ones).",
         _KS,
+        hints=_ops("Violations started", board=Board.AGENTS, section="Violations"),
     ),
     _proc(
         "callfloor_state_expired_total",
@@ -378,54 +588,94 @@ PROCESSOR_FAMILIES: Final[tuple[Family, ...]] = (
         "Calls forgotten in live operation after the retention: conversations that never "
         "ended, handling never decided by a next agent_state.",
         ("kind",),
+        hints=_ops("Calls expired unfinished", section="Processing"),
     ),
     _proc(
         "callfloor_violations_retracted_total",
         _C,
         "Violations taken back because a late event showed they never happened.",
         _KS,
+        hints=_ops("Violations retracted", board=Board.AGENTS, section="Violations"),
     ),
     _proc(
-        "callfloor_events_total", _C, "Valid events applied, by type (not duplicates).", ("type",)
+        "callfloor_events_total",
+        _C,
+        "Valid events applied, by type (not duplicates).",
+        ("type",),
+        hints=_ops("Events applied by type", section="Ingest"),
     ),
     _proc(
         "callfloor_events_rejected_total",
         _C,
         "Invalid or refused events, by reason.",
         ("reason",),
+        hints=_ops("Events rejected by reason", section=_REJECTED),
     ),
-    _proc("callfloor_events_duplicate_total", _C, "Duplicate events dropped."),
+    _proc(
+        "callfloor_events_duplicate_total",
+        _C,
+        "Duplicate events dropped.",
+        hints=_ops("Duplicate events", section=_REJECTED),
+    ),
     _proc(
         "callfloor_events_orphaned_total",
         _C,
         "Events for a call with no open leg or conversation (they change nothing else).",
+        hints=_ops("Orphaned events", section=_REJECTED),
     ),
     _proc(
         "callfloor_events_late_total",
         _C,
         "Events older than the clock, applied at their own time.",
+        hints=_ops("Late events (applied at their time)", section=_REJECTED),
     ),
     _proc(
         "callfloor_clock_seconds",
         _G,
         "The processor clock (event time), Unix seconds; absent before the first event.",
         unit=Unit.UNIX_SECONDS,
+        hints=_ops("Processor clock behind the wall clock", section=_REJECTED),
     ),
-    _proc("callfloor_open_legs", _G, "Calls waiting in any queue."),
+    _proc(
+        "callfloor_open_legs",
+        _G,
+        "Calls waiting in any queue.",
+        hints=_ops("Calls waiting, all queues", section="Processing"),
+    ),
     _proc(
         "callfloor_metrics_queues_omitted",
         _G,
         "Queues created by events alone that have no per-queue series here, beyond "
         "[metrics] max_unconfigured_queues (they still count in their site's series).",
+        hints=_ops("Queues without series", section="Processing", thresholds=Thresholds.ZERO),
     ),
-    _proc("callfloor_timers_pending", _G, "Deadlines in the timer heap (some may be stale)."),
+    _proc(
+        "callfloor_timers_pending",
+        _G,
+        "Deadlines in the timer heap (some may be stale).",
+        hints=_ops("Timers pending", section="Processing"),
+    ),
 )
 
 _AT = ("agent", "team")
 
 
-def _agent(name: str, help_text: str, labels: tuple[str, ...] = _AT, unit: Unit = _N) -> Family:
-    return Family(name, _G, help_text, labels, unit, Group.AGENT)
+def _per_agent(title: str) -> Hints:
+    """A bar per agent (the top 20) in the Agents board's "Per agent" row."""
+    return Hints(Board.AGENTS, "Per agent", PanelKind.BAR_GAUGE, title=title)
+
+
+_PER_AGENT: Final = _per_agent("")
+
+
+def _agent(
+    name: str,
+    help_text: str,
+    labels: tuple[str, ...] = _AT,
+    unit: Unit = _N,
+    hints: Hints = _PER_AGENT,
+) -> Family:
+    return Family(name, _G, help_text, labels, unit, Group.AGENT, hints=hints)
 
 
 AGENT_FAMILIES: Final[tuple[Family, ...]] = (
@@ -433,39 +683,64 @@ AGENT_FAMILIES: Final[tuple[Family, ...]] = (
         "callfloor_agent_info",
         "Agent metadata (always 1): display name, team and site from its latest agent_state.",
         ("agent", "name", "team", "site"),
+        hints=_OFF_BOARD,
     ),
-    _agent("callfloor_agent_state", "1 for the agent's current state.", ("agent", "team", "state")),
+    _agent(
+        "callfloor_agent_state",
+        "1 for the agent's current state.",
+        ("agent", "team", "state"),
+        hints=_OFF_BOARD,
+    ),
     _agent(
         "callfloor_agent_state_seconds",
         "Time in the agent's current spell, seconds.",
         unit=_S,
+        hints=_per_agent("Time in current state (top 20)"),
     ),
     _agent(
         "callfloor_agent_not_ready_today_seconds",
         "Non-exempt not-ready time since site-local midnight, seconds.",
         unit=_S,
+        hints=_per_agent("Not ready today (top 20)"),
     ),
-    _agent("callfloor_agent_answered_today", "Calls the agent answered since site-local midnight."),
+    _agent(
+        "callfloor_agent_answered_today",
+        "Calls the agent answered since site-local midnight.",
+        hints=_per_agent("Answered today (top 20)"),
+    ),
     _agent(
         "callfloor_agent_missed_today",
         "Calls the agent missed (call_missed) since site-local midnight.",
+        hints=_per_agent("Missed today (top 20)"),
     ),
 )
 
 
 def _svc(
-    name: str, kind: MetricType, help_text: str, labels: tuple[str, ...] = (), unit: Unit = _N
+    name: str,
+    kind: MetricType,
+    help_text: str,
+    labels: tuple[str, ...] = (),
+    unit: Unit = _N,
+    hints: Hints = NO_HINTS,
 ) -> Family:
-    return Family(name, kind, help_text, labels, unit, Group.SERVICE)
+    return Family(name, kind, help_text, labels, unit, Group.SERVICE, hints=hints)
 
 
 SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
-    _svc("callfloor_http_requests_total", _C, "HTTP requests by handler.", ("handler",)),
+    _svc(
+        "callfloor_http_requests_total",
+        _C,
+        "HTTP requests by handler.",
+        ("handler",),
+        hints=_ops("HTTP requests by handler", section="Ingest"),
+    ),
     _svc(
         "callfloor_http_errors_total",
         _C,
         "HTTP answers with an error status (4xx, 5xx), by status code.",
         ("code",),
+        hints=_ops("HTTP errors by status", section=_REJECTED),
     ),
     _svc(
         "callfloor_http_malformed_total",
@@ -491,14 +766,22 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         MetricType.SUMMARY,
         "Time spent applying ingest batches.",
         unit=_S,
+        hints=_ops("Mean ingest batch time", section="Processing"),
     ),
     _svc(
         "callfloor_ingest_batch_seconds_max",
         _G,
         "Longest time spent applying one ingest batch since start-up, seconds.",
         unit=_S,
+        hints=_ops("Longest ingest batch", section="Processing"),
     ),
-    _svc("callfloor_ingest_events_total", _C, "Events received, by source.", ("source",)),
+    _svc(
+        "callfloor_ingest_events_total",
+        _C,
+        "Events received, by source.",
+        ("source",),
+        hints=_ops("Events received by source", section="Ingest"),
+    ),
     _svc(
         "callfloor_ingest_resent_events_total",
         _C,
@@ -506,33 +789,39 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "a whole body, a broker's redelivery): acknowledged, not applied, not counted as "
         "duplicates in the document. By source.",
         ("source",),
+        hints=_ops("Resent events recognised, by source", section="Ingest"),
     ),
     _svc(
         "callfloor_ingest_dropped_batches_total",
         _C,
         "Ingest batches refused by back-pressure (too many events pending).",
+        hints=_ops("Batches refused (back-pressure)", section="Ingest", thresholds=Thresholds.ZERO),
     ),
     _svc(
         "callfloor_ingest_dropped_events_total",
         _C,
         "Events in the ingest batches refused by back-pressure.",
+        hints=_ops("Events refused (back-pressure)", section="Ingest", thresholds=Thresholds.ZERO),
     ),
     _svc(
         "callfloor_ingest_held_events",
         _G,
         "Events received ahead of the watermark (wall clock minus the delay), not applied yet.",
+        hints=_ops("Events held for the watermark", section="Ingest"),
     ),
     _svc(
         "callfloor_ingest_pending_events",
         _G,
         "Events accepted but not applied yet: queued for the next ingest round plus held "
         "ahead of the watermark (back-pressure starts at [limits] max_pending_events).",
+        hints=_ops("Events pending", section="Ingest"),
     ),
     _svc(
         "callfloor_ingest_errors_total",
         _C,
         "Unexpected errors caught in ingest rounds (the event that caused one is rejected; "
         "the service goes on).",
+        hints=_ops("Ingest errors", section="Processing", thresholds=Thresholds.ZERO),
     ),
     _svc(
         "callfloor_changes_dropped_total",
@@ -540,25 +829,35 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "Change sets a slow change-stream subscriber lost (oldest dropped first), by "
         "subscriber kind.",
         ("subscriber",),
+        hints=_ops("Change subscribers dropped", section=_SINKS),
     ),
     _svc(
         "callfloor_source_up",
         _G,
         "1 while the event source is running, 0 while it is down (restarting with backoff).",
         ("source",),
+        hints=_health("Sources up"),
     ),
     _svc(
         "callfloor_source_restarts_total",
         _C,
         "Restarts of the event source after it failed or ended.",
         ("source",),
+        hints=_ops("Source restarts", section=_SINKS),
     ),
-    _svc("callfloor_mqtt_messages_total", _C, "MQTT messages received, by source.", ("source",)),
+    _svc(
+        "callfloor_mqtt_messages_total",
+        _C,
+        "MQTT messages received, by source.",
+        ("source",),
+        hints=_ops("MQTT messages by source", section="Ingest"),
+    ),
     _svc(
         "callfloor_mqtt_redelivered_total",
         _C,
         "MQTT messages the broker sent again (DUP flag: not acknowledged before a reconnect).",
         ("source",),
+        hints=_ops("MQTT messages redelivered", section=_SINKS),
     ),
     _svc(
         "callfloor_mqtt_acks_lost_total",
@@ -566,6 +865,7 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "MQTT messages whose PUBACK was not sent because the connection closed first (the "
         "broker delivers them again; the floor drops them as duplicates).",
         ("source",),
+        hints=_ops("MQTT acknowledgements lost", section=_SINKS),
     ),
     _svc(
         "callfloor_mqtt_deadletters_total",
@@ -573,43 +873,73 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "MQTT dead letters published on callfloor/<site>/deadletter: malformed messages, "
         "invalid items, events refused by a limit, by reason.",
         ("source", "reason"),
+        hints=_ops("MQTT dead letters by reason", section=_REJECTED),
     ),
     _svc(
         "callfloor_store_up",
         _G,
         "1 while the store makes events durable, 0 while appends fail (nothing is "
         "acknowledged then: HTTP answers 503, MQTT messages wait at the broker).",
+        hints=_health("Store up"),
     ),
     _svc(
         "callfloor_store_append_errors_total",
         _C,
         "Appends to the store that failed (each is retried until it succeeds).",
+        hints=_ops("Store append errors", section=_STORE, thresholds=Thresholds.ZERO),
     ),
     _svc(
         "callfloor_store_errors_total",
         _C,
         "Other store operations that failed and were retried, by operation.",
         ("op",),
+        hints=_ops("Store errors by operation", section=_STORE),
     ),
-    _svc("callfloor_store_reconnects_total", _C, "Connections to the store made again."),
-    _svc("callfloor_checkpoints_total", _C, "Checkpoints written (one per partition each time)."),
-    _svc("callfloor_checkpoint_errors_total", _C, "Checkpoints that could not be written."),
+    _svc(
+        "callfloor_store_reconnects_total",
+        _C,
+        "Connections to the store made again.",
+        hints=_ops("Store reconnects", section=_STORE),
+    ),
+    _svc(
+        "callfloor_checkpoints_total",
+        _C,
+        "Checkpoints written (one per partition each time).",
+        hints=_ops("Checkpoints written", section=_STORE),
+    ),
+    _svc(
+        "callfloor_checkpoint_errors_total",
+        _C,
+        "Checkpoints that could not be written.",
+        hints=_ops("Checkpoint errors", section=_STORE, thresholds=Thresholds.ZERO),
+    ),
     _svc(
         "callfloor_checkpoint_seconds",
         _G,
         "Time the last checkpoint took (encode and save), seconds.",
         unit=_S,
+        hints=_ops("Checkpoint time", section=_STORE),
+    ),
+    _svc(
+        "callfloor_checkpoint_last_success_timestamp_seconds",
+        _G,
+        "When the last checkpoint was written, Unix seconds; absent before the first. "
+        "time() minus it is the checkpoint's age: what a restart would replay.",
+        unit=Unit.UNIX_SECONDS,
+        hints=_ops("Checkpoint age", section=_STORE),
     ),
     _svc(
         "callfloor_recovered_events_total",
         _C,
         "Events replayed from the store's log at start or when a partition was adopted.",
+        hints=_ops("Events recovered from the log", section=_STORE),
     ),
     _svc(
         "callfloor_partitions_owned",
         _G,
         "Partitions of the floor this process applies (with a shared store, those whose "
         "lease it holds).",
+        hints=_ops("Partitions owned", section=_PARTITIONS),
     ),
     _svc(
         "callfloor_partition_stale_since_seconds",
@@ -625,17 +955,20 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "callfloor_partition_adoptions_total",
         _C,
         "Partitions taken on (restored from their checkpoint and log).",
+        hints=_ops("Partitions adopted", section=_PARTITIONS),
     ),
     _svc(
         "callfloor_partition_drops_total",
         _C,
         "Partitions given up (handed over, or their lease lost).",
+        hints=_ops("Partitions dropped", section=_PARTITIONS),
     ),
     _svc(
         "callfloor_leases_lost_total",
         _C,
         "Partitions whose lease was lost: found held by another process, or not renewed "
         "within 0.4 x lease_ttl (Redis unreachable); each is stopped at once.",
+        hints=_ops("Leases lost", section=_PARTITIONS),
     ),
     _svc(
         "callfloor_store_stale_entries_total",
@@ -643,51 +976,60 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "Followed log entries not applied because they were not contiguous with the "
         "partition (read before a hand-over or while it was adopted, or read twice; their "
         "events come from the replay instead).",
+        hints=_ops("Stale log entries skipped", section=_STORE),
     ),
     _svc(
         "callfloor_store_bad_entries_total",
         _C,
         "Log entries that could not be decoded (not written by callfloor): skipped, "
         "logged with their stream and id.",
+        hints=_ops("Undecodable log entries", section=_STORE, thresholds=Thresholds.ZERO),
     ),
     _svc(
         "callfloor_store_append_retries_found_total",
         _C,
         "Appends retried after the store's answer was lost that the store turned out to "
         "have done (not logged twice).",
+        hints=_ops("Retried appends found done", section=_STORE),
     ),
     _svc(
         "callfloor_partition_adoption_errors_total",
         _C,
         "Partitions whose adoption failed (lease released, tried again later).",
+        hints=_ops("Partition adoption errors", section=_PARTITIONS),
     ),
     _svc(
         "callfloor_partition_handovers_total",
         _C,
         "Partitions handed over to the process wanted for them (last checkpoint, lease released).",
+        hints=_ops("Partitions handed over", section=_PARTITIONS),
     ),
     _svc(
         "callfloor_follow_rewinds_total",
         _C,
         "Times the follower read a stream again from where the partition stands (after "
         "an adoption, or entries it delivered were not taken).",
+        hints=_ops("Log follower rewinds", section=_STORE),
     ),
     _svc(
         "callfloor_redis_floor_up",
         _G,
         "1 while the live floor in Redis is written, 0 while its writes fail (only with "
         "a redis:// store).",
+        hints=_health("Live floor in Redis up"),
     ),
     _svc(
         "callfloor_redis_floor_errors_total",
         _C,
         "Failed Redis calls of the live floor (each retried with back-off).",
+        hints=_ops("Live floor write errors", section=_SINKS),
     ),
     _svc(
         "callfloor_redis_floor_resyncs_total",
         _C,
         "Whole rewrites of the live floor in Redis (after a failure, a drop or a change "
         "of partitions).",
+        hints=_ops("Live floor rewrites", section=_SINKS),
     ),
     _svc(
         "callfloor_alert_notifications_sent_total",

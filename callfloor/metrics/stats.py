@@ -195,6 +195,10 @@ class ServiceStats(Protocol):
         """How long the last checkpoint took."""
 
     @property
+    def checkpoint_last_success_unix(self) -> float | None:
+        """When the last checkpoint was written, Unix seconds (None: none yet)."""
+
+    @property
     def recovered_events_total(self) -> int:
         """Events replayed from the log."""
 
@@ -308,6 +312,9 @@ def add_service_samples(fam: Mapping[str, BuiltFamily], stats: ServiceStats) -> 
     _one(fam["callfloor_checkpoints_total"], stats.checkpoints_total)
     _one(fam["callfloor_checkpoint_errors_total"], stats.checkpoint_errors_total)
     _one(fam["callfloor_checkpoint_seconds"], stats.checkpoint_seconds)
+    if stats.checkpoint_last_success_unix is not None:
+        last = fam["callfloor_checkpoint_last_success_timestamp_seconds"]
+        _one(last, stats.checkpoint_last_success_unix)
     _one(fam["callfloor_recovered_events_total"], stats.recovered_events_total)
     _one(fam["callfloor_partitions_owned"], stats.partitions_owned)
     _by(fam["callfloor_partition_stale_since_seconds"], "partition", stats.partition_stale_since)

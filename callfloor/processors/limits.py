@@ -8,6 +8,7 @@ one beyond a limit is refused with a reason, counted, and never applied.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Final
 
 import msgspec
@@ -123,10 +124,35 @@ def cardinality_refusal(
 
 
 def too_old_refusal(ts: float, horizon: float, max_lateness_s: float) -> Refusal:
-    """The refusal of an event older than the live horizon (clock minus max lateness)."""
+    """The refusal of an event older than the live horizon (clock minus max lateness).
+
+    The message says how old, and what to do: a file of past events (a simulated day
+    starts on a fixed date) is for ``callfloor replay``, not for the live service.
+    """
+    clock = horizon + max_lateness_s
     return Refusal(
         TS_TOO_OLD,
         "ts",
-        f"`ts`: {ts} is more than {max_lateness_s:g} s before the service clock "
-        f"({horizon + max_lateness_s}) ([limits] max_lateness)",
+        f"`ts`: {ts} ({_utc(ts)}) is {_span(clock - ts)} before the service clock "
+        f"({_utc(clock)}); the live service takes events at most {_span(max_lateness_s)} "
+        "late ([limits] max_lateness). Replay past events with `callfloor replay`; "
+        "`callfloor simulate --realtime` makes events from now",
     )
+
+
+def _utc(ts: float) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return "out of range"
+
+
+def _span(seconds: float) -> str:
+    """A duration in its largest whole unit: "14 d", "3 h", "90 s"."""
+    value, unit = seconds, "s"
+    for name, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            value, unit = seconds / size, name
+            break
+    text = f"{value:.0f}" if value >= 10 else f"{value:.1f}".removesuffix(".0")
+    return f"{text} {unit}"

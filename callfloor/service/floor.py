@@ -435,6 +435,7 @@ class FloorService:
         stats.checkpoints_total = writer.checkpoints_total
         stats.checkpoint_errors_total = writer.checkpoint_errors_total
         stats.checkpoint_seconds = writer.checkpoint_seconds_last
+        stats.checkpoint_last_success_unix = writer.checkpoint_last_success_unix
         stats.recovered_events_total = writer.recovered_events
         stats.partitions_owned = len(writer.parts)
         stats.partition_stale_since = {key: f.since for key, f in writer.frozen.items()}

@@ -51,6 +51,7 @@ class IngestStats:
     checkpoints_total: int = 0
     checkpoint_errors_total: int = 0
     checkpoint_seconds: float = 0.0
+    checkpoint_last_success_unix: float | None = None  # wall clock of the last checkpoint
     recovered_events_total: int = 0
     partitions_owned: int = 0
     partition_stale_since: dict[str, float] = field(default_factory=dict)  # by partition

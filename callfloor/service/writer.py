@@ -32,6 +32,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from time import perf_counter
+from time import time as wall_clock
 from typing import Final, TypeVar
 
 import msgspec
@@ -204,6 +205,7 @@ class Writer:
         self.checkpoints_total = 0
         self.checkpoint_errors_total = 0
         self.checkpoint_seconds_last = 0.0
+        self.checkpoint_last_success_unix: float | None = None  # wall clock
         self.recovered_events = 0
         self.stale_entries_total = 0  # followed entries dropped as not contiguous
         self.adopted_total = 0
@@ -810,6 +812,7 @@ class Writer:
             return
         self.checkpoints_total += 1
         self.checkpoint_seconds_last = perf_counter() - started
+        self.checkpoint_last_success_unix = wall_clock()
 
     async def _checkpoint_if_due(self) -> None:
         if self.checkpoint_every_s is None:

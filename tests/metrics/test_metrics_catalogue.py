@@ -97,3 +97,43 @@ def test_groups_keep_exposition_order() -> None:
     """families() returns the catalogue order, so output order does not depend on the call."""
     chosen = families((Group.SERVICE, Group.QUEUE))
     assert chosen == [f for f in CATALOGUE if f.group in (Group.QUEUE, Group.SERVICE)]
+
+
+def test_a_family_without_hints_gets_defaults_from_its_type_unit_and_group() -> None:
+    """No hints: service and processor families on Operations in "Other", as a time
+    series; counts summed across processes, ratios and durations the largest, points in
+    time the oldest; info series drawn nowhere; the title from the name."""
+    from callfloor.metrics.catalogue import Aggregation, Board, Family, PanelKind
+
+    def fam(name: str, kind: MetricType, unit: Unit, group: Group) -> Family:
+        return Family(name, kind, "x", (), unit, group)
+
+    counter = fam("callfloor_widgets_lost_total", MetricType.COUNTER, Unit.NONE, Group.SERVICE)
+    assert counter.board is Board.OPERATIONS and counter.section == "Other"
+    assert counter.panel is PanelKind.TIMESERIES and counter.aggregation is Aggregation.SUM
+    assert counter.title == "Widgets lost"
+    ratio = fam("callfloor_queue_x_ratio", MetricType.GAUGE, Unit.RATIO, Group.QUEUE)
+    assert ratio.board is Board.NONE and ratio.aggregation is Aggregation.MAX
+    when = fam("callfloor_last_seconds", MetricType.GAUGE, Unit.UNIX_SECONDS, Group.SERVICE)
+    assert when.aggregation is Aggregation.MIN
+    info = fam("callfloor_thing_info", MetricType.GAUGE, Unit.NONE, Group.PROCESSOR)
+    assert info.panel is PanelKind.NONE
+
+
+def test_the_hints_put_the_supervisors_numbers_on_the_floor_board() -> None:
+    """The floor board shows each queue's service level (coloured by its target), ASA,
+    waiting calls and longest wait; health flags are stats that show the worst process."""
+    from callfloor.metrics.catalogue import Aggregation, Board, PanelKind, Thresholds
+
+    sl = BY_NAME["callfloor_queue_service_level_ratio"]
+    assert sl.board is Board.FLOOR and sl.panel is PanelKind.STAT
+    assert sl.hints.thresholds is Thresholds.SL_TARGET
+    for name in (
+        "callfloor_queue_asa_seconds",
+        "callfloor_queue_waiting_calls",
+        "callfloor_queue_longest_wait_seconds",
+    ):
+        assert BY_NAME[name].board is Board.FLOOR, name
+    for name in ("callfloor_store_up", "callfloor_source_up", "callfloor_redis_floor_up"):
+        up = BY_NAME[name]
+        assert up.aggregation is Aggregation.MIN and up.hints.thresholds is Thresholds.HEALTH

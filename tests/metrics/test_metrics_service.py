@@ -35,6 +35,7 @@ def _stats() -> ServiceStats:
         checkpoints_total=12,
         checkpoint_errors_total=1,
         checkpoint_seconds=0.5,
+        checkpoint_last_success_unix=1795392000.5,
         recovered_events_total=300,
         partitions_owned=2,
         partition_adoptions_total=3,
@@ -79,6 +80,7 @@ def test_every_service_stat_is_exposed() -> None:
     assert value(fams, "callfloor_checkpoints_total") == 12
     assert value(fams, "callfloor_checkpoint_errors_total") == 1
     assert value(fams, "callfloor_checkpoint_seconds") == 0.5
+    assert value(fams, "callfloor_checkpoint_last_success_timestamp_seconds") == 1795392000.5
     assert value(fams, "callfloor_recovered_events_total") == 300
     assert value(fams, "callfloor_partitions_owned") == 2
     assert value(fams, "callfloor_partition_adoptions_total") == 3
@@ -101,6 +103,13 @@ def test_redis_floor_families_are_absent_without_the_sink() -> None:
     assert not samples(fams, "callfloor_redis_floor_up")
     assert not samples(fams, "callfloor_redis_floor_errors_total")
     assert value(fams, "callfloor_store_bad_entries_total") == 0
+
+
+def test_checkpoint_time_is_absent_before_the_first_checkpoint() -> None:
+    """No checkpoint written yet: no last-checkpoint time (not a false 1970)."""
+    fams = scrape(scenario_proc(), stats=_stats_without_redis_floor)
+    assert not samples(fams, "callfloor_checkpoint_last_success_timestamp_seconds")
+    assert value(fams, "callfloor_checkpoints_total") == 0
 
 
 def _stats_without_redis_floor() -> ServiceStats:
