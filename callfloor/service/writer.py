@@ -688,7 +688,7 @@ class Writer:
                 for note in restored.notes:
                     log.warning("checkpoint_note partition=%s note=%r", key, note)
                 part = Partition(key, restored.processor)
-                part.positions = dict(restored.sources)
+                part.positions = dict(restored.log_positions)
                 held = restored.held
             self.parts[key] = part
             self.generation += 1
@@ -724,7 +724,9 @@ class Writer:
 
     async def _checkpoint_part(self, part: Partition) -> None:
         started = perf_counter()
-        blob = encode_checkpoint(part.proc, sources=dict(part.positions), held=part.held_events())
+        blob = encode_checkpoint(
+            part.proc, log_positions=dict(part.positions), held=part.held_events()
+        )
         try:
             await self._ticking(self.store.save(part.key, blob, dict(part.positions)))
         except LeaseLost as exc:

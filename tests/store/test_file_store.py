@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import struct
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -420,3 +422,94 @@ async def test_a_file_store_reports_itself_up_with_nothing_counted(tmp_path: Pat
         assert health.up and health.last_error is None and dict(health.errors_by_op) == {}
     finally:
         await store.close()
+
+
+# ---------------------------------------------------------------- gaps and truncations
+
+
+async def _segments(
+    path: Path, monkeypatch: pytest.MonkeyPatch, rounds: int = 6, segment_bytes: int = 200
+) -> list[Path]:
+    """A log of several small segments (two events a round), closed; its segment files."""
+    monkeypatch.setattr("callfloor.store.file.SEGMENT_BYTES", segment_bytes)
+    store = FileStore(path)
+    await store.open()
+    for i in range(rounds):
+        await store.append([Batch(_events(2, 2 * i))], T0 + i)
+    await store.close()
+    return sorted((path / "log").glob("*.seg"))
+
+
+async def test_a_missing_middle_segment_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """00000002.seg gone while 00000003.seg is there: the start is refused, naming the
+    missing segment and what to do, instead of replaying around the hole."""
+    segments = await _segments(tmp_path, monkeypatch)
+    assert len(segments) >= 3
+    segments[1].unlink()
+    again = FileStore(tmp_path)
+    await again.open()
+    with pytest.raises(StoreError) as refused:
+        await _replayed(again, {})
+    await again.close()
+    message = str(refused.value)
+    assert "00000002.seg" in message and "missing" in message
+    assert "restore" in message
+
+
+async def test_a_segment_cut_at_a_record_boundary_before_the_last_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A segment that is not the last one losing its last record (cut exactly between two
+    records, so every record left is valid) is refused: more than the log's last record
+    is gone."""
+    segments = await _segments(tmp_path, monkeypatch, rounds=9, segment_bytes=500)
+    first = segments[0]
+    data = first.read_bytes()
+    ends = [end async for end in _record_ends(tmp_path, first)]
+    assert len(ends) >= 2
+    first.write_bytes(data[: ends[-2]])
+    again = FileStore(tmp_path)
+    await again.open()
+    with pytest.raises(StoreError) as refused:
+        await _replayed(again, {})
+    await again.close()
+    assert first.name in str(refused.value)
+
+
+async def _record_ends(path: Path, segment: Path) -> AsyncIterator[int]:
+    """The offsets just after each record of ``segment`` (read with a fresh store)."""
+    store = FileStore(path)
+    await store.open()
+    try:
+        async for logged in store.replay(ALL, {}):
+            seg, offset = logged.position.split(":")
+            if int(seg) == int(segment.stem):
+                yield int(offset)
+    finally:
+        await store.close()
+
+
+async def test_a_torn_last_record_is_counted_and_logged_at_error_with_its_size(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cutting off a torn last record is never silent: counted in the store's health and
+    logged at ERROR with the file, the offset and how many bytes went."""
+    store = FileStore(tmp_path)
+    await store.open()
+    end = (await store.append([Batch(_events(1))], T0))["log"]
+    await store.close()
+    [segment] = (tmp_path / "log").glob("*.seg")
+    with open(segment, "ab") as fh:
+        fh.write(b"\x00\x00\x10\x00partial")  # 11 bytes of a record that never finished
+    again = FileStore(tmp_path)
+    await again.open()
+    with caplog.at_level(logging.ERROR, logger="callfloor"):
+        assert await _replayed(again, {}) == [(T0, ["e0"])]
+    assert again.health().torn_records == 1
+    await again.close()
+    [line] = [r for r in caplog.records if "torn" in r.getMessage()]
+    assert line.levelno == logging.ERROR
+    offset = int(end.split(":")[1])
+    assert f"offset={offset}" in line.getMessage() and "size=11" in line.getMessage()
