@@ -93,7 +93,8 @@ LABELS: Final[Mapping[str, str]] = {
     "reason": "Why an event was rejected: a decode reason (invalid_json, missing_field, "
     "wrong_type, invalid_value, invalid_ts, ...) or a limit (name_too_long, too_many_queues, "
     "too_many_sites, too_many_agents, ts_too_old); for MQTT dead letters also why a whole "
-    "message was not taken (message_too_large, too_many_events, empty_message).",
+    "message was not taken (message_too_large, too_many_events, empty_message); for "
+    "checkpoint fallbacks what was wrong with the checkpoint (checksum, format, damaged).",
     "agent": "Agent id, as in the events.",
     "name": "The agent's display name from its latest agent_state (empty when none was sent).",
     "team": "The agent's team from its latest agent_state (empty when none was sent).",
@@ -571,6 +572,14 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         unit=_S,
     ),
     _svc(
+        "callfloor_checkpoint_fallbacks_total",
+        _C,
+        "Kept checkpoints recovery could not restore, by reason (checksum: changed after "
+        "it was written; format: unreadable by this version; damaged: anything else): it "
+        "used the one before and the longer log instead (logged at ERROR, set aside).",
+        ("reason",),
+    ),
+    _svc(
         "callfloor_recovered_events_total",
         _C,
         "Events replayed from the store's log at start or when a partition was adopted.",
@@ -609,6 +618,12 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         _C,
         "Log entries that could not be decoded (not written by callfloor): skipped, "
         "logged with their stream and id.",
+    ),
+    _svc(
+        "callfloor_store_torn_records_total",
+        _C,
+        "Partial last records cut off the file log at start (a crash mid-append: never "
+        "acknowledged); logged at ERROR with their size.",
     ),
     _svc(
         "callfloor_store_append_retries_found_total",

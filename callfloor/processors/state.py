@@ -96,6 +96,9 @@ HEADER_SIZE: Final = _DIGEST_AT + DIGEST_SIZE
 T = TypeVar("T")
 
 
+CHECKPOINT_PROBLEMS: Final = ("checksum", "format", "damaged")  # CheckpointError.reason
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be restored; the message says why and what to do.
 

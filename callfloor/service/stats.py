@@ -46,6 +46,7 @@ class IngestStats:
     checkpoints_total: int = 0
     checkpoint_errors_total: int = 0
     checkpoint_seconds: float = 0.0
+    checkpoint_fallbacks_total: dict[str, int] = field(default_factory=dict)  # by reason
     recovered_events_total: int = 0
     partitions_owned: int = 0
     partition_adoptions_total: int = 0
@@ -53,6 +54,7 @@ class IngestStats:
     leases_lost_total: int = 0
     store_stale_entries_total: int = 0
     store_bad_entries_total: int = 0
+    store_torn_records_total: int = 0
     store_append_retries_found_total: int = 0
     partition_adoption_errors_total: int = 0
     partition_handovers_total: int = 0

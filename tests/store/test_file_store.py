@@ -19,7 +19,7 @@ from helpers import T0, decode, ev
 from callfloor.events import Event
 from callfloor.ingest.source import Batch
 from callfloor.store.base import ALL, StoreError
-from callfloor.store.file import FileStore
+from callfloor.store.file import SEGMENT_HEADER_SIZE, FileStore
 
 
 def _events(n: int, start: int = 0) -> list[Event]:
@@ -54,7 +54,7 @@ async def test_replay_starts_after_the_checkpointed_position(tmp_path: Path) -> 
     await store.open()
     first = await store.append([Batch(_events(2))], T0)
     await store.append([Batch(_events(1, 2))], T0 + 1)
-    await store.save(ALL, b"state", first)
+    await store.save(ALL, b"state", first, previous={})
     assert await store.load(ALL) == b"state"
     assert await _replayed(store, dict(first)) == [(T0 + 1, ["e2"])]
 
@@ -85,7 +85,7 @@ async def test_a_damaged_record_before_the_end_stops_recovery_naming_it(tmp_path
     await store.close()
     [segment] = (tmp_path / "log").glob("*.seg")
     data = bytearray(segment.read_bytes())
-    data[12] ^= 0xFF  # a byte inside the first record's payload
+    data[SEGMENT_HEADER_SIZE + 12] ^= 0xFF  # a byte inside the first record's payload
     segment.write_bytes(bytes(data))
     again = FileStore(tmp_path)
     await again.open()
@@ -112,20 +112,29 @@ async def test_a_second_process_cannot_use_the_same_directory(tmp_path: Path) ->
     await first.close()
 
 
-async def test_a_checkpoint_drops_the_segments_it_covers(
+async def test_a_checkpoint_drops_the_segments_the_previous_one_covers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Segments wholly before a checkpoint's position are deleted (the log stays bounded)."""
+    """Segments wholly before the previous checkpoint's position are deleted (the log
+    stays bounded); the segments after it stay, so either checkpoint can restore."""
     monkeypatch.setattr("callfloor.store.file.SEGMENT_BYTES", 200)
     store = FileStore(tmp_path)
     await store.open()
-    positions = {}
-    for i in range(6):
-        positions = dict(await store.append([Batch(_events(2, 2 * i))], T0 + i))
-    assert len(list((tmp_path / "log").glob("*.seg"))) > 2
-    await store.save(ALL, b"state", positions)
-    assert len(list((tmp_path / "log").glob("*.seg"))) == 1
-    assert await _replayed(store, positions) == []
+    positions = [dict(await store.append([Batch(_events(2, 2 * i))], T0 + i)) for i in range(6)]
+    assert len(list((tmp_path / "log").glob("*.seg"))) == 6
+    await store.save(ALL, b"state-1", positions[2], previous={})
+    assert len(list((tmp_path / "log").glob("*.seg"))) == 6  # nothing before it is kept
+    await store.save(ALL, b"state-2", positions[5], previous=positions[2])
+    assert [p.name for p in sorted((tmp_path / "log").glob("*.seg"))] == [
+        f"0000000{n}.seg" for n in (3, 4, 5, 6)
+    ]
+    assert (await store.load(ALL), await store.load(ALL, 1)) == (b"state-2", b"state-1")
+    assert [ids for _, ids in await _replayed(store, positions[2])] == [
+        ["e6", "e7"],
+        ["e8", "e9"],
+        ["e10", "e11"],
+    ]
+    assert await _replayed(store, positions[5]) == []
 
 
 async def test_a_zero_filled_tail_is_cut_off_as_a_torn_write(tmp_path: Path) -> None:
@@ -149,7 +158,7 @@ async def test_a_zero_filled_tail_is_cut_off_as_a_torn_write(tmp_path: Path) -> 
 def _damage_second_length(segment: Path) -> tuple[int, int]:
     """Make the 2nd record's length claim more than the file holds; its and the 3rd's offsets."""
     data = bytearray(segment.read_bytes())
-    second = 8 + struct.unpack_from(">I", data, 0)[0]
+    second = SEGMENT_HEADER_SIZE + 8 + struct.unpack_from(">I", data, SEGMENT_HEADER_SIZE)[0]
     third = second + 8 + struct.unpack_from(">I", data, second)[0]
     struct.pack_into(">I", data, second, len(data))
     segment.write_bytes(bytes(data))
@@ -223,7 +232,7 @@ async def test_a_torn_record_followed_by_zeros_and_a_valid_record_is_refused(
     start: zeros are skipped over, not taken for the end."""
     segment = await _three_rounds(tmp_path)
     data = bytearray(segment.read_bytes())
-    second = 8 + struct.unpack_from(">I", data, 0)[0]
+    second = SEGMENT_HEADER_SIZE + 8 + struct.unpack_from(">I", data, SEGMENT_HEADER_SIZE)[0]
     third = second + 8 + struct.unpack_from(">I", data, second)[0]
     data[second:third] = bytes(third - second + 4096)  # the 2nd record zeroed, and more
     segment.write_bytes(bytes(data))
@@ -287,7 +296,7 @@ async def test_a_log_that_starts_after_segment_one_without_a_checkpoint_is_refus
     positions = {}
     for i in range(6):
         positions = dict(await store.append([Batch(_events(2, 2 * i))], T0 + i))
-    await store.save(ALL, b"state", positions)
+    await store.save(ALL, b"state", positions, previous=positions)
     await store.close()
     (tmp_path / "checkpoint").unlink()
     again = FileStore(tmp_path)
