@@ -557,15 +557,6 @@ def decode_checkpoint(config: Config, blob: bytes, *, live: bool = False) -> Res
         return _decode(config, blob, live)
 
 
-def verify_checkpoint(blob: bytes) -> None:
-    """Check a checkpoint's header and checksum without decoding it (cheap: one hash).
-
-    Raises :class:`CheckpointError` as :func:`decode_checkpoint` would for these. A
-    checkpoint of an older format that can be migrated has no checksum: it passes.
-    """
-    _body(blob)
-
-
 def _body(blob: bytes) -> tuple[int, memoryview]:
     """The format version and the body after the header, checksum verified."""
     if not blob.startswith(MAGIC) or len(blob) < _DIGEST_AT:
