@@ -36,7 +36,7 @@ The body is one MessagePack :class:`~callfloor.processors.schema.Envelope`:
   as bytes (:attr:`Restored.unknown`), never an error.
 
 A checkpoint of another format is migrated when a migration exists (:data:`MIGRATIONS`:
-format 2, callfloor 0.2's single Struct without a checksum, becomes format 3), else
+format 2, the landed release's single Struct without a checksum, becomes format 3), else
 refused with a message that says what to do; never half-read. Derived indexes (agent
 counts per queue list and site, queues' waiting legs, the interned strings) are rebuilt
 on load rather than stored.

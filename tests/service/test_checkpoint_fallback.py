@@ -275,7 +275,7 @@ async def test_a_store_of_the_landed_release_is_recovered_and_carried_on(tmp_pat
     seg, offset = sections["log_positions"]["log"].split(":")
     landed = {  # format 2: one map, the source positions as "sources", no checksum
         "format_version": 2,
-        "callfloor_version": "0.2.0",
+        "callfloor_version": "0.1.0",
         "config_fingerprint": envelope["config_fingerprint"],
         "tzdata_version": envelope["tzdata_version"],
         "sources": {"log": f"{seg}:{int(offset) - SEGMENT_HEADER_SIZE}"},
