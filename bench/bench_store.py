@@ -220,7 +220,7 @@ async def bench_checkpoint(url: str, runs: int) -> None:
             times = []
             for _ in range(max(runs, 5)):
                 t0 = time.perf_counter()
-                await store.save(ALL, blob, {})
+                await store.save(ALL, blob, {}, previous={})
                 times.append(time.perf_counter() - t0)
             print(f"  {name:>6} save: median {median(times) * 1000:.0f} ms")
         await file_store.close()

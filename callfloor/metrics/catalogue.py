@@ -208,7 +208,8 @@ LABELS: Final[Mapping[str, str]] = {
     "notifications why one was dropped (queue_full: the oldest waiting, for a newer one; "
     "deadline; retries_exhausted; rejected: refused for good by the receiver; unknown_sink) "
     "or skipped (silenced: only the log records silenced alerts; duplicate: its "
-    "idempotency key was already waiting for that sink).",
+    "idempotency key was already waiting for that sink); for checkpoint fallbacks what was "
+    "wrong with the checkpoint (checksum, format, damaged).",
     "agent": "Agent id, as in the events.",
     "name": "The agent's display name from its latest agent_state (empty when none was sent).",
     "team": "The agent's team from its latest agent_state (empty when none was sent).",
@@ -929,6 +930,14 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         hints=_ops("Checkpoint age", section=_STORE),
     ),
     _svc(
+        "callfloor_checkpoint_fallbacks_total",
+        _C,
+        "Kept checkpoints recovery could not restore, by reason (checksum: changed after "
+        "it was written; format: unreadable by this version; damaged: anything else): it "
+        "used the one before and the longer log instead (logged at ERROR, set aside).",
+        ("reason",),
+    ),
+    _svc(
         "callfloor_recovered_events_total",
         _C,
         "Events replayed from the store's log at start or when a partition was adopted.",
@@ -984,6 +993,12 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "Log entries that could not be decoded (not written by callfloor): skipped, "
         "logged with their stream and id.",
         hints=_ops("Undecodable log entries", section=_STORE, thresholds=Thresholds.ZERO),
+    ),
+    _svc(
+        "callfloor_store_torn_records_total",
+        _C,
+        "Partial last records cut off the file log at start (a crash mid-append: never "
+        "acknowledged); logged at ERROR with their size.",
     ),
     _svc(
         "callfloor_store_append_retries_found_total",

@@ -199,6 +199,10 @@ class ServiceStats(Protocol):
         """When the last checkpoint was written, Unix seconds (None: none yet)."""
 
     @property
+    def checkpoint_fallbacks_total(self) -> Mapping[str, int]:
+        """Kept checkpoints recovery could not restore, by reason."""
+
+    @property
     def recovered_events_total(self) -> int:
         """Events replayed from the log."""
 
@@ -229,6 +233,10 @@ class ServiceStats(Protocol):
     @property
     def store_bad_entries_total(self) -> int:
         """Log entries that could not be decoded (skipped)."""
+
+    @property
+    def store_torn_records_total(self) -> int:
+        """Partial last records cut off the file log at start."""
 
     @property
     def store_append_retries_found_total(self) -> int:
@@ -315,6 +323,7 @@ def add_service_samples(fam: Mapping[str, BuiltFamily], stats: ServiceStats) -> 
     if stats.checkpoint_last_success_unix is not None:
         last = fam["callfloor_checkpoint_last_success_timestamp_seconds"]
         _one(last, stats.checkpoint_last_success_unix)
+    _by(fam["callfloor_checkpoint_fallbacks_total"], "reason", stats.checkpoint_fallbacks_total)
     _one(fam["callfloor_recovered_events_total"], stats.recovered_events_total)
     _one(fam["callfloor_partitions_owned"], stats.partitions_owned)
     _by(fam["callfloor_partition_stale_since_seconds"], "partition", stats.partition_stale_since)
@@ -323,6 +332,7 @@ def add_service_samples(fam: Mapping[str, BuiltFamily], stats: ServiceStats) -> 
     _one(fam["callfloor_leases_lost_total"], stats.leases_lost_total)
     _one(fam["callfloor_store_stale_entries_total"], stats.store_stale_entries_total)
     _one(fam["callfloor_store_bad_entries_total"], stats.store_bad_entries_total)
+    _one(fam["callfloor_store_torn_records_total"], stats.store_torn_records_total)
     _one(fam["callfloor_store_append_retries_found_total"], stats.store_append_retries_found_total)
     _one(fam["callfloor_partition_adoption_errors_total"], stats.partition_adoption_errors_total)
     _one(fam["callfloor_partition_handovers_total"], stats.partition_handovers_total)

@@ -1,15 +1,15 @@
-"""The checkpoint schema: the processor state as msgspec Structs (format version 2).
+"""The checkpoint schema: the processor state as msgspec Structs, and the envelope.
 
-Every Struct is ``array_like`` (fields by position: compact and fast to encode), so a
-field is only ever added at the end, with a default, or the format version changes
-(see :mod:`callfloor.processors.state` for versions and migrations).
+Every state Struct is ``array_like`` (fields by position: compact and fast to encode),
+so a field is only ever added at the end, with a default, or the format version changes
+(see :mod:`callfloor.processors.state` for versions and migrations). The envelope is a
+map, and new state goes into a section of its own rather than into these Structs.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from callfloor.events import Event
 from callfloor.processors.views import ViolationChange
 
 
@@ -192,13 +192,17 @@ class FloorState(msgspec.Struct):
     tracker: TrackerS
 
 
-class Checkpoint(msgspec.Struct):
-    """The envelope (see the module docstring)."""
+class Envelope(msgspec.Struct):
+    """Format 3's envelope, after the fixed header: what wrote it, and its sections.
 
-    format_version: int
+    A map (fields by name, unlike the Structs above), so a header field a later version
+    adds is ignored by this one rather than refused. Each section is kept as its
+    encoded MessagePack (decoded by the section's registered type, see
+    :func:`callfloor.processors.state.register_section`), so a section this version does
+    not know is carried as bytes, not a decoding error.
+    """
+
     callfloor_version: str
     config_fingerprint: str
     tzdata_version: str
-    sources: dict[str, str]
-    held: list[Event]
-    floor: FloorState
+    sections: dict[str, msgspec.Raw]

@@ -436,6 +436,7 @@ class FloorService:
         stats.checkpoint_errors_total = writer.checkpoint_errors_total
         stats.checkpoint_seconds = writer.checkpoint_seconds_last
         stats.checkpoint_last_success_unix = writer.checkpoint_last_success_unix
+        stats.checkpoint_fallbacks_total = writer.checkpoint_fallbacks_total
         stats.recovered_events_total = writer.recovered_events
         stats.partitions_owned = len(writer.parts)
         stats.partition_stale_since = {key: f.since for key, f in writer.frozen.items()}
@@ -451,6 +452,7 @@ class FloorService:
         stats.store_errors_total = health.errors_by_op
         stats.store_reconnects_total = health.reconnects
         stats.store_bad_entries_total = health.bad_entries
+        stats.store_torn_records_total = health.torn_records
         stats.store_append_retries_found_total = health.append_retries_found
         if coordinator is not None:
             stats.partition_adoption_errors_total = coordinator.adopt_errors

@@ -52,6 +52,7 @@ class IngestStats:
     checkpoint_errors_total: int = 0
     checkpoint_seconds: float = 0.0
     checkpoint_last_success_unix: float | None = None  # wall clock of the last checkpoint
+    checkpoint_fallbacks_total: dict[str, int] = field(default_factory=dict)  # by reason
     recovered_events_total: int = 0
     partitions_owned: int = 0
     partition_stale_since: dict[str, float] = field(default_factory=dict)  # by partition
@@ -60,6 +61,7 @@ class IngestStats:
     leases_lost_total: int = 0
     store_stale_entries_total: int = 0
     store_bad_entries_total: int = 0
+    store_torn_records_total: int = 0
     store_append_retries_found_total: int = 0
     partition_adoption_errors_total: int = 0
     partition_handovers_total: int = 0

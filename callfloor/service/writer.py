@@ -10,10 +10,14 @@ the writer releases the held events the watermark passed, in time order, ticks t
 processors to the watermark and publishes the change sets on the bus.
 
 Every ``checkpoint_every`` (between rounds, so a checkpoint covers whole rounds) the
-writer checkpoints each partition with the log position it covers and its held
-events. At start :meth:`Writer.recover` loads the checkpoints and replays the log
-after them, each round at the processor clock it was first admitted at (the store
-keeps it with the round), so the recovered state is the one the crash interrupted.
+writer checkpoints each partition with the log position it covers, its held events
+and the sections features registered (:meth:`Writer.add_section`); the store keeps it
+and the one before, with the log back to the older one. At start :meth:`Writer.recover`
+loads the newest checkpoint that is intact (a damaged one, found by its checksum, is
+counted, logged at ERROR and set aside: the one before it and the longer log are used,
+or the whole log) and replays the log after it, each round at the processor clock it
+was first admitted at (the store keeps it with the round), so the recovered state is
+the one the crash interrupted. A damaged checkpoint is never served.
 A store that is followed rather than applied locally (Redis, shared by processes)
 hands its log entries to :meth:`Writer.deliver`; they are admitted the same way.
 
@@ -31,9 +35,10 @@ import heapq
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from time import perf_counter
 from time import time as wall_clock
-from typing import Final, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import msgspec
 
@@ -44,10 +49,25 @@ from callfloor.ingest.backlog import Backlog
 from callfloor.ingest.source import Batch, Receipt
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.limits import Refusal
-from callfloor.processors.state import CheckpointError, decode_checkpoint, encode_checkpoint
+from callfloor.processors.state import (
+    CHECKPOINT_PROBLEMS,
+    CheckpointError,
+    Restored,
+    Section,
+    decode_checkpoint,
+    encode_checkpoint,
+)
 from callfloor.processors.views import ChangeSet
 from callfloor.service.stats import IngestStats
-from callfloor.store.base import ALL, LeaseLost, Logged, PartitionMap, Store, StoreError
+from callfloor.store.base import (
+    ALL,
+    KEPT_CHECKPOINTS,
+    LeaseLost,
+    Logged,
+    PartitionMap,
+    Store,
+    StoreError,
+)
 
 log = logging.getLogger("callfloor")
 
@@ -60,6 +80,10 @@ ROUND_EVENTS: Final = 20_000
 # (their visibility does not wait for the next tick); ticks publish the change sets.
 RELEASE_S: Final = 0.01
 _STEP: Final = 64  # events admitted between two looks at the clock (an event may be slow)
+
+# What each kept checkpoint is called in logs and errors, by the store's slot.
+_SLOTS: Final = ("newest", "previous")
+assert len(_SLOTS) == KEPT_CHECKPOINTS
 
 INTERNAL_ERROR: Final = Refusal(
     "internal_error",
@@ -114,10 +138,21 @@ class _Control:
         self.done = done
 
 
+@dataclass(frozen=True, slots=True)
+class SectionHook(Generic[_T]):
+    """A feature's state in every checkpoint: ``save(partition)`` gives the section's
+    value when a partition is checkpointed, ``restore(partition, value)`` takes what
+    recovery restored (the section's empty value when there was nothing to restore)."""
+
+    section: Section[_T]
+    save: Callable[[str], _T]
+    restore: Callable[[str, _T], None]
+
+
 class Partition:
     """One partition's processor, its held events and the log positions it covers."""
 
-    __slots__ = ("held", "held_keys", "key", "positions", "proc")
+    __slots__ = ("held", "held_keys", "key", "positions", "proc", "saved")
 
     def __init__(self, key: str, proc: FloorProcessor) -> None:
         self.key = key
@@ -127,6 +162,9 @@ class Partition:
         self.held: list[tuple[float, int, Event, object]] = []
         self.held_keys: dict[object, int] = {}
         self.positions: dict[str, str] = {}  # store log -> position covered
+        # The positions of its newest intact checkpoint in the store ({}: none): the
+        # next one keeps it as the previous one, and the log back to here.
+        self.saved: dict[str, str] = {}
 
     def held_events(self) -> list[Event]:
         """The held events in the order they will be applied (for a checkpoint)."""
@@ -211,6 +249,9 @@ class Writer:
         self.adopted_total = 0
         self.dropped_total = 0
         self.leases_lost_total = 0  # checkpoints refused: another member owns it now
+        # Kept checkpoints recovery could not restore, by CheckpointError.reason.
+        self.checkpoint_fallbacks_total: dict[str, int] = dict.fromkeys(CHECKPOINT_PROBLEMS, 0)
+        self._sections: list[SectionHook[Any]] = []
         # Bumped whenever the set of partitions changes (merged reads' cache key).
         self.generation = 0
         self._restoring: set[str] = set()  # partitions being adopted (not read yet)
@@ -738,32 +779,50 @@ class Writer:
 
     # ---------------------------------------------------------------- recovery
 
+    def add_section(
+        self,
+        section: Section[_T],
+        *,
+        save: Callable[[str], _T],
+        restore: Callable[[str, _T], None],
+    ) -> None:
+        """Keep a feature's state in every checkpoint, as its registered ``section``
+        (see :class:`SectionHook`); add it before :meth:`recover` runs."""
+        self._sections.append(SectionHook(section, save, restore))
+
     async def recover(self, keys: Sequence[str] = (ALL,)) -> None:
-        """Load each partition's checkpoint and replay the log after it (at start)."""
+        """Load each partition's newest intact checkpoint and replay the log after it.
+
+        A kept checkpoint that cannot be restored (changed bits, an unknown format) is
+        counted (:attr:`checkpoint_fallbacks_total`), logged at ERROR, and the one
+        before it is tried, then the log from its beginning; once the replay went
+        through, the damaged ones are set aside in the store. Raises
+        :class:`StoreError`, saying what to do, when the log does not go on from the
+        checkpoint used: with every kept checkpoint damaged, when it does not reach back
+        to its beginning.
+        """
         store = self.store
         for key in keys:
-            blob = await store.load(key)
             config = self.partition_config(key)
-            if blob is None:
+            restored, used, damaged = await self._restore(key, config)
+            if restored is None:
                 proc = (
                     self.parts[key].proc if key in self.parts else FloorProcessor(config, live=True)
                 )
                 part = Partition(key, proc)
                 held: list[Event] = []
             else:
-                try:
-                    restored = decode_checkpoint(config, blob, live=True)
-                except CheckpointError as exc:
-                    raise StoreError(
-                        f"the checkpoint of partition {key!r} cannot be loaded: {exc}"
-                    ) from None
                 for note in restored.notes:
                     log.warning("checkpoint_note partition=%s note=%r", key, note)
                 part = Partition(key, restored.processor)
-                part.positions = dict(restored.sources)
+                part.positions = dict(restored.log_positions)
                 held = restored.held
+            part.saved = dict(part.positions)
             self.parts[key] = part
             self.generation += 1
+            for hook in self._sections:
+                value = hook.section.empty() if restored is None else restored.section(hook.section)
+                hook.restore(key, value)
             for event in held:
                 self._seq += 1
                 ts: float = event.ts  # type: ignore[assignment]
@@ -772,19 +831,65 @@ class Writer:
                 part.held_keys[dkey] = part.held_keys.get(dkey, 0) + 1
             self.backlog.add(len(held))
             replayed = 0
-            async for logged in store.replay(key, dict(part.positions)):
-                self.admit_logged(logged)
-                replayed += len(logged.events)
-                self._slice_started = perf_counter()
-                await self._pause_if_due()
+            try:
+                async for logged in store.replay(key, dict(part.positions)):
+                    self.admit_logged(logged)
+                    replayed += len(logged.events)
+                    self._slice_started = perf_counter()
+                    await self._pause_if_due()
+            except StoreError as exc:
+                if restored is None and damaged:
+                    raise StoreError(
+                        f"every kept checkpoint of partition {key!r} is damaged "
+                        f"({'; '.join(damaged.values())}) and the log does not reach back "
+                        f"to its beginning, so the floor cannot be restored: {exc}"
+                    ) from None
+                raise
+            for slot in damaged:
+                await store.set_aside(key, slot)
             self.recovered_events += replayed
             log.info(
                 "recovered partition=%s checkpoint=%s replayed_events=%d held_events=%d",
                 key,
-                "yes" if blob is not None else "no",
+                "no" if used is None else _SLOTS[used],
                 replayed,
                 len(part.held),
             )
+
+    async def _restore(
+        self, key: str, config: Config
+    ) -> tuple[Restored | None, int | None, dict[int, str]]:
+        """The newest kept checkpoint of ``key`` that restores, its slot, and what was
+        wrong with each newer one (by slot)."""
+        damaged: dict[int, str] = {}
+        for slot in range(KEPT_CHECKPOINTS):
+            blob = await self.store.load(key, slot)
+            if blob is None:
+                continue
+            try:
+                return decode_checkpoint(config, blob, live=True), slot, damaged
+            except CheckpointError as exc:
+                reason = exc.reason
+                self.checkpoint_fallbacks_total[reason] = (
+                    self.checkpoint_fallbacks_total.get(reason, 0) + 1
+                )
+                then = (
+                    "the previous checkpoint and the log after it"
+                    if slot + 1 < KEPT_CHECKPOINTS
+                    else "the log from its beginning"
+                )
+                log.error(
+                    "checkpoint_damaged partition=%s checkpoint=%s reason=%s size=%d "
+                    "problem=%r (not restored: trying %s)",
+                    key,
+                    _SLOTS[slot],
+                    reason,
+                    len(blob),
+                    str(exc),
+                    then,
+                )
+                damaged[slot] = f"{_SLOTS[slot]}: {exc}"
+        return None, None, damaged
 
     # ---------------------------------------------------------------- checkpoints
 
@@ -796,9 +901,17 @@ class Writer:
 
     async def _checkpoint_part(self, part: Partition) -> None:
         started = perf_counter()
-        blob = encode_checkpoint(part.proc, sources=dict(part.positions), held=part.held_events())
+        positions = dict(part.positions)
         try:
-            await self._ticking(self.store.save(part.key, blob, dict(part.positions)))
+            blob = encode_checkpoint(
+                part.proc,
+                log_positions=positions,
+                held=part.held_events(),
+                sections={hook.section.name: hook.save(part.key) for hook in self._sections},
+            )
+            await self._ticking(
+                self.store.save(part.key, blob, positions, previous=dict(part.saved))
+            )
         except LeaseLost as exc:
             # Another member owns it now: this one must stop applying it at once.
             self.leases_lost_total += 1
@@ -810,6 +923,7 @@ class Writer:
             self.stats.ingest_errors_total += 1
             log.error("checkpoint_failed partition=%s error=%r", part.key, exc)
             return
+        part.saved = positions
         self.checkpoints_total += 1
         self.checkpoint_seconds_last = perf_counter() - started
         self.checkpoint_last_success_unix = wall_clock()

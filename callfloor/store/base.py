@@ -33,6 +33,9 @@ from callfloor.events import Event
 from callfloor.ingest.source import Batch
 
 ALL: Final = "all"  # the partition of every site (memory, file, and Redis by default)
+# Checkpoints a store keeps per partition: the newest and the one before it, with the
+# log back to the older one's positions, so a damaged newest one falls back to it.
+KEPT_CHECKPOINTS: Final = 2
 
 
 class PartitionMap:
@@ -133,6 +136,7 @@ class StoreHealth:
     reconnects: int = 0  # it answered again after failing
     bad_entries: int = 0  # undecodable log entries skipped
     append_retries_found: int = 0  # a retried round that had landed after all
+    torn_records: int = 0  # a partial last record cut off the log (a crash mid-append)
 
 
 class Store(Protocol):
@@ -165,16 +169,39 @@ class Store(Protocol):
         """
         ...
 
-    async def load(self, partition: str) -> bytes | None:
-        """The partition's last checkpoint (None: start from nothing)."""
+    async def load(self, partition: str, slot: int = 0) -> bytes | None:
+        """One of the partition's kept checkpoints: ``slot`` 0 the newest, 1 the one
+        before it (None: none kept there). The bytes as saved, not checked: the caller
+        verifies them (a damaged newest one falls back to the one before)."""
         ...
 
     def replay(self, partition: str, positions: Mapping[str, str]) -> AsyncIterator[Logged]:
-        """The partition's events logged after ``positions`` (those of its checkpoint)."""
+        """The partition's events logged after ``positions`` (those of its checkpoint).
+
+        Raises :class:`StoreError` before the first event when the log does not go on
+        from there without a hole (a missing part, a cut, a position it never reached).
+        """
         ...
 
-    async def save(self, partition: str, blob: bytes, positions: Mapping[str, str]) -> None:
-        """Keep a checkpoint covering the log up to ``positions``; drop the log before it."""
+    async def save(
+        self,
+        partition: str,
+        blob: bytes,
+        positions: Mapping[str, str],
+        *,
+        previous: Mapping[str, str],
+    ) -> None:
+        """Keep ``blob`` as the newest checkpoint (covering the log up to ``positions``)
+        and the newest one so far as the one before it (a slot left empty, by
+        :meth:`set_aside`, keeps the one before as it is); drop the log before
+        ``previous``, the positions of the checkpoint that is the one before now ({}:
+        drop nothing), so that checkpoint and the log after it still restore the floor.
+        """
+        ...
+
+    async def set_aside(self, partition: str, slot: int) -> None:
+        """Move a kept checkpoint that cannot be restored out of the way (kept beside,
+        for inspection, never loaded again): ``slot`` as in :meth:`load`."""
         ...
 
     async def close(self) -> None:

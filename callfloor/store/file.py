@@ -1,18 +1,30 @@
-"""The ``file://`` store: an append-only log and a checkpoint file, on one machine.
+"""The ``file://`` store: an append-only log and two checkpoint files, on one machine.
 
 Layout under the directory::
 
     LOCK                 held (flock) by the one process using the directory
     log/00000001.seg     log segments: records appended, fsynced before any ack
-    checkpoint           the last checkpoint, replaced atomically (write, fsync, rename)
+    checkpoint           the newest checkpoint, replaced atomically (write, fsync, rename)
+    checkpoint.previous  the one before it: the fallback when the newest is damaged
+    checkpoint*.damaged  a checkpoint recovery found damaged, set aside (never loaded)
 
-A record is one ingest round: ``length (4 bytes) | crc32 (4 bytes) | payload``, the
-payload a MessagePack :class:`Record` (the writer's watermark when it was appended, and
-the events). A position is ``"segment:offset"``, just after a record. A crash can only
-tear the last record of the last segment (it was never acknowledged: its fsync did not
-return), so recovery cuts the log there; a bad record anywhere else, or one with a valid
-record anywhere after it, is corruption and stops the start with what to do (nothing
-acknowledged is ever cut off). So is a checkpoint whose position the log does not reach.
+A segment starts with a header: a magic string, its own number, and the size of the
+segment before it when it was started (a crc32 over these). A record is one ingest
+round: ``length (4 bytes) | crc32 (4 bytes) | payload``, the payload a MessagePack
+:class:`Record` (the writer's watermark when it was appended, and the events). A
+position is ``"segment:offset"``, just after a record. (Segments written before the
+header existed start with their first record; they are read as they are.)
+
+The log is kept back to the *previous* checkpoint's position, so either checkpoint and
+the log after it restore the floor. A replay refuses, naming what is wrong and what to
+do, a log with a hole: a segment missing between two others, a segment whose size is
+not what the next one's header says (cut short, even between two records, or grown), a
+log that starts after the checkpoint's segment or ends before its position, a bad
+record anywhere but at the very end. A crash can only tear the last record of the last
+segment (it was never acknowledged: its fsync did not return), so that one is cut off,
+counted (:attr:`FileStore.torn_records`) and logged at ERROR with its size. A cut of the
+last segment that removes whole records after the newest checkpoint cannot be told
+from a log that ended there: nothing records how long it was after a crash.
 
 An append that fails (a short write on a full disk, a write or fsync error) cuts the
 segment back to where the record began before it raises, so a retry follows the good
@@ -25,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
+import itertools
 import logging
 import os
 import re
@@ -53,6 +66,13 @@ log = logging.getLogger("callfloor")
 STREAM: Final = "log"
 SEGMENT_BYTES: Final = 64 * 1024 * 1024
 _HEADER: Final = struct.Struct(">II")
+# A segment's header: magic, its number, the size of the segment before it when it was
+# started (0: none), and the crc32 of these. Its magic starts with a byte no record of
+# an older segment starts with (a length below 16 MB starts with a zero byte).
+_SEGMENT_MAGIC: Final = b"callfloor-log\x00\x00\x01"
+_SEGMENT_HEADER: Final = struct.Struct(">16sIQI")
+SEGMENT_HEADER_SIZE: Final = _SEGMENT_HEADER.size
+CHECKPOINT_FILES: Final = ("checkpoint", "checkpoint.previous")  # by slot: newest first
 _ONE_BYTE_LENGTHS: Final = 1 << 24  # lengths below this start with a zero byte
 _NONZERO: Final = re.compile(rb"[^\0]")
 
@@ -63,6 +83,11 @@ _DECODE: Final = RECORD_DECODER
 
 def _position(segment: int, offset: int) -> str:
     return f"{segment}:{offset}"
+
+
+def _segment_header(segment: int, previous_end: int) -> bytes:
+    fields = _SEGMENT_MAGIC + struct.pack(">IQ", segment, previous_end)
+    return fields + struct.pack(">I", zlib.crc32(fields))
 
 
 def _parse(position: str) -> tuple[int, int]:
@@ -92,6 +117,7 @@ class FileStore:
         self._broken: str | None = None  # why appends are refused (a partial record kept)
         self.appended_bytes = 0
         self.fsyncs = 0
+        self.torn_records = 0  # partial last records cut off by recovery
 
     # ------------------------------------------------------------------ open and close
 
@@ -117,6 +143,32 @@ class FileStore:
         segments = self._segments()
         self._segment = segments[-1] if segments else 1
         self._open_segment()
+        self._finish_header()
+
+    def _finish_header(self) -> None:
+        """Give the last segment its header if it has none yet: it is new (empty), or a
+        crash tore the header while the segment was started (then nothing else is in
+        it). Anything else is left for the replay to judge."""
+        assert self._fd is not None
+        segment = self._segment
+        before = self._file(segment - 1)
+        previous_end = before.stat().st_size if before.exists() else 0
+        header = _segment_header(segment, previous_end)
+        if self._offset >= len(header):
+            return
+        if self._offset:
+            found = self._file(segment).read_bytes()
+            if not header.startswith(found):
+                return  # not a torn header of this segment: the replay refuses it
+            log.error(
+                "file_store_torn_segment_header path=%s size=%d (written again)",
+                self._file(segment),
+                self._offset,
+            )
+            os.ftruncate(self._fd, 0)
+        _write_all(self._fd, header)
+        os.fsync(self._fd)
+        self._offset = len(header)
 
     def _segments(self) -> list[int]:
         found = []
@@ -128,12 +180,22 @@ class FileStore:
     def _file(self, segment: int) -> Path:
         return self.logdir / f"{segment:08d}.seg"
 
-    def _open_segment(self, segment: int | None = None) -> None:
+    def _open_segment(self, segment: int | None = None, *, previous_end: int | None = None) -> None:
         """Open ``segment`` (default: the current one) for appending; on failure the
-        segment open before stays the current one."""
+        segment open before stays the current one.
+
+        With ``previous_end`` it is a new segment after one of that size: created (or
+        emptied: a failed start may have left part of its header) with its header.
+        """
         segment = self._segment if segment is None else segment
-        fd = os.open(self._file(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        if previous_end is not None:
+            flags |= os.O_TRUNC
+        fd = os.open(self._file(segment), flags, 0o644)
         try:
+            if previous_end is not None:
+                _write_all(fd, _segment_header(segment, previous_end))
+                os.fsync(fd)
             offset = os.fstat(fd).st_size
             _fsync_dir(self.logdir)
         except OSError:
@@ -149,8 +211,9 @@ class FileStore:
 
     def health(self) -> StoreHealth:
         """Up: a failed write or fsync is raised by the append that made it (the writer
-        counts it and refuses new events until an append succeeds)."""
-        return StoreHealth()
+        counts it and refuses new events until an append succeeds). Counts the torn
+        records recovery cut off."""
+        return StoreHealth(torn_records=self.torn_records)
 
     def _close(self) -> None:
         with self._io:
@@ -190,7 +253,7 @@ class FileStore:
             raise StoreError(self._broken)
         if self._offset >= SEGMENT_BYTES:
             try:
-                self._open_segment(self._segment + 1)
+                self._open_segment(self._segment + 1, previous_end=self._offset)
             except OSError as exc:
                 raise StoreError(
                     f"cannot start {self._file(self._segment + 1)}: {exc.strerror}"
@@ -227,23 +290,33 @@ class FileStore:
 
     # ------------------------------------------------------------------ checkpoints
 
-    async def load(self, partition: str) -> bytes | None:
-        """The checkpoint file, if any."""
-        path = self.root / "checkpoint"
+    def _checkpoint(self, slot: int) -> Path:
+        return self.root / CHECKPOINT_FILES[slot]
+
+    async def load(self, partition: str, slot: int = 0) -> bytes | None:
+        """The checkpoint file of ``slot`` (0: ``checkpoint``, 1: ``checkpoint.previous``)."""
         try:
-            return await asyncio.to_thread(path.read_bytes)
+            return await asyncio.to_thread(self._checkpoint(slot).read_bytes)
         except FileNotFoundError:
             return None
 
-    async def save(self, partition: str, blob: bytes, positions: Mapping[str, str]) -> None:
-        """Replace the checkpoint atomically, then drop the segments it covers."""
-        await asyncio.to_thread(self._save, blob, positions.get(STREAM))
+    async def save(
+        self,
+        partition: str,
+        blob: bytes,
+        positions: Mapping[str, str],
+        *,
+        previous: Mapping[str, str],
+    ) -> None:
+        """Make ``blob`` the newest checkpoint (the newest so far becomes the previous
+        one), then drop the segments before ``previous``'s (see :meth:`Store.save`)."""
+        await asyncio.to_thread(self._save, blob, previous.get(STREAM) or None)
 
-    def _save(self, blob: bytes, position: str | None) -> None:
+    def _save(self, blob: bytes, keep_from: str | None) -> None:
         with self._io:
-            self._save_locked(blob, position)
+            self._save_locked(blob, keep_from)
 
-    def _save_locked(self, blob: bytes, position: str | None) -> None:
+    def _save_locked(self, blob: bytes, keep_from: str | None) -> None:
         if self._lock_fd is None:
             raise StoreError("the file store is not open")
         tmp = self.root / "checkpoint.tmp"
@@ -251,28 +324,45 @@ class FileStore:
             fh.write(blob)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, self.root / "checkpoint")
+        newest, before = self._checkpoint(0), self._checkpoint(1)
+        # A crash between the two renames leaves no newest: the previous one (the
+        # newest until then) and the log after it restore the floor.
+        if newest.exists():
+            os.replace(newest, before)
+        os.replace(tmp, newest)
         _fsync_dir(self.root)
-        if position is not None:
-            covered, _ = _parse(position)
+        if keep_from is not None:
+            kept, _ = _parse(keep_from)
             for segment in self._segments():
-                if segment < covered:
+                if segment < kept:
                     self._file(segment).unlink(missing_ok=True)
+
+    async def set_aside(self, partition: str, slot: int) -> None:
+        """Rename the checkpoint of ``slot`` to ``<name>.damaged`` (replacing an older one)."""
+        await asyncio.to_thread(self._set_aside, slot)
+
+    def _set_aside(self, slot: int) -> None:
+        with self._io:
+            path = self._checkpoint(slot)
+            if path.exists():
+                os.replace(path, path.with_name(path.name + ".damaged"))
+                _fsync_dir(self.root)
 
     # ------------------------------------------------------------------ recovery
 
     async def replay(self, partition: str, positions: Mapping[str, str]) -> AsyncIterator[Logged]:
         """The rounds logged after ``positions`` (a torn last record is cut off).
 
-        Refuses (:class:`StoreError`) a position the log does not reach, and a log that
-        starts after it: acknowledged rounds would be skipped silently.
+        Refuses (:class:`StoreError`), before the first round, a log with a hole: a
+        missing or cut segment, a position the log does not reach, a log that starts
+        after it. Acknowledged rounds would be skipped silently otherwise.
         """
         if partition != ALL:
             raise StoreError(f"a file store has one partition, not {partition!r}")
         start = positions.get(STREAM) or None  # "": the start of the log
         segments = await asyncio.to_thread(self._segments)
         segment, offset = _parse(start) if start else (0, 0)
-        await asyncio.to_thread(self._check_start, segments, start, segment, offset)
+        await asyncio.to_thread(self._check_log, segments, start, segment, offset)
         for seg in segments:
             if seg < segment:
                 continue
@@ -289,13 +379,36 @@ class FileStore:
                     rejected=dict(record.rejected),
                 )
 
-    def _check_start(
-        self, segments: list[int], start: str | None, segment: int, offset: int
-    ) -> None:
-        """Refuse a replay from where the log does not go on."""
+    def _check_log(self, segments: list[int], start: str | None, segment: int, offset: int) -> None:
+        """Refuse a replay from where the log does not go on without a hole."""
+        backup = (
+            "restore the store directory (checkpoints and log together) from a backup, or "
+            "move it aside to start an empty floor"
+        )
+        for before, after in itertools.pairwise(segments):
+            if after != before + 1:
+                missing = ", ".join(self._file(n).name for n in range(before + 1, after)[:3])
+                more = "" if after - before <= 4 else f" and {after - before - 4} more"
+                raise StoreError(
+                    f"{self.logdir} is missing {missing}{more} between "
+                    f"{self._file(before).name} and {self._file(after).name}: acknowledged "
+                    f"rounds were in it; {backup}"
+                )
+        sizes = {n: self._file(n).stat().st_size for n in segments}
+        for n in segments:
+            header = self._segment_header_of(n, last=n == segments[-1])
+            if header is None or n - 1 not in sizes:
+                continue
+            if header != sizes[n - 1]:
+                raise StoreError(
+                    f"{self._file(n - 1)} holds {sizes[n - 1]} bytes but "
+                    f"{self._file(n).name} was started when it ended at byte {header}: it "
+                    f"was cut short (or written to since); acknowledged rounds are missing. "
+                    f"{backup}"
+                )
         if segments:
             last = segments[-1]
-            ends = f"{last}:{self._file(last).stat().st_size}"
+            ends = f"{last}:{sizes[last]}"
         else:
             ends = "nothing (no segment)"
         restore = (
@@ -306,8 +419,8 @@ class FileStore:
             if segments and segments[0] != 1:
                 raise StoreError(
                     f"{self.logdir} starts at segment {segments[0]} but there is no "
-                    "checkpoint covering the segments before it (the checkpoint file was "
-                    "deleted?): restore it, or move the store directory aside"
+                    "checkpoint covering the segments before it (the checkpoint files were "
+                    "deleted, or are damaged): restore them, or move the store directory aside"
                 )
             return
         if segment not in segments:
@@ -315,17 +428,51 @@ class FileStore:
                 f"the checkpoint's log position {start} is in segment {segment}, which "
                 f"{self.logdir} does not hold (the log ends at {ends}): {restore}"
             )
-        size = self._file(segment).stat().st_size
+        size = sizes[segment]
         if offset > size:
             raise StoreError(
                 f"the checkpoint's log position {start} is past the end of "
                 f"{self._file(segment)} ({size} bytes; the log ends at {ends}): {restore}"
             )
+        if self._segment_header_of(segment, last=segment == segments[-1]) is not None and (
+            offset < SEGMENT_HEADER_SIZE
+        ):
+            raise StoreError(
+                f"the checkpoint's log position {start} is inside the header of "
+                f"{self._file(segment)}: no record ends there; {backup}"
+            )
+
+    def _segment_header_of(self, segment: int, *, last: bool) -> int | None:
+        """The size the segment before ``segment`` had when it was started (0: none), or
+        None for a segment written before headers (or a last one still empty).
+
+        Raises StoreError for a damaged header (a header torn by a crash was written
+        again when the store was opened: only the last segment can have one).
+        """
+        path = self._file(segment)
+        with open(path, "rb") as fh:
+            found = fh.read(SEGMENT_HEADER_SIZE)
+        if not found.startswith(_SEGMENT_MAGIC[:1]) or (last and not found):
+            return None  # a record's length starts with a zero byte: no header
+        try:
+            magic, number, previous_end, crc = _SEGMENT_HEADER.unpack(found)
+        except struct.error:
+            magic, number, previous_end, crc = b"", 0, 0, 0
+        if magic != _SEGMENT_MAGIC or zlib.crc32(found[:-4]) != crc or number != segment:
+            raise StoreError(
+                f"{path} has a damaged segment header ({len(found)} bytes"
+                + (f", naming segment {number}" if magic == _SEGMENT_MAGIC else "")
+                + "): move the store directory aside and restore it from a backup"
+            )
+        end: int = previous_end
+        return end
 
     def _read(self, segment: int, offset: int, last: bool) -> list[tuple[int, Record]]:
         path = self._file(segment)
         data = path.read_bytes()
         out: list[tuple[int, Record]] = []
+        if offset == 0 and data.startswith(_SEGMENT_MAGIC):
+            offset = SEGMENT_HEADER_SIZE  # checked by _check_log
         pos = offset
         while pos < len(data):
             length, bad = _check_record(data, pos)
@@ -336,18 +483,7 @@ class FileStore:
                 # were acknowledged and must not be cut off.
                 after = _next_valid(data, pos + 1)
                 if last and after is None:
-                    # Torn by a crash mid-write: never acknowledged. Cut it off.
-                    log.warning(
-                        "file_store_torn_record path=%s offset=%d problem=%r (cut off)",
-                        path,
-                        pos,
-                        bad,
-                    )
-                    with open(path, "r+b") as fh:
-                        fh.truncate(pos)
-                        os.fsync(fh.fileno())
-                    if segment == self._segment:
-                        self._offset = pos
+                    self._cut_torn(path, segment, pos, len(data) - pos, bad)
                     break
                 later = "" if after is None else f" (with a valid record at byte {after} after it)"
                 raise StoreError(
@@ -361,6 +497,27 @@ class FileStore:
             except msgspec.DecodeError as exc:
                 raise StoreError(f"{path}: undecodable record at byte {pos}: {exc}") from None
         return out
+
+    def _cut_torn(self, path: Path, segment: int, pos: int, size: int, problem: str) -> None:
+        """Cut a torn last record off: a crash mid-append (its fsync never returned, so
+        it was never acknowledged). Counted and logged at ERROR with its size: a cut that
+        is not a crash's (a copy cut short) must not pass unseen."""
+        self.torn_records += 1
+        log.error(
+            "file_store_torn_record path=%s offset=%d size=%d problem=%r (cut off: the "
+            "last record of the log, never acknowledged)",
+            path,
+            pos,
+            size,
+            problem,
+        )
+        with open(path, "r+b") as fh:
+            fh.truncate(pos)
+            os.fsync(fh.fileno())
+        if segment == self._segment:
+            self._offset = pos
+            if pos == 0 and self._fd is not None:
+                self._finish_header()  # nothing was left of it: a new segment
 
 
 def _check_record(data: bytes, pos: int) -> tuple[int, str | None]:

@@ -35,7 +35,7 @@ class MemoryStore:
         self.events += sum(batch.size for batch in batches)
         return {}
 
-    async def load(self, partition: str) -> bytes | None:
+    async def load(self, partition: str, slot: int = 0) -> bytes | None:
         """No checkpoint: start from nothing."""
         return None
 
@@ -44,7 +44,17 @@ class MemoryStore:
         for _ in ():
             yield _
 
-    async def save(self, partition: str, blob: bytes, positions: Mapping[str, str]) -> None:
+    async def save(
+        self,
+        partition: str,
+        blob: bytes,
+        positions: Mapping[str, str],
+        *,
+        previous: Mapping[str, str],
+    ) -> None:
+        """Nothing is kept."""
+
+    async def set_aside(self, partition: str, slot: int) -> None:
         """Nothing is kept."""
 
     async def close(self) -> None:

@@ -6,8 +6,13 @@ Keys (``{p}`` is ``[store] key_prefix``, default ``callfloor``)::
                               field ``r`` = MessagePack Record(at, events) (as file://)
     {p}:sites                 set: the sites known (configured ones, and every site
                               appended by anyone)
-    {p}:checkpoint:{part}     string: the partition's last checkpoint; the stream
+    {p}:checkpoint:{part}     string: the partition's newest checkpoint; the stream
                               positions it covers are inside it
+    {p}:checkpoint-previous:{part}
+                              string: the one before it (the fallback when the newest
+                              is damaged); the streams are kept back to its positions
+    {p}:checkpoint-damaged:{part}, {p}:checkpoint-previous-damaged:{part}
+                              string: a checkpoint recovery found damaged, set aside
     {p}:lease:{part}          string: the member owning the partition, with PX
     {p}:members               sorted set: member -> expiry (server ms), the heartbeats
     {p}:trimmed               hash: site -> the last position trimmed off its stream
@@ -16,9 +21,11 @@ Keys (``{p}`` is ``[store] key_prefix``, default ``callfloor``)::
 Every process appends what it receives (:meth:`RedisStore.append`, one MULTI per
 round: the durability point, with ``appendfsync always``); the owner of a partition
 follows its streams (:meth:`RedisStore.read`) and checkpoints it (:meth:`RedisStore.save`,
-a Lua script that writes only while the lease is ours and trims the streams behind the
-checkpoint). A position is a stream entry id; a partition's positions map each of its
-sites to the id of the last entry it covers.
+a Lua script that writes only while the lease is ours, keeps the checkpoint it replaces
+as the previous one and trims the streams behind that one). A position is a stream
+entry id; a partition's positions map each of its sites to the id of the last entry it
+covers. A replay refuses a stream that does not go on from the checkpoint's position:
+trimmed past it, deleted, shorter than it, or with entries after it deleted.
 
 The client never retries a command by itself: a retry of an append whose answer was
 lost would log the round twice. The writer retries; the round's token makes the retry
@@ -74,14 +81,19 @@ ROUND_TOKEN_TTL_MS: Final = 15 * 60 * 1000  # how long a retry can still find it
 # times its operations itself (a child task and asyncio.wait, which cannot).
 OP_TIMEOUT_S: Final = 10.0
 CONNECT_TIMEOUT_S: Final = 5.0
+# The key families of a partition's kept checkpoints, by slot (newest first). Not a
+# suffix after the partition: a partition is named after any site ("a:previous" too).
+_CHECKPOINT_KEYS: Final = ("checkpoint", "checkpoint-previous")
 
 
-# KEYS: lease, checkpoint, trimmed, streams...
+# KEYS: lease, checkpoint, previous checkpoint, trimmed, streams...
 # ARGV: member, blob, then per stream: site, position, the first id kept (or '').
-# Only the lease holder's checkpoint lands; the streams are trimmed behind it in the
-# same step (so the log never loses what the kept checkpoint does not cover), and the
-# trimmed hash remembers how far each stream was trimmed (XTRIM leaves no trace a
-# reader could check: a replay from before that point would silently miss entries).
+# Only the lease holder's checkpoint lands; the checkpoint it replaces becomes the
+# previous one (an empty slot, set aside as damaged, keeps the previous one as it is),
+# and the streams are trimmed behind the previous one's positions in the same step (so
+# the log never loses what a kept checkpoint does not cover). The trimmed hash
+# remembers how far each stream was trimmed (XTRIM leaves no trace a reader could
+# check: a replay from before that point would silently miss entries).
 _SAVE: Final = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return {0, redis.call('GET', KEYS[1]) or ''}
@@ -92,20 +104,34 @@ local function later(a, b)
   am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
   return am > bm or (am == bm and as > bs)
 end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('RENAME', KEYS[2], KEYS[3])
+end
 redis.call('SET', KEYS[2], ARGV[2])
 local trimmed = 0
-for i = 4, #KEYS do
-  local base = 2 + 3 * (i - 4)
+for i = 5, #KEYS do
+  local base = 2 + 3 * (i - 5)
   local site, position, minid = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
   if minid ~= '' then
     trimmed = trimmed + redis.call('XTRIM', KEYS[i], 'MINID', minid)
-    local was = redis.call('HGET', KEYS[3], site)
+    local was = redis.call('HGET', KEYS[4], site)
     if not was or later(position, was) then
-      redis.call('HSET', KEYS[3], site, position)
+      redis.call('HSET', KEYS[4], site, position)
     end
   end
 end
 return {1, trimmed}
+"""
+
+# KEYS: lease, checkpoint, where it goes.  ARGV: member.  Only the lease holder moves it.
+_SET_ASIDE: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return {0, redis.call('GET', KEYS[1]) or ''}
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('RENAME', KEYS[2], KEYS[3])
+end
+return {1, 0}
 """
 
 # KEYS: leases...  ARGV: member, px.  The partitions whose lease is not ours (any more).
@@ -263,9 +289,13 @@ class RedisStore:
         """The set of known sites."""
         return f"{self.prefix}:sites"
 
-    def checkpoint_key(self, partition: str) -> str:
-        """The partition's checkpoint."""
-        return f"{self.prefix}:checkpoint:{partition}"
+    def checkpoint_key(self, partition: str, slot: int = 0) -> str:
+        """The partition's newest checkpoint (``slot`` 1: the one before it)."""
+        return f"{self.prefix}:{_CHECKPOINT_KEYS[slot]}:{partition}"
+
+    def damaged_key(self, partition: str, slot: int) -> str:
+        """Where a damaged checkpoint of ``slot`` is set aside."""
+        return f"{self.prefix}:{_CHECKPOINT_KEYS[slot]}-damaged:{partition}"
 
     def lease_key(self, partition: str) -> str:
         """The partition's lease (its owner's member id)."""
@@ -366,6 +396,7 @@ class RedisStore:
             )
         await self._warn_if_not_durable(client)
         self._save = client.register_script(_SAVE)
+        self._set_aside = client.register_script(_SET_ASIDE)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
         self._heartbeat = client.register_script(_HEARTBEAT)
@@ -508,36 +539,64 @@ class RedisStore:
 
     # ------------------------------------------------------------------ checkpoints
 
-    async def load(self, partition: str) -> bytes | None:
-        """The partition's last checkpoint, if any."""
+    async def load(self, partition: str, slot: int = 0) -> bytes | None:
+        """One of the partition's kept checkpoints (0: the newest, 1: the one before)."""
         found: bytes | None = await self._call(
-            "load", self.redis.get(self.checkpoint_key(partition))
+            "load", self.redis.get(self.checkpoint_key(partition, slot))
         )
         return found
 
-    async def save(self, partition: str, blob: bytes, positions: Mapping[str, str]) -> None:
-        """Keep the checkpoint and trim its streams behind it, only while the lease is ours.
+    async def save(
+        self,
+        partition: str,
+        blob: bytes,
+        positions: Mapping[str, str],
+        *,
+        previous: Mapping[str, str],
+    ) -> None:
+        """Keep the checkpoint (the one it replaces as the previous one) and trim its
+        streams behind ``previous``, only while the lease is ours.
 
         Raises :class:`LeaseLost` (nothing written) when another member (or none) holds
         the partition's lease.
         """
-        sites = sorted(positions)
-        keys = [self.lease_key(partition), self.checkpoint_key(partition), self.trimmed_key]
+        sites = sorted(site for site, position in previous.items() if position)
+        keys = [
+            self.lease_key(partition),
+            self.checkpoint_key(partition),
+            self.checkpoint_key(partition, 1),
+            self.trimmed_key,
+        ]
         keys += [self.stream_key(site) for site in sites]
         args: list[bytes | str] = [self._member, blob]
         for site in sites:
-            position = positions[site]
-            args += [site, position, _after(position) if position else ""]
+            position = previous[site]
+            args += [site, position, _after(position)]
         done, detail = await self._call("save", self._save(keys=keys, args=args))
         if not done:
             self.saves_refused += 1
-            holder = _text(detail) or "nobody"
-            raise LeaseLost(
-                f"checkpoint of partition {partition!r} refused: its lease is held by "
-                f"{holder}, not this process ({self._member})"
-            )
+            raise self._lease_lost(partition, "checkpoint", detail)
         self.saves += 1
         self.trimmed_entries += int(detail)
+
+    async def set_aside(self, partition: str, slot: int) -> None:
+        """Rename the checkpoint of ``slot`` to its ``-damaged`` key, while the lease is ours."""
+        keys = [
+            self.lease_key(partition),
+            self.checkpoint_key(partition, slot),
+            self.damaged_key(partition, slot),
+        ]
+        done, detail = await self._call(
+            "set_aside", self._set_aside(keys=keys, args=[self._member])
+        )
+        if not done:
+            raise self._lease_lost(partition, "setting a damaged checkpoint aside", detail)
+
+    def _lease_lost(self, partition: str, what: str, holder: bytes | str) -> LeaseLost:
+        return LeaseLost(
+            f"{what} of partition {partition!r} refused: its lease is held by "
+            f"{_text(holder) or 'nobody'}, not this process ({self._member})"
+        )
 
     # ------------------------------------------------------------------ reading the log
 
@@ -558,12 +617,20 @@ class RedisStore:
             )
             return Record(float("-inf"), [])
 
-    async def _check_not_trimmed(self, positions: Mapping[str, str], sites: list[str]) -> None:
-        """Refuse to replay a stream from before the point it was trimmed to.
+    async def _check_streams(self, positions: Mapping[str, str], sites: list[str]) -> None:
+        """Refuse to replay a stream that does not go on from the partition's position.
 
-        That happens when a checkpoint the partition does not have covered the trimmed
-        entries: the partitions were changed in the configuration, or a checkpoint key
-        was deleted. Replaying would silently miss them.
+        - Trimmed beyond it (the trimmed hash): a checkpoint the partition does not have
+          covered the trimmed entries (the partitions were changed in the
+          configuration, a checkpoint key was deleted, or every kept checkpoint is
+          damaged).
+        - Gone while the position names it (XTRIM keeps an emptied stream: it was
+          deleted, evicted, or Redis was restored from before it existed).
+        - Ending before it (Redis restored from an older backup than the checkpoint).
+        - With an entry after it deleted (Redis 7's max-deleted-entry-id; XDEL).
+
+        Replaying would silently miss entries. (An XTRIM by hand past the position
+        leaves no trace Redis reports: not detected.)
         """
         if not sites:
             return
@@ -579,8 +646,42 @@ class RedisStore:
                     f"stream {self.stream_key(site)} was trimmed up to {_text(trimmed)} "
                     f"behind a checkpoint this partition does not have (it starts from "
                     f"{start or 'nothing'}): were [store] partitions or key_prefix changed, "
-                    "or a checkpoint key deleted? Restore that checkpoint, or delete the "
-                    "site's stream and its field in the trimmed hash to start it from nothing"
+                    "a checkpoint key deleted, or is every kept checkpoint damaged? Restore "
+                    "that checkpoint (or Redis from a backup), or delete the site's stream "
+                    "and its field in the trimmed hash to start it from nothing"
+                )
+        covered = [site for site in sites if positions.get(site)]
+        if not covered:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for site in covered:
+            pipe.xinfo_stream(self.stream_key(site))
+        infos = await self._call("replay", pipe.execute(raise_on_error=False))
+        backup = (
+            "restore Redis (its append-only file) from a backup taken with the checkpoint, "
+            "or delete the partition's checkpoint keys and the site's stream to start it empty"
+        )
+        for site, info in zip(covered, infos, strict=True):
+            start, key = positions[site], self.stream_key(site)
+            if isinstance(info, rex.ResponseError) and "no such key" in str(info).lower():
+                raise StoreError(
+                    f"stream {key} does not exist, but the partition's checkpoint covers "
+                    f"it up to {start} (deleted or evicted since?): the entries after it "
+                    f"are gone; {backup}"
+                )
+            if isinstance(info, BaseException):
+                raise StoreError(f"{redact(self.url)}: replay failed: {key}: {info}")
+            last = info.get("last-generated-id")
+            if last is not None and _id(_text(last)) < _id(start):
+                raise StoreError(
+                    f"stream {key} ends at {_text(last)}, before the checkpoint's position "
+                    f"{start}: the stream is older than the checkpoint; {backup}"
+                )
+            deleted = info.get("max-deleted-entry-id")
+            if deleted is not None and _id(_text(deleted)) > _id(start):
+                raise StoreError(
+                    f"stream {key} had entry {_text(deleted)} deleted, after the "
+                    f"checkpoint's position {start}: acknowledged rounds are missing; {backup}"
                 )
 
     def _logged(
@@ -609,7 +710,7 @@ class RedisStore:
         """The partition's entries after ``positions``, streams merged (see :func:`_order`)."""
         known = await self._refresh_sites()
         sites = self._sites_of(partition, known)
-        await self._check_not_trimmed(positions, sites)
+        await self._check_streams(positions, sites)
         since = {site: positions.get(site, "") for site in sites}
         pages: dict[str, list[Logged]] = {}
         heap: list[tuple[tuple[int, float, int], str]] = []

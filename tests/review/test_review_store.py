@@ -18,7 +18,7 @@ from callfloor.config import StoreConfig
 from callfloor.events import Event
 from callfloor.ingest.source import Batch
 from callfloor.store.base import ALL, StoreError
-from callfloor.store.file import FileStore
+from callfloor.store.file import SEGMENT_HEADER_SIZE, FileStore
 from callfloor.store.redis import RedisStore
 
 
@@ -47,8 +47,8 @@ async def test_a_damaged_length_in_the_middle_is_refused_not_cut_off(tmp_path: P
     await store.close()
     segment = tmp_path / "log" / "00000001.seg"
     data = bytearray(segment.read_bytes())
-    first_len = struct.unpack_from(">I", data, 0)[0]
-    second = 8 + first_len
+    first_len = struct.unpack_from(">I", data, SEGMENT_HEADER_SIZE)[0]
+    second = SEGMENT_HEADER_SIZE + 8 + first_len
     struct.pack_into(">I", data, second, 0x7FFFFFFF)  # the 2nd record's length, damaged
     segment.write_bytes(bytes(data))
     again = FileStore(tmp_path)

@@ -24,6 +24,8 @@ from fixtures.redis_server import RedisServer
 from serving import ServeProcess, get_json, replay_cli
 from traces import DAY0, Event, assert_same_document, shifted, simulate, write_ndjson
 
+from callfloor.store.file import SEGMENT_HEADER_SIZE
+
 HOURS = 2.0
 AHEAD_S = 12.0  # the trace ends this far after the moment it is shifted to
 
@@ -116,7 +118,7 @@ def test_a_damaged_log_stops_the_start_naming_it(tmp_path: Path) -> None:
         server.kill()
     [segment] = (tmp_path / "state" / "log").glob("*.seg")
     data = bytearray(segment.read_bytes())
-    data[20] ^= 0xFF  # inside the first record, with another after it
+    data[SEGMENT_HEADER_SIZE + 20] ^= 0xFF  # inside the first record, with another after it
     segment.write_bytes(bytes(data))
     again = ServeProcess(config)
     code = again.proc.wait(timeout=20)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import struct
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from helpers import T0, decode, ev
 from callfloor.events import Event
 from callfloor.ingest.source import Batch
 from callfloor.store.base import ALL, StoreError
-from callfloor.store.file import FileStore
+from callfloor.store.file import SEGMENT_HEADER_SIZE, FileStore
 
 
 def _events(n: int, start: int = 0) -> list[Event]:
@@ -52,7 +54,7 @@ async def test_replay_starts_after_the_checkpointed_position(tmp_path: Path) -> 
     await store.open()
     first = await store.append([Batch(_events(2))], T0)
     await store.append([Batch(_events(1, 2))], T0 + 1)
-    await store.save(ALL, b"state", first)
+    await store.save(ALL, b"state", first, previous={})
     assert await store.load(ALL) == b"state"
     assert await _replayed(store, dict(first)) == [(T0 + 1, ["e2"])]
 
@@ -83,7 +85,7 @@ async def test_a_damaged_record_before_the_end_stops_recovery_naming_it(tmp_path
     await store.close()
     [segment] = (tmp_path / "log").glob("*.seg")
     data = bytearray(segment.read_bytes())
-    data[12] ^= 0xFF  # a byte inside the first record's payload
+    data[SEGMENT_HEADER_SIZE + 12] ^= 0xFF  # a byte inside the first record's payload
     segment.write_bytes(bytes(data))
     again = FileStore(tmp_path)
     await again.open()
@@ -110,20 +112,29 @@ async def test_a_second_process_cannot_use_the_same_directory(tmp_path: Path) ->
     await first.close()
 
 
-async def test_a_checkpoint_drops_the_segments_it_covers(
+async def test_a_checkpoint_drops_the_segments_the_previous_one_covers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Segments wholly before a checkpoint's position are deleted (the log stays bounded)."""
+    """Segments wholly before the previous checkpoint's position are deleted (the log
+    stays bounded); the segments after it stay, so either checkpoint can restore."""
     monkeypatch.setattr("callfloor.store.file.SEGMENT_BYTES", 200)
     store = FileStore(tmp_path)
     await store.open()
-    positions = {}
-    for i in range(6):
-        positions = dict(await store.append([Batch(_events(2, 2 * i))], T0 + i))
-    assert len(list((tmp_path / "log").glob("*.seg"))) > 2
-    await store.save(ALL, b"state", positions)
-    assert len(list((tmp_path / "log").glob("*.seg"))) == 1
-    assert await _replayed(store, positions) == []
+    positions = [dict(await store.append([Batch(_events(2, 2 * i))], T0 + i)) for i in range(6)]
+    assert len(list((tmp_path / "log").glob("*.seg"))) == 6
+    await store.save(ALL, b"state-1", positions[2], previous={})
+    assert len(list((tmp_path / "log").glob("*.seg"))) == 6  # nothing before it is kept
+    await store.save(ALL, b"state-2", positions[5], previous=positions[2])
+    assert [p.name for p in sorted((tmp_path / "log").glob("*.seg"))] == [
+        f"0000000{n}.seg" for n in (3, 4, 5, 6)
+    ]
+    assert (await store.load(ALL), await store.load(ALL, 1)) == (b"state-2", b"state-1")
+    assert [ids for _, ids in await _replayed(store, positions[2])] == [
+        ["e6", "e7"],
+        ["e8", "e9"],
+        ["e10", "e11"],
+    ]
+    assert await _replayed(store, positions[5]) == []
 
 
 async def test_a_zero_filled_tail_is_cut_off_as_a_torn_write(tmp_path: Path) -> None:
@@ -147,7 +158,7 @@ async def test_a_zero_filled_tail_is_cut_off_as_a_torn_write(tmp_path: Path) -> 
 def _damage_second_length(segment: Path) -> tuple[int, int]:
     """Make the 2nd record's length claim more than the file holds; its and the 3rd's offsets."""
     data = bytearray(segment.read_bytes())
-    second = 8 + struct.unpack_from(">I", data, 0)[0]
+    second = SEGMENT_HEADER_SIZE + 8 + struct.unpack_from(">I", data, SEGMENT_HEADER_SIZE)[0]
     third = second + 8 + struct.unpack_from(">I", data, second)[0]
     struct.pack_into(">I", data, second, len(data))
     segment.write_bytes(bytes(data))
@@ -221,7 +232,7 @@ async def test_a_torn_record_followed_by_zeros_and_a_valid_record_is_refused(
     start: zeros are skipped over, not taken for the end."""
     segment = await _three_rounds(tmp_path)
     data = bytearray(segment.read_bytes())
-    second = 8 + struct.unpack_from(">I", data, 0)[0]
+    second = SEGMENT_HEADER_SIZE + 8 + struct.unpack_from(">I", data, SEGMENT_HEADER_SIZE)[0]
     third = second + 8 + struct.unpack_from(">I", data, second)[0]
     data[second:third] = bytes(third - second + 4096)  # the 2nd record zeroed, and more
     segment.write_bytes(bytes(data))
@@ -285,7 +296,7 @@ async def test_a_log_that_starts_after_segment_one_without_a_checkpoint_is_refus
     positions = {}
     for i in range(6):
         positions = dict(await store.append([Batch(_events(2, 2 * i))], T0 + i))
-    await store.save(ALL, b"state", positions)
+    await store.save(ALL, b"state", positions, previous=positions)
     await store.close()
     (tmp_path / "checkpoint").unlink()
     again = FileStore(tmp_path)
@@ -420,3 +431,94 @@ async def test_a_file_store_reports_itself_up_with_nothing_counted(tmp_path: Pat
         assert health.up and health.last_error is None and dict(health.errors_by_op) == {}
     finally:
         await store.close()
+
+
+# ---------------------------------------------------------------- gaps and truncations
+
+
+async def _segments(
+    path: Path, monkeypatch: pytest.MonkeyPatch, rounds: int = 6, segment_bytes: int = 200
+) -> list[Path]:
+    """A log of several small segments (two events a round), closed; its segment files."""
+    monkeypatch.setattr("callfloor.store.file.SEGMENT_BYTES", segment_bytes)
+    store = FileStore(path)
+    await store.open()
+    for i in range(rounds):
+        await store.append([Batch(_events(2, 2 * i))], T0 + i)
+    await store.close()
+    return sorted((path / "log").glob("*.seg"))
+
+
+async def test_a_missing_middle_segment_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """00000002.seg gone while 00000003.seg is there: the start is refused, naming the
+    missing segment and what to do, instead of replaying around the hole."""
+    segments = await _segments(tmp_path, monkeypatch)
+    assert len(segments) >= 3
+    segments[1].unlink()
+    again = FileStore(tmp_path)
+    await again.open()
+    with pytest.raises(StoreError) as refused:
+        await _replayed(again, {})
+    await again.close()
+    message = str(refused.value)
+    assert "00000002.seg" in message and "missing" in message
+    assert "restore" in message
+
+
+async def test_a_segment_cut_at_a_record_boundary_before_the_last_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A segment that is not the last one losing its last record (cut exactly between two
+    records, so every record left is valid) is refused: more than the log's last record
+    is gone."""
+    segments = await _segments(tmp_path, monkeypatch, rounds=9, segment_bytes=500)
+    first = segments[0]
+    data = first.read_bytes()
+    ends = [end async for end in _record_ends(tmp_path, first)]
+    assert len(ends) >= 2
+    first.write_bytes(data[: ends[-2]])
+    again = FileStore(tmp_path)
+    await again.open()
+    with pytest.raises(StoreError) as refused:
+        await _replayed(again, {})
+    await again.close()
+    assert first.name in str(refused.value)
+
+
+async def _record_ends(path: Path, segment: Path) -> AsyncIterator[int]:
+    """The offsets just after each record of ``segment`` (read with a fresh store)."""
+    store = FileStore(path)
+    await store.open()
+    try:
+        async for logged in store.replay(ALL, {}):
+            seg, offset = logged.position.split(":")
+            if int(seg) == int(segment.stem):
+                yield int(offset)
+    finally:
+        await store.close()
+
+
+async def test_a_torn_last_record_is_counted_and_logged_at_error_with_its_size(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cutting off a torn last record is never silent: counted in the store's health and
+    logged at ERROR with the file, the offset and how many bytes went."""
+    store = FileStore(tmp_path)
+    await store.open()
+    end = (await store.append([Batch(_events(1))], T0))["log"]
+    await store.close()
+    [segment] = (tmp_path / "log").glob("*.seg")
+    with open(segment, "ab") as fh:
+        fh.write(b"\x00\x00\x10\x00partial")  # 11 bytes of a record that never finished
+    again = FileStore(tmp_path)
+    await again.open()
+    with caplog.at_level(logging.ERROR, logger="callfloor"):
+        assert await _replayed(again, {}) == [(T0, ["e0"])]
+    assert again.health().torn_records == 1
+    await again.close()
+    [line] = [r for r in caplog.records if "torn" in r.getMessage()]
+    assert line.levelno == logging.ERROR
+    offset = int(end.split(":")[1])
+    assert f"offset={offset}" in line.getMessage() and "size=11" in line.getMessage()

@@ -151,21 +151,24 @@ async def test_invalid_item_counts_ride_with_the_round(redis_server: RedisServer
     ]
 
 
-async def test_a_checkpoint_lands_under_the_lease_and_trims_behind_it(
+async def test_a_checkpoint_lands_under_the_lease_and_trims_behind_the_previous_one(
     redis_server: RedisServer,
 ) -> None:
-    """The lease holder's checkpoint is kept and the streams lose what it covers; the
-    entries after it stay and replay."""
+    """The lease holder's checkpoint is kept, the one it replaces becomes the previous
+    one, and the streams lose what the previous one covers; the entries after it stay
+    and replay."""
     async with _opened(redis_server.url, member="m1") as store:
         first = await store.append([Batch(_events("a", 3) + _events("b", 1))], T0)
-        await store.append([Batch(_events("a", 1, 3))], T0 + 1)
+        second = await store.append([Batch(_events("a", 1, 3))], T0 + 1)
         assert await store.acquire(ALL, 5.0)
-        await store.save(ALL, b"state-1", first)
-        assert await store.load(ALL) == b"state-1"
+        await store.save(ALL, b"state-1", first, previous={})
+        assert await store.redis.xlen(store.stream_key("a")) == 2  # nothing before it kept
+        await store.save(ALL, b"state-2", {**first, **second}, previous=first)
+        assert (await store.load(ALL), await store.load(ALL, 1)) == (b"state-2", b"state-1")
         assert await store.redis.xlen(store.stream_key("a")) == 1
         assert await store.redis.xlen(store.stream_key("b")) == 0
         assert _ids(await _replayed(store, ALL, dict(first))) == [("a", ["a3"])]
-        assert store.saves == 1 and store.trimmed_entries == 2
+        assert store.saves == 2 and store.trimmed_entries == 2
 
 
 async def test_a_checkpoint_without_the_lease_is_refused_and_changes_nothing(
@@ -178,9 +181,9 @@ async def test_a_checkpoint_without_the_lease_is_refused_and_changes_nothing(
     ):
         positions = await owner.append([Batch(_events("a", 2))], T0)
         assert await owner.acquire(ALL, 5.0)
-        await owner.save(ALL, b"owner's", {})
+        await owner.save(ALL, b"owner's", {}, previous={})
         with pytest.raises(LeaseLost, match="held by owner"):
-            await late.save(ALL, b"stale", positions)
+            await late.save(ALL, b"stale", positions, previous=positions)
         assert await owner.load(ALL) == b"owner's"
         assert await owner.redis.xlen(owner.stream_key("a")) == 1
         assert late.saves_refused == 1
@@ -311,7 +314,7 @@ async def test_a_stream_trimmed_behind_a_missing_checkpoint_is_refused_by_name(
         first = await store.append([Batch(_events("a", 2))], T0)
         await store.append([Batch(_events("a", 1, 2))], T0 + 1)
         assert await store.acquire(ALL, 5.0)
-        await store.save(ALL, b"state", first)
+        await store.save(ALL, b"state", first, previous=first)
         with pytest.raises(StoreError, match="callfloor:events:a was trimmed"):
             await _replayed(store, ALL, {})
         assert _ids(await _replayed(store, ALL, dict(first))) == [("a", ["a2"])]
@@ -476,7 +479,7 @@ def test_replay_after_a_checkpoint_is_exactly_what_came_after(
                     for e in events:
                         after.setdefault(e.site, []).append(e.id or "")
             assert await store.acquire(ALL, 5.0)
-            await store.save(ALL, b"x", positions)
+            await store.save(ALL, b"x", positions, previous=positions)
             logged = await _replayed(store, ALL, positions)
             seen: dict[str, list[str]] = {}
             chain = dict(positions)
@@ -501,3 +504,59 @@ async def test_a_site_seen_at_run_time_named_like_a_group_is_a_partition_apart(
         lone = _ids(await _replayed(store, "a+b"))
     assert sorted(group) == [("a", ["a0"]), ("b", ["b0"])]
     assert lone == [("a+b", ["a+b0"])]
+
+
+# ---------------------------------------------------------------- streams with a hole
+
+
+async def test_an_entry_deleted_after_the_checkpoint_is_refused(
+    redis_server: RedisServer,
+) -> None:
+    """An entry deleted from a stream after the checkpoint's position (XDEL) is a hole:
+    the replay is refused before anything is replayed, naming the stream and the entry."""
+    async with _opened(redis_server.url) as store:
+        first = await store.append([Batch(_events("a", 1))], T0)
+        second = await store.append([Batch(_events("a", 1, 1))], T0 + 1)
+        await store.append([Batch(_events("a", 1, 2))], T0 + 2)
+        await store.redis.xdel(store.stream_key("a"), second["a"])
+        with pytest.raises(StoreError, match=f"callfloor:events:a had entry {second['a']} deleted"):
+            await _replayed(store, ALL, dict(first))
+        assert _ids(await _replayed(store, ALL, dict(second))) == [("a", ["a2"])]
+
+
+async def test_a_deleted_stream_the_checkpoint_covers_is_refused(
+    redis_server: RedisServer,
+) -> None:
+    """A stream gone (DEL, eviction) while the checkpoint's positions name it is
+    refused: whatever followed the position is lost."""
+    async with _opened(redis_server.url) as store:
+        first = await store.append([Batch(_events("a", 1))], T0)
+        await store.redis.delete(store.stream_key("a"))
+        with pytest.raises(StoreError, match="callfloor:events:a does not exist"):
+            await _replayed(store, ALL, dict(first))
+
+
+async def test_a_stream_that_ends_before_the_checkpoint_is_refused(
+    redis_server: RedisServer,
+) -> None:
+    """A stream whose last id is before the checkpoint's position (Redis restored from an
+    older backup than the checkpoint) is refused, naming both."""
+    async with _opened(redis_server.url) as store:
+        first = await store.append([Batch(_events("a", 1))], T0)
+        ms, _ = first["a"].split("-")
+        later = f"{int(ms) + 60_000}-0"
+        with pytest.raises(StoreError, match=f"ends at {first['a']}, before .* {later}"):
+            await _replayed(store, ALL, {"a": later})
+
+
+async def test_an_emptied_stream_after_a_checkpoint_replays_nothing(
+    redis_server: RedisServer,
+) -> None:
+    """A stream trimmed empty by checkpoints is still there (Redis keeps it): a replay
+    from the position that covers it all is no hole."""
+    async with _opened(redis_server.url, member="m1") as store:
+        first = await store.append([Batch(_events("a", 2))], T0)
+        assert await store.acquire(ALL, 5.0)
+        await store.save(ALL, b"x", first, previous=first)
+        assert await store.redis.xlen(store.stream_key("a")) == 0
+        assert await _replayed(store, ALL, dict(first)) == []
