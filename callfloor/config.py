@@ -184,6 +184,9 @@ class MetricsConfig:
     max_unconfigured_queues: int = 100
 
 
+DEAD_LETTER_MAX_BYTES: Final = 1024 * 1024  # the most [limits] dead_letter_max may keep
+
+
 @dataclass(frozen=True, slots=True)
 class LimitsConfig:
     """Limits that protect the floor from a faulty or hostile producer (SPEC §9)."""
@@ -196,6 +199,17 @@ class LimitsConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     max_pending_events: int = 1_000_000
     max_request_events: int = 100_000  # events in one request body or message
+    # Calls waiting in a queue at once (open legs): a real floor has hundreds; a writer
+    # inventing calls must not grow memory until they expire (max_lateness).
+    max_open_calls: int = 100_000
+    # Events ahead of the server clock held per source: one producer with a fast clock
+    # must not fill max_pending_events and lock every producer out.
+    max_future_events: int = 10_000
+    # Queues, sites and agents created by events are forgotten after this long with no
+    # activity and nothing left open (never configured ones); default max(7 days, max_lateness).
+    forget_after_s: float = 7 * 24 * 3600.0
+    # How much of a payload (or of each invalid item) a dead letter keeps.
+    dead_letter_max_bytes: int = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -588,6 +602,10 @@ def _limits(ctx: _Ctx, table: Mapping[str, object]) -> LimitsConfig:
             "max_body",
             "max_pending_events",
             "max_request_events",
+            "max_open_calls",
+            "max_future_events",
+            "forget_after",
+            "dead_letter_max",
         ),
         "limits",
     )
@@ -595,6 +613,25 @@ def _limits(ctx: _Ctx, table: Mapping[str, object]) -> LimitsConfig:
     lateness = ctx.duration(table.get("max_lateness", d.max_lateness_s), "limits.max_lateness")
     if lateness < 60:
         raise ctx.error("limits.max_lateness", f"must be at least 60 s, got {lateness:g} s")
+    # Forgetting relies on nothing before the live horizon changing any more.
+    forget_after = max(d.forget_after_s, lateness)
+    if "forget_after" in table:
+        forget_after = ctx.duration(table["forget_after"], "limits.forget_after")
+        if forget_after < lateness:
+            raise ctx.error(
+                "limits.forget_after",
+                f"must be at least limits.max_lateness ({lateness:g} s), got {forget_after:g} s",
+            )
+    body = ctx.size(table.get("max_body", d.max_body_bytes), "limits.max_body")
+    letter = ctx.size(
+        table.get("dead_letter_max", d.dead_letter_max_bytes), "limits.dead_letter_max"
+    )
+    if letter > min(DEAD_LETTER_MAX_BYTES, body):
+        raise ctx.error(
+            "limits.dead_letter_max",
+            f"must be at most {min(DEAD_LETTER_MAX_BYTES, body)} bytes (1 MB and "
+            f"limits.max_body), got {letter}",
+        )
     return LimitsConfig(
         max_name_length=ctx.integer(
             table.get("max_name_length", d.max_name_length), "limits.max_name_length", 1
@@ -603,13 +640,21 @@ def _limits(ctx: _Ctx, table: Mapping[str, object]) -> LimitsConfig:
         max_sites=ctx.integer(table.get("max_sites", d.max_sites), "limits.max_sites", 1),
         max_agents=ctx.integer(table.get("max_agents", d.max_agents), "limits.max_agents", 1),
         max_lateness_s=lateness,
-        max_body_bytes=ctx.size(table.get("max_body", d.max_body_bytes), "limits.max_body"),
+        max_body_bytes=body,
         max_pending_events=ctx.integer(
             table.get("max_pending_events", d.max_pending_events), "limits.max_pending_events", 1
         ),
         max_request_events=ctx.integer(
             table.get("max_request_events", d.max_request_events), "limits.max_request_events", 1
         ),
+        max_open_calls=ctx.integer(
+            table.get("max_open_calls", d.max_open_calls), "limits.max_open_calls", 1
+        ),
+        max_future_events=ctx.integer(
+            table.get("max_future_events", d.max_future_events), "limits.max_future_events", 1
+        ),
+        forget_after_s=forget_after,
+        dead_letter_max_bytes=letter,
     )
 
 
