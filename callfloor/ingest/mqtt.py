@@ -19,7 +19,8 @@ keep-alive, subscribe and publish with their acknowledgements awaited.
 Messages are collected for up to ``linger_s`` (or ``batch_events`` events) into one
 :class:`~callfloor.ingest.source.Batch` whose ``ack`` acknowledges every message in
 it, in the order they arrived (MQTT 4.6). A message that holds no valid event is
-dead-lettered whole on ``callfloor/<site>/deadletter`` (QoS 1, the broker's PUBACK
+dead-lettered as a whole on ``callfloor/<site>/deadletter`` (bounded: its first
+``[limits] dead_letter_max`` bytes, size and SHA-256; QoS 1, the broker's PUBACK
 awaited before the batch goes on, so it is acknowledged only once its dead letter is
 with the broker); a message with some valid events gives them to the floor and
 dead-letters the list of its invalid items; events the floor refuses (a limit) are

@@ -15,9 +15,11 @@ events and reasons, a few times slower).
 
 A message that cannot be taken at all (over ``[limits] max_body``, more items than
 ``[limits] max_request_events``, empty) or that holds no valid event is
-dead-lettered whole; a message with some valid events gives them to the floor and
+dead-lettered as a whole; a message with some valid events gives them to the floor and
 dead-letters a list of its invalid items. :func:`dead_letter` builds the JSON
-envelope published on ``callfloor/<site>/deadletter``.
+envelope published on ``callfloor/<site>/deadletter``, bounded whatever was sent (a
+prefix of ``[limits] dead_letter_max`` bytes, the payload's size and SHA-256): a 48 MB
+message once gave a letter the client refused, and the message came back for ever.
 """
 
 from __future__ import annotations

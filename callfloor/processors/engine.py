@@ -238,17 +238,20 @@ class FloorProcessor(FloorEffects):
             ids.remember(key, t if t > clock else clock)
         if t > clock:
             heap = self.timers.heap
+            swept = True
             if heap and heap[0][0] <= t:
                 self._advance(t)
             else:
                 self.clock = t
-                if t >= self._next_forget:
+                swept = t >= self._next_forget
+                if swept:
                     self._forget_due()
-            # Retention or forgetting may have dropped the call or agent.
-            if call is not None and self.calls.get(call.call_id) is not call:
-                call = None
-            if track is not None and self.agents.get(track.name) is not track:
-                track = None
+            if swept:
+                # Retention or forgetting may have dropped the call or the agent.
+                if call is not None and self.calls.get(call.call_id) is not call:
+                    call = None
+                if track is not None and self.agents.get(track.name) is not track:
+                    track = None
         self.seq += 1
         if kind == AGENT:
             applied = self._on_agent_state(event, t, track)  # type: ignore[arg-type]
