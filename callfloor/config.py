@@ -623,9 +623,10 @@ def _limits(ctx: _Ctx, table: Mapping[str, object]) -> LimitsConfig:
                 f"must be at least limits.max_lateness ({lateness:g} s), got {forget_after:g} s",
             )
     body = ctx.size(table.get("max_body", d.max_body_bytes), "limits.max_body")
-    letter = ctx.size(
-        table.get("dead_letter_max", d.dead_letter_max_bytes), "limits.dead_letter_max"
-    )
+    # Unset, a small max_body lowers it too; set, it must fit.
+    letter = min(d.dead_letter_max_bytes, body)
+    if "dead_letter_max" in table:
+        letter = ctx.size(table["dead_letter_max"], "limits.dead_letter_max")
     if letter > min(DEAD_LETTER_MAX_BYTES, body):
         raise ctx.error(
             "limits.dead_letter_max",

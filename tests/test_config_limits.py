@@ -22,6 +22,12 @@ def test_forget_after_follows_a_longer_max_lateness() -> None:
     assert limits.forget_after_s == 10 * 86_400.0
 
 
+def test_a_small_max_body_lowers_the_dead_letter_default() -> None:
+    """Unset, dead_letter_max is never more than max_body."""
+    limits = parse_config({"limits": {"max_body": "1KB"}}, "<test>").limits
+    assert limits.dead_letter_max_bytes == 1024
+
+
 @pytest.mark.parametrize(
     ("limits", "key", "problem"),
     [
