@@ -197,6 +197,9 @@ class MetricsConfig:
     max_unconfigured_queues: int = 100
 
 
+DEAD_LETTER_MAX_BYTES: Final = 1024 * 1024  # the most [limits] dead_letter_max may keep
+
+
 @dataclass(frozen=True, slots=True)
 class LimitsConfig:
     """Limits that protect the floor from a faulty or hostile producer (SPEC §9)."""
@@ -212,6 +215,17 @@ class LimitsConfig:
     # Bytes of request bodies being read or decoded at once, over every connection: a
     # body beyond it is refused with 503 before it is read.
     max_inflight_body_bytes: int = 256 * 1024 * 1024
+    # Calls waiting in a queue at once (open legs): a real floor has hundreds; a writer
+    # inventing calls must not grow memory until they expire (max_lateness).
+    max_open_calls: int = 100_000
+    # Events ahead of the server clock held per source: one producer with a fast clock
+    # must not fill max_pending_events and lock every producer out.
+    max_future_events: int = 10_000
+    # Queues, sites and agents created by events are forgotten after this long with no
+    # activity and nothing left open (never configured ones); default max(7 days, max_lateness).
+    forget_after_s: float = 7 * 24 * 3600.0
+    # How much of a payload (or of each invalid item) a dead letter keeps.
+    dead_letter_max_bytes: int = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -747,6 +761,10 @@ def _limits(ctx: _Ctx, table: Mapping[str, object]) -> LimitsConfig:
             "max_pending_events",
             "max_request_events",
             "max_inflight_body",
+            "max_open_calls",
+            "max_future_events",
+            "forget_after",
+            "dead_letter_max",
         ),
         "limits",
     )
@@ -754,17 +772,36 @@ def _limits(ctx: _Ctx, table: Mapping[str, object]) -> LimitsConfig:
     lateness = ctx.duration(table.get("max_lateness", d.max_lateness_s), "limits.max_lateness")
     if lateness < 60:
         raise ctx.error("limits.max_lateness", f"must be at least 60 s, got {lateness:g} s")
-    max_body = ctx.size(table.get("max_body", d.max_body_bytes), "limits.max_body")
+    # Forgetting relies on nothing before the live horizon changing any more.
+    forget_after = max(d.forget_after_s, lateness)
+    if "forget_after" in table:
+        forget_after = ctx.duration(table["forget_after"], "limits.forget_after")
+        if forget_after < lateness:
+            raise ctx.error(
+                "limits.forget_after",
+                f"must be at least limits.max_lateness ({lateness:g} s), got {forget_after:g} s",
+            )
+    body = ctx.size(table.get("max_body", d.max_body_bytes), "limits.max_body")
+    # Unset, a small max_body lowers it too; set, it must fit.
+    letter = min(d.dead_letter_max_bytes, body)
+    if "dead_letter_max" in table:
+        letter = ctx.size(table["dead_letter_max"], "limits.dead_letter_max")
+    if letter > min(DEAD_LETTER_MAX_BYTES, body):
+        raise ctx.error(
+            "limits.dead_letter_max",
+            f"must be at most {min(DEAD_LETTER_MAX_BYTES, body)} bytes (1 MB and "
+            f"limits.max_body), got {letter}",
+        )
     inflight = ctx.size(
         table.get("max_inflight_body", d.max_inflight_body_bytes), "limits.max_inflight_body"
     )
-    if inflight < max_body:
+    if inflight < body:
         # A body of max_body would never fit: every one would be refused with a 503.
         where = "limits.max_inflight_body" if "max_inflight_body" in table else "limits.max_body"
         raise ctx.error(
             where,
             f"[limits] max_inflight_body ({inflight} bytes) is smaller than [limits] max_body "
-            f"({max_body} bytes): a body of max_body could never be read",
+            f"({body} bytes): a body of max_body could never be read",
         )
     return LimitsConfig(
         max_name_length=ctx.integer(
@@ -777,7 +814,7 @@ def _limits(ctx: _Ctx, table: Mapping[str, object]) -> LimitsConfig:
         max_sites=ctx.integer(table.get("max_sites", d.max_sites), "limits.max_sites", 1),
         max_agents=ctx.integer(table.get("max_agents", d.max_agents), "limits.max_agents", 1),
         max_lateness_s=lateness,
-        max_body_bytes=max_body,
+        max_body_bytes=body,
         max_inflight_body_bytes=inflight,
         max_pending_events=ctx.integer(
             table.get("max_pending_events", d.max_pending_events), "limits.max_pending_events", 1
@@ -785,6 +822,14 @@ def _limits(ctx: _Ctx, table: Mapping[str, object]) -> LimitsConfig:
         max_request_events=ctx.integer(
             table.get("max_request_events", d.max_request_events), "limits.max_request_events", 1
         ),
+        max_open_calls=ctx.integer(
+            table.get("max_open_calls", d.max_open_calls), "limits.max_open_calls", 1
+        ),
+        max_future_events=ctx.integer(
+            table.get("max_future_events", d.max_future_events), "limits.max_future_events", 1
+        ),
+        forget_after_s=forget_after,
+        dead_letter_max_bytes=letter,
     )
 
 

@@ -6,7 +6,10 @@ The web route decodes a body (off the event loop when it is large), then calls
 returns a future that the batch's ``ack`` completes with the
 :class:`~callfloor.ingest.source.Receipt` once the batch is durable and admitted;
 the route answers 202 from it. Items that did not decode travel in the same batch
-as counts, so they are counted in the same round as the events beside them.
+as counts, so they are counted in the same round as the events beside them. Events
+beyond the source's allowance of events ahead of the clock (a
+:class:`~callfloor.ingest.future.FutureGate`) are refused there, before the backlog:
+they are counted with the invalid items and listed in the receipt as refused.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Self
 from callfloor.config import HTTP_SOURCE
 from callfloor.events import Event
 from callfloor.ingest.backlog import Backlog
+from callfloor.ingest.future import FutureGate
 from callfloor.ingest.source import Batch, Receipt
 
 
@@ -34,9 +38,11 @@ class HttpSource:
         backlog: Backlog,
         name: str = HTTP_SOURCE,
         on_drop: Callable[[int], None] | None = None,
+        future: FutureGate | None = None,
     ) -> None:
         self._name = name
         self.backlog = backlog
+        self.future = future
         self._on_drop = on_drop  # told the size of every body refused for back-pressure
         self._queue: asyncio.Queue[Batch] = asyncio.Queue()
         self._waiting: set[asyncio.Future[Receipt]] = set()
@@ -62,16 +68,32 @@ class HttpSource:
         """
         if self.closed:
             raise ServiceStopping
+        refused: list[int] = []
+        ahead: list[float] = []
+        kept_at: list[int] | None = None
+        if self.future is not None and events:
+            refused, ahead = self.future.split(self._name, events)
+            if refused:
+                skip = set(refused)
+                kept_at = [i for i in range(len(events)) if i not in skip]
+                events = [events[i] for i in kept_at]
+                reason = self.future.refusal.reason
+                rejected = {**rejected, reason: rejected.get(reason, 0) + len(refused)}
         if events and not self.backlog.try_reserve(len(events)):
             if self._on_drop is not None:
                 self._on_drop(len(events))
             return None
+        if self.future is not None:
+            self.future.commit(self._name, ahead)
         done: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         waiting = self._waiting
         waiting.add(done)
+        gate = self.future
 
         def ack(receipt: Receipt) -> None:
             waiting.discard(done)
+            if kept_at is not None and gate is not None:
+                receipt = _with_refused(receipt, kept_at, refused, gate)
             if not done.done():  # the request may have timed out: nobody waits any more
                 done.set_result(receipt)
 
@@ -115,3 +137,19 @@ class HttpSource:
     async def _batches(self) -> AsyncIterator[Batch]:
         while True:
             yield await self._queue.get()
+
+
+def _with_refused(
+    receipt: Receipt, kept_at: list[int], refused: list[int], gate: FutureGate
+) -> Receipt:
+    """The receipt of the events offered, in their positions: what the writer said of
+    those kept, and the refusals of those ahead of the clock beyond the allowance."""
+    refusal = gate.refusal
+    return Receipt(
+        duplicates=[kept_at[i] for i in receipt.duplicates],
+        refused=sorted(
+            [(kept_at[i], r) for i, r in receipt.refused] + [(i, refusal) for i in refused],
+            key=lambda item: item[0],
+        ),
+        resent=receipt.resent,
+    )

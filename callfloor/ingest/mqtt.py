@@ -19,7 +19,8 @@ keep-alive, subscribe and publish with their acknowledgements awaited.
 Messages are collected for up to ``linger_s`` (or ``batch_events`` events) into one
 :class:`~callfloor.ingest.source.Batch` whose ``ack`` acknowledges every message in
 it, in the order they arrived (MQTT 4.6). A message that holds no valid event is
-dead-lettered whole on ``callfloor/<site>/deadletter`` (QoS 1, the broker's PUBACK
+dead-lettered as a whole on ``callfloor/<site>/deadletter`` (bounded: its first
+``[limits] dead_letter_max`` bytes, size and SHA-256; QoS 1, the broker's PUBACK
 awaited before the batch goes on, so it is acknowledged only once its dead letter is
 with the broker); a message with some valid events gives them to the floor and
 dead-letters the list of its invalid items; events the floor refuses (a limit) are
@@ -53,6 +54,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from callfloor.config import LimitsConfig, SourceConfig
 from callfloor.events import Event
+from callfloor.ingest.future import FutureGate
 from callfloor.ingest.mqtt_payload import (
     Message,
     SiteRule,
@@ -166,6 +168,7 @@ class MqttSource:
         *,
         stats: MqttStats | None = None,
         not_after: Callable[[], float] | None = None,
+        future: FutureGate | None = None,
         clock: Callable[[], float] = time.time,
         linger_s: float = LINGER_S,
         batch_events: int = BATCH_EVENTS,
@@ -193,6 +196,8 @@ class MqttSource:
                 raise MqttSourceError(f"ca_file {config.ca_file!r}: {exc}") from None
         self.max_bytes = limits.max_body_bytes
         self.max_events = limits.max_request_events
+        self.letter_keep = limits.dead_letter_max_bytes
+        self._future = future
         self.stats: MqttStats = stats if stats is not None else LocalStats()
         self._not_after = not_after
         self._clock = clock
@@ -417,15 +422,57 @@ class MqttSource:
         for reason, n in decoded.rejected_by_reason.items():
             rejected[reason] = rejected.get(reason, 0) + n
         received_at = self._clock()
-        if decoded.events and decoded.failure is None:
-            spans.append(_Span(len(events), topic, site, received_at))
-            events.extend(decoded.events)
         if decoded.failure is not None or decoded.rejections:
             letter = dead_letter(
-                decoded, payload, source=self.name, topic=topic, received_at=received_at
+                decoded,
+                payload,
+                source=self.name,
+                topic=topic,
+                received_at=received_at,
+                keep=self.letter_keep,
+                bound=self.max_bytes,
             )
             reason = decoded.failure or decoded.rejections[0].reason
             letters.append((deadletter_topic(site), letter, reason))
+        if decoded.events and decoded.failure is None:
+            taken = decoded.events
+            if self._future is not None:
+                taken = self._ahead(taken, topic, site, received_at, rejected, letters)
+            if taken:
+                spans.append(_Span(len(events), topic, site, received_at))
+                events.extend(taken)
+
+    def _ahead(
+        self,
+        decoded: list[Event],
+        topic: str,
+        site: str | None,
+        received_at: float,
+        rejected: dict[str, int],
+        letters: list[tuple[str, bytes, str]],
+    ) -> list[Event]:
+        """The events of a message within this source's allowance of events ahead of the
+        clock ([limits] max_future_events); the others are counted and dead-lettered."""
+        gate = self._future
+        assert gate is not None
+        refused = gate.take(self.name, decoded)
+        if not refused:
+            return decoded
+        refusal = gate.refusal
+        rejected[refusal.reason] = rejected.get(refusal.reason, 0) + len(refused)
+        skip = set(refused)
+        taken = [event for i, event in enumerate(decoded) if i not in skip]
+        letter = refused_letter(
+            [(i, refusal.reason, refusal.field, refusal.message, decoded[i]) for i in refused],
+            source=self.name,
+            topic=topic,
+            received_at=received_at,
+            accepted=len(taken),
+            keep=self.letter_keep,
+            bound=self.max_bytes,
+        )
+        letters.append((deadletter_topic(site), letter, refusal.reason))
+        return taken
 
     async def _publish_letters(self, letters: list[tuple[str, bytes, str]]) -> None:
         """Publish dead letters (QoS 1) and wait for the broker to take them all.
@@ -491,6 +538,8 @@ class MqttSource:
                 topic=span.topic,
                 received_at=span.received_at,
                 accepted=(stop - span.start) - len(refused),
+                keep=self.letter_keep,
+                bound=self.max_bytes,
             )
             inner.publish(deadletter_topic(span.site), letter, qos=1)
             key = (self.name, refused[0][1])

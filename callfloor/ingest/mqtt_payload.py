@@ -15,14 +15,17 @@ events and reasons, a few times slower).
 
 A message that cannot be taken at all (over ``[limits] max_body``, more items than
 ``[limits] max_request_events``, empty) or that holds no valid event is
-dead-lettered whole; a message with some valid events gives them to the floor and
+dead-lettered as a whole; a message with some valid events gives them to the floor and
 dead-letters a list of its invalid items. :func:`dead_letter` builds the JSON
-envelope published on ``callfloor/<site>/deadletter``.
+envelope published on ``callfloor/<site>/deadletter``, bounded whatever was sent (a
+prefix of ``[limits] dead_letter_max`` bytes, the payload's size and SHA-256): a 48 MB
+message once gave a letter the client refused, and the message came back for ever.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -331,6 +334,10 @@ def _with_site(text: bytes, site: str, out: Message, not_after: float | None) ->
 
 # ----------------------------------------------------------------------------- dead letters
 
+KEEP_DEFAULT: Final = 4096  # [limits] dead_letter_max's default
+LETTER_ITEMS: Final = 100  # invalid items a dead letter lists (the rest are counted)
+_LETTER_BOUND: Final = 64 * 1024  # the bound of a letter when none is given
+
 
 class DeadLetterItem(msgspec.Struct, omit_defaults=True):
     """One invalid item in a dead letter."""
@@ -339,11 +346,19 @@ class DeadLetterItem(msgspec.Struct, omit_defaults=True):
     reason: str
     message: str
     field: str | None = None
-    item: str | None = None  # the item as sent (omitted when the whole payload is kept)
+    item: str | None = None  # the item as sent, or its first bytes (see item_truncated)
+    item_base64: str | None = None  # the same when it is not UTF-8 text
+    item_size: int | None = None  # the item's size in bytes when it was cut
+    item_truncated: bool = False
 
 
 class DeadLetter(msgspec.Struct, omit_defaults=True):
-    """What is published on ``callfloor/<site>/deadletter`` (JSON)."""
+    """What is published on ``callfloor/<site>/deadletter`` (JSON).
+
+    Bounded whatever was sent: the payload (or each invalid item) is kept up to
+    ``[limits] dead_letter_max`` bytes in all, with the payload's full size and SHA-256,
+    and at most :data:`LETTER_ITEMS` items are listed.
+    """
 
     source: str
     topic: str
@@ -353,29 +368,102 @@ class DeadLetter(msgspec.Struct, omit_defaults=True):
     accepted: int  # events of the same message that went to the floor
     rejected_total: int
     rejected: list[DeadLetterItem]
-    payload: str | None = None  # the whole message (UTF-8 text) when nothing was taken
-    payload_base64: str | None = None  # the whole message when it is not UTF-8
+    payload: str | None = None  # the message (UTF-8 text) when nothing was taken
+    payload_base64: str | None = None  # the same when it is not UTF-8 text
+    payload_size: int | None = None  # bytes of the whole payload
+    payload_sha256: str | None = None  # of the whole payload (hex)
+    payload_truncated: bool = False  # payload holds only its first bytes
 
 
 def _text_of(data: bytes) -> str:
     return data.decode("utf-8", errors="backslashreplace")
 
 
+def _kept(data: bytes, keep: int) -> tuple[str | None, str | None, bool]:
+    """(text, base64, cut) of at most ``keep`` bytes of ``data``.
+
+    UTF-8 text stays text, cut at a character boundary, unless JSON would escape it to
+    more than base64 takes (control bytes: ``\\u0001`` is six); anything else is base64.
+    """
+    prefix = data[:keep]
+    cut = len(prefix) < len(data)
+    try:
+        text = prefix.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A character cut in two at the end of the prefix is no reason for base64.
+        text = None
+        if cut and exc.start >= len(prefix) - 3 and exc.reason == "unexpected end of data":
+            try:
+                text = prefix[: exc.start].decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+    if text is not None and len(_ENCODE.encode(text)) <= 4 * len(prefix) // 3 + 8:
+        return text, None, cut
+    return None, base64.b64encode(prefix).decode("ascii"), cut
+
+
+def _item(r: DeadLetterItem, raw: bytes, budget: int) -> int:
+    """Put (a prefix of) ``raw`` in the item within ``budget`` bytes; what is left."""
+    if budget <= 0:
+        r.item_size = len(raw)
+        r.item_truncated = True
+        return budget
+    text, b64, cut = _kept(raw, budget)
+    r.item, r.item_base64 = text, b64
+    if cut:
+        r.item_size = len(raw)
+        r.item_truncated = True
+    return budget - min(len(raw), budget)
+
+
+def _bounded(letter: DeadLetter, bound: int) -> bytes:
+    """The letter encoded; if it is still over ``bound`` (a huge topic, a tiny max_body),
+    the same letter without any kept bytes and with ten items at most."""
+    encoded = _ENCODE.encode(letter)
+    if len(encoded) <= bound:
+        return encoded
+    letter.payload = letter.payload_base64 = None
+    letter.payload_truncated = letter.payload_size is not None
+    letter.rejected = letter.rejected[:10]
+    for r in letter.rejected:
+        if r.item is not None or r.item_base64 is not None:
+            r.item = r.item_base64 = None
+            r.item_truncated = True
+    letter.topic = letter.topic[:1024]
+    return _ENCODE.encode(letter)
+
+
 def dead_letter(
-    decoded: Message, payload: bytes, *, source: str, topic: str, received_at: float
+    decoded: Message,
+    payload: bytes,
+    *,
+    source: str,
+    topic: str,
+    received_at: float,
+    keep: int = KEEP_DEFAULT,
+    bound: int | None = None,
 ) -> bytes:
-    """The dead letter of a message that was not taken whole or had invalid items."""
+    """The dead letter of a message that was not taken whole or had invalid items.
+
+    It keeps at most ``keep`` bytes of the payload (a whole dead message) or of its
+    invalid items together, and always the payload's size and SHA-256; the encoded
+    letter stays under ``bound`` (``[limits] max_body``, which the broker's
+    ``message_size_limit`` should match), so the broker and the client always take it.
+    """
     whole = decoded.dead
-    items = [
-        DeadLetterItem(r.index, r.reason, r.message, r.field, None if whole else _text_of(r.item))
-        for r in decoded.rejections
-    ]
+    listed = decoded.rejections[:LETTER_ITEMS]
+    items = [DeadLetterItem(r.index, r.reason, r.message[:MESSAGE_MAX], r.field) for r in listed]
+    if not whole:
+        budget = keep
+        for r, out in zip(listed, items, strict=True):
+            budget = _item(out, r.item, budget)
     if decoded.failure is not None:
         reason, message = decoded.failure, decoded.failure_message
     elif decoded.rejections:
         first = decoded.rejections[0]
         reason = first.reason
-        message = first.message if len(items) == 1 else f"{len(items)} invalid items"
+        n = len(decoded.rejections)
+        message = first.message if n == 1 else f"{n} invalid items"
     else:  # pragma: no cover - a message with events and no rejection has no dead letter
         reason, message = "none", ""
     letter = DeadLetter(
@@ -385,15 +473,14 @@ def dead_letter(
         message=message[:MESSAGE_MAX],
         received_at=received_at,
         accepted=0 if whole else len(decoded.events),
-        rejected_total=len(items),
+        rejected_total=max(len(decoded.rejections), sum(decoded.rejected_by_reason.values())),
         rejected=items,
     )
     if whole:
-        try:
-            letter.payload = payload.decode("utf-8")
-        except UnicodeDecodeError:
-            letter.payload_base64 = base64.b64encode(payload).decode("ascii")
-    return _ENCODE.encode(letter)
+        letter.payload, letter.payload_base64, letter.payload_truncated = _kept(payload, keep)
+        letter.payload_size = len(payload)
+        letter.payload_sha256 = hashlib.sha256(payload).hexdigest()
+    return _bounded(letter, _LETTER_BOUND if bound is None else bound)
 
 
 def refused_letter(
@@ -403,25 +490,29 @@ def refused_letter(
     topic: str,
     received_at: float,
     accepted: int,
+    keep: int = KEEP_DEFAULT,
+    bound: int | None = None,
 ) -> bytes:
     """The dead letter of events the floor refused (a limit: ``ts_too_old``, ...).
 
-    ``refused`` holds (index in the message, reason, field, message, event).
+    ``refused`` holds (index in the message, reason, field, message, event); the first
+    :data:`LETTER_ITEMS` are listed, their events kept up to ``keep`` bytes in all.
     """
-    items = [
-        DeadLetterItem(i, reason, text, fld or None, _ENCODE.encode(event).decode())
-        for i, reason, fld, text, event in refused
-    ]
+    items: list[DeadLetterItem] = []
+    budget = keep
+    for i, reason, fld, text, event in refused[:LETTER_ITEMS]:
+        item = DeadLetterItem(i, reason, text[:MESSAGE_MAX], fld or None)
+        budget = _item(item, _ENCODE.encode(event), budget)
+        items.append(item)
     first = items[0]
-    return _ENCODE.encode(
-        DeadLetter(
-            source=source,
-            topic=topic,
-            reason=first.reason,
-            message=first.message if len(items) == 1 else f"{len(items)} events refused",
-            received_at=received_at,
-            accepted=accepted,
-            rejected_total=len(items),
-            rejected=items,
-        )
+    letter = DeadLetter(
+        source=source,
+        topic=topic,
+        reason=first.reason,
+        message=first.message if len(refused) == 1 else f"{len(refused)} events refused",
+        received_at=received_at,
+        accepted=accepted,
+        rejected_total=len(refused),
+        rejected=items,
     )
+    return _bounded(letter, _LETTER_BOUND if bound is None else bound)

@@ -197,13 +197,15 @@ LABELS: Final[Mapping[str, str]] = {
     "short-abandon thresholds; alert deliveries have fixed bounds from 5 ms to 300 s.",
     "kind": "Violation kind: not_ready_exceeded, wrap_up_exceeded, not_ready_daily_exceeded, "
     "missed_calls_exceeded, stale_agent; for callfloor_state_expired_total what expired "
-    "(conversations, pending_handling).",
+    "(open_legs, conversations, pending_handling, agents) or was forgotten "
+    "(forgotten_queues, forgotten_sites, forgotten_agents).",
     "severity": "Violation severity: warning, or minor/major/critical for the daily "
     "not-ready limits in the order configured.",
     "type": "Canonical event type, e.g. call_queued or agent_state.",
     "reason": "Why an event was rejected: a decode reason (invalid_json, missing_field, "
     "wrong_type, invalid_value, invalid_ts, ...) or a limit (name_too_long, too_many_queues, "
-    "too_many_sites, too_many_agents, ts_too_old); for MQTT dead letters also why a whole "
+    "too_many_sites, too_many_agents, ts_too_old, too_many_calls, too_many_future_events); "
+    "for MQTT dead letters also why a whole "
     "message was not taken (message_too_large, too_many_events, empty_message); for alert "
     "notifications why one was dropped (queue_full: the oldest waiting, for a newer one; "
     "deadline; retries_exhausted; rejected: refused for good by the receiver; unknown_sink) "
@@ -587,7 +589,8 @@ PROCESSOR_FAMILIES: Final[tuple[Family, ...]] = (
         "callfloor_state_expired_total",
         _C,
         "Calls forgotten in live operation after the retention: conversations that never "
-        "ended, handling never decided by a next agent_state.",
+        "ended, handling never decided by a next agent_state; and queues, sites and agents "
+        "events created, forgotten once quiet for [limits] forget_after.",
         ("kind",),
         hints=_ops("Calls expired unfinished", section="Processing"),
     ),

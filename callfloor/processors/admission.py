@@ -20,6 +20,7 @@ from callfloor.processors.limits import (
     Refusal,
     cardinality_refusal,
     name_refusal,
+    open_calls_refusal,
     too_old_refusal,
 )
 
@@ -72,6 +73,12 @@ def check(proc: FloorProcessor, event: Event) -> Refusal | None:
     )
     if refusal is not None:
         return refusal
+    if isinstance(event, CallQueued) and proc.n_waiting >= limits.max_open_calls:
+        call = proc.calls.get(event.call_id)
+        if call is None or call.leg is None:
+            refusal = open_calls_refusal(event, limits, waiting=proc.n_waiting)
+            if refusal is not None:
+                return refusal
     if proc.live:
         horizon = proc.clock - limits.max_lateness_s
         ts: float = event.ts  # type: ignore[assignment]

@@ -42,6 +42,10 @@ class FloorEffects(Effects):
     n_duplicates: int
     n_orphaned: int
     _by_class: dict[type, int]
+    n_waiting: int  # open legs in every queue ([limits] max_open_calls)
+    # Event time of the last activity of each queue and agent (see forgetting.py).
+    queue_seen: dict[str, float]
+    agent_seen: dict[str, float]
 
     def _agent(self, name: str) -> AgentTrack:
         """The agent, created (unlisted, on site ``default``) on first mention."""
@@ -58,6 +62,9 @@ class FloorEffects(Effects):
         q = self.queues[queue]
         now = self.clock
         q.windows.add(x, deltas, q.calendar.day_start(now), wait_us, now)
+        seen = self.queue_seen
+        if x > seen.get(queue, x - 1.0):
+            seen[queue] = x
         if lifetime:
             totals = q.totals
             for f, v in deltas:
@@ -81,7 +88,13 @@ class FloorEffects(Effects):
 
     def leg_opened(self, call_id: str, leg: Leg) -> None:
         """A leg starts waiting: listed as waiting, its miss deadline set."""
-        self.queues[leg.queue].open[call_id] = leg
+        waiting = self.queues[leg.queue].open
+        if call_id not in waiting:
+            self.n_waiting += 1
+        waiting[call_id] = leg
+        seen = self.queue_seen
+        if leg.start > seen.get(leg.queue, leg.start - 1.0):
+            seen[leg.queue] = leg.start
         if not leg.missed:
             self.timers.schedule(
                 leg.start + leg.threshold, T_LEG_MISS, call_id, leg.seq, strict=True
@@ -89,7 +102,8 @@ class FloorEffects(Effects):
 
     def leg_closed(self, call_id: str, leg: Leg) -> None:
         """A waiting leg ends."""
-        self.queues[leg.queue].open.pop(call_id, None)
+        if self.queues[leg.queue].open.pop(call_id, None) is not None:
+            self.n_waiting -= 1
 
     def answer(self, agent: str, t: float) -> None:
         """Count an answer for the agent's ``answered_today``."""
@@ -116,6 +130,9 @@ class FloorEffects(Effects):
     def end(self, agent: str, end: CallEnd) -> None:
         """An agent's conversation ended: decide its handling from the agent's history."""
         track = self._agent(agent)
+        seen = self.agent_seen
+        if end.ended_at > seen.get(agent, end.ended_at - 1.0):
+            seen[agent] = end.ended_at
         ends = track.ends
         if not ends or end.ended_at >= ends[-1].ended_at:
             ends.append(end)

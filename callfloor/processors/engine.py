@@ -51,6 +51,7 @@ from callfloor.processors.calls import (
     D_MISS,
     HIST_NONE,
     KIND_OF,
+    QUEUED,
     CallEvent,
     CallFold,
     CallTrack,
@@ -101,6 +102,12 @@ class FloorProcessor(FloorEffects):
         # Limits as plain attributes: read on every event.
         self._name_limit = config.limits.max_name_length
         self._lateness = config.limits.max_lateness_s
+        self._max_open = config.limits.max_open_calls
+        # Names created by events are forgotten on event time (see forgetting.py), at
+        # fixed boundaries every seventh of forget_after, the same in live and replay.
+        self._forget_after = config.limits.forget_after_s
+        self._forget_every = max(60.0, self._forget_after / 7)
+        self._next_forget = float("-inf")
         # Rolling windows: the configured ones plus the 15 and 60 minutes that the
         # arrival rate and the Erlang AHT need, each width once.
         widths: list[float] = []
@@ -123,6 +130,9 @@ class FloorProcessor(FloorEffects):
         self.calls: dict[str, CallTrack] = {}
         self.agents: dict[str, AgentTrack] = {}
         self.timers = TimerHeap()
+        self.n_waiting = 0  # open legs in all queues ([limits] max_open_calls)
+        self.queue_seen: dict[str, float] = {}  # last activity of each queue (event time)
+        self.agent_seen: dict[str, float] = {}  # last activity of each agent (event time)
         # Queues whose policy changed when a checkpoint was restored under a new
         # configuration: (first arrival seq, policy) in seq order (see policy_at).
         self.policy_changes: dict[str, list[tuple[int, QueuePolicy]]] = {}
@@ -143,6 +153,10 @@ class FloorProcessor(FloorEffects):
             "conversations": 0,
             "pending_handling": 0,
             "agents": 0,
+            # Names events created, forgotten once quiet (see forgetting.py).
+            "forgotten_queues": 0,
+            "forgotten_sites": 0,
+            "forgotten_agents": 0,
         }
         # Agent counts by state per distinct queue list (interned) and per site: an
         # agent_state costs two updates however many queues the agent serves.
@@ -224,12 +238,20 @@ class FloorProcessor(FloorEffects):
             ids.remember(key, t if t > clock else clock)
         if t > clock:
             heap = self.timers.heap
+            swept = True
             if heap and heap[0][0] <= t:
                 self._advance(t)
-                if self.live and call is not None:
-                    call = self.calls.get(call.call_id)  # retention may have forgotten it
             else:
                 self.clock = t
+                swept = t >= self._next_forget
+                if swept:
+                    self._forget_due()
+            if swept:
+                # Retention or forgetting may have dropped the call or the agent.
+                if call is not None and self.calls.get(call.call_id) is not call:
+                    call = None
+                if track is not None and self.agents.get(track.name) is not track:
+                    track = None
         self.seq += 1
         if kind == AGENT:
             applied = self._on_agent_state(event, t, track)  # type: ignore[arg-type]
@@ -251,7 +273,7 @@ class FloorProcessor(FloorEffects):
     def _call_names_suspect(self, event: Event, kind: int, limit: int) -> bool:
         """Whether a call event names an unknown queue or agent, or over-long free text."""
         if isinstance(event, CallQueued):
-            return event.queue not in self.queues
+            return event.queue not in self.queues or self.n_waiting >= self._max_open
         if isinstance(event, CallEnded):
             return event.agent is not None and event.agent not in self.agents
         queue = event.queue  # type: ignore[union-attr]
@@ -329,6 +351,17 @@ class FloorProcessor(FloorEffects):
             self.clock = t
         if self.live:
             self._housekeeping()
+        if self.clock >= self._next_forget:
+            self._forget_due()
+
+    def _forget_due(self) -> None:
+        """Forget quiet names at the last boundary the clock passed (see forgetting.py)."""
+        every = self._forget_every
+        boundary = (self.clock // every) * every
+        self._next_forget = boundary + every
+        from callfloor.processors.forgetting import forget
+
+        forget(self, boundary)
 
     def _fire_leg_miss(self, timer: Timer) -> None:
         call = self.calls.get(timer[KEY])
@@ -427,6 +460,10 @@ class FloorProcessor(FloorEffects):
             call = self.calls[cid] = CallTrack(cid)
         elif not has_id and call.has_duplicate(t, kind, name):
             return False
+        if name is not None:
+            seen = self.queue_seen if kind == QUEUED else self.agent_seen
+            if t > seen.get(name, t - 1.0):
+                seen[name] = t
         entry: CallEvent = (t, self.seq, kind, name, has_id)
         events = call.events
         if not events or t >= events[-1][0]:
@@ -469,6 +506,9 @@ class FloorProcessor(FloorEffects):
         ts = track.ts
         if not has_id and ts and t <= ts[-1] and track.has_duplicate(t, state):
             return False
+        seen = self.agent_seen
+        if t > seen.get(name, t - 1.0):
+            seen[name] = t
         reason = self._shared(ev.reason) if state == "not_ready" and ev.reason else None
         queues = ev.queues
         group = None if queues is None else self._intern_group(queues)

@@ -22,6 +22,10 @@ TOO_MANY_QUEUES: Final = "too_many_queues"
 TOO_MANY_SITES: Final = "too_many_sites"
 TOO_MANY_AGENTS: Final = "too_many_agents"
 TS_TOO_OLD: Final = "ts_too_old"
+TOO_MANY_CALLS: Final = "too_many_calls"
+# Decided by the sources as they decode (callfloor.ingest.future), not here: listed so
+# every reason is counted from 0.
+TOO_MANY_FUTURE_EVENTS: Final = "too_many_future_events"
 
 LIMIT_REASONS: Final[tuple[str, ...]] = (
     NAME_TOO_LONG,
@@ -29,6 +33,8 @@ LIMIT_REASONS: Final[tuple[str, ...]] = (
     TOO_MANY_SITES,
     TOO_MANY_AGENTS,
     TS_TOO_OLD,
+    TOO_MANY_CALLS,
+    TOO_MANY_FUTURE_EVENTS,
 )
 
 # The text fields of an event that are names (SPEC §9 lists them; ``name`` is the
@@ -121,6 +127,22 @@ def cardinality_refusal(
             f"{limits.max_agents} ([limits] max_agents)",
         )
     return None
+
+
+def open_calls_refusal(event: CallQueued, limits: LimitsConfig, *, waiting: int) -> Refusal | None:
+    """A refusal if ``event`` would start one more waiting call than ``max_open_calls``.
+
+    Only a ``call_queued`` for a call that is not waiting already counts: a requeue
+    moves a waiting call, and a repeat in the same queue is a duplicate.
+    """
+    if waiting < limits.max_open_calls:
+        return None
+    return Refusal(
+        TOO_MANY_CALLS,
+        "call_id",
+        f"`call_id`: {event.call_id!r} would be waiting call number {waiting + 1}, "
+        f"the limit is {limits.max_open_calls} ([limits] max_open_calls)",
+    )
 
 
 def too_old_refusal(ts: float, horizon: float, max_lateness_s: float) -> Refusal:

@@ -93,6 +93,7 @@ def _expire_legs(proc: FloorProcessor, horizon: float) -> None:
         old = [cid for cid, leg in q.open.items() if leg.start < horizon]
         for cid in old:
             del q.open[cid]
+            proc.n_waiting -= 1
             call = proc.calls.pop(cid, None)
             if call is not None and call.convs:
                 proc.expired["conversations"] += len(call.convs)

@@ -190,6 +190,10 @@ class FloorState(msgspec.Struct):
     expired: dict[str, int]
     policy_changes: dict[str, list[tuple[int, PolicyS]]]
     tracker: TrackerS
+    # Forgetting (processors/forgetting.py); absent from older checkpoints.
+    queue_seen: dict[str, float] = {}
+    agent_seen: dict[str, float] = {}
+    next_forget: float = float("-inf")
 
 
 class Envelope(msgspec.Struct):

@@ -474,6 +474,9 @@ def floor_state(proc: FloorProcessor) -> FloorState:
             pending=list(tracker.pending),
             placed=dict(tracker.placed),
         ),
+        queue_seen=dict(proc.queue_seen),
+        agent_seen=dict(proc.agent_seen),
+        next_forget=proc._next_forget,
     )
 
 
@@ -679,6 +682,9 @@ def restore_floor(
     proc.seq = s.seq
     proc._version = s.version
     proc._next_prune = s.next_prune
+    proc._next_forget = s.next_forget
+    proc.queue_seen = dict(s.queue_seen)
+    proc.agent_seen = dict(s.agent_seen)
     notes = notes if notes is not None else []
     policy_changes = {
         q: [(seq, _policy(p)) for seq, p in changes] for q, changes in s.policy_changes.items()
@@ -698,6 +704,7 @@ def restore_floor(
             leg.missed = cs.leg.missed
             call.leg = leg
             proc.queues[leg.queue].open[cid] = leg
+            proc.n_waiting += 1
         call.convs = [Conversation(c.agent, c.queue, c.answered_at) for c in cs.convs]
         call.early = cs.early
     # Every agent of a team names the same queue list: intern each list once.

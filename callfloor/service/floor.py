@@ -31,6 +31,7 @@ from callfloor.bus import ChangeBus
 from callfloor.config import Config
 from callfloor.events import Event
 from callfloor.ingest.backlog import Backlog
+from callfloor.ingest.future import FutureGate
 from callfloor.ingest.http import HttpSource
 from callfloor.ingest.source import Batch, Source
 from callfloor.ingest.supervisor import Supervisor
@@ -151,7 +152,9 @@ class FloorService:
         durable = config.store.kind != "memory" or (store is not None and not _is_memory(store))
         self.backlog = Backlog(config.limits.max_pending_events)
         self.bus = ChangeBus(self.stats.changes_dropped_total)
-        self.http = HttpSource(self.backlog, on_drop=self._dropped)
+        # Events ahead of the server clock, bounded per source ([limits] max_future_events).
+        self.future = FutureGate(config.limits.max_future_events, clock)
+        self.http = HttpSource(self.backlog, on_drop=self._dropped, future=self.future)
         self.supervisor = Supervisor(
             self.submit, up=self.stats.source_up, restarts=self.stats.source_restarts_total
         )

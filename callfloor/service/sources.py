@@ -35,7 +35,13 @@ def configured_sources(config: Config, service: FloorService) -> list[Source]:
 
         try:
             sources.append(
-                MqttSource(entry, config.limits, stats=service.stats, not_after=service.not_after)
+                MqttSource(
+                    entry,
+                    config.limits,
+                    stats=service.stats,
+                    not_after=service.not_after,
+                    future=service.future,
+                )
             )
         except MqttSourceError as exc:
             raise SourceSetupError(

@@ -21,6 +21,17 @@ from callfloor.processors.state import encode_checkpoint
 
 Doc = dict[str, Any]
 
+# Every kind of ``expired``: what expired, and names forgotten (processors/forgetting.py).
+_EXPIRED_KINDS = (
+    "open_legs",
+    "conversations",
+    "pending_handling",
+    "agents",
+    "forgotten_queues",
+    "forgotten_sites",
+    "forgotten_agents",
+)
+
 
 def live_run(
     arrival: list[EventDict], cfg: Config, at: float, *, tick_every: float = 0.0
@@ -95,9 +106,7 @@ def test_replay_keeps_everything() -> None:
     proc.apply(decode(ev("agent_state", T0 + 86_400, agent="a", state="available")))
     assert proc.apply(decode(ev("call_abandoned", T0 + 10, call_id="c"))) is None
     proc.tick(T0 + 3 * 86_400)
-    assert proc.view.stats().expired == dict.fromkeys(
-        ("open_legs", "conversations", "pending_handling", "agents"), 0
-    )
+    assert proc.view.stats().expired == dict.fromkeys(_EXPIRED_KINDS, 0)
 
 
 # ----------------------------------------------------------------------------- live == replay
@@ -202,9 +211,7 @@ def test_late_state_within_max_lateness_still_moves_the_end_of_after_call_work()
     ]
     late = ev("agent_state", T0 + 250, agent="a", state="not_ready")
     proc = fed(floor_config(max_lateness="5m"), [*events, T0 + 400, late, T0 + 405])
-    assert proc.view.stats().expired == dict.fromkeys(
-        ("open_legs", "conversations", "pending_handling", "agents"), 0
-    )
+    assert proc.view.stats().expired == dict.fromkeys(_EXPIRED_KINDS, 0)
     expected = replay_doc([*events, late], floor_config(), T0 + 405)
     assert window(build_document(proc))["aht_s"] == window(expected)["aht_s"] == 245.0
 
