@@ -33,8 +33,6 @@ from callfloor.feeds.asterisk import (
     DEVICE_UNAVAILABLE,
     NO_VALUE,
     AsteriskCore,
-    AsteriskState,
-    PendingLeave,
 )
 from callfloor.feeds.base import (
     REDACTED,
@@ -44,6 +42,7 @@ from callfloor.feeds.base import (
     event_id,
     redact_text,
 )
+from callfloor.feeds.state import AsteriskState, PendingLeave
 
 TAG: Final = "ami"
 

@@ -23,7 +23,6 @@ An agent is one name however the log writes it (``Agent/1127``,
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from typing import Final
 
@@ -40,7 +39,8 @@ from callfloor.events import (
     Channel,
     Event,
 )
-from callfloor.feeds.base import FeedOptions, strip_agent, struct_copy
+from callfloor.feeds.base import FeedOptions, event_id, strip_agent, struct_copy
+from callfloor.feeds.state import AgentMemo, AsteriskState, CallMemo
 
 NO_VALUE: Final = frozenset(("", "NONE", "NULL", "\\N"))
 """Field values that mean "nothing" (Asterisk writes NONE; database exports NULL or \\N)."""
@@ -56,60 +56,12 @@ DEVICE_RINGING: Final = "ringing"
 DEVICE_UNAVAILABLE: Final = "unavailable"
 
 
-class AgentMemo(msgspec.Struct, kw_only=True):
-    """What the log implies about one agent (and what was last emitted for it)."""
-
-    queues: list[str] = []
-    logged_in: bool = False
-    paused: list[str] = []  # queues it is paused in
-    paused_all: bool = False  # PAUSEALL: paused in every queue, known or not
-    reason: str | None = None  # the pause reason
-    calls: list[str] = []  # queue calls in conversation
-    outbound: list[str] = []  # outbound calls in progress (PBXware)
-    busy_since: float = 0.0  # when the latest outbound call started
-    device: str | None = None  # AMI device state; None: idle or unknown
-    shown: str | None = None  # the state last emitted (None: nothing yet)
-    shown_reason: str | None = None
-    shown_queues: list[str] = []
-
-
-class CallMemo(msgspec.Struct, array_like=True):
-    """A call the log showed and whose end it has not shown yet."""
-
-    queue: str | None
-    agent: str | None  # the answering agent, while in conversation
-    waiting: bool
-    seen: float  # time of its latest record
-
-
-class PendingLeave(msgspec.Struct, array_like=True):
-    """AMI: a caller that left its queue, not yet known to be answered or abandoned."""
-
-    ts: float
-    queue: str | None
-    id: str
-
-
-class AsteriskState(msgspec.Struct, kw_only=True):
-    """The whole state of an Asterisk mapper (checkpointed by a live source)."""
-
-    version: int = 1
-    agents: dict[str, AgentMemo] = {}
-    calls: dict[str, CallMemo] = {}
-    latest: float | None = None  # the latest record time seen
-    swept: float = 0.0  # when forgotten calls were last looked for
-    header: str | None = None  # database exports: the header line
-    pending: dict[str, PendingLeave] = {}  # AMI: callers that left, by call id
-
-
 Handler = Callable[
     ["AsteriskCore", list[Event], float, str | None, str | None, str | None, list[str]], None
 ]
 
 
 _UNSEEN: Final = object()
-crc32 = zlib.crc32
-adler32 = zlib.adler32
 _SUFFIX: Final = tuple(f".{k}" for k in range(64))
 
 
@@ -210,7 +162,7 @@ class AsteriskCore:
         handler(self, events, ts, call_id, queue_name, agent, data)  # type: ignore[arg-type]
         made = len(events) - first
         if made:
-            base = f"{tag}-{position:x}-{crc32(line):08x}{adler32(line):08x}"
+            base = event_id(tag, position, line)
             for k in range(made):
                 events[first + k].id = base + _SUFFIX[k] if k < 64 else f"{base}.{k}"
             origins.extend([index] * made)

@@ -175,7 +175,8 @@ def event_id(tag: str, position: int, raw: bytes) -> str:
     the record get ``.0``, ``.1``, ... Two checksums instead of a cryptographic hash:
     a third of the cost per line, and no adversary chooses the lines of a PBX's log.
     """
-    return f"{tag}-{position:x}-{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}"
+    # %-formatting of one 64-bit number: the cheapest of the spellings measured.
+    return "%s-%x-%x" % (tag, position, zlib.crc32(raw) << 32 | zlib.adler32(raw))  # noqa: UP031
 
 
 # A run of 7 or more digits, optionally after "+", not part of a dotted number (an

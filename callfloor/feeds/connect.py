@@ -50,6 +50,7 @@ from callfloor.events import (
     Event,
 )
 from callfloor.feeds.base import FeedOptions, MapResult, Rejected, event_id, redact_text
+from callfloor.feeds.state import ConnectState
 
 TAG: Final = "cn"
 
@@ -70,12 +71,6 @@ _CHANNELS: Final[dict[str, Channel]] = {
 _NOT_QUEUED: Final = frozenset(
     ("OUTBOUND", "EXTERNAL_OUTBOUND", "MONITOR", "AGENT_REPLY", "DISCONNECT")
 )
-
-
-class ConnectState(msgspec.Struct, kw_only=True):
-    """The Connect mapper keeps no state: each record carries what it needs."""
-
-    version: int = 1
 
 
 def parse_time(value: object) -> float | None:

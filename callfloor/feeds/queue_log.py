@@ -19,8 +19,9 @@ from typing import Final
 import msgspec
 
 from callfloor.events import MAX_TS, Event
-from callfloor.feeds.asterisk import AsteriskCore, AsteriskState
+from callfloor.feeds.asterisk import AsteriskCore
 from callfloor.feeds.base import REDACTED, FeedOptions, MapResult, Rejected, redact_text
+from callfloor.feeds.state import AsteriskState
 
 TAG: Final = "ql"
 

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from callfloor.events import Event
-from callfloor.feeds.asterisk import NO_VALUE, AsteriskCore, AsteriskState
+from callfloor.feeds.asterisk import NO_VALUE, AsteriskCore
 from callfloor.feeds.base import (
     REDACTED,
     FeedFormatError,
@@ -41,6 +41,7 @@ from callfloor.feeds.base import (
     redact_text,
 )
 from callfloor.feeds.queue_log import parse_epoch
+from callfloor.feeds.state import AsteriskState
 
 TAG: Final = "qlc"
 

@@ -9,9 +9,10 @@ import pytest
 from feedutil import T0, feed_text, kinds, plain, qlog, shapes
 
 from callfloor.events import CallQueued
-from callfloor.feeds.asterisk import SKIPPED, VERBS, AsteriskState
-from callfloor.feeds.base import FeedOptions
+from callfloor.feeds.asterisk import SKIPPED, VERBS
+from callfloor.feeds.base import FeedOptions, LineSplitter
 from callfloor.feeds.queue_log import QueueLogMapper
+from callfloor.feeds.state import AsteriskState
 from callfloor.feeds.stream import map_chunks
 
 ADD = f"{T0}|NONE|sales|SIP/100|ADDMEMBER|"
@@ -523,7 +524,6 @@ def test_a_reread_after_a_crash_gives_the_same_events() -> None:
     blob = msgspec.msgpack.encode(before.snapshot())
     after = QueueLogMapper()
     after.restore(msgspec.msgpack.decode(blob, type=AsteriskState))
-    from callfloor.feeds.base import LineSplitter
 
     lines, offsets, _ = LineSplitter(offset=cut).push(text[cut:].encode())
     second = after.feed(lines, offsets)

@@ -9,9 +9,9 @@ import msgspec
 import pytest
 from feedutil import feed_text, kinds, plain
 
-from callfloor.feeds.asterisk import AsteriskState
 from callfloor.feeds.base import FeedFormatError, FeedOptions
 from callfloor.feeds.queue_log_csv import QueueLogCsvMapper
+from callfloor.feeds.state import AsteriskState
 
 REALTIME = "time,callid,queuename,agent,event,data1,data2,data3,data4,data5"
 PBXWARE = (
