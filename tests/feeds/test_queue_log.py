@@ -10,7 +10,7 @@ from feedutil import T0, feed_text, kinds, plain, qlog, shapes
 
 from callfloor.events import CallQueued
 from callfloor.feeds.asterisk import SKIPPED, VERBS
-from callfloor.feeds.base import FeedOptions, LineSplitter
+from callfloor.feeds.base import FeedOptions, LineSplitter, event_id
 from callfloor.feeds.queue_log import QueueLogMapper
 from callfloor.feeds.state import AsteriskState
 from callfloor.feeds.stream import map_chunks
@@ -510,7 +510,8 @@ def test_ids_are_the_same_in_every_run_and_unique() -> None:
     first = [e.id for e in qlog(*LOG).events]
     assert first == [e.id for e in qlog(*LOG).events]
     assert len(set(first)) == len(first)
-    assert all(i is not None and i.startswith("ql-") for i in first)
+    offset = len(ADD) + 1  # ENTERQUEUE, the second line
+    assert first[1] == event_id("ql", offset, ENTER.encode()) + ".0"
 
 
 def test_a_reread_after_a_crash_gives_the_same_events() -> None:
