@@ -39,6 +39,7 @@ from callfloor.feeds.base import (
     FeedOptions,
     MapResult,
     Rejected,
+    conceal,
     event_id,
     redact_text,
 )
@@ -303,6 +304,8 @@ class AmiMapper:
             for k in range(len(events) - settled):
                 events[settled + k].id = f"{base}.{k}"
             out.origins.extend([index] * (len(events) - first))
+        if not self._keep and out.rejected:
+            conceal(out.rejected)
         return out
 
     # ---------------------------------------------------------------- handlers

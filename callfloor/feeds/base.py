@@ -192,6 +192,19 @@ def redact_text(text: str) -> str:
     return _PHONE.sub(REDACTED, text)
 
 
+def conceal(rejected: list[Rejected]) -> list[Rejected]:
+    """Phone numbers out of what rejections say besides their raw text.
+
+    A garbled line can put a caller's number where the verb or the time belongs, and
+    messages and per-verb summaries quote those fields.
+    """
+    for r in rejected:
+        r.message = redact_text(r.message)
+        if r.verb is not None:
+            r.verb = redact_text(r.verb)
+    return rejected
+
+
 def strip_agent(name: str) -> str:
     """``Local/1127@callback-agent/n`` -> ``1127``: no technology, no ``@context``."""
     if "/" in name:

@@ -49,7 +49,7 @@ from callfloor.events import (
     Channel,
     Event,
 )
-from callfloor.feeds.base import FeedOptions, MapResult, Rejected, event_id, redact_text
+from callfloor.feeds.base import FeedOptions, MapResult, Rejected, conceal, event_id, redact_text
 from callfloor.feeds.state import ConnectState
 
 TAG: Final = "cn"
@@ -207,6 +207,8 @@ class ConnectMapper:
             for k in range(made):
                 events[first + k].id = f"{base}.{k}"
             out.origins.extend([index] * made)
+        if not self._keep and out.rejected:
+            conceal(out.rejected)
         return out
 
     def _record(

@@ -20,7 +20,7 @@ import msgspec
 
 from callfloor.events import MAX_TS, Event
 from callfloor.feeds.asterisk import AsteriskCore
-from callfloor.feeds.base import REDACTED, FeedOptions, MapResult, Rejected, redact_text
+from callfloor.feeds.base import REDACTED, FeedOptions, MapResult, Rejected, conceal, redact_text
 from callfloor.feeds.state import AsteriskState
 
 TAG: Final = "ql"
@@ -82,7 +82,7 @@ class QueueLogMapper:
         """A last line without its newline (being written, or cut off)."""
         fields = line.decode("utf-8", "replace").split("|")
         verb = fields[4].strip() if len(fields) > 4 else None
-        return Rejected(
+        rejected = Rejected(
             index,
             position,
             "truncated_line",
@@ -91,6 +91,7 @@ class QueueLogMapper:
             verb,
             parse_epoch(fields[0]),
         )
+        return rejected if self._keep else conceal([rejected])[0]
 
     def feed(self, lines: Sequence[bytes], positions: Sequence[int]) -> MapResult:
         """Map complete lines (without their newlines); ``positions`` are byte offsets."""
@@ -149,6 +150,8 @@ class QueueLogMapper:
                     out.skip(verb)
                 else:
                     self._reject(out, index, positions[index], fields, verb, *problem, ts)
+        if not self._keep and out.rejected:
+            conceal(out.rejected)
         return out
 
     def _reject(

@@ -38,6 +38,7 @@ from callfloor.feeds.base import (
     FeedOptions,
     MapResult,
     Rejected,
+    conceal,
     redact_text,
 )
 from callfloor.feeds.queue_log import parse_epoch
@@ -221,7 +222,7 @@ class QueueLogCsvMapper:
             )
         row = self._split(text)
         verb = row[self._layout.verb].strip() if len(row) == self._layout.width else None
-        return Rejected(
+        rejected = Rejected(
             index,
             position,
             "truncated_line",
@@ -229,6 +230,7 @@ class QueueLogCsvMapper:
             self._raw(row, verb),
             verb,
         )
+        return rejected if self._keep else conceal([rejected])[0]
 
     def feed(self, lines: Sequence[bytes], positions: Sequence[int]) -> MapResult:
         """Map complete lines (the first one ever fed is the header)."""
@@ -304,4 +306,6 @@ class QueueLogCsvMapper:
                             ts,
                         )
                     )
+        if not self._keep and out.rejected:
+            conceal(out.rejected)
         return out

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import msgspec
 import pytest
 from feedutil import T0, feed_text, kinds, plain, qlog, shapes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callfloor.events import CallQueued
 from callfloor.feeds.asterisk import SKIPPED, VERBS
@@ -340,6 +343,45 @@ def test_rejected_lines_keep_no_caller_number() -> None:
     ]
     kept = [r.raw for r in qlog(*bad, options=FeedOptions(caller_ids="keep")).rejected]
     assert kept == bad
+
+
+def test_a_shifted_line_quotes_no_number_in_its_message_or_verb() -> None:
+    """A line whose fields shifted (a caller id where the verb or the epoch belongs) gives a
+    rejection whose message and verb hide the number too."""
+    result = qlog(f"{T}|c1|sales|NONE|5551234567|ENTERQUEUE", "Ada <5551234567>|c1|q|NONE|ABANDON|")
+    said = [(r.message, r.verb) for r in result.rejected]
+    assert "5551234567" not in repr(said)
+    assert said[0] == ("unknown queue_log verb '[redacted]'", "[redacted]")
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 20), max_size=6))
+def test_the_mapping_does_not_depend_on_how_lines_are_batched(cuts: list[int]) -> None:
+    """A live source feeds whatever it read: lines fed in any batches give the events (ids
+    included), rejections and skips of one batch."""
+    text = "".join(
+        line + "\n"
+        for line in [
+            *LOG,
+            f"{T0 + 62}|NONE|NONE|NONE|CONFIGRELOAD|",
+            f"{T0 + 63}|x|y|NONE|NOPE|",
+            f"{T0 + 64}|c2|sales|NONE|ENTERQUEUE||555|1",
+            f"{T0 + 70}|NONE|NONE|NONE|QUEUESTART|",
+        ]
+    )
+    lines, offsets, _ = LineSplitter().push(text.encode())
+    whole = QueueLogMapper().feed(lines, offsets)
+    mapper = QueueLogMapper()
+    events, skipped, rejected = [], 0, []
+    bounds = [0, *sorted(min(c, len(lines)) for c in cuts), len(lines)]
+    for a, b in pairwise(bounds):
+        part = mapper.feed(lines[a:b], offsets[a:b])
+        events += part.events
+        skipped += sum(part.skipped.values())
+        rejected += [(r.position, r.reason) for r in part.rejected]
+    assert events == whole.events
+    assert skipped == sum(whole.skipped.values())
+    assert rejected == [(r.position, r.reason) for r in whole.rejected]
 
 
 # ---- agents the log implies --------------------------------------------------------------
