@@ -6,8 +6,9 @@ to members (ADDMEMBER, PAUSE, ...), but it never says an agent's state: that is
 
 - ``queues``: the queues it serves (ADDMEMBER adds, REMOVEMEMBER removes; a CONNECT or
   a PAUSE in a queue shows it serves that queue);
-- logged in: by ADDMEMBER, AGENTLOGIN, AGENTCALLBACKLOGIN, or a call it answered;
-  logged out by AGENTLOGOFF, AGENTCALLBACKLOGOFF, or once it serves no queue;
+- logged in: by ADDMEMBER, AGENTLOGIN, AGENTCALLBACKLOGIN, a call it answered or a
+  pause (static members are never added); logged out by AGENTLOGOFF,
+  AGENTCALLBACKLOGOFF, or once it serves no queue;
 - its queue calls in conversation (CONNECT to COMPLETE*/transfer) and outbound calls in
   progress (PBXware's OUTDIAL to OUTANSWER/OUTCANCEL/...): while either is open it is
   ``on_call``;
