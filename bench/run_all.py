@@ -18,6 +18,7 @@ BENCHES = (
     "bench.bench_alert_sinks",
     "bench.bench_inflight",
     "bench.bench_attacks",
+    "bench.bench_feeds",
 )
 
 

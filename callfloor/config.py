@@ -296,6 +296,45 @@ class SourceConfig:
     secret: str | None = None
 
 
+CALLER_ID_MODES: Final[tuple[str, ...]] = ("redact", "keep")
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyConfig:
+    """What callfloor may keep of callers (``[privacy]``).
+
+    ``caller_ids = "redact"`` (the default): caller numbers read from a feed (a
+    queue_log's ENTERQUEUE, PBXware's ``param1``, AMI's CallerIDNum) never reach dead
+    letters, summaries or logs; ``"keep"`` keeps them there.
+    """
+
+    caller_ids: str = "redact"
+
+
+@dataclass(frozen=True, slots=True)
+class AsteriskConfig:
+    """How Asterisk feeds (queue_log, its database exports, AMI) name agents and read times.
+
+    ``aliases`` maps an agent as the log writes it (``"Local/1127@callback-agent"``) or
+    as it reads once stripped (``"1127"``) to one name; with ``strip_technology`` a name
+    loses its technology prefix and ``@context`` (``Agent/1127`` -> ``1127``).
+    ``timezone`` is the zone of database exports whose times are local text (default:
+    the source's site's zone).
+    """
+
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    strip_technology: bool = True
+    timezone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectConfig:
+    """Names for Amazon Connect queues and agents, by ARN or id (``[connect]``)."""
+
+    queues: Mapping[str, str] = field(default_factory=dict)
+    agents: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration."""
@@ -311,6 +350,9 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     sources: tuple[SourceConfig, ...] = ()
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
+    connect: ConnectConfig = field(default_factory=ConnectConfig)
     source: str = "<defaults>"
     # What is weak but works (a short token, ...): logged at start-up, one line each,
     # naming file and key like an error.
@@ -503,6 +545,9 @@ def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config
             "limits",
             "store",
             "sources",
+            "privacy",
+            "asterisk",
+            "connect",
         ),
         "",
     )
@@ -612,6 +657,9 @@ def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config
         limits=limits,
         store=store,
         sources=sources,
+        privacy=_privacy(ctx, ctx.table(data.get("privacy", {}), "privacy")),
+        asterisk=_asterisk(ctx, ctx.table(data.get("asterisk", {}), "asterisk")),
+        connect=_connect(ctx, ctx.table(data.get("connect", {}), "connect")),
         source=source,
         warnings=tuple(ctx.warnings),
     )
@@ -746,6 +794,47 @@ def _networks(ctx: _Ctx, value: object, key: str) -> tuple[str, ...]:
             raise ctx.error(where, f"{text!r} trusts every address to say who the client is")
         out.append(str(network))
     return tuple(out)
+
+
+def _names(ctx: _Ctx, value: object, key: str) -> dict[str, str]:
+    """A table of names to names (aliases)."""
+    table = ctx.table(value, key)
+    return {name: ctx.string(alias, f"{key}.{name}") for name, alias in table.items()}
+
+
+def _privacy(ctx: _Ctx, table: Mapping[str, object]) -> PrivacyConfig:
+    ctx.check_keys(table, ("caller_ids",), "privacy")
+    return PrivacyConfig(
+        caller_ids=ctx.choice(
+            table.get("caller_ids", "redact"), "privacy.caller_ids", CALLER_ID_MODES
+        )
+    )
+
+
+def _asterisk(ctx: _Ctx, table: Mapping[str, object]) -> AsteriskConfig:
+    ctx.check_keys(table, ("aliases", "strip_technology", "timezone"), "asterisk")
+    zone: str | None = None
+    if "timezone" in table:
+        zone = ctx.string(table["timezone"], "asterisk.timezone")
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ctx.error("asterisk.timezone", f"unknown time zone {zone!r}") from None
+    return AsteriskConfig(
+        aliases=_names(ctx, table.get("aliases", {}), "asterisk.aliases"),
+        strip_technology=ctx.boolean(
+            table.get("strip_technology", True), "asterisk.strip_technology"
+        ),
+        timezone=zone,
+    )
+
+
+def _connect(ctx: _Ctx, table: Mapping[str, object]) -> ConnectConfig:
+    ctx.check_keys(table, ("queues", "agents"), "connect")
+    return ConnectConfig(
+        queues=_names(ctx, table.get("queues", {}), "connect.queues"),
+        agents=_names(ctx, table.get("agents", {}), "connect.agents"),
+    )
 
 
 def _limits(ctx: _Ctx, table: Mapping[str, object]) -> LimitsConfig:

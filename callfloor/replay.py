@@ -7,8 +7,12 @@ later ``ts`` than that (out-of-order input), the files are read a second time wi
 that cut, so the "as if" rule holds exactly without buffering the whole input.
 
 A file is NDJSON (one event per line) or, when its first non-space byte is ``[``, a
-JSON array of events. Every rejected event (invalid, or refused by the ``[limits]``)
-is counted by the processor; :class:`ReplaySummary` also keeps where the first few
+JSON array of events; with a feed format (``queue_log``, ``queue_log_csv``, ``connect``,
+``ami``) its records go through that feed's mapper (:mod:`callfloor.feeds`), one mapper
+for all the files of a pass (a day's log split over rotated files is one log).
+
+Every rejected event (invalid, or refused by the ``[limits]``) is counted by the
+processor; :class:`ReplaySummary` also keeps where the first few
 of each reason were, for the one-line summary the command prints on stderr.
 """
 
@@ -29,12 +33,15 @@ import msgspec
 
 from callfloor.config import Config
 from callfloor.events import Event
+from callfloor.feeds import FEED_FORMATS, FeedFormatError, FeedOptions, MapResult
+from callfloor.feeds.stream import AnyMapper, Mapped, make_mapper, map_chunks
 from callfloor.ingest.decode import BOM, Rejection, decode_line, has_blank_line, split_array
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.limits import Refusal
 
-FORMATS: Final[tuple[str, ...]] = ("auto", "ndjson", "json")
-"""``auto``: a JSON array when the first non-space byte is ``[``, else NDJSON."""
+FORMATS: Final[tuple[str, ...]] = ("auto", "ndjson", "json", *FEED_FORMATS)
+"""``auto``: a JSON array when the first non-space byte is ``[``, else NDJSON; the feed
+formats read Asterisk queue_log (file or database export), Amazon Connect or AMI."""
 
 CHUNK_BYTES: Final[int] = 4 * 1024 * 1024
 
@@ -212,10 +219,79 @@ def file_format(path: str | Path) -> str:
     return "ndjson"
 
 
-def read_batches(paths: Iterable[str | Path], fmt: str = "auto") -> Iterator[Batch]:
-    """Every item of every file, in file order, in batches."""
+@dataclass
+class FeedTally:
+    """What a feed's mapper skipped (carrying nothing for callfloor) and rejected, by verb."""
+
+    skipped: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    def add(self, result: MapResult) -> None:
+        for verb, n in result.skipped.items():
+            self.skipped[verb] = self.skipped.get(verb, 0) + n
+        for r in result.rejected:
+            if r.verb is not None:
+                self.rejected[r.verb] = self.rejected.get(r.verb, 0) + 1
+
+
+def read_feed_batches(
+    path: str | Path, mapper: AnyMapper, tally: FeedTally | None = None
+) -> Iterator[Batch]:
+    """A feed file through ``mapper``, in batches; rejected records become rejections."""
+    name = str(path)
+    with _open(path) as fh:
+        chunks = iter(lambda: fh.read(CHUNK_BYTES), b"")
+        try:
+            for mapped in map_chunks(mapper, chunks, offset=fh.tell()):
+                if tally is not None:
+                    tally.add(mapped.result)
+                yield _feed_batch(mapped, name)
+        except FeedFormatError as exc:
+            raise ReplayInputError(path, str(exc)) from None
+
+
+def _feed_batch(mapped: Mapped, path: str) -> Batch:
+    """The events and rejections of a mapped batch, in record order, with their lines."""
+    result = mapped.result
+    lines = mapped.lines
+    if not result.rejected:
+        numbers = [lines[i] for i in result.origins]
+        return Batch(result.events, path=path, unit="line", first=0, clean=True, numbers=numbers)  # type: ignore[arg-type]
+    items: list[Event | Rejection] = []
+    numbers = []
+    rejected = sorted(result.rejected, key=attrgetter("index"))
+    j = 0
+    for event, origin in zip(result.events, result.origins, strict=True):
+        while j < len(rejected) and rejected[j].index < origin:
+            r = rejected[j]
+            items.append(Rejection(lines[r.index], r.reason, None, r.message, r.ts))
+            numbers.append(lines[r.index])
+            j += 1
+        items.append(event)
+        numbers.append(lines[origin])
+    for r in rejected[j:]:
+        items.append(Rejection(lines[r.index], r.reason, None, r.message, r.ts))
+        numbers.append(lines[r.index])
+    return Batch(items, path=path, unit="line", first=0, clean=False, numbers=numbers)
+
+
+def read_batches(
+    paths: Iterable[str | Path],
+    fmt: str = "auto",
+    options: FeedOptions | None = None,
+    tally: FeedTally | None = None,
+) -> Iterator[Batch]:
+    """Every item of every file, in file order, in batches.
+
+    With a feed format one mapper (built from ``options``) reads all the files.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (supported: {', '.join(FORMATS)})")
+    if fmt in FEED_FORMATS:
+        mapper = make_mapper(fmt, options or FeedOptions())
+        for path in paths:
+            yield from read_feed_batches(path, mapper, tally)
+        return
     for path in paths:
         kind = file_format(path) if fmt == "auto" else fmt
         yield from (read_json_array(path) if kind == "json" else read_ndjson_batches(path))
@@ -293,6 +369,7 @@ class ReplaySummary:
     left_out: int = 0  # events after the cut (valid or not): they never "arrived"
     last_event: Position | None = None  # the event whose ts became as_of (no --at)
     latest_ts: float | None = None  # the latest ts before the last event, when after it
+    feed: FeedTally | None = None  # a feed format's skipped and rejected records by verb
 
     @property
     def as_of_from_earlier_max(self) -> bool:
@@ -311,6 +388,7 @@ class _Pass:
     peak_at_last: float | None = None  # highest ts seen up to and with the last event
     left_out: int = 0
     by_reason: dict[str, ReasonTally] = field(default_factory=dict)
+    feed: FeedTally = field(default_factory=FeedTally)
 
     def note(self, reason: str, position: Position) -> None:
         tally = self.by_reason.get(reason)
@@ -319,11 +397,17 @@ class _Pass:
         tally.add(position)
 
 
-def _run(paths: list[str | Path], config: Config, fmt: str, cut: float | None) -> _Pass:
+def _run(
+    paths: list[str | Path],
+    config: Config,
+    fmt: str,
+    cut: float | None,
+    options: FeedOptions | None = None,
+) -> _Pass:
     run = _Pass(FloorProcessor(config, changes=False))
     proc = run.proc
     apply = proc.apply
-    for batch in read_batches(paths, fmt):
+    for batch in read_batches(paths, fmt, options, run.feed):
         # What the processor built so far is long-lived: out of the collector's sight
         # (it is freed by reference counting as ever), so each pass scans only new
         # objects. With the state's histories this halves a replay's GC time.
@@ -409,23 +493,30 @@ class ReplayResult:
 
 
 def run_replay(
-    paths: list[str | Path], config: Config, at: float | None = None, fmt: str = "auto"
+    paths: list[str | Path],
+    config: Config,
+    at: float | None = None,
+    fmt: str = "auto",
+    options: FeedOptions | None = None,
 ) -> ReplayResult:
     """Replay ``paths`` and return the processor at the document time with a summary.
 
     Without ``at`` the cut is the last valid event's ``ts``; if any event (valid, or
     rejected with a readable ``ts``) lies after it, a second pass applies the cut.
-    Raises :class:`ReplayInputError` for a file that cannot be read at all.
+    Raises :class:`ReplayInputError` for a file that cannot be read at all. A feed
+    format's mapper takes ``options`` (default: from ``config``).
     """
     given = at is not None
+    if fmt in FEED_FORMATS and options is None:
+        options = FeedOptions.from_config(config)
     with batch_gc():
-        run = _run(paths, config, fmt, at)
+        run = _run(paths, config, fmt, at, options)
         latest: float | None = None
         if at is None and run.last is not None:
             if run.peak_at_last is not None and run.peak_at_last > run.last:
                 latest = run.peak_at_last  # an event before the last one was later
             if run.highest is not None and run.highest > run.last:
-                run = _run(paths, config, fmt, run.last)
+                run = _run(paths, config, fmt, run.last, options)
             at = run.last
         proc = run.proc
         if at is not None:
@@ -444,20 +535,30 @@ def run_replay(
         left_out=run.left_out,
         last_event=run.last_at[0].position(run.last_at[1]) if run.last_at else None,
         latest_ts=latest,
+        feed=run.feed if fmt in FEED_FORMATS else None,
     )
     return ReplayResult(proc, summary)
 
 
 def replay(
-    paths: list[str | Path], config: Config, at: float | None = None, fmt: str = "auto"
+    paths: list[str | Path],
+    config: Config,
+    at: float | None = None,
+    fmt: str = "auto",
+    options: FeedOptions | None = None,
 ) -> FloorProcessor:
     """The processor after replaying ``paths``, with its clock at the document time."""
-    return run_replay(paths, config, at, fmt).processor
+    return run_replay(paths, config, at, fmt, options).processor
 
 
 def replay_document(
-    paths: list[str | Path], config: Config, at: float | None = None, fmt: str = "auto"
+    paths: list[str | Path],
+    config: Config,
+    at: float | None = None,
+    fmt: str = "auto",
+    options: FeedOptions | None = None,
 ) -> dict[str, object]:
     """The SPEC §7 document of a replay, as plain JSON-ready Python values."""
-    doc: dict[str, object] = msgspec.to_builtins(replay(paths, config, at, fmt).view.document())
+    proc = replay(paths, config, at, fmt, options)
+    doc: dict[str, object] = msgspec.to_builtins(proc.view.document())
     return doc

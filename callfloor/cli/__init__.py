@@ -1,4 +1,4 @@
-"""The ``callfloor`` command: replay, erlang, simulate, demo, serve, dashboards.
+"""The ``callfloor`` command: replay, convert, erlang, simulate, demo, serve, dashboards.
 
 One module per command (:mod:`~callfloor.cli.replay`, :mod:`~callfloor.cli.erlang`,
 :mod:`~callfloor.cli.simulate`, :mod:`~callfloor.cli.serve` for serve and demo), each
@@ -14,7 +14,7 @@ import os
 import sys
 
 from callfloor import __version__
-from callfloor.cli import dashboards, erlang, replay, serve, simulate
+from callfloor.cli import convert, dashboards, erlang, replay, serve, simulate
 from callfloor.config import ConfigError
 
 __all__ = ["build_parser", "main"]
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"callfloor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     replay.add_parser(sub)
+    convert.add_parser(sub)
     erlang.add_parser(sub)
     simulate.add_parser(sub)
     serve.add_demo_parser(sub)

@@ -8,7 +8,12 @@ stderr.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
@@ -26,7 +31,11 @@ _EPILOG: Final[str] = """\
 input:
   NDJSON (one event per line) or, when a file's first non-space byte is "[", a
   JSON array of events.  Rejected events are counted one by one; the valid
-  events around them still apply.
+  events around them still apply.  FILE "-" is standard input.
+  --format queue_log | queue_log_csv | connect | ami reads an Asterisk queue_log,
+  its database export (FreePBX/Issabel, PBXware), Amazon Connect NDJSON or an AMI
+  capture through the same mapping as the live sources (docs/sources.md); records
+  that carry nothing for callfloor are skipped and counted by verb.
 
 stderr:
   One summary line: events applied, rejected by reason with the first three
@@ -58,7 +67,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "files", nargs="+", type=v.readable_file, metavar="FILE", help="event files, read in order"
+        "files",
+        nargs="+",
+        type=v.readable_file_or_stdin,
+        metavar="FILE",
+        help="event files, read in order (- is standard input)",
     )
     p.add_argument("--config", metavar="CFG", help="TOML configuration (default: built-in)")
     p.add_argument("--output", choices=("json",), default="json", help="output format")
@@ -73,7 +86,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         choices=FORMATS,
         default="auto",
         help="input format: auto (a JSON array if the file starts with '[', else NDJSON), "
-        "ndjson or json (default auto)",
+        "ndjson, json, or a feed: queue_log, queue_log_csv, connect, ami (default auto)",
+    )
+    p.add_argument(
+        "--site",
+        metavar="SITE",
+        help="feed formats: the site of events whose queue has no configured site "
+        '(default "default")',
+    )
+    p.add_argument(
+        "--timezone",
+        type=v.timezone,
+        metavar="TZ",
+        help="queue_log_csv: the time zone of local-text times (default: [asterisk] "
+        "timezone, else the site's)",
     )
     p.add_argument("--strict", action="store_true", help="exit 1 when any event was rejected")
     p.add_argument("--quiet", action="store_true", help="no summary line on stderr")
@@ -82,20 +108,36 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``callfloor replay``: the document on stdout, the summary on stderr."""
+    from callfloor.feeds import FEED_FORMATS, FeedOptions
     from callfloor.replay import ReplayInputError, run_replay
 
     config = load_config(args.config)  # a ConfigError is reported by main (exit 2)
     files: list[str] = list(args.files)
-    try:
-        result = run_replay(list(files), config, args.at, args.format)
-    except ReplayInputError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+    site, zone = getattr(args, "site", None), getattr(args, "timezone", None)
+    if args.format not in FEED_FORMATS and (site is not None or zone is not None):
+        print(f"{PROG}: --site and --timezone apply to the feed formats only", file=sys.stderr)
         return 2
+    if files.count(v.STDIN) > 1:
+        print(f"{PROG}: standard input (-) can be given once", file=sys.stderr)
+        return 2
+    options = (
+        FeedOptions.from_config(config, site=site, timezone=zone)
+        if args.format in FEED_FORMATS
+        else None
+    )
+    with stdin_spooled(files) as (paths, spool):
+        try:
+            result = run_replay(list(paths), config, args.at, args.format, options)
+        except ReplayInputError as exc:
+            print(f"{PROG}: {str(exc).replace(spool or chr(0), v.STDIN)}", file=sys.stderr)
+            return 2
     document = msgspec.json.encode(result.processor.view.document())
     sys.stdout.buffer.write(document + b"\n")
     sys.stdout.flush()
 
     summary = result.summary
+    if spool is not None:
+        _rename(summary, spool, v.STDIN)
     several = len(set(files)) > 1
     warning = backwards_warning(summary, several)
     if warning is not None:
@@ -105,6 +147,30 @@ def run(args: argparse.Namespace) -> int:
     if args.strict and summary.rejected:
         return 1
     return 0
+
+
+@contextmanager
+def stdin_spooled(files: list[str]) -> Iterator[tuple[list[str], str | None]]:
+    """``files`` with ``-`` replaced by a temporary copy of standard input.
+
+    Replay may read its input twice (the second pass of out-of-order input, and the
+    format sniff), which a pipe cannot give, so standard input is saved first.
+    """
+    if v.STDIN not in files:
+        yield files, None
+        return
+    with tempfile.NamedTemporaryFile(prefix="callfloor-stdin-") as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+        spool.flush()
+        yield [spool.name if f == v.STDIN else f for f in files], spool.name
+
+
+def _rename(summary: ReplaySummary, old: str, new: str) -> None:
+    """Positions in ``old`` (the spooled standard input) named ``new`` instead."""
+    for tally in summary.by_reason.values():
+        tally.positions = [replace(p, path=new) if p.path == old else p for p in tally.positions]
+    if summary.last_event is not None and summary.last_event.path == old:
+        summary.last_event = replace(summary.last_event, path=new)
 
 
 def _utc(ts: float) -> str:
@@ -147,6 +213,14 @@ def summary_line(summary: ReplaySummary, several_files: bool = False) -> str:
         )
         rejected += f" ({reasons})"
     parts += [rejected, f"{summary.duplicates} duplicates", f"{summary.late} late"]
+    if summary.feed is not None:
+        skipped = summary.feed.skipped
+        part = f"{sum(skipped.values())} skipped"
+        if skipped:
+            part += f" ({_by_verb(skipped)})"
+        parts.append(part)
+        if summary.feed.rejected:
+            parts.append(f"rejected by verb ({_by_verb(summary.feed.rejected)})")
     if summary.left_out:
         parts.append(f"{summary.left_out} after as_of left out")
     if summary.at_given:
@@ -157,6 +231,13 @@ def summary_line(summary: ReplaySummary, several_files: bool = False) -> str:
         source = "no valid event"  # nothing to take a time from: the epoch
     parts.append(f"as_of {summary.as_of!r} ({_utc(summary.as_of)}, {source})")
     return ", ".join(parts)
+
+
+def _by_verb(counts: dict[str, int]) -> str:
+    """``CONFIGRELOAD 11, QUEUESTART 7``: most first, then by name."""
+    return ", ".join(
+        f"{verb} {n}" for verb, n in sorted(counts.items(), key=lambda i: (-i[1], i[0]))
+    )
 
 
 def backwards_warning(summary: ReplaySummary, several_files: bool = False) -> str | None:

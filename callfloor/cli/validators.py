@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from callfloor.config import parse_duration
 
@@ -26,7 +27,9 @@ __all__ = [
     "positive",
     "positive_int",
     "readable_file",
+    "readable_file_or_stdin",
     "target_fraction",
+    "timezone",
 ]
 
 
@@ -162,3 +165,23 @@ def readable_file(value: object) -> str:
     except OSError as exc:
         raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror}") from None
     return path
+
+
+STDIN = "-"
+
+
+def readable_file_or_stdin(value: object) -> str:
+    """``-`` (standard input) or a path that can be opened for reading."""
+    return STDIN if str(value) == STDIN else readable_file(value)
+
+
+def timezone(value: object) -> str:
+    """An IANA time zone name (``Asia/Shanghai``, ``UTC``)."""
+    name = str(value)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"unknown time zone {name!r} (an IANA name such as Europe/Paris or UTC)"
+        ) from None
+    return name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import callfloor.feeds
 import callfloor.processors
 
 FORBIDDEN = {
@@ -22,11 +23,16 @@ FORBIDDEN = {
 }
 
 
+PURE_PACKAGES = (callfloor.processors, callfloor.feeds)
+"""The pure core, and the feed mappers (records in, events out: no I/O, no clock)."""
+
+
 def test_processors_import_no_io_modules() -> None:
-    """No module under callfloor/processors imports asyncio, networking, time or randomness."""
-    root = Path(callfloor.processors.__file__).parent
+    """No module under callfloor/processors or callfloor/feeds imports asyncio, networking,
+    time or randomness."""
     offenders = []
-    for path in sorted(root.glob("*.py")):
+    paths = [p for pkg in PURE_PACKAGES for p in sorted(Path(pkg.__file__).parent.glob("*.py"))]
+    for path in paths:
         for node in ast.walk(ast.parse(path.read_text())):
             names: list[str] = []
             if isinstance(node, ast.Import):
