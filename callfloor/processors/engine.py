@@ -115,6 +115,8 @@ class FloorProcessor(FloorEffects):
         self.widths = tuple(widths)
         self.idx_15m = widths.index(900.0)
         self.idx_60m = widths.index(3600.0)
+        # How far back each queue's windows keep records (see retain_windows).
+        self.window_span = max(widths)
 
         self.clock = float("-inf")
         self.seq = 0  # arrival order of accepted events: breaks ties between equal times
@@ -366,6 +368,20 @@ class FloorProcessor(FloorEffects):
                 return changes[i][1]
         return self.queues[queue].policy
 
+    def retain_windows(self, span_s: float) -> None:
+        """Keep each queue's window records for ``span_s`` seconds back from the clock
+        (never less than the widest rolling window), so windows of any width up to it
+        can be read at any instant within it (``QueueWindows.window``).
+
+        What the alerts ask for: the widest window any rule reads, back to the lateness
+        horizon. Each record kept costs about 100 bytes; a longer span applies to the
+        records counted from now on (nothing dropped comes back).
+        """
+        span = max(span_s, max(self.widths))
+        self.window_span = span
+        for q in self.queues.values():
+            q.windows.span = span
+
     def _new_queue(
         self,
         name: str,
@@ -384,6 +400,7 @@ class FloorProcessor(FloorEffects):
             self.widths,
             configured=configured,
             site_fixed=site_fixed,
+            span=self.window_span,
         )
         self.queues[name] = q
         q.calendar = self.site(site).calendar
