@@ -46,7 +46,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import Final
 
-BLOCK: Final = 128  # records an in-order block fills to (and each half of a split)
+BLOCK: Final = 32  # records an in-order block fills to (and each half of a split)
 SPLIT: Final = 2 * BLOCK  # a block longer than this is split in two
 
 Deltas = Sequence[tuple[int, int]]  # (field index, value) pairs: a sparse vector
@@ -77,6 +77,7 @@ class DeltaLog:
         "_offs",
         "_rows",
         "_times",
+        "_total",
         "_valid",
         "retained_from",
         "width",
@@ -94,6 +95,7 @@ class DeltaLog:
         self._firsts: list[float] = []
         self._valid = 0
         self._base = [0] * width  # records folded in before retained_from (and dropped)
+        self._total = [0] * width  # the sum of every record (kept, folded or dropped)
         self.retained_from = float("-inf")
 
     # ------------------------------------------------------------------ size
@@ -118,14 +120,19 @@ class DeltaLog:
                 w = self.width
                 rows = self._rows[-1]
                 row = rows[len(rows) - w :]
+                total = self._total
                 for f, v in deltas:
                     row[f] += v
+                    total[f] += v
                 if len(ts) < self._block:
                     ts.append(x)
                     rows.extend(row)
                 else:
                     self._new_block(x, row, rows)
                 return
+        total = self._total
+        for f, v in deltas:
+            total[f] += v
         if x < self.retained_from:
             base = self._base
             for f, v in deltas:
@@ -234,6 +241,9 @@ class DeltaLog:
             self.add(x, [(f, -v) for f, v in deltas])
             return
         j, i = found
+        total = self._total
+        for f, v in deltas:
+            total[f] -= v
         ts = self._times[j]
         rows = self._rows[j]
         base = self._bases[j]
@@ -335,18 +345,7 @@ class DeltaLog:
 
     def total(self) -> list[int]:
         """The sum of every record."""
-        if not self._times:
-            return list(self._base)
-        j = len(self._times) - 1
-        self._ensure(j)
-        rows = self._rows[j]
-        w = self.width
-        return [
-            b + o + r - s
-            for b, o, r, s in zip(
-                self._base, self._offs[j], rows[len(rows) - w :], self._bases[j], strict=True
-            )
-        ]
+        return list(self._total)
 
     def prefix(self, t: float, inclusive: bool = True) -> list[int]:
         """The sum of every record at or before ``t`` (strictly before unless
@@ -357,11 +356,25 @@ class DeltaLog:
             if not firsts:
                 return list(self._base)
             return [b + o for b, o in zip(self._base, self._offs[0], strict=True)]
-        self._ensure(j)
         ts = self._times[j]
         i = bisect_right(ts, t) if inclusive else bisect_left(ts, t)
         w = self.width
-        row = self._rows[j][(i - 1) * w : i * w]
+        rows = self._rows[j]
+        row = rows[(i - 1) * w : i * w]
+        last = len(firsts) - 1
+        if j >= self._valid and last - j < j - self._valid:
+            # Nearer the end than the offsets known: the total less what follows.
+            after = [r - e for r, e in zip(row, rows[len(rows) - w :], strict=True)]
+            rows_of = self._rows
+            bases = self._bases
+            for k in range(j + 1, last + 1):
+                later = rows_of[k]
+                after = [
+                    a - e + s
+                    for a, e, s in zip(after, later[len(later) - w :], bases[k], strict=True)
+                ]
+            return [whole + a for whole, a in zip(self._total, after, strict=True)]
+        self._ensure(j)
         return [
             b + o + r - s
             for b, o, r, s in zip(self._base, self._offs[j], row, self._bases[j], strict=True)
@@ -425,6 +438,7 @@ class DeltaLog:
             )
         if not n:
             log._base = list(base)
+            log._total = list(base)
             return log
         prev = array("q", base)
         for start in range(0, n, block):
@@ -438,6 +452,7 @@ class DeltaLog:
             log._firsts.append(ts[0])
             prev = rows[len(rows) - width :]
         log._valid = len(log._times)
+        log._total = list(prev)
         return log
 
 
