@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from callfloor.config import AgentRules
@@ -34,6 +34,7 @@ from callfloor.processors.violations import (
     Violation,
     add_not_ready,
     counts_not_ready,
+    respell,
     spell_kind,
 )
 
@@ -65,6 +66,7 @@ class AgentFold:
         "closed",
         "display",
         "group",
+        "keeps_spells",
         "known",
         "last_ts",
         "nr_days",
@@ -90,6 +92,8 @@ class AgentFold:
         # shared empty lists, replaced (never appended to) on first use.
         self.closed: list[Violation] = _NO_VIOLATIONS
         self.nr_days: list[NRDay] = _NO_DAYS
+        # Its days keep their spells (a re-fold from marks splices them; see refold_late).
+        self.keeps_spells = False
 
     def copy(self) -> AgentFold:
         """An independent copy (violations are immutable once closed)."""
@@ -102,6 +106,7 @@ class AgentFold:
         f.group = self.group
         f.team = self.team
         f.display = self.display
+        f.keeps_spells = self.keeps_spells
         if self.closed:
             f.closed = list(self.closed)
         if self.nr_days:
@@ -151,6 +156,7 @@ class AgentTrack:
         "codes",
         "ends",
         "fold",
+        "marks",
         "misses",
         "name",
         "payload_index",
@@ -173,6 +179,10 @@ class AgentTrack:
         self.misses = array("d")  # times of its call_missed, ascending
         self.ends: list[CallEnd] = []  # by ended_at
         self.pending: list[CallEnd] = _NOTHING_PENDING  # ends whose handling is undecided
+        # Folds of history prefixes, (index, fold of ts[:index]), made by late events'
+        # re-folds (see refold_late); None until one, and again whenever the history's
+        # indices or the fold's lists change otherwise (retention).
+        self.marks: list[tuple[int, AgentFold]] | None = None
 
     def add_pending(self, end: CallEnd) -> None:
         """Note a call end whose handling is undecided."""
@@ -274,7 +284,9 @@ def _close_not_ready(f: AgentFold, t: float, rules: AgentRules, calendar: Calend
     if t > f.since:
         if not f.nr_days:
             f.nr_days = []
-        add_not_ready(f.nr_days, calendar(f.site), rules.daily_not_ready_s, f.since, t)
+        add_not_ready(
+            f.nr_days, calendar(f.site), rules.daily_not_ready_s, f.since, t, f.keeps_spells
+        )
 
 
 def _close_wrap_up(f: AgentFold, t: float, rules: AgentRules, calendar: CalendarOf) -> None:
@@ -333,6 +345,140 @@ def refold(track: AgentTrack, rules: AgentRules, calendar: CalendarOf) -> AgentF
     for i in range(len(ts)):
         step(f, ts[i], payload(i), rules, calendar)
     return f
+
+
+MARK_EVERY: Final = 32  # history entries between two marks a re-fold leaves
+
+
+def _same_state(a: AgentFold, b: AgentFold) -> bool:
+    """Whether two folds are in the same state (their materialised lists aside)."""
+    return (
+        a.since == b.since
+        and a.last_ts == b.last_ts
+        and a.state == b.state
+        and a.reason == b.reason
+        and a.known == b.known
+        and a.site == b.site
+        and a.group == b.group
+        and a.team == b.team
+        and a.display == b.display
+    )
+
+
+def _same_days(a: list[NRDay], b: list[NRDay]) -> bool:
+    """Whether two folds' day totals are the same, kept spells included."""
+    return len(a) == len(b) and all(
+        x.start == y.start
+        and x.closed_s == y.closed_s
+        and x.crossings == y.crossings
+        and (x.spells is None) == (y.spells is None)
+        and (x.spells is None or y.spells is None or x.spells[2] == y.spells[2])
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def _spliced(new: AgentFold, old: AgentFold, later: AgentFold, limits: Sequence[float]) -> None:
+    """Make ``later`` (a fold after ``old``) what it is after ``new`` instead, where
+    ``new`` and ``old`` are in the same state: what ``old`` closed and counted before
+    it becomes what ``new`` did; what came after is the same (appended violations,
+    and spells added to the day totals, whose sums and crossings are worked out again)."""
+    closed = new.closed + later.closed[len(old.closed) :]
+    later.closed = closed if closed else _NO_VIOLATIONS
+    counted = {d.start: len(d.spells[2]) if d.spells is not None else 0 for d in old.nr_days}
+    days = {d.start: d.copy() for d in new.nr_days}
+    for d in later.nr_days:
+        assert d.spells is not None
+        added = d.spells[2][counted.get(d.start, 0) :]
+        if not added:
+            continue
+        day = days.get(d.start)
+        if day is None:
+            day = days[d.start] = NRDay(d.start, d.end)
+            day.keep_spells()
+        assert day.spells is not None
+        day.spells[2].extend(added)
+        respell(day, limits)
+    later.nr_days = sorted(days.values(), key=_day_start) if days else _NO_DAYS
+
+
+def _day_start(day: NRDay) -> float:
+    return day.start
+
+
+def refold_late(track: AgentTrack, p: int, rules: AgentRules, calendar: CalendarOf) -> AgentFold:
+    """The agent's fold after entry ``p`` of its history was inserted (a late event).
+
+    Folds on from the last mark before ``p`` only until the fold is back in the state
+    the old history's next mark recorded (usually within :data:`MARK_EVERY` entries);
+    from there the rest of the history goes as it went, so the current fold is the old
+    one with what was closed before that point replaced. The cost does not grow with
+    the history after ``p``, except while a changed not-ready total of a day is still
+    open (then until that day's spells are folded). The first late event since the
+    marks were dropped folds the whole retained history once, leaving marks.
+    """
+    marks = track.marks if track.marks is not None else []
+    k = bisect_right(marks, p, key=_mark_index)
+    kept = marks[:k]
+    later = marks[k:]  # old numbering: the entry at old index m is at m + 1 now
+    if kept:
+        i, start = kept[-1]
+    else:
+        i, start = 0, track.base
+    f = start.copy()
+    if not f.keeps_spells:
+        f.keeps_spells = True
+        for day in f.nr_days:
+            day.keep_spells()
+    ts = track.ts
+    n = len(ts)
+    payload = track.payload
+    made: list[tuple[int, AgentFold]] = []
+    last_mark = i
+    li = 0
+    while i < n:
+        while li < len(later) and later[li][0] + 1 < i:
+            li += 1
+        if li < len(later) and later[li][0] + 1 == i and _same_state(f, later[li][1]):
+            old = later[li][1]
+            rest = later[li:]
+            final = track.fold
+            if f.closed != old.closed or not _same_days(f.nr_days, old.nr_days):
+                limits = rules.daily_not_ready_s
+                for _, fold in rest:
+                    if fold is not old:
+                        _spliced(f, old, fold, limits)
+                _spliced(f, old, final, limits)
+                _spliced(f, old, old, limits)
+            track.marks = kept + made + [(m + 1, fold) for m, fold in rest]
+            return final
+        if i - last_mark >= MARK_EVERY:
+            made.append((i, f.copy()))
+            last_mark = i
+        step(f, ts[i], payload(i), rules, calendar)
+        i += 1
+    track.marks = kept + made
+    return f
+
+
+def _mark_index(mark: tuple[int, AgentFold]) -> int:
+    return mark[0]
+
+
+def ends_near(track: AgentTrack, p: int) -> list[CallEnd]:
+    """The call ends whose handling may depend on history entry ``p`` (just inserted).
+
+    A decision reads the last entry before the end and the run of ``wrap_up`` entries
+    from there (see :func:`decide_handling`): so only ends after the entry before the
+    ``wrap_up`` run that reaches ``p`` and up to the entry after ``p`` can change.
+    """
+    ts = track.ts
+    q = p
+    while q > 0 and track.state_at(q - 1) == WRAP_UP:
+        q -= 1
+    ends = track.ends
+    lo = bisect_right(ends, ts[q - 1], key=ended_at_of) if q > 0 else 0
+    hi = bisect_right(ends, ts[p + 1], key=ended_at_of) if p + 1 < len(ts) else len(ends)
+    return ends[lo:hi]
 
 
 # ----------------------------------------------------------------------------- handling

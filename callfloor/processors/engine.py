@@ -43,7 +43,8 @@ from callfloor.processors.agents import (
     AgentTrack,
     Payload,
     advance_pending,
-    refold,
+    ends_near,
+    refold_late,
     step,
 )
 from callfloor.processors.calendar import SiteCalendar
@@ -507,9 +508,12 @@ class FloorProcessor(FloorEffects):
                 for end in advance_pending(track, t, state):
                     self._handled(end, True)
         else:
+            # A late agent_state: only its surroundings fold again (see refold_late), and
+            # only the call ends whose after-call work it can move are decided again.
+            p = bisect_right(ts, t)
             track.insert(t, code)
-            f = track.fold = refold(track, self.rules, self.calendar)
-            self._redecide(track, list(track.ends))
+            f = track.fold = refold_late(track, p, self.rules, self.calendar)
+            self._redecide(track, ends_near(track, p))
         new_state = f.state
         if not known or old_state != new_state or old_group is not f.group or old_site != f.site:
             # Agent counts per queue list and per site follow the agent's state (the
