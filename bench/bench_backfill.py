@@ -11,10 +11,13 @@ posted events, their ratio, and the ``/healthz`` latency (p50, p99, max) while p
 - ``day``: the simulated bench day (``bench/common.py``: 1,000 agents, 50 queues, 4
   sites, ~1 M events), moved so that its last event lies 2 minutes before now (all of
   it late to the live clock; ``[limits] max_lateness = "26h"`` so the first hours are
-  not refused). Posted twice, each into a new process: in ``ts`` order (the halves are
-  the first and second half), and interleaved (the events at even positions in ``ts``
-  order, then those at odd positions: every event of the second half lands among
-  events of the first, in its call's and its agent's history and in the windows).
+  not refused). Posted three times, each into a new process: in ``ts`` order (the
+  halves are the first and second half); interleaved by call and agent (the events of
+  every other call and agent, then the rest: the second half lands among the first in
+  the windows, agents' answers and call ends, as issue 10's odd calls do); and
+  interleaved event by event (the events at even positions, then those at odd
+  positions: every event of the second half also lands inside its call's and its
+  agent's history, re-folding them).
 - ``oddeven``: issue 10's case: one queue, 3,000 calls in the last hour (queued,
   answered, ended); the even calls in order, then the odd calls.
 - ``attack``: 30,000 never-answered calls of one queue sent 120 s late (bodies of
@@ -200,17 +203,34 @@ def _halves(
     return line, r1, r2
 
 
-def case_day(budget_s: float, agents: int, queues: int) -> None:
+def _by_entity(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The events of every other call and every other agent (by first appearance), then
+    the rest, each in ``ts`` order."""
+    index: dict[str, int] = {}
+    first: list[dict[str, Any]] = []
+    second: list[dict[str, Any]] = []
+    for e in events:
+        key = str(e.get("call_id") or e.get("agent"))
+        k = index.setdefault(key, len(index))
+        (first if k % 2 == 0 else second).append(e)
+    return first, second
+
+
+def case_day(budget_s: float, agents: int, queues: int, only: list[str]) -> None:
     path, config = simulated_day(agents=agents, queues=queues)
     with path.open("rb") as fh:
         raw = [json.loads(line) for line in fh]
     events = _moved(raw, time.time() - 120.0)
     toml = config.read_text() + '\n[limits]\nmax_lateness = "26h"\n'
     print(f"day: {path.name}: {len(events):,} events, last one 2 min before now", flush=True)
-    for name, first, second in (
-        ("in order", events[: len(events) // 2], events[len(events) // 2 :]),
-        ("interleaved", events[0::2], events[1::2]),
-    ):
+    runs = {
+        "in order": (events[: len(events) // 2], events[len(events) // 2 :]),
+        "interleaved by call and agent": _by_entity(events),
+        "interleaved event by event": (events[0::2], events[1::2]),
+    }
+    for name, (first, second) in runs.items():
+        if only and name not in only:
+            continue
         with serving(toml) as port, Prober(port) as probe:
             line, _, _ = _halves(port, first, second, budget_s)
         print(f"  {name}: {line}; {probe.summary()}", flush=True)
@@ -303,6 +323,13 @@ def main() -> None:
         default=600.0,
         help="seconds per half at most (a rate over what was posted)",
     )
+    parser.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        help="day runs to do (default all): 'in order', 'interleaved by call and agent', "
+        "'interleaved event by event'",
+    )
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--queues", type=int, default=50)
     args = parser.parse_args()
@@ -312,7 +339,7 @@ def main() -> None:
     if args.case in ("attack", "all"):
         case_attack(args.budget)
     if args.case in ("day", "all"):
-        case_day(args.budget, args.agents, args.queues)
+        case_day(args.budget, args.agents, args.queues, args.run)
 
 
 if __name__ == "__main__":

@@ -182,7 +182,7 @@ class AgentTrack:
         # Folds of history prefixes, (index, fold of ts[:index]), made by late events'
         # re-folds (see refold_late); None until one, and again whenever the history's
         # indices or the fold's lists change otherwise (retention).
-        self.marks: list[tuple[int, AgentFold]] | None = None
+        self.marks: list[Mark] | None = None
 
     def add_pending(self, end: CallEnd) -> None:
         """Note a call end whose handling is undecided."""
@@ -365,30 +365,74 @@ def _same_state(a: AgentFold, b: AgentFold) -> bool:
     )
 
 
-def _same_days(a: list[NRDay], b: list[NRDay]) -> bool:
-    """Whether two folds' day totals are the same, kept spells included."""
-    return len(a) == len(b) and all(
-        x.start == y.start
-        and x.closed_s == y.closed_s
-        and x.crossings == y.crossings
-        and (x.spells is None) == (y.spells is None)
-        and (x.spells is None or y.spells is None or x.spells[2] == y.spells[2])
-        for x, y in zip(a, b, strict=True)
-    )
+# A mark: (history index, the fold's state before that entry (its lists unused), how
+# many violations the fold had closed, how many spells each day total had kept). The
+# lists themselves are the current fold's, cut at those counts: a mark holds no copy,
+# and a splice before it only moves its counts.
+Mark = tuple[int, AgentFold, int, dict[float, int]]
 
 
-def _spliced(new: AgentFold, old: AgentFold, later: AgentFold, limits: Sequence[float]) -> None:
-    """Make ``later`` (a fold after ``old``) what it is after ``new`` instead, where
-    ``new`` and ``old`` are in the same state: what ``old`` closed and counted before
-    it becomes what ``new`` did; what came after is the same (appended violations,
-    and spells added to the day totals, whose sums and crossings are worked out again)."""
-    closed = new.closed + later.closed[len(old.closed) :]
-    later.closed = closed if closed else _NO_VIOLATIONS
-    counted = {d.start: len(d.spells[2]) if d.spells is not None else 0 for d in old.nr_days}
-    days = {d.start: d.copy() for d in new.nr_days}
-    for d in later.nr_days:
+def _state_of(f: AgentFold) -> AgentFold:
+    """A copy of the fold's state without its lists."""
+    g = AgentFold(f.site)
+    g.known = f.known
+    g.state = f.state
+    g.reason = f.reason
+    g.since = f.since
+    g.last_ts = f.last_ts
+    g.group = f.group
+    g.team = f.team
+    g.display = f.display
+    g.keeps_spells = True
+    return g
+
+
+def _counts(f: AgentFold) -> dict[float, int]:
+    """How many spells each of the fold's day totals kept."""
+    out: dict[float, int] = {}
+    for d in f.nr_days:
         assert d.spells is not None
-        added = d.spells[2][counted.get(d.start, 0) :]
+        out[d.start] = len(d.spells[2])
+    return out
+
+
+def _mark(i: int, f: AgentFold) -> Mark:
+    return (i, _state_of(f), len(f.closed), _counts(f))
+
+
+def _resume(mark: Mark, final: AgentFold, limits: Sequence[float]) -> AgentFold:
+    """The fold at a mark: its state, and the current fold's lists cut at its counts."""
+    _, state, n_closed, counts = mark
+    f = _state_of(state)
+    closed = final.closed[:n_closed]
+    f.closed = closed if closed else _NO_VIOLATIONS
+    days: list[NRDay] = []
+    for d in final.nr_days:
+        n = counts.get(d.start)
+        assert d.spells is not None
+        closed_s, crossings, spells = d.spells
+        if n is None or (not n and not crossings and not closed_s):
+            continue  # not counted yet at the mark
+        day = NRDay(d.start, d.end)
+        day.spells = (closed_s, list(crossings), spells[:n])
+        respell(day, limits)
+        days.append(day)
+    f.nr_days = days if days else _NO_DAYS
+    return f
+
+
+def _splice(new: AgentFold, old: Mark, final: AgentFold, limits: Sequence[float]) -> None:
+    """Make ``final`` what it is after ``new`` instead of after the mark ``old``, where
+    both are in the same state: what was closed and counted before the mark becomes
+    what ``new`` closed and counted; what came after is the same (appended violations,
+    spells added to day totals, whose sums and crossings are worked out again)."""
+    _, _, n_closed, counts = old
+    closed = new.closed + final.closed[n_closed:]
+    final.closed = closed if closed else _NO_VIOLATIONS
+    days = {d.start: d.copy() for d in new.nr_days}
+    for d in final.nr_days:
+        assert d.spells is not None
+        added = d.spells[2][counts.get(d.start, 0) :]
         if not added:
             continue
         day = days.get(d.start)
@@ -398,7 +442,7 @@ def _spliced(new: AgentFold, old: AgentFold, later: AgentFold, limits: Sequence[
         assert day.spells is not None
         day.spells[2].extend(added)
         respell(day, limits)
-    later.nr_days = sorted(days.values(), key=_day_start) if days else _NO_DAYS
+    final.nr_days = sorted(days.values(), key=_day_start) if days else _NO_DAYS
 
 
 def _day_start(day: NRDay) -> float:
@@ -411,56 +455,86 @@ def refold_late(track: AgentTrack, p: int, rules: AgentRules, calendar: Calendar
     Folds on from the last mark before ``p`` only until the fold is back in the state
     the old history's next mark recorded (usually within :data:`MARK_EVERY` entries);
     from there the rest of the history goes as it went, so the current fold is the old
-    one with what was closed before that point replaced. The cost does not grow with
-    the history after ``p``, except while a changed not-ready total of a day is still
-    open (then until that day's spells are folded). The first late event since the
-    marks were dropped folds the whole retained history once, leaving marks.
+    one with what was closed and counted before that point replaced, and the marks
+    after it only move their counts. The cost does not grow with the history after
+    ``p``. The first late event since the marks were dropped folds the whole retained
+    history once, leaving marks.
     """
+    limits = rules.daily_not_ready_s
     marks = track.marks if track.marks is not None else []
+    final = track.fold
     k = bisect_right(marks, p, key=_mark_index)
     kept = marks[:k]
     later = marks[k:]  # old numbering: the entry at old index m is at m + 1 now
     if kept:
-        i, start = kept[-1]
+        i = kept[-1][0]
+        f = _resume(kept[-1], final, limits)
     else:
-        i, start = 0, track.base
-    f = start.copy()
-    if not f.keeps_spells:
-        f.keeps_spells = True
-        for day in f.nr_days:
-            day.keep_spells()
+        i = 0
+        f = track.base.copy()
+        if not f.keeps_spells:
+            f.keeps_spells = True
+            for day in f.nr_days:
+                day.keep_spells()
     ts = track.ts
     n = len(ts)
-    payload = track.payload
-    made: list[tuple[int, AgentFold]] = []
-    last_mark = i
+    payloads = track.payloads
+    codes = track.codes
+    every = MARK_EVERY
+    made: list[Mark] = []
+    next_mark = i + every
     li = 0
+    nl = len(later)
+    check = later[0][0] + 1 if later else n  # where the next old mark is, numbered anew
     while i < n:
-        while li < len(later) and later[li][0] + 1 < i:
+        if i == check:
+            if _same_state(f, later[li][1]):
+                return _converged(track, f, kept, made, later, li, limits)
             li += 1
-        if li < len(later) and later[li][0] + 1 == i and _same_state(f, later[li][1]):
-            old = later[li][1]
-            rest = later[li:]
-            final = track.fold
-            if f.closed != old.closed or not _same_days(f.nr_days, old.nr_days):
-                limits = rules.daily_not_ready_s
-                for _, fold in rest:
-                    if fold is not old:
-                        _spliced(f, old, fold, limits)
-                _spliced(f, old, final, limits)
-                _spliced(f, old, old, limits)
-            track.marks = kept + made + [(m + 1, fold) for m, fold in rest]
-            return final
-        if i - last_mark >= MARK_EVERY:
-            made.append((i, f.copy()))
-            last_mark = i
-        step(f, ts[i], payload(i), rules, calendar)
+            check = later[li][0] + 1 if li < nl else n
+        if i >= next_mark:
+            made.append(_mark(i, f))
+            next_mark = i + every
+        step(f, ts[i], payloads[codes[i] >> 1], rules, calendar)
         i += 1
     track.marks = kept + made
     return f
 
 
-def _mark_index(mark: tuple[int, AgentFold]) -> int:
+def _converged(
+    track: AgentTrack,
+    f: AgentFold,
+    kept: list[Mark],
+    made: list[Mark],
+    later: list[Mark],
+    li: int,
+    limits: Sequence[float],
+) -> AgentFold:
+    """The re-fold ``f`` reached the state of the old mark ``later[li]``: splice it into
+    the current fold and move the counts of the marks from there on."""
+    old = later[li]
+    i = old[0] + 1
+    final = track.fold
+    _, _, n_old, c_old = old
+    moved = len(f.closed) - n_old
+    c_new = _counts(f)
+    delta = {d: c_new.get(d, 0) - c_old.get(d, 0) for d in c_new.keys() | c_old.keys()}
+    changed = any(delta.values())
+    _splice(f, old, final, limits)
+    shifted: list[Mark] = []
+    for m, state, n_closed, counts in later[li:]:
+        if changed:
+            counts = dict(counts)
+            for d, dd in delta.items():
+                counts[d] = counts.get(d, 0) + dd
+        shifted.append((m + 1, state, n_closed + moved, counts))
+    # Marks made just before the old one are not worth keeping beside it.
+    half = MARK_EVERY // 2
+    track.marks = kept + [mk for mk in made if mk[0] <= i - half] + shifted
+    return final
+
+
+def _mark_index(mark: Mark) -> int:
     return mark[0]
 
 
