@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from pathlib import Path
 
 import msgspec
@@ -276,3 +277,36 @@ def test_any_window_at_any_instant_matches_brute_force(
         inside = [(v, k) for x, v, k in live if t - width <= x <= t]
         assert sums[OFFERED] == sum(v for v, _ in inside)
         assert mx == max((k for _, k in inside if k >= 0), default=-1)
+
+
+def test_windows_load_from_the_checkpoint_form_written_before_the_delta_log() -> None:
+    """The checkpoint form as the flat prefix-sum windows wrote it (times, cumulative
+    vectors, a base, the monotonic maxq and the wait log) loads and reads the same."""
+    times = array("d", [100.0, 200.0, 300.0])
+    rows = [[5] + [0] * (NFIELDS - 1)]
+    for _ in range(2):
+        rows.append([rows[-1][0] + 1] + [0] * (NFIELDS - 1))
+    ws = WindowsS(
+        now=400.0,
+        times=times.tobytes(),
+        cums=array("q", [v for row in rows for v in row]).tobytes(),
+        base=[4] + [0] * (NFIELDS - 1),
+        maxq=[(200.0, 9), (300.0, 3)],
+        wait_x=array("d", [100.0, 200.0, 300.0]).tobytes(),
+        wait_us=array("q", [1, 9, 3]).tobytes(),
+        day_start=0.0,
+        day_sums=[7] + [0] * (NFIELDS - 1),
+        day_max_us=9,
+    )
+    w = windows_from(ws, (250.0,))
+    assert w.rolling(0) == ([2] + [0] * (NFIELDS - 1), 9)  # (150, 400]: 200 and 300
+    assert w.interval(300.0) == ([1] + [0] * (NFIELDS - 1), 3)
+    assert w.window(250.0, 200.0) == ([2] + [0] * (NFIELDS - 1), 9)  # (50, 250]
+    assert w.day(0.0) == ([7] + [0] * (NFIELDS - 1), 9)
+    again = windows_s(w)
+    assert (again.times, again.cums, again.base, again.maxq) == (
+        ws.times,
+        ws.cums,
+        ws.base,
+        ws.maxq,
+    )
