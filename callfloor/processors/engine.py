@@ -375,7 +375,7 @@ class FloorProcessor(FloorEffects):
         can be read at any instant within it (``QueueWindows.window``).
 
         What the alerts ask for: the widest window any rule reads, back to the lateness
-        horizon. Each record kept costs about 100 bytes; a longer span applies to the
+        horizon. Each record kept costs about 120 bytes; a longer span applies to the
         records counted from now on (nothing dropped comes back).
         """
         span = max(span_s, max(self.widths))

@@ -28,8 +28,8 @@ Retention: the records of the last :attr:`QueueWindows.span` seconds are kept (b
 default the widest rolling window; the processor may ask for more, e.g. for alert
 rules that read longer windows back to the lateness horizon). Older ones are folded
 into the log's base in whole blocks; the waits are kept back to today's start too,
-for today's ``max_wait`` after a removal. A record costs 96 bytes (its time and
-cumulative vector), a wait 16, plus under 10 bytes each of block overhead.
+for today's ``max_wait`` after a removal. A record costs about 120 bytes (its time and
+cumulative vector, 96, and its share of its block), a wait 25.
 """
 
 from __future__ import annotations
