@@ -15,6 +15,7 @@ BENCHES = (
     "bench.bench_latency",
     "bench.bench_store",
     "bench.bench_redis_floor",
+    "bench.bench_backfill",
 )
 
 

@@ -6,11 +6,13 @@ from array import array
 from pathlib import Path
 
 import msgspec
+from helpers import T0, config, decode, ev
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opcount import bytecodes
 
 from callfloor.processors import windows
+from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.schema import WindowsS
 from callfloor.processors.state import windows_from, windows_s
 from callfloor.processors.windows import NFIELDS, OFFERED, SL_OFFERED, QueueWindows
@@ -310,3 +312,32 @@ def test_windows_load_from_the_checkpoint_form_written_before_the_delta_log() ->
         ws.base,
         ws.maxq,
     )
+
+
+# ----------------------------------------------------------------------------- retained span
+
+
+def _calls_each_minute(proc: FloorProcessor, minutes: int) -> None:
+    for i in range(minutes):
+        t = T0 + 60.0 * i
+        proc.apply(decode(ev("call_queued", t, call_id=f"c{i}", queue="q", id=f"e{i}")))
+    proc.tick(T0 + 60.0 * minutes)
+
+
+def test_the_processor_keeps_window_records_for_the_span_it_is_asked_for() -> None:
+    """With retain_windows(4 h), a queue's windows answer an hour-long window that ended
+    two hours ago exactly (the records are kept), in live operation too; by default only
+    the widest rolling window is kept."""
+    for live in (False, True):
+        proc = FloorProcessor(config({"queues": {"q": {}}}), live=live)
+        proc.retain_windows(4 * 3600.0)
+        _calls_each_minute(proc, 240)
+        w = proc.queues["q"].windows
+        t = T0 + 60.0 * 120  # two hours before the clock
+        sums, _ = w.window(t, 3600.0)  # (t - 1 h, t]: minutes 61..120
+        assert sums[OFFERED] == 60
+        assert len(w.log) >= 3 * 60
+    default = FloorProcessor(config({"queues": {"q": {}}}), live=True)
+    assert default.window_span == max(default.widths) == 3600.0
+    _calls_each_minute(default, 240)
+    assert len(default.queues["q"].windows.log) < 2 * 60 + 64
