@@ -4,9 +4,10 @@ An agent's state at any instant is a function of its ``agent_state`` events sort
 time (arrival order breaks ties), never of the order they arrived in. So each agent
 keeps its history (time and payload code per event, in compact arrays) and a *fold*:
 the state after the last event. An event later than the agent's last one is folded
-in one step; an earlier one is inserted and the fold is recomputed from the
-agent's *base* (the fold before its retained history). The same :func:`step` does
-both.
+in one step; an earlier one is inserted and the fold is recomputed from the nearest
+*mark* before it (or the agent's *base*, the fold before its retained history) only
+until it converges with the old fold, and spliced there (:func:`refold_late`). The
+same :func:`step` does both.
 
 Spells (SPEC §1) are runs of one state and one reason; the rules for what closing a
 spell does are a table (:data:`CLOSE_SPELL`), in the manner of h11's transition
