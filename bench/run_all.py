@@ -19,6 +19,7 @@ BENCHES = (
     "bench.bench_inflight",
     "bench.bench_attacks",
     "bench.bench_feeds",
+    "bench.bench_backfill",
 )
 
 

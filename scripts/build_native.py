@@ -18,6 +18,7 @@ from mypyc.build import mypycify
 from setuptools import setup
 
 MODULES = (
+    "deltalog",
     "windows",
     "calendar",
     "timers",

@@ -4,9 +4,10 @@ An agent's state at any instant is a function of its ``agent_state`` events sort
 time (arrival order breaks ties), never of the order they arrived in. So each agent
 keeps its history (time and payload code per event, in compact arrays) and a *fold*:
 the state after the last event. An event later than the agent's last one is folded
-in one step; an earlier one is inserted and the fold is recomputed from the
-agent's *base* (the fold before its retained history). The same :func:`step` does
-both.
+in one step; an earlier one is inserted and the fold is recomputed from the nearest
+*mark* before it (or the agent's *base*, the fold before its retained history) only
+until it converges with the old fold, and spliced there (:func:`refold_late`). The
+same :func:`step` does both.
 
 Spells (SPEC §1) are runs of one state and one reason; the rules for what closing a
 spell does are a table (:data:`CLOSE_SPELL`), in the manner of h11's transition
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from callfloor.config import AgentRules
@@ -34,6 +35,7 @@ from callfloor.processors.violations import (
     Violation,
     add_not_ready,
     counts_not_ready,
+    respell,
     spell_kind,
 )
 
@@ -65,6 +67,7 @@ class AgentFold:
         "closed",
         "display",
         "group",
+        "keeps_spells",
         "known",
         "last_ts",
         "nr_days",
@@ -90,6 +93,8 @@ class AgentFold:
         # shared empty lists, replaced (never appended to) on first use.
         self.closed: list[Violation] = _NO_VIOLATIONS
         self.nr_days: list[NRDay] = _NO_DAYS
+        # Its days keep their spells (a re-fold from marks splices them; see refold_late).
+        self.keeps_spells = False
 
     def copy(self) -> AgentFold:
         """An independent copy (violations are immutable once closed)."""
@@ -102,6 +107,7 @@ class AgentFold:
         f.group = self.group
         f.team = self.team
         f.display = self.display
+        f.keeps_spells = self.keeps_spells
         if self.closed:
             f.closed = list(self.closed)
         if self.nr_days:
@@ -151,6 +157,7 @@ class AgentTrack:
         "codes",
         "ends",
         "fold",
+        "marks",
         "misses",
         "name",
         "payload_index",
@@ -173,6 +180,10 @@ class AgentTrack:
         self.misses = array("d")  # times of its call_missed, ascending
         self.ends: list[CallEnd] = []  # by ended_at
         self.pending: list[CallEnd] = _NOTHING_PENDING  # ends whose handling is undecided
+        # Folds of history prefixes, (index, fold of ts[:index]), made by late events'
+        # re-folds (see refold_late); None until one, and again whenever the history's
+        # indices or the fold's lists change otherwise (retention).
+        self.marks: list[Mark] | None = None
 
     def add_pending(self, end: CallEnd) -> None:
         """Note a call end whose handling is undecided."""
@@ -274,7 +285,9 @@ def _close_not_ready(f: AgentFold, t: float, rules: AgentRules, calendar: Calend
     if t > f.since:
         if not f.nr_days:
             f.nr_days = []
-        add_not_ready(f.nr_days, calendar(f.site), rules.daily_not_ready_s, f.since, t)
+        add_not_ready(
+            f.nr_days, calendar(f.site), rules.daily_not_ready_s, f.since, t, f.keeps_spells
+        )
 
 
 def _close_wrap_up(f: AgentFold, t: float, rules: AgentRules, calendar: CalendarOf) -> None:
@@ -333,6 +346,214 @@ def refold(track: AgentTrack, rules: AgentRules, calendar: CalendarOf) -> AgentF
     for i in range(len(ts)):
         step(f, ts[i], payload(i), rules, calendar)
     return f
+
+
+MARK_EVERY: Final = 32  # history entries between two marks a re-fold leaves
+
+
+def _same_state(a: AgentFold, b: AgentFold) -> bool:
+    """Whether two folds are in the same state (their materialised lists aside)."""
+    return (
+        a.since == b.since
+        and a.last_ts == b.last_ts
+        and a.state == b.state
+        and a.reason == b.reason
+        and a.known == b.known
+        and a.site == b.site
+        and a.group == b.group
+        and a.team == b.team
+        and a.display == b.display
+    )
+
+
+# A mark: (history index, the fold's state before that entry (its lists unused), how
+# many violations the fold had closed, how many spells each day total had kept). The
+# lists themselves are the current fold's, cut at those counts: a mark holds no copy,
+# and a splice before it only moves its counts.
+Mark = tuple[int, AgentFold, int, dict[float, int]]
+
+
+def _state_of(f: AgentFold) -> AgentFold:
+    """A copy of the fold's state without its lists."""
+    g = AgentFold(f.site)
+    g.known = f.known
+    g.state = f.state
+    g.reason = f.reason
+    g.since = f.since
+    g.last_ts = f.last_ts
+    g.group = f.group
+    g.team = f.team
+    g.display = f.display
+    g.keeps_spells = True
+    return g
+
+
+def _counts(f: AgentFold) -> dict[float, int]:
+    """How many spells each of the fold's day totals kept."""
+    out: dict[float, int] = {}
+    for d in f.nr_days:
+        assert d.spells is not None
+        out[d.start] = len(d.spells[2])
+    return out
+
+
+def _mark(i: int, f: AgentFold) -> Mark:
+    return (i, _state_of(f), len(f.closed), _counts(f))
+
+
+def _resume(mark: Mark, final: AgentFold, limits: Sequence[float]) -> AgentFold:
+    """The fold at a mark: its state, and the current fold's lists cut at its counts."""
+    _, state, n_closed, counts = mark
+    f = _state_of(state)
+    closed = final.closed[:n_closed]
+    f.closed = closed if closed else _NO_VIOLATIONS
+    days: list[NRDay] = []
+    for d in final.nr_days:
+        n = counts.get(d.start)
+        assert d.spells is not None
+        closed_s, crossings, spells = d.spells
+        if n is None or (not n and not crossings and not closed_s):
+            continue  # not counted yet at the mark
+        day = NRDay(d.start, d.end)
+        day.spells = (closed_s, list(crossings), spells[:n])
+        respell(day, limits)
+        days.append(day)
+    f.nr_days = days if days else _NO_DAYS
+    return f
+
+
+def _splice(new: AgentFold, old: Mark, final: AgentFold, limits: Sequence[float]) -> None:
+    """Make ``final`` what it is after ``new`` instead of after the mark ``old``, where
+    both are in the same state: what was closed and counted before the mark becomes
+    what ``new`` closed and counted; what came after is the same (appended violations,
+    spells added to day totals, whose sums and crossings are worked out again)."""
+    _, _, n_closed, counts = old
+    closed = new.closed + final.closed[n_closed:]
+    final.closed = closed if closed else _NO_VIOLATIONS
+    days = {d.start: d.copy() for d in new.nr_days}
+    for d in final.nr_days:
+        assert d.spells is not None
+        added = d.spells[2][counts.get(d.start, 0) :]
+        if not added:
+            continue
+        day = days.get(d.start)
+        if day is None:
+            day = days[d.start] = NRDay(d.start, d.end)
+            day.keep_spells()
+        assert day.spells is not None
+        day.spells[2].extend(added)
+        respell(day, limits)
+    final.nr_days = sorted(days.values(), key=_day_start) if days else _NO_DAYS
+
+
+def _day_start(day: NRDay) -> float:
+    return day.start
+
+
+def refold_late(track: AgentTrack, p: int, rules: AgentRules, calendar: CalendarOf) -> AgentFold:
+    """The agent's fold after entry ``p`` of its history was inserted (a late event).
+
+    Folds on from the last mark before ``p`` only until the fold is back in the state
+    the old history's next mark recorded (usually within :data:`MARK_EVERY` entries);
+    from there the rest of the history goes as it went, so the current fold is the old
+    one with what was closed and counted before that point replaced, and the marks
+    after it only move their counts. The cost does not grow with the history after
+    ``p``. The first late event since the marks were dropped folds the whole retained
+    history once, leaving marks.
+    """
+    limits = rules.daily_not_ready_s
+    marks = track.marks if track.marks is not None else []
+    final = track.fold
+    k = bisect_right(marks, p, key=_mark_index)
+    kept = marks[:k]
+    later = marks[k:]  # old numbering: the entry at old index m is at m + 1 now
+    if kept:
+        i = kept[-1][0]
+        f = _resume(kept[-1], final, limits)
+    else:
+        i = 0
+        f = track.base.copy()
+        if not f.keeps_spells:
+            f.keeps_spells = True
+            for day in f.nr_days:
+                day.keep_spells()
+    ts = track.ts
+    n = len(ts)
+    payloads = track.payloads
+    codes = track.codes
+    every = MARK_EVERY
+    made: list[Mark] = []
+    next_mark = i + every
+    li = 0
+    nl = len(later)
+    check = later[0][0] + 1 if later else n  # where the next old mark is, numbered anew
+    while i < n:
+        if i == check:
+            if _same_state(f, later[li][1]):
+                return _converged(track, f, kept, made, later, li, limits)
+            li += 1
+            check = later[li][0] + 1 if li < nl else n
+        if i >= next_mark:
+            made.append(_mark(i, f))
+            next_mark = i + every
+        step(f, ts[i], payloads[codes[i] >> 1], rules, calendar)
+        i += 1
+    track.marks = kept + made
+    return f
+
+
+def _converged(
+    track: AgentTrack,
+    f: AgentFold,
+    kept: list[Mark],
+    made: list[Mark],
+    later: list[Mark],
+    li: int,
+    limits: Sequence[float],
+) -> AgentFold:
+    """The re-fold ``f`` reached the state of the old mark ``later[li]``: splice it into
+    the current fold and move the counts of the marks from there on."""
+    old = later[li]
+    i = old[0] + 1
+    final = track.fold
+    _, _, n_old, c_old = old
+    moved = len(f.closed) - n_old
+    c_new = _counts(f)
+    delta = {d: c_new.get(d, 0) - c_old.get(d, 0) for d in c_new.keys() | c_old.keys()}
+    changed = any(delta.values())
+    _splice(f, old, final, limits)
+    shifted: list[Mark] = []
+    for m, state, n_closed, counts in later[li:]:
+        if changed:
+            counts = dict(counts)
+            for d, dd in delta.items():
+                counts[d] = counts.get(d, 0) + dd
+        shifted.append((m + 1, state, n_closed + moved, counts))
+    # Marks made just before the old one are not worth keeping beside it.
+    half = MARK_EVERY // 2
+    track.marks = kept + [mk for mk in made if mk[0] <= i - half] + shifted
+    return final
+
+
+def _mark_index(mark: Mark) -> int:
+    return mark[0]
+
+
+def ends_near(track: AgentTrack, p: int) -> list[CallEnd]:
+    """The call ends whose handling may depend on history entry ``p`` (just inserted).
+
+    A decision reads the last entry before the end and the run of ``wrap_up`` entries
+    from there (see :func:`decide_handling`): so only ends after the entry before the
+    ``wrap_up`` run that reaches ``p`` and up to the entry after ``p`` can change.
+    """
+    ts = track.ts
+    q = p
+    while q > 0 and track.state_at(q - 1) == WRAP_UP:
+        q -= 1
+    ends = track.ends
+    lo = bisect_right(ends, ts[q - 1], key=ended_at_of) if q > 0 else 0
+    hi = bisect_right(ends, ts[p + 1], key=ended_at_of) if p + 1 < len(ts) else len(ends)
+    return ends[lo:hi]
 
 
 # ----------------------------------------------------------------------------- handling

@@ -43,7 +43,8 @@ from callfloor.processors.agents import (
     AgentTrack,
     Payload,
     advance_pending,
-    refold,
+    ends_near,
+    refold_late,
     step,
 )
 from callfloor.processors.calendar import SiteCalendar
@@ -122,6 +123,8 @@ class FloorProcessor(FloorEffects):
         self.widths = tuple(widths)
         self.idx_15m = widths.index(900.0)
         self.idx_60m = widths.index(3600.0)
+        # How far back each queue's windows keep records (see retain_windows).
+        self.window_span = max(widths)
 
         self.clock = float("-inf")
         self.seq = 0  # arrival order of accepted events: breaks ties between equal times
@@ -399,6 +402,20 @@ class FloorProcessor(FloorEffects):
                 return changes[i][1]
         return self.queues[queue].policy
 
+    def retain_windows(self, span_s: float) -> None:
+        """Keep each queue's window records for ``span_s`` seconds back from the clock
+        (never less than the widest rolling window), so windows of any width up to it
+        can be read at any instant within it (``QueueWindows.window``).
+
+        What the alerts ask for: the widest window any rule reads, back to the lateness
+        horizon. Each record kept costs about 120 bytes; a longer span applies to the
+        records counted from now on (nothing dropped comes back).
+        """
+        span = max(span_s, max(self.widths))
+        self.window_span = span
+        for q in self.queues.values():
+            q.windows.span = span
+
     def _new_queue(
         self,
         name: str,
@@ -417,6 +434,7 @@ class FloorProcessor(FloorEffects):
             self.widths,
             configured=configured,
             site_fixed=site_fixed,
+            span=self.window_span,
         )
         self.queues[name] = q
         q.calendar = self.site(site).calendar
@@ -530,9 +548,12 @@ class FloorProcessor(FloorEffects):
                 for end in advance_pending(track, t, state):
                     self._handled(end, True)
         else:
+            # A late agent_state: only its surroundings fold again (see refold_late), and
+            # only the call ends whose after-call work it can move are decided again.
+            p = bisect_right(ts, t)
             track.insert(t, code)
-            f = track.fold = refold(track, self.rules, self.calendar)
-            self._redecide(track, list(track.ends))
+            f = track.fold = refold_late(track, p, self.rules, self.calendar)
+            self._redecide(track, ends_near(track, p))
         new_state = f.state
         if not known or old_state != new_state or old_group is not f.group or old_site != f.site:
             # Agent counts per queue list and per site follow the agent's state (the

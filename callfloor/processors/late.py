@@ -105,14 +105,15 @@ def refold_call(proc: FloorProcessor, call: CallTrack, old_events: list[CallEven
         new.record(leg.queue, leg.start + leg.threshold, D_MISS, -1, HIST_NONE, True)
 
     # Window records: take back what no longer happens, count what now does.
-    before = Counter(old.records)
-    after = Counter(new.records)
-    for (queue, x, deltas, wait_us, _hist), n in (before - after).items():
-        for _ in range(n):
-            proc._unrecord(queue, x, deltas, wait_us)
-    for (queue, x, deltas, wait_us, hist), n in (after - before).items():
-        for _ in range(n):
-            proc.record(queue, x, deltas, wait_us, hist, True)
+    if old.records != new.records:
+        before = Counter(old.records)
+        after = Counter(new.records)
+        for (queue, x, deltas, wait_us, _hist), n in (before - after).items():
+            for _ in range(n):
+                proc._unrecord(queue, x, deltas, wait_us)
+        for (queue, x, deltas, wait_us, hist), n in (after - before).items():
+            for _ in range(n):
+                proc.record(queue, x, deltas, wait_us, hist, True)
     # The waiting leg.
     if actual is not None:
         proc.leg_closed(cid, actual)
@@ -124,18 +125,20 @@ def refold_call(proc: FloorProcessor, call: CallTrack, old_events: list[CallEven
     # Answers and misses of agents. In live operation what lies before the horizon was
     # pruned and can change no more: both folds agree about it, so it is left alone.
     horizon = proc.clock - proc.limits.max_lateness_s if proc.live else float("-inf")
-    for (agent, t), n in (Counter(old.answers) - Counter(new.answers)).items():
-        _take(proc.agents[agent].answers, t, n)
-        proc.tracker.dirty.add(agent)
-    for (agent, t), n in (Counter(new.answers) - Counter(old.answers)).items():
-        for _ in range(n):
-            proc.answer(agent, t)
-    for (agent, t), n in (Counter(old.misses) - Counter(new.misses)).items():
-        _take(proc.agents[agent].misses, t, n)
-        proc.tracker.dirty.add(agent)
-    for (agent, t), n in (Counter(new.misses) - Counter(old.misses)).items():
-        for _ in range(n):
-            proc.miss(agent, t)
+    if old.answers != new.answers:
+        for (agent, t), n in (Counter(old.answers) - Counter(new.answers)).items():
+            _take(proc.agents[agent].answers, t, n)
+            proc.tracker.dirty.add(agent)
+        for (agent, t), n in (Counter(new.answers) - Counter(old.answers)).items():
+            for _ in range(n):
+                proc.answer(agent, t)
+    if old.misses != new.misses:
+        for (agent, t), n in (Counter(old.misses) - Counter(new.misses)).items():
+            _take(proc.agents[agent].misses, t, n)
+            proc.tracker.dirty.add(agent)
+        for (agent, t), n in (Counter(new.misses) - Counter(old.misses)).items():
+            for _ in range(n):
+                proc.miss(agent, t)
     for agent in new.touched:
         proc._agent(agent)
     # Call ends (their handling is the agents').

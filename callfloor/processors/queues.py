@@ -81,7 +81,9 @@ class QueueState:
         *,
         configured: bool,
         site_fixed: bool,
+        span: float | None = None,
     ) -> None:
+        """``span``: how far back the windows keep records (default: the widest width)."""
         self.name = name
         self.site = site
         self.site_fixed = site_fixed  # configured site, or set by the first call_queued
@@ -90,7 +92,7 @@ class QueueState:
         self.policy = policy
         self.configured = configured
         self.listed = configured  # shown in documents: configured or named by a call_queued
-        self.windows = QueueWindows(widths)
+        self.windows = QueueWindows(widths, span)
         self.open: dict[str, Leg] = {}  # waiting legs by call_id
         self.totals = [0] * NFIELDS  # since start-up, for Prometheus counters
         self.bounds = wait_bounds(policy)

@@ -125,6 +125,7 @@ def _prune_agent(
 ) -> None:
     ts = track.ts
     cut = bisect_left(ts, horizon)
+    track.marks = None  # indices move and the folds' lists are pruned below
     if cut:
         # The base absorbs the history before the horizon.
         base = track.base.copy()
@@ -159,6 +160,11 @@ def _prune_agent(
     for fold in (track.base, track.fold):
         if fold is EMPTY_BASE:
             continue
+        if fold.keeps_spells:
+            # No marks are left to splice onto: the day totals need their spells no more.
+            fold.keeps_spells = False
+            for day in fold.nr_days:
+                day.spells = None
         fold.closed = [
             v for v in fold.closed if v.ended_at is None or v.ended_at >= violations_from
         ]

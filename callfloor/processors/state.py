@@ -62,6 +62,7 @@ from callfloor.config import Config, QueuePolicy
 from callfloor.events import Event
 from callfloor.processors.agents import EMPTY_BASE, AgentFold, AgentTrack, CallEnd, Payload
 from callfloor.processors.calls import CallTrack, Conversation, Leg
+from callfloor.processors.deltalog import DeltaLog, MaxLog
 from callfloor.processors.engine import _TAG, FloorProcessor
 from callfloor.processors.queues import QueueState, wait_bounds
 from callfloor.processors.schema import (
@@ -81,7 +82,7 @@ from callfloor.processors.schema import (
     WindowsS,
 )
 from callfloor.processors.violations import NRDay, Violation
-from callfloor.processors.windows import QueueWindows, _Day
+from callfloor.processors.windows import NFIELDS, QueueWindows, _Day
 
 FORMAT_VERSION: Final = 3
 # A checkpoint starts with these bytes, the format version (2 bytes, big-endian) and,
@@ -351,32 +352,52 @@ def _undoubles(data: bytes) -> array[float]:
 
 
 def windows_s(w: QueueWindows) -> WindowsS:
+    """A queue's windows in their checkpoint form: records as attribution times and
+    cumulative vectors, ``maxq`` the waits that can still be a rolling window's maximum
+    (each longer than every later one), and the wait log."""
     day = w._day
+    times, cums, base = w.log.dump()
+    wait_x, wait_us = w.waits.dump()
+    maxq: list[tuple[float, int]] = []
+    for x, v in reversed(w.waits.entries_after(w.now - w.widest)):
+        if not maxq or v > maxq[-1][1]:
+            maxq.append((x, v))
+    maxq.reverse()
     # The lists are encoded at once, so they are shared, not copied.
     return WindowsS(
         w.now,
-        w.times.tobytes(),
-        w.cums.tobytes(),
-        w.base,
-        w.maxq[w.max_lo :],
-        w.wait_x.tobytes(),
-        w.wait_us.tobytes(),
+        times.tobytes(),
+        cums.tobytes(),
+        base,
+        maxq,
+        wait_x.tobytes(),
+        wait_us.tobytes(),
         day.start,
         day.sums,
         day.max_us,
     )
 
 
-def windows_from(ws: WindowsS, widths: tuple[float, ...]) -> QueueWindows:
-    """A queue's windows from their checkpoint form (the wait log included)."""
-    w = QueueWindows(widths)
+def windows_from(
+    ws: WindowsS, widths: tuple[float, ...], span: float | None = None
+) -> QueueWindows:
+    """A queue's windows from their checkpoint form (the wait log included; ``maxq`` is
+    implied by it and not read)."""
+    w = QueueWindows(widths, span)
     w.now = ws.now
-    w.times.frombytes(ws.times)
-    w.cums.frombytes(ws.cums)
-    w.base = ws.base
-    w.maxq = ws.maxq
-    w.wait_x.frombytes(ws.wait_x)
-    w.wait_us.frombytes(ws.wait_us)
+    times = array("d")
+    times.frombytes(ws.times)
+    cums = array("q")
+    cums.frombytes(ws.cums)
+    try:
+        w.log = DeltaLog.load(NFIELDS, times, cums, ws.base)
+        wait_x = array("d")
+        wait_x.frombytes(ws.wait_x)
+        wait_us = array("q")
+        wait_us.frombytes(ws.wait_us)
+        w.waits = MaxLog.load(wait_x, wait_us, -1)
+    except ValueError as exc:
+        raise CheckpointError(f"a queue's windows do not fit together: {exc}") from None
     day = _Day(ws.day_start)
     day.sums = ws.day_sums
     day.max_us = ws.day_max_us
@@ -777,7 +798,7 @@ def _restore_queue(
         changes = policy_changes.setdefault(qs.name, [(0, then)])
         changes.append((proc.seq + 1, q.policy))
         notes.append(f"queue {qs.name!r}: policy changed; legs from now on use the new one")
-    q.windows = windows_from(qs.windows, proc.widths)
+    q.windows = windows_from(qs.windows, proc.widths, proc.window_span)
     q.totals = list(qs.totals)
     if tuple(qs.bounds) == wait_bounds(q.policy) and len(qs.hist_answered) == len(q.hist_answered):
         q.hist_answered = list(qs.hist_answered)

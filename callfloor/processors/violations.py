@@ -13,6 +13,7 @@ plus its limit), whenever they are noticed.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -100,22 +101,52 @@ class NRDay:
 
     ``crossings[k]`` is the instant the day's total reached daily limit ``k`` (only
     limits the total went strictly past are listed).
+
+    ``spells`` is set while the agent's fold keeps its spells (a late event re-folds it
+    from marks, see ``agents.refold_late``): the day's ``(closed_s, crossings)`` before
+    them and the spells added since (``[a, b)`` pairs, flat, in fold order), from which
+    :func:`respell` computes both again, so another fold's later spells can be spliced
+    on.
     """
 
-    __slots__ = ("closed_s", "crossings", "end", "start")
+    __slots__ = ("closed_s", "crossings", "end", "spells", "start")
 
     def __init__(self, start: float, end: float) -> None:
         self.start = start
         self.end = end
         self.closed_s = 0.0
         self.crossings: list[float] = []
+        self.spells: tuple[float, list[float], array[float]] | None = None
 
     def copy(self) -> NRDay:
         """An independent copy."""
         day = NRDay(self.start, self.end)
         day.closed_s = self.closed_s
         day.crossings = list(self.crossings)
+        if self.spells is not None:
+            closed, crossings, spells = self.spells
+            day.spells = (closed, crossings, array("d", spells))
         return day
+
+    def keep_spells(self) -> None:
+        """Start keeping the spells added from now on."""
+        if self.spells is None:
+            self.spells = (self.closed_s, list(self.crossings), array("d"))
+
+
+def respell(day: NRDay, limits: Sequence[float]) -> None:
+    """A day's total and crossings again from its kept spells (the same sums, in the
+    same order, as adding them one by one)."""
+    assert day.spells is not None
+    closed, before, spells = day.spells
+    crossings = list(before)
+    for k in range(0, len(spells), 2):
+        a = spells[k]
+        b = spells[k + 1]
+        crossings += _crossings(limits, len(crossings), closed, a, b)
+        closed += b - a
+    day.closed_s = closed
+    day.crossings = crossings
 
 
 def _day_segments(cal: SiteCalendar, start: float, end: float) -> list[tuple[float, float, float]]:
@@ -149,19 +180,31 @@ def _crossings(
 
 
 def add_not_ready(
-    days: list[NRDay], cal: SiteCalendar, limits: Sequence[float], start: float, end: float
+    days: list[NRDay],
+    cal: SiteCalendar,
+    limits: Sequence[float],
+    start: float,
+    end: float,
+    keep_spells: bool = False,
 ) -> None:
-    """Add a closed non-exempt not-ready spell ``[start, end)`` to the day totals."""
+    """Add a closed non-exempt not-ready spell ``[start, end)`` to the day totals
+    (``keep_spells``: a new day keeps its spells, see :class:`NRDay`)."""
     for day_start, a, b in _day_segments(cal, start, end):
         day = days[-1] if days and days[-1].start == day_start else None
         if day is None:
             day = next((d for d in days if d.start == day_start), None)
             if day is None:
                 day = NRDay(day_start, cal.next_day_start(day_start))
+                if keep_spells:
+                    day.keep_spells()
                 days.append(day)
                 days.sort(key=lambda d: d.start)
         day.crossings += _crossings(limits, len(day.crossings), day.closed_s, a, b)
         day.closed_s += b - a
+        spells = day.spells
+        if spells is not None:
+            spells[2].append(a)
+            spells[2].append(b)
 
 
 def not_ready_today(

@@ -22,7 +22,8 @@ A store that is followed rather than applied locally (Redis, shared by processes
 hands its log entries to :meth:`Writer.deliver`; they are admitted the same way.
 
 The processor is synchronous: no ``await`` per event. The writer looks at the
-clock every 64 events and gives readers a turn every ``SLICE_S``. An exception
+clock every 64 events (of a round, of held events released, of a log entry admitted)
+and gives readers a turn every ``SLICE_S``. An exception
 while admitting or releasing an event rejects that event (``internal_error``,
 counted, logged once with the event) and the round goes on.
 """
@@ -34,7 +35,7 @@ import contextlib
 import heapq
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from time import time as wall_clock
@@ -758,7 +759,20 @@ class Writer:
 
         Recovery and followed stores: held events the clock passed are released first,
         as the ticks did then; no receipt (they were acknowledged when appended).
+        All at once: the writer's task admits them in slices (:meth:`_admit_logged`).
         """
+        for _ in self._logged_slices(logged):
+            pass
+
+    async def _admit_logged(self, logged: Logged) -> None:
+        """:meth:`admit_logged`, giving readers a turn between slices of ``_STEP``
+        events: an entry may hold a whole round (a backfill's), each event late."""
+        for _ in self._logged_slices(logged):
+            await self._pause_if_due()
+
+    def _logged_slices(self, logged: Logged) -> Iterator[None]:
+        """Admit ``logged``, pausing (a ``yield``) after each slice of ``_STEP`` events;
+        stops, its room released, if the partition is dropped at a pause."""
         part = self.parts.get(logged.partition)
         if part is None:
             return
@@ -770,11 +784,22 @@ class Writer:
         for reason, n in logged.rejected.items():
             part.proc.count_rejected(reason, n)
         if logged.at > part.proc.clock:
-            self._release_some(part, logged.at, len(part.held))
+            held = part.held
+            while held and held[0][0] <= logged.at:
+                self._release_some(part, logged.at, _STEP)
+                yield
+                if not self._here(part):
+                    return
             part.proc.tick(logged.at)
         events = logged.events
         self.backlog.add(len(events))
-        self.backlog.release(self._admit(events, 0, len(events), None))
+        for start in range(0, len(events), _STEP):
+            if start and not self._here(part):
+                self.backlog.release(len(events) - start)
+                return
+            stop = min(start + _STEP, len(events))
+            self.backlog.release(self._admit(events, start, stop, None))
+            yield
         part.positions[logged.stream] = logged.position
 
     # ---------------------------------------------------------------- recovery
@@ -833,7 +858,7 @@ class Writer:
             replayed = 0
             try:
                 async for logged in store.replay(key, dict(part.positions)):
-                    self.admit_logged(logged)
+                    await self._admit_logged(logged)
                     replayed += len(logged.events)
                     self._slice_started = perf_counter()
                     await self._pause_if_due()
@@ -985,7 +1010,7 @@ class Writer:
         for item in items:
             if isinstance(item, Logged):
                 try:
-                    self.admit_logged(item)
+                    await self._admit_logged(item)
                 except Exception:
                     self.stats.ingest_errors_total += 1
                     log.exception("logged_admit_error partition=%s", item.partition)

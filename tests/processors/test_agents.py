@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import random
 from array import array
+from bisect import bisect_right
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callfloor.config import AgentRules
+from callfloor.processors import agents
 from callfloor.processors.agents import (
     CLOSE_SPELL,
     AgentFold,
@@ -17,7 +23,9 @@ from callfloor.processors.agents import (
     advance_pending,
     count_between,
     decide_handling,
+    ends_near,
     refold,
+    refold_late,
     step,
 )
 from callfloor.processors.calendar import SiteCalendar
@@ -378,3 +386,148 @@ def test_advance_pending_decides_like_decide_handling(ops: list[tuple[str, int, 
     for end in ends:
         assert (end.done_at, end.attached) == decide_handling(track, end.ended_at), end.key()
     assert all(end.done_at is None for end in track.pending)
+
+
+# ----------------------------------------------------------------------------- late re-folds
+
+
+@contextmanager
+def marks_every(n: int) -> Iterator[None]:
+    """Re-folds leave a mark every ``n`` entries (small: marks and splices in short
+    histories)."""
+    saved = agents.MARK_EVERY
+    agents.MARK_EVERY = n
+    try:
+        yield
+    finally:
+        agents.MARK_EVERY = saved
+
+
+def arrive(track: AgentTrack, t: float, p: Payload) -> None:
+    """Add one agent_state as the engine does: appended and stepped, or late and
+    re-folded from the marks."""
+    ts = track.ts
+    code = track.code(p, False)
+    if not ts or t >= ts[-1]:
+        ts.append(t)
+        track.codes.append(code)
+        step(track.fold, t, p, RULES, calendar)
+    else:
+        at = bisect_right(ts, t)
+        track.insert(t, code)
+        track.fold = refold_late(track, at, RULES, calendar)
+
+
+_long_histories = st.lists(
+    st.tuples(st.integers(0, 400).map(lambda k: SH_MIDNIGHT - 1500 + k * 7.0), _states),
+    min_size=1,
+    max_size=120,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_long_histories, st.sampled_from([1, 2, 3, 8]), st.randoms(use_true_random=False))
+def test_late_refold_from_marks_equals_the_fold_of_the_sorted_history(
+    history: list[tuple[float, Payload]], every: int, rnd: random.Random
+) -> None:
+    """Events arriving in any order, each late one re-folded from the marks and spliced
+    where the fold converges, leave after every arrival the fold of the sorted history
+    so far (violations, day totals and crossings included)."""
+    arrival = list(enumerate(history))
+    rnd.shuffle(arrival)
+    track = AgentTrack("a", "default")
+    seen: list[tuple[int, tuple[float, Payload]]] = []
+    with marks_every(every):
+        for order, (t, p) in arrival:
+            arrive(track, t, p)
+            seen.append((order, (t, p)))
+            # Equal times keep their arrival order, as the history does.
+            in_order = sorted(enumerate(seen), key=lambda item: (item[1][1][0], item[0]))
+            expected = fold_of(*(h for _, (_, h) in in_order))
+            assert fold_fields(track.fold) == fold_fields(expected)
+
+
+def test_a_late_agent_state_folds_its_surroundings_not_the_history_after_it() -> None:
+    """In a history of 4,000 agent states, 50 late ones in the middle step the fold at
+    most a few marks' worth each (before: the whole history each time, 200,000 steps)."""
+    cycle = ("available", "on_call", "wrap_up")
+    history = [(T0 + 10.0 * i, payload(cycle[i % 3])) for i in range(4_000)]
+    track = AgentTrack("a", "default")
+    for t, p in history:
+        arrive(track, t, p)
+    counted = 0
+    real_step = agents.step
+
+    def counting_step(*args: Any) -> None:
+        nonlocal counted
+        counted += 1
+        real_step(*args)
+
+    agents.step = counting_step  # type: ignore[assignment]
+    try:
+        for k in range(50):
+            arrive(track, T0 + 10.0 * (1_000 + 40 * k) + 5.0, payload("not_ready", "break"))
+    finally:
+        agents.step = real_step
+    first = len(history)  # the first late event folds everything once, leaving marks
+    assert counted <= first + 50 * 3 * agents.MARK_EVERY, counted
+    expected = fold_of(
+        *sorted(
+            [
+                *history,
+                *(
+                    (T0 + 10.0 * (1_000 + 40 * k) + 5.0, payload("not_ready", "break"))
+                    for k in range(50)
+                ),
+            ],
+            key=lambda h: h[0],
+        )
+    )
+    assert fold_fields(track.fold) == fold_fields(expected)
+
+
+_handling_states = st.sampled_from(
+    [
+        payload("available"),
+        payload("on_call"),
+        payload("wrap_up"),
+        payload("wrap_up"),
+        payload("not_ready"),
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 20), _handling_states), min_size=1, max_size=12),
+    st.integers(0, 3),
+    st.lists(st.integers(0, 20), max_size=12),
+    st.tuples(st.integers(0, 20), _handling_states),
+)
+def test_ends_outside_ends_near_keep_their_handling(
+    history: list[tuple[int, Payload]],
+    pruned: int,
+    ends_at: list[int],
+    late: tuple[int, Payload],
+) -> None:
+    """After an agent state is inserted, every call end that ends_near leaves out is
+    decided exactly as before (so deciding only those it lists again is enough)."""
+    history = sorted(history, key=lambda h: h[0])
+    cut = min(pruned, len(history) - 1)
+    track = AgentTrack("a", "default")
+    track.base = fold_of(*((T0 + 10.0 * k, p) for k, p in history[:cut])) if cut else track.base
+    for k, p in history[cut:]:
+        track.insert(T0 + 10.0 * k, track.code(p, False))
+    ends = [CallEnd(f"c{i}", "q", T0, T0 + 10.0 * k + 5.0 * (i % 2)) for i, k in enumerate(ends_at)]
+    ends.sort(key=lambda e: e.ended_at)
+    track.ends = ends
+    for end in ends:
+        end.done_at, end.attached = decide_handling(track, end.ended_at)
+    t = T0 + 10.0 * late[0] + 5.0 * (late[0] % 3 == 0)
+    at = bisect_right(track.ts, t)
+    track.insert(t, track.code(late[1], False))
+    near = {id(e) for e in ends_near(track, at)}
+    for end in ends:
+        if id(end) not in near:
+            before = (end.done_at, end.attached)
+            assert decide_handling(track, end.ended_at, before) == before

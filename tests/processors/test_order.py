@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callfloor.config import Config
+from callfloor.processors import agents
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.snapshot import build_document
 
@@ -206,3 +207,29 @@ def test_unconfigured_queue_keeps_the_site_of_the_first_call_queued_to_arrive() 
         proc.apply(decode(e))
     proc.tick(T + 20)
     assert build_document(proc)["queues"]["new"]["site"] == "default"
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(traces(), st.randoms(use_true_random=False))
+def test_any_permutation_gives_the_sorted_document_with_marks_every_entry(
+    events: list[EventDict], rnd: random.Random
+) -> None:
+    """With re-folds leaving a mark at every history entry (so late agent states fold
+    from marks and splice where they converge, as long histories do), any arrival
+    order still gives the sorted trace's document."""
+    arrival = list(events)
+    rnd.shuffle(arrival)
+    saved = agents.MARK_EVERY
+    agents.MARK_EVERY = 1
+    try:
+        ordered = processor_of(events, CFG)
+        shuffled = processor_of(arrival, CFG)
+    finally:
+        agents.MARK_EVERY = saved
+    for later in (0.0, 700.0, 86_400.0):
+        at = last_ts(events) + later
+        assert comparable(document_at(shuffled, at)) == comparable(document_at(ordered, at))
