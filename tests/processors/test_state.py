@@ -30,6 +30,7 @@ from callfloor.processors.state import (
     decode_checkpoint,
     encode_checkpoint,
 )
+from callfloor.processors.views import NamePolicy
 
 CFG = floor_config()
 
@@ -77,7 +78,9 @@ def test_restored_processor_shows_the_same_floor() -> None:
     assert (p.clock, p.version) == (proc.clock, proc.version)
     assert build_document(p) == build_document(proc)
     assert stats_of(p) == stats_of(proc)
-    assert p.view.agent_info("a") == proc.view.agent_info("a")
+    assert p.view.agent_info("a", names=NamePolicy.SHOW) == proc.view.agent_info(
+        "a", names=NamePolicy.SHOW
+    )
 
 
 def test_sources_and_held_events_round_trip() -> None:
