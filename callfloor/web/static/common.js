@@ -56,6 +56,7 @@ const STRINGS = {
     all_queues: "All queues",
     all_states: "All states",
     filter: "Filter",
+    queue: "Queue",
     acknowledge: "Acknowledge",
     acknowledged: "Acknowledged",
     ack_comment: "Comment",
@@ -135,6 +136,7 @@ const STRINGS = {
     all_queues: "全部队列",
     all_states: "全部状态",
     filter: "筛选",
+    queue: "队列",
     acknowledge: "确认",
     acknowledged: "已确认",
     ack_comment: "备注",
@@ -236,9 +238,12 @@ export function longDate(iso, tz) {
   }).format(new Date(noon));
 }
 
-/** A seconds threshold for a legend: "20 s", or m:ss from a minute on. */
+/** A seconds threshold for a legend: "20 s", m:ss from a minute on, hours from an hour. */
 export function seconds(value) {
-  return value >= 60 ? mss(value) : `${value} s`;
+  if (value < 60) return `${value} s`;
+  if (value < 3600) return mss(value);
+  const h = value / 3600;
+  return Number.isInteger(h) ? `${h} h` : `${Math.floor(h)}:${mss(value % 3600).padStart(5, "0")}`;
 }
 
 /** Whether value is in a band ({op, value}). */
