@@ -17,6 +17,7 @@ BENCHES = (
     "bench.bench_redis_floor",
     "bench.bench_alert_sinks",
     "bench.bench_inflight",
+    "bench.bench_wallboard",
 )
 
 

@@ -11,9 +11,9 @@ the watermark passed them) it builds the views of the channels that have subscri
 (a channel is one board, one site and, for the supervisor, one
 :class:`~callfloor.processors.views.NamePolicy`), from the typed reads, encodes each
 once, and hands the same bytes to every subscriber of the channel: one encode, N
-writes. Nothing happens per event. Builds are spaced by at least ten times what the
-last one took (and at least :data:`MIN_GAP_S`), so pushes never take more than a
-tenth of a core however large the floor, and follow a released event within about
+writes. Nothing happens per event. Builds are spaced by at least 1/0.15 times what the
+last one took (and at least :data:`MIN_GAP_S`), so building never takes more than
+15 % of a core however large the floor, and pushes follow a released event within about
 0.1 s on a floor whose views build in 10 ms.
 
 Each push carries ``id: <epoch>-<seq>``. A stream opens with the channel's current
@@ -52,7 +52,7 @@ log = logging.getLogger("callfloor.web")
 POLL_S: Final = 0.05
 MIN_GAP_S: Final = 0.1
 MAX_GAP_S: Final = 1.0
-BUILD_SHARE: Final = 0.1  # of one core, at most, for building and encoding the views
+BUILD_SHARE: Final = 0.15  # of one core, at most, for building and encoding the views
 KEEPALIVE_S: Final = 15.0
 RETRY_MS: Final = 2000  # how soon a browser reconnects after the stream broke
 
