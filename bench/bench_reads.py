@@ -33,6 +33,7 @@ import msgspec
 
 from bench.bench_metrics import build_floor
 from bench.common import machine
+from callfloor.processors.views import NamePolicy
 
 
 def _ms(values: list[float]) -> str:
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         msgspec.json.encode(q)
         queue_reads.append(time.perf_counter() - t)
         t = time.perf_counter()
-        msgspec.json.encode(view.agent_detail(agents[i * 17 % len(agents)]))
+        msgspec.json.encode(view.agent_detail(agents[i * 17 % len(agents)], names=NamePolicy.SHOW))
         agent_reads.append(time.perf_counter() - t)
     print(f"one queue, view.queue + encode, in process: {_ms(queue_reads)} (target < 1 ms)")
     print(f"one agent, view.agent_detail + encode, in process: {_ms(agent_reads)}")

@@ -20,6 +20,7 @@ BENCHES = (
     "bench.bench_attacks",
     "bench.bench_feeds",
     "bench.bench_backfill",
+    "bench.bench_wallboard",
 )
 
 

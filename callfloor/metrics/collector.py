@@ -60,6 +60,7 @@ from callfloor.processors.read import FloorReader
 from callfloor.processors.views import (
     AgentInfo,
     AgentView,
+    NamePolicy,
     QueueInfo,
     QueueTotals,
     QueueView,
@@ -524,7 +525,7 @@ class FloorCollector(Collector):
         answered_add = fam["callfloor_agent_answered_today"].add
         missed_add = fam["callfloor_agent_missed_today"].add
         for name, a in floor.agents.items():
-            info = view.agent_info(name)
+            info = view.agent_info(name, names=NamePolicy.SHOW)
             if info is None:  # listed in the document, so never at one clock
                 continue
             al = cache.get(name)

@@ -6,10 +6,10 @@ reader sees and what a change set reports are the same computation.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING
 
-from callfloor.processors.agents import AgentTrack, count_between
+from callfloor.processors.agents import AgentTrack, CallEnd, count_between
 from callfloor.processors.violations import (
     Violation,
     counts_not_ready,
@@ -41,6 +41,32 @@ def agent_today_counts(proc: FloorProcessor, track: AgentTrack, t: float) -> tup
     """``answered_today`` and ``missed_today`` at ``t`` (site-local day of its current site)."""
     day = proc.calendar(track.fold.site).day_start(t)
     return count_between(track.answers, day, t), count_between(track.misses, day, t)
+
+
+def _ended_at(end: CallEnd) -> float:
+    return end.ended_at
+
+
+def agent_handled_today(proc: FloorProcessor, track: AgentTrack, t: float) -> tuple[int, float]:
+    """Calls the agent handled today (site-local day of its current site) whose handling
+    completed by ``t``, and their handle time in seconds (talk plus after-call work).
+
+    A call counts on the day it ended (``call_ended.ts``), like a queue's ``handled``.
+    """
+    day = proc.calendar(track.fold.site).day_start(t)
+    ends = track.ends
+    # ends are ordered by ended_at: the day's start at a bisection.
+    lo = bisect_left(ends, day, key=_ended_at)
+    n = 0
+    total = 0.0
+    for end in ends[lo:]:
+        if end.ended_at > t:
+            break
+        done = end.done_at
+        if done is not None and done <= t:
+            n += 1
+            total += end.handle_s()
+    return n, total
 
 
 def agent_violations(proc: FloorProcessor, track: AgentTrack, t: float) -> list[Violation]:

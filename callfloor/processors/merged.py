@@ -18,7 +18,7 @@ one of the readers, and :meth:`MergedReader.stale` names its sites.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TypeVar
 
 from callfloor.config import Config
@@ -26,20 +26,28 @@ from callfloor.processors.read import FloorReader
 from callfloor.processors.views import (
     AgentDetail,
     AgentInfo,
+    AgentLimits,
     AgentView,
+    AlertView,
     Counters,
     Document,
+    NamePolicy,
     ProcessorStats,
     QueueInfo,
     QueueTotals,
     QueueView,
+    SiteClock,
     SiteView,
     Staleness,
+    SupervisorView,
+    TileThresholds,
     ViolationCount,
     ViolationView,
+    WallboardView,
 )
 
 _V = TypeVar("_V")
+_B = TypeVar("_B", WallboardView, SupervisorView)
 
 # Version numbers of one partition set stay below this; a new set starts above it.
 _GENERATION = 1 << 48
@@ -145,6 +153,55 @@ class MergedReader(FloorReader):
         """The site's document entry."""
         return self._first(lambda r: r.site(name))
 
+    def site_clock(self, name: str) -> SiteClock:
+        """The site's calendar, from the partition that has the site (else the first)."""
+        for reader in self._readers:
+            if name in reader.site_names():
+                return reader.site_clock(name)
+        if not self._readers:
+            raise ValueError("the processor has no time yet: apply an event or tick() first")
+        return self._readers[0].site_clock(name)
+
+    # ------------------------------------------------------------------ boards
+
+    def board_window(self) -> str:
+        """The window of the rates on boards (as one reader chooses it)."""
+        labels = self._labels[:-2]
+        return "15m" if "15m" in labels else labels[0]
+
+    def tile_thresholds(self, name: str) -> TileThresholds | None:
+        """The colour bands of a queue's tile, from the partition that has the queue."""
+        return self._first(lambda r: r.tile_thresholds(name))
+
+    def agent_limits(self) -> AgentLimits:
+        """The idle-time limits (the configuration's: every partition has the same)."""
+        if not self._readers:
+            raise ValueError("no partition is read here")
+        return self._readers[0].agent_limits()
+
+    def _marked(self, views: dict[str, _B]) -> dict[str, _B]:
+        for site, view in views.items():
+            mark = self._stale.get(site)
+            if mark is not None:
+                view.stale = mark
+        return dict(sorted(views.items()))
+
+    def wallboards(self, sites: Collection[str]) -> dict[str, WallboardView]:
+        """Each partition's wallboards of ``sites``; a stale site's marked ``stale``."""
+        out: dict[str, WallboardView] = {}
+        for reader in self._readers:
+            for site, view in reader.wallboards(sites).items():
+                out.setdefault(site, view)
+        return self._marked(out)
+
+    def supervisor(self, sites: Collection[str], *, names: NamePolicy) -> dict[str, SupervisorView]:
+        """Each partition's supervisor views of ``sites``; a stale site's marked ``stale``."""
+        out: dict[str, SupervisorView] = {}
+        for reader in self._readers:
+            for site, view in reader.supervisor(sites, names=names).items():
+                out.setdefault(site, view)
+        return self._marked(out)
+
     # ------------------------------------------------------------------ agents
 
     def agent_names(self) -> list[str]:
@@ -155,13 +212,13 @@ class MergedReader(FloorReader):
         """The agent's document entry."""
         return self._first(lambda r: r.agent(name))
 
-    def agent_info(self, name: str) -> AgentInfo | None:
-        """The agent's identity (team, display name, queues)."""
-        return self._first(lambda r: r.agent_info(name))
+    def agent_info(self, name: str, *, names: NamePolicy) -> AgentInfo | None:
+        """The agent's identity (team, display name as ``names`` says, queues)."""
+        return self._first(lambda r: r.agent_info(name, names=names))
 
-    def agent_detail(self, name: str) -> AgentDetail | None:
+    def agent_detail(self, name: str, *, names: NamePolicy) -> AgentDetail | None:
         """The agent's entry with its violations."""
-        return self._first(lambda r: r.agent_detail(name))
+        return self._first(lambda r: r.agent_detail(name, names=names))
 
     def violations(
         self, *, agent: str | None = None, active: bool | None = None
@@ -230,6 +287,10 @@ class MergedReader(FloorReader):
     def stale(self) -> dict[str, Staleness]:
         """Sites served as they last stood (their partition not applied), by name."""
         return dict(self._stale)
+
+    def alerts(self) -> list[AlertView]:
+        """The alerts of every partition."""
+        return [a for r in self._readers for a in r.alerts()]
 
     def document(self) -> Document:
         """The SPEC §7 document of the partitions together."""

@@ -10,34 +10,50 @@ to the clock, which changes nothing later). Callers advance the clock first
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
+from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 from callfloor.processors.derive import (
+    agent_handled_today,
     agent_not_ready_today,
     agent_today_counts,
     agent_violations,
+    open_not_ready_since,
 )
 from callfloor.processors.erlang import least_agents_c, service_level_c
 from callfloor.processors.views import (
     AgentDetail,
     AgentInfo,
+    AgentLimits,
+    AgentRow,
     AgentStateName,
     AgentView,
+    AlertView,
+    Band,
     Counters,
     Document,
+    MetricBands,
+    NamePolicy,
     ProcessorStats,
     QueueInfo,
     QueueLive,
+    QueueTile,
     QueueTotals,
     QueueView,
     Severity,
+    SiteClock,
     SiteLive,
+    SiteTotals,
     SiteView,
     Staleness,
+    SupervisorView,
+    TileThresholds,
     ViolationCount,
     ViolationKind,
     ViolationView,
     WaitHistogram,
+    WallboardView,
     WindowStats,
 )
 from callfloor.processors.windows import (
@@ -334,7 +350,32 @@ class FloorReader:
             occupancy=_occupancy(counts),
             arrival_rate_per_s=offered_15m / ARRIVAL_WINDOW_S,
         )
-        return SiteView(windows=windows, live=live)
+        clock = self.site_clock(name)
+        return SiteView(
+            windows=windows,
+            live=live,
+            timezone=clock.timezone,
+            local_date=clock.local_date,
+            day_start=clock.day_start,
+            interval_start=clock.interval_start,
+            interval_minutes=clock.interval_minutes,
+        )
+
+    def site_clock(self, name: str) -> SiteClock:
+        """A site's calendar at ``as_of``: time zone, local date, day and interval start."""
+        now = self._now()
+        site = self._proc.site(name)
+        cal = site.calendar
+        local = datetime.fromtimestamp(now, cal.tz)
+        offset = local.utcoffset()
+        return SiteClock(
+            timezone=site.config.timezone,
+            local_date=local.date().isoformat(),
+            day_start=cal.day_start(now),
+            interval_start=cal.interval_start(now),
+            interval_minutes=site.config.interval_minutes,
+            utc_offset_s=offset.total_seconds() if offset is not None else 0.0,
+        )
 
     def _reads(self, site: str | None = None) -> dict[str, tuple[QueueState, _QueueRead]]:
         proc = self._proc
@@ -381,20 +422,26 @@ class FloorReader:
             return None
         return self._agent_view(track)
 
-    def agent_info(self, name: str) -> AgentInfo | None:
-        """An agent's display name, team, site and queues."""
+    def agent_info(self, name: str, *, names: NamePolicy) -> AgentInfo | None:
+        """An agent's display name (withheld under ``NamePolicy.HIDE``), team, site and
+        queues."""
         track = self._proc.agents.get(name)
         if track is None or not track.fold.known:
             return None
         f = track.fold
         return AgentInfo(
-            name=name, display_name=f.display, team=f.team, site=f.site, queues=list(f.group)
+            name=name,
+            display_name=f.display if names is NamePolicy.SHOW else None,
+            team=f.team,
+            site=f.site,
+            queues=list(f.group),
         )
 
-    def agent_detail(self, name: str) -> AgentDetail | None:
-        """One agent with its identity and its violations (for the HTTP API)."""
+    def agent_detail(self, name: str, *, names: NamePolicy) -> AgentDetail | None:
+        """One agent with its identity and its violations (for the HTTP API); the display
+        name as ``names`` says."""
         view = self.agent(name)
-        info = self.agent_info(name)
+        info = self.agent_info(name, names=names)
         if view is None or info is None:
             return None
         return AgentDetail(
@@ -547,6 +594,232 @@ class FloorReader:
             sites=sites,
             agents=agents,
             violations=self.violations(),
-            alerts=[],
+            alerts=self.alerts(),
             counters=self.counters(),
         )
+
+    def alerts(self) -> list[AlertView]:
+        """The alerts of the document (SPEC §10): pending, firing, and resolved today.
+
+        None yet: the alert engine is its own issue and fills this list; the document,
+        the wallboards and the supervisor views all read it here.
+        """
+        return []
+
+    # ------------------------------------------------------------------ boards
+
+    def board_window(self) -> str:
+        """The window of the rates on boards: ``15m`` when configured (the default alert
+        rules' window), else the first configured rolling window."""
+        labels = self._labels[:-2]
+        return "15m" if "15m" in labels else labels[0]
+
+    def tile_thresholds(self, name: str) -> TileThresholds | None:
+        """The colour bands of a queue's tile and where each threshold comes from.
+
+        One source for tiles and alerts: the queue's policy (``sl_target``: below it the
+        service level is amber; ``sl_threshold_s``: a caller waiting longer is already
+        outside the service level) and, once the alert rules exist, the rules that watch
+        the queue (their thresholds are the red bands). A tile never turns a colour
+        without a threshold a supervisor can find here.
+        """
+        q = self._proc.queues.get(name)
+        if q is None or not q.listed:
+            return None
+        p = q.policy
+        origin = f"[queues.{name}]" if q.configured else f"the {q.channel} channel's default"
+        window = self.board_window()
+        return TileThresholds(
+            queue=name,
+            bands=[
+                MetricBands(
+                    metric="service_level",
+                    window=window,
+                    target=p.sl_target,
+                    warn=Band(op="<", value=p.sl_target, source=f"sl_target of {origin}"),
+                    red=None,
+                ),
+                MetricBands(
+                    metric="longest_wait_s",
+                    window=None,
+                    target=None,
+                    warn=Band(op=">", value=p.sl_threshold_s, source=f"sl_threshold_s of {origin}"),
+                    red=None,
+                ),
+                MetricBands(metric="abandon_rate", window=window, target=None, warn=None, red=None),
+                MetricBands(metric="waiting", window=None, target=None, warn=None, red=None),
+            ],
+        )
+
+    def _tile(self, q: QueueState, read: _QueueRead, k: int) -> QueueTile:
+        """One queue's tile from its window sums (``k``: the board window's index)."""
+        now = self._proc.clock
+        sums, max_us = read.labelled[k]
+        p = q.policy
+        stats = window_stats(sums, max_us, p.sl_formula)
+        oldest = q.oldest_start()
+        thresholds = self.tile_thresholds(q.name)
+        assert thresholds is not None
+        return QueueTile(
+            name=q.name,
+            channel=q.channel,
+            window=self._labels[k],
+            service_level=stats.service_level,
+            sl_target=p.sl_target,
+            sl_threshold_s=p.sl_threshold_s,
+            sl_formula=p.sl_formula,
+            sl_offered=stats.sl_offered,
+            answered_in_sl=stats.answered_in_sl,
+            abandoned_in_sl=stats.abandoned_in_sl,
+            offered=stats.offered,
+            answered=stats.answered,
+            abandoned=stats.abandoned,
+            abandon_rate=stats.abandon_rate,
+            asa_s=stats.asa_s,
+            waiting=len(q.open),
+            longest_wait_s=max(0.0, now - oldest) if oldest is not None else 0.0,
+            waiting_since=oldest,
+            agents=_live_agents(self._queue_agents(q.name)),
+            thresholds=thresholds.bands,
+        )
+
+    def _scoped(
+        self, site: str, alerts: list[AlertView], agents: dict[str, str]
+    ) -> list[AlertView]:
+        """The alerts of one site: scoped to it, one of its queues or one of its agents."""
+        queues = self._proc.queues
+        out = []
+        for alert in alerts:
+            q = queues.get(alert.scope)
+            if (
+                alert.scope == site
+                or (q is not None and q.site == site)
+                or agents.get(alert.scope) == site
+            ):
+                out.append(alert)
+        return out
+
+    def _agent_site_map(self) -> dict[str, str]:
+        return {n: t.fold.site for n, t in self._proc.agents.items() if t.fold.known}
+
+    def wallboards(self, sites: Collection[str]) -> dict[str, WallboardView]:
+        """The wallboard of each listed site of ``sites`` at ``as_of`` (see
+        :class:`~callfloor.processors.views.WallboardView`); built for all of them at once,
+        so the violations and alerts are read once."""
+        now = self._now()
+        wanted = [s for s in self.site_names() if s in sites]
+        if not wanted:
+            return {}
+        k = self._labels.index(self.board_window())
+        agent_sites = self._agent_site_map()
+        active = self.violations(active=True)
+        alerts = self.alerts()
+        reads_all = self._reads()
+        out: dict[str, WallboardView] = {}
+        for site in wanted:
+            reads = {n: qr for n, qr in reads_all.items() if qr[0].site == site}
+            order = [n for n in self.queue_names_by_arrival() if n in reads]
+            tiles = [self._tile(*reads[n], k) for n in order]
+            view = self._site_view(site, reads)
+            stats = view.windows[self._labels[k]]
+            oldest = min(
+                (o for q, _ in reads.values() if (o := q.oldest_start()) is not None),
+                default=None,
+            )
+            totals = SiteTotals(
+                window=self._labels[k],
+                service_level=stats.service_level,
+                sl_formula=self._proc.site(site).config.sl_formula,
+                offered=stats.offered,
+                answered=stats.answered,
+                abandoned=stats.abandoned,
+                abandon_rate=stats.abandon_rate,
+                asa_s=stats.asa_s,
+                waiting=view.live.waiting,
+                longest_wait_s=view.live.longest_wait_s,
+                waiting_since=oldest,
+                agents=view.live.agents,
+            )
+            out[site] = WallboardView(
+                site=site,
+                as_of=float(now),
+                clock=self.site_clock(site),
+                tiles=tiles,
+                totals=totals,
+                violations=[v for v in active if agent_sites.get(v.agent) == site],
+                alerts=self._scoped(site, alerts, agent_sites),
+            )
+        return out
+
+    def agent_limits(self) -> AgentLimits:
+        """The idle-time limits of ``[agents]``."""
+        rules = self._proc.rules
+        return AgentLimits(
+            not_ready_max_s=rules.not_ready_max_s,
+            not_ready_reason_max_s=dict(sorted(rules.not_ready_reason_max_s.items())),
+            exempt_reasons=sorted(rules.exempt_reasons),
+            daily_not_ready_s=list(rules.daily_not_ready_s),
+            wrap_up_max_s=rules.wrap_up_max_s,
+            missed_calls_max=rules.missed_calls_max,
+        )
+
+    def supervisor(self, sites: Collection[str], *, names: NamePolicy) -> dict[str, SupervisorView]:
+        """The supervisor view of each listed site of ``sites`` at ``as_of``: every agent
+        of the site (not logged out, or with a violation) as a row, display names as
+        ``names`` says (see :class:`~callfloor.processors.views.SupervisorView`)."""
+        now = self._now()
+        wanted = [s for s in self.site_names() if s in sites]
+        if not wanted:
+            return {}
+        proc = self._proc
+        agent_sites = self._agent_site_map()
+        active = self.violations(active=True)
+        kinds: dict[str, list[ViolationKind]] = {}
+        for v in active:
+            kinds.setdefault(v.agent, []).append(v.kind)
+        alerts = self.alerts()
+        limits = self.agent_limits()
+        rows: dict[str, list[AgentRow]] = {site: [] for site in wanted}
+        show = names is NamePolicy.SHOW
+        for name in self.agent_names():
+            site = agent_sites[name]
+            table = rows.get(site)
+            if table is None:
+                continue
+            track = proc.agents[name]
+            f = track.fold
+            assert f.state is not None
+            if f.state == "logged_out" and name not in kinds:
+                continue
+            answered, missed = agent_today_counts(proc, track, now)
+            handled, handle_s = agent_handled_today(proc, track, now)
+            table.append(
+                AgentRow(
+                    agent=name,
+                    display_name=f.display if show else None,
+                    team=f.team,
+                    queues=list(f.group),
+                    state=AgentStateName(f.state),
+                    reason=f.reason,
+                    state_since=f.since,
+                    not_ready_today_s=agent_not_ready_today(proc, track, now),
+                    not_ready_counting=open_not_ready_since(proc, track) is not None,
+                    answered_today=answered,
+                    missed_today=missed,
+                    handled_today=handled,
+                    aht_today_s=handle_s / handled if handled else None,
+                    violations=kinds.get(name, []),
+                )
+            )
+        return {
+            site: SupervisorView(
+                site=site,
+                as_of=float(now),
+                clock=self.site_clock(site),
+                limits=limits,
+                agents=rows[site],
+                violations=[v for v in active if agent_sites.get(v.agent) == site],
+                alerts=self._scoped(site, alerts, agent_sites),
+            )
+            for site in wanted
+        }

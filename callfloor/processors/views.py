@@ -55,6 +55,18 @@ class AlertState(StrEnum):
     RESOLVED = "resolved"
 
 
+class NamePolicy(StrEnum):
+    """Whether a read shows agents' display names (the person's name an ``agent_state``
+    carried) or withholds them (``None``).
+
+    A parameter of every read that could carry one, without a default: whoever adds a
+    route, a stream or a sink decides, and cannot leak names by forgetting to.
+    """
+
+    SHOW = "show"
+    HIDE = "hide"
+
+
 # ----------------------------------------------------------------------------- document parts
 
 
@@ -108,10 +120,18 @@ class SiteLive(msgspec.Struct, kw_only=True):
 
 
 class SiteView(msgspec.Struct, kw_only=True):
-    """One site as in the document: roll-up windows and live values."""
+    """One site as in the document: roll-up windows and live values, then (additions to
+    SPEC §7, so a board can say which day "today" is) the site's calendar at ``as_of``:
+    its IANA time zone, the site-local date, the first instant of that day and of the
+    current interval (epoch seconds), and the interval's length."""
 
     windows: dict[str, WindowStats]
     live: SiteLive
+    timezone: str
+    local_date: str  # ISO 8601, e.g. "2026-11-30": the site-local day at as_of
+    day_start: float
+    interval_start: float
+    interval_minutes: int
 
 
 class AgentView(msgspec.Struct, kw_only=True):
@@ -296,3 +316,160 @@ class ChangeSet(msgspec.Struct, kw_only=True):
 
     def __bool__(self) -> bool:
         return bool(self.queues or self.sites or self.agents or self.violations)
+
+
+# ----------------------------------------------------------------------------- boards
+
+
+class SiteClock(msgspec.Struct, kw_only=True):
+    """A site's calendar at ``as_of``: what a board labels "today" and "this interval" by."""
+
+    timezone: str
+    local_date: str  # ISO 8601 site-local date
+    day_start: float  # epoch seconds of the site-local midnight that began it
+    interval_start: float
+    interval_minutes: int
+    utc_offset_s: float  # the zone's offset from UTC at as_of (DST included)
+
+
+class Band(msgspec.Struct, kw_only=True):
+    """One colour band of a tile: the number is in it when ``value op threshold`` holds.
+
+    ``source`` says where the threshold comes from (the queue's ``sl_target``, an alert
+    rule by name), so a supervisor can find why a tile turned amber or red.
+    """
+
+    op: str  # "<", "<=", ">", ">="
+    value: float
+    source: str
+
+
+class MetricBands(msgspec.Struct, kw_only=True):
+    """The colour bands of one number of a tile: the metric, its window, the target it
+    is measured against (if any), and the amber (``warn``) and red bands."""
+
+    metric: str  # service_level, abandon_rate, longest_wait_s, waiting
+    window: str | None  # the window label, None for live values
+    target: float | None
+    warn: Band | None
+    red: Band | None
+
+
+class TileThresholds(msgspec.Struct, kw_only=True):
+    """Every colour band of one queue's tile (one source for tiles and alert rules)."""
+
+    queue: str
+    bands: list[MetricBands]
+
+
+class QueueTile(msgspec.Struct, kw_only=True):
+    """One queue on a wallboard: the numbers of its tile and the rules behind their colours.
+
+    ``waiting_since`` is when the longest-waiting caller started waiting (epoch seconds,
+    None with nobody waiting): a browser counts the longest wait up from it every second
+    between pushes. ``window`` is the window of the rates (service level, abandon rate,
+    ASA); ``sl_formula`` and ``sl_threshold_s`` say how the service level is computed.
+    """
+
+    name: str
+    channel: str
+    window: str
+    service_level: float | None
+    sl_target: float
+    sl_threshold_s: float
+    sl_formula: str
+    sl_offered: int
+    answered_in_sl: int
+    abandoned_in_sl: int
+    offered: int
+    answered: int
+    abandoned: int
+    abandon_rate: float | None
+    asa_s: float | None
+    waiting: int
+    longest_wait_s: float
+    waiting_since: float | None
+    agents: dict[str, int]
+    thresholds: list[MetricBands]
+
+
+class SiteTotals(msgspec.Struct, kw_only=True):
+    """A site's roll-up on a wallboard (each agent counted once)."""
+
+    window: str
+    service_level: float | None
+    sl_formula: str
+    offered: int
+    answered: int
+    abandoned: int
+    abandon_rate: float | None
+    asa_s: float | None
+    waiting: int
+    longest_wait_s: float
+    waiting_since: float | None
+    agents: dict[str, int]
+
+
+class WallboardView(msgspec.Struct, kw_only=True):
+    """One site's wallboard at ``as_of``: a tile per queue, the site's totals, agents by
+    state, its active violations and its alerts; ``stale`` while the site is served as it
+    last stood (its partition not applied here)."""
+
+    site: str
+    as_of: float
+    clock: SiteClock
+    tiles: list[QueueTile]
+    totals: SiteTotals
+    violations: list[ViolationView]
+    alerts: list[AlertView]
+    stale: Staleness | None = None
+
+
+class AgentLimits(msgspec.Struct, kw_only=True):
+    """The idle-time limits (``[agents]``) a supervisor reads an agent's numbers against."""
+
+    not_ready_max_s: float
+    not_ready_reason_max_s: dict[str, float]
+    exempt_reasons: list[str]
+    daily_not_ready_s: list[float]
+    wrap_up_max_s: float
+    missed_calls_max: int
+
+
+class AgentRow(msgspec.Struct, kw_only=True):
+    """One agent in the supervisor's table.
+
+    ``not_ready_today_s`` is as of ``as_of``; while ``not_ready_counting`` it grows with
+    the clock (a browser adds the time since). ``handled_today`` and ``aht_today_s`` are
+    the agent's calls whose handling (talk plus after-call work) completed today.
+    ``violations`` are the kinds of its active violations.
+    """
+
+    agent: str
+    display_name: str | None
+    team: str | None
+    queues: list[str]
+    state: AgentStateName
+    reason: str | None
+    state_since: float
+    not_ready_today_s: float
+    not_ready_counting: bool
+    answered_today: int
+    missed_today: int
+    handled_today: int
+    aht_today_s: float | None
+    violations: list[ViolationKind]
+
+
+class SupervisorView(msgspec.Struct, kw_only=True):
+    """One site's agents for a supervisor at ``as_of``, with the limits, the active
+    violations and the alerts; ``stale`` as for :class:`WallboardView`."""
+
+    site: str
+    as_of: float
+    clock: SiteClock
+    limits: AgentLimits
+    agents: list[AgentRow]
+    violations: list[ViolationView]
+    alerts: list[AlertView]
+    stale: Staleness | None = None

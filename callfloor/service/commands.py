@@ -125,6 +125,7 @@ def run_demo(args: argparse.Namespace) -> int:
             "callfloor demo: a simulated contact centre "
             f"({args.agents} agents, {args.queues} queues, "
             f"sites {', '.join(setup.site_names)})\n"
+            f"  wallboard        {base}/wallboard  (supervisor: {base}/supervisor)\n"
             f"  live metrics     {base}/metrics\n"
             f"  state document   {base}/api/v1/snapshot\n"
             f"  queues / agents  {base}/api/v1/queues  {base}/api/v1/agents\n"

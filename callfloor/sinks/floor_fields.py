@@ -83,8 +83,9 @@ def queue_answer(name: str, view: QueueView, as_of: float) -> dict[str, Any]:
 
 
 def site_answer(name: str, view: SiteView, as_of: float) -> dict[str, Any]:
-    """A site as ``GET /api/v1/queues`` lists it, with its name and ``as_of``."""
-    return {"as_of": as_of, "name": name, "windows": view.windows, "live": view.live}
+    """A site as ``GET /api/v1/queues`` lists it (its calendar included), with its name
+    and ``as_of``."""
+    return {"as_of": as_of, "name": name, **msgspec.structs.asdict(view)}
 
 
 def agent_answer(detail: AgentDetail, as_of: float) -> dict[str, Any]:
@@ -117,6 +118,9 @@ def site_fields(name: str, view: SiteView, as_of: float, owner: str) -> Fields:
     out: Fields = {"name": name, "site": name, "as_of": text(as_of), "owner": owner}
     out.update(live_fields(view.live))
     out.update(window_fields(view.windows))
+    out["timezone"] = view.timezone
+    out["local_date"] = view.local_date
+    out["interval_start"] = text(view.interval_start)
     out["json"] = _json(site_answer(name, view, as_of))
     return out
 

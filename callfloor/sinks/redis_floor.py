@@ -59,6 +59,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from callfloor.processors.views import NamePolicy
 from callfloor.sinks.floor_fields import (
     Fields,
     agent_fields,
@@ -539,7 +540,7 @@ class RedisFloor:
         if kind == "site":
             site = view.site(name)
             return None if site is None else site_fields(name, site, as_of, owner)
-        detail = view.agent_detail(name)
+        detail = view.agent_detail(name, names=NamePolicy.SHOW)
         return None if detail is None else agent_fields(detail, as_of, owner)
 
     async def _sweep(

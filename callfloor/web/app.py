@@ -7,7 +7,7 @@ import asyncio
 
 from aiohttp import web
 
-from callfloor.web import auth, changes, health, hosts, ingest, reads
+from callfloor.web import auth, boards, changes, health, hosts, ingest, login, pages, reads
 from callfloor.web.errors import json_errors
 from callfloor.web.floor import FLOOR, Floor
 
@@ -17,10 +17,11 @@ def make_app(floor: Floor) -> web.Application:
     # Bodies are read by the ingest route with its own limit ([limits] max_body).
     # The Host check and access control run inside the JSON error layer, so 421, 401
     # and 403 are counted; the Host check first, so that a rebinding page learns nothing
-    # from which refusal it gets.
+    # from which refusal it gets. A signed link is exchanged for its cookie before
+    # access control would send its page to the login page.
     http = floor.config.http
     app = web.Application(
-        middlewares=[json_errors, hosts.host_check, auth.access_control],
+        middlewares=[json_errors, hosts.host_check, login.link_exchange, auth.access_control],
         client_max_size=floor.config.limits.max_body_bytes,
     )
     app[FLOOR] = floor
@@ -31,7 +32,6 @@ def make_app(floor: Floor) -> web.Application:
         floor.config.limits.max_inflight_body_bytes, floor.stats
     )
     get = app.router.add_get
-    get("/", reads.index, name="index")
     get("/metrics", reads.metrics, name="metrics")
     get("/api/v1/snapshot", reads.snapshot, name="snapshot")
     get("/api/v1/queues", reads.queues, name="queues")
@@ -43,4 +43,8 @@ def make_app(floor: Floor) -> web.Application:
     app.router.add_post("/api/v1/events", ingest.ingest, name="ingest")
     get("/healthz", health.healthz, name="healthz")
     get("/readyz", health.readyz, name="readyz")
+    # The browser: pages and assets, sessions, the board streams.
+    pages.add_routes(app)
+    login.add_routes(app)
+    boards.add_routes(app, floor)
     return app

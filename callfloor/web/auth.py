@@ -15,11 +15,26 @@ set, reads are open, but a peer beyond loopback is not shown agents' display nam
 (:mod:`~callfloor.web.redact`). A write token does not grant reads, nor a read
 token writes. Tokens are compared in constant time (:class:`Tokens`).
 
+A browser holds a *session* instead (:mod:`~callfloor.web.sessions`): a cookie per
+token kind, had once for a token. A read session stands for a read token; a write
+through a write session also needs the session's CSRF token (``X-CSRF-Token``). Any
+write without a bearer token whose ``Origin`` names another host than the request's is
+refused (403): a page of another site cannot write through a visitor's browser.
+
+Some routes need something else than their method says (:data:`ROUTE_NEEDS`: the login
+page and its assets are open, the token exchange carries its credential in its body);
+a page route (:data:`PAGES`) refused for want of a read credential is redirected to the
+login page rather than answered with JSON.
+
 "Loopback" is said of the client: the peer address, or behind a proxy listed in
 ``[http] trusted_proxies`` the address that proxy reports
-(:mod:`~callfloor.web.proxies`). A request that shows a configured token is
-:func:`authenticated`: the Host check (:mod:`~callfloor.web.hosts`) does not apply
-to it.
+(:mod:`~callfloor.web.proxies`). A request that shows a configured token or a valid
+session cookie is :func:`authenticated`: the Host check (:mod:`~callfloor.web.hosts`)
+does not apply to it (a session cookie is only ever sent to the host that set it).
+
+Agents' display names follow a :class:`~callfloor.processors.views.NamePolicy` that the
+middleware decides per request (:func:`name_policy`); every read that can carry a name
+takes it as a parameter.
 
 The start-up rules of ``callfloor serve`` live here too, as pure functions:
 :func:`refusal` (a bind beyond loopback without write tokens) and :func:`notes` (the
@@ -34,14 +49,18 @@ import hmac
 import ipaddress
 from collections.abc import Iterable
 from typing import Final
+from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from callfloor.config import HttpConfig
+from callfloor.processors.views import NamePolicy
 from callfloor.web import redact
 from callfloor.web.errors import json_error
+from callfloor.web.hostnames import host_name
 from callfloor.web.proxies import TrustedProxies
+from callfloor.web.sessions import Grant, SessionKeys, cookie_name
 
 __all__ = [
     "ACCESS",
@@ -55,11 +74,14 @@ __all__ = [
     "client_address",
     "is_loopback_host",
     "is_loopback_peer",
+    "name_policy",
     "notes",
     "refusal",
+    "session_grant",
 ]
 
 OPEN_ROUTES: Final = frozenset({"healthz", "readyz"})
+CSRF_HEADER: Final = "X-CSRF-Token"
 READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_HOSTS: Final = "127.0.0.1, ::1 or localhost"
 
@@ -72,12 +94,22 @@ class Need(enum.Enum):
     WRITE = "write"
 
 
+# Routes that need something else than their method says, by route name. A module that
+# adds such a route registers it here (extend by registration).
+ROUTE_NEEDS: dict[str, Need] = {}
+# HTML page routes: refused for want of a read credential, they redirect to the login page.
+PAGES: set[str] = set()
+
+
 def classify(method: str, route: str | None) -> Need:
     """What a request with this method to this named route needs.
 
     Unknown paths and wrong methods are classified like any other request, so
     that nobody learns which routes exist without the token the method needs.
     """
+    special = ROUTE_NEEDS.get(route) if route is not None else None
+    if special is not None and method != "OPTIONS":
+        return special
     if method not in READ_METHODS:
         return Need.WRITE
     if route in OPEN_ROUTES and method != "OPTIONS":
@@ -169,7 +201,7 @@ def bearer_token(header: str | None) -> str | _Malformed | None:
 class Access:
     """The access rules of one application (built from ``[http]``)."""
 
-    __slots__ = ("proxies", "read", "write")
+    __slots__ = ("proxies", "read", "sessions", "write")
 
     def __init__(
         self,
@@ -177,9 +209,21 @@ class Access:
         read_tokens: Iterable[str] = (),
         trusted_proxies: Iterable[str] = (),
     ) -> None:
+        write_tokens = tuple(write_tokens)
+        read_tokens = tuple(read_tokens)
         self.write = Tokens(write_tokens)
         self.read = Tokens(read_tokens)
         self.proxies = TrustedProxies(trusted_proxies)
+        self.sessions = SessionKeys({"read": read_tokens, "write": write_tokens})
+
+    def kinds_of(self, token: str) -> list[str]:
+        """The kinds (``read``, ``write``) a presented token is one of (constant time)."""
+        kinds = []
+        if self.read.matches(token):
+            kinds.append("read")
+        if self.write.matches(token):
+            kinds.append("write")
+        return kinds
 
     @classmethod
     def from_config(cls, http: HttpConfig) -> Access:
@@ -260,20 +304,93 @@ class Access:
     def hides_names(self, peer: str | None) -> bool:
         """Whether agents' display names are withheld from this (authorised) reader.
 
-        A holder of a read token sees them; without read tokens, a loopback peer
-        does and any other does not.
+        A holder of a read token (or a read session) sees them; without read tokens, a
+        loopback peer does and any other does not.
         """
         return not self.read and not is_loopback_peer(peer)
 
 
 ACCESS: web.AppKey[Access] = web.AppKey("access", Access)
+_GRANTS: Final = web.RequestKey("callfloor.grants", dict[str, Grant | None])
+_NAMES: Final = web.RequestKey("callfloor.names", NamePolicy)
+
+
+def remember_grant(request: web.Request, kind: str, grant: Grant | None) -> None:
+    """Note a session just issued, so the rest of this request sees it."""
+    grants = request.get(_GRANTS)
+    if grants is None:
+        grants = request[_GRANTS] = {}
+    grants[kind] = grant
+
+
+def session_grant(request: web.Request, kind: str) -> Grant | None:
+    """The request's valid session cookie of ``kind`` (verified once per request)."""
+    grants = request.get(_GRANTS)
+    if grants is None:
+        grants = request[_GRANTS] = {}
+    if kind not in grants:
+        grants[kind] = request.app[ACCESS].sessions.verify(
+            kind, request.cookies.get(cookie_name(kind))
+        )
+    return grants[kind]
 
 
 def authenticated(request: web.Request) -> bool:
     """Whether the request shows a credential of this service: a configured bearer token
-    of either kind. The Host check is for requests without one (a browser session
-    cookie, when there is one, is to count here too)."""
-    return request.app[ACCESS].shows_token(request.headers.get("Authorization"))
+    of either kind, or a valid session cookie. The Host check is for requests without
+    one."""
+    access = request.app[ACCESS]
+    if access.shows_token(request.headers.get("Authorization")):
+        return True
+    return any(session_grant(request, kind) is not None for kind in access.sessions.kinds())
+
+
+def name_policy(request: web.Request) -> NamePolicy:
+    """Whether this request's answer may show agents' display names: as the access
+    middleware decided, and ``HIDE`` for any request it did not see."""
+    policy: NamePolicy = request.get(_NAMES, NamePolicy.HIDE)
+    return policy
+
+
+def _origin_refusal(request: web.Request) -> web.Response | None:
+    """A 403 for a write whose ``Origin`` names another host than the request's."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return None
+    _, sep, rest = origin.partition("://")
+    named = host_name(rest) if sep else None
+    host = host_name(request.headers.get("Host") or "")
+    if named is not None and named == host:
+        return None
+    return json_error(
+        403,
+        f"{request.method} {request.path} is a write from a page of another origin: a "
+        "browser may write only from this service's own pages",
+        need="same_origin",
+    )
+
+
+def _session_write(request: web.Request, access: Access) -> web.Response | None:
+    """A write made with a write session: None when its CSRF token matches, else a 403."""
+    grant = session_grant(request, "write")
+    assert grant is not None
+    if access.sessions.csrf_matches(grant, request.headers.get(CSRF_HEADER)):
+        return None
+    return json_error(
+        403,
+        f"{request.method} {request.path} through a browser session needs the session's "
+        f"CSRF token in {CSRF_HEADER} (GET /api/v1/session gives it to the page)",
+        need="csrf_token",
+    )
+
+
+def _login_redirect(request: web.Request) -> web.Response:
+    """A page refused for want of a read credential: to the login page, back here after."""
+    target = request.path + (f"?{request.query_string}" if request.query_string else "")
+    return web.Response(
+        status=303,
+        headers={"Location": "/login?next=" + quote(target, safe=""), "Cache-Control": "no-store"},
+    )
 
 
 def client_address(request: web.Request) -> str | None:
@@ -295,18 +412,31 @@ async def access_control(request: web.Request, handler: Handler) -> web.StreamRe
     route = request.match_info.route.name
     peer = client_address(request)
     need = classify(request.method, route)
-    refused = access.refuse(
-        need, request.headers.get("Authorization"), peer, f"{request.method} {request.path}"
-    )
+    authorization = request.headers.get("Authorization")
+    what = f"{request.method} {request.path}"
+    refused: web.Response | None
+    if authorization is None and need is Need.READ and session_grant(request, "read"):
+        refused = None  # a read session stands for a read token
+    elif authorization is None and need is Need.WRITE and session_grant(request, "write"):
+        refused = _origin_refusal(request) or _session_write(request, access)
+    else:
+        refused = access.refuse(need, authorization, peer, what)
+        if refused is None and need is Need.WRITE and authorization is None:
+            refused = _origin_refusal(request)  # loopback writes without tokens
+        browsing = authorization is None and request.method in ("GET", "HEAD")
+        if refused is not None and refused.status == 401 and route in PAGES and browsing:
+            refused = _login_redirect(request)
     if refused is not None:
         if request.body_exists:
             # The body is not read: the connection ends instead of aiohttp reading up to
             # [limits] max_body from a client that may not write.
             refused.force_close()
         return refused
+    shown = need is Need.READ and not access.hides_names(peer)
+    request[_NAMES] = NamePolicy.SHOW if shown else NamePolicy.HIDE
     response = await handler(request)
-    if need is Need.READ and access.hides_names(peer):
-        redact.hide_names(route, response)
+    if route == "metrics" and not shown:
+        redact.hide_metrics_names(response)
     return response
 
 

@@ -36,7 +36,7 @@ def _encode(changes: ChangeSet) -> bytes:
     return _last[1]
 
 
-def _reset(request: web.Request) -> None:
+def reset_connection(request: web.Request) -> None:
     """Cut the connection with a reset: what the client never read is thrown away now,
     not kept by the kernel for minutes behind a graceful close."""
     transport = request.transport
@@ -91,7 +91,7 @@ async def changes(request: web.Request) -> web.StreamResponse:
         # The client takes no data: it is too slow by any measure. Counted as dropped;
         # the connection is cut, since half a message may be in its socket.
         floor.bus.drop(sub)
-        _reset(request)
+        reset_connection(request)
     finally:
         floor.bus.unsubscribe(sub)
     return response

@@ -22,7 +22,6 @@ the service's port anyway), nor is case, nor a trailing dot. A request without a
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from typing import Final
 
@@ -31,39 +30,13 @@ from aiohttp.typedefs import Handler
 
 from callfloor.web import auth
 from callfloor.web.errors import json_error
+from callfloor.web.hostnames import address_text, host_name
 
 __all__ = ["HOSTS", "Hosts", "host_check", "host_name"]
 
 LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 _WILDCARDS: Final = frozenset({"0.0.0.0", "::", ""})
 _SHOWN: Final = 100  # characters of a refused Host named in the answer
-
-
-def host_name(value: str) -> str | None:
-    """The name in a ``Host`` header value: lower case, no port, no brackets, no trailing
-    dot; an IP address in its canonical text. ``None`` when it is not a host at all."""
-    text = value.strip().lower()
-    if text.startswith("["):
-        inside, bracket, _ = text[1:].partition("]")
-        return _address(inside) if bracket else None
-    address = _address(text)  # an IPv6 address sent without brackets
-    if address is not None:
-        return address
-    name = text.rpartition(":")[0] if ":" in text else text
-    name = name.rstrip(".")
-    if not name or any(c in name for c in "/@ \t"):
-        return None
-    return _address(name) or name
-
-
-def _address(text: str) -> str | None:
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return str(ip)
 
 
 class Hosts:
@@ -97,7 +70,7 @@ class Hosts:
             return True
         if auth.is_loopback_peer(name):
             return True
-        return local_address is not None and name == _address(local_address)
+        return local_address is not None and name == address_text(local_address)
 
 
 HOSTS: web.AppKey[Hosts] = web.AppKey("hosts", Hosts)

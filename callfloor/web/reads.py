@@ -1,4 +1,4 @@
-"""Read routes: the document, queues, agents, violations, metrics, the index page.
+"""Read routes: the document, queues, agents, violations, metrics.
 
 Reads never move the processor clock: it moves once per tick, so every reader
 within a tick shares one document, encoded once (``Floor.cached``). ``as_of`` says
@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 from aiohttp import web
 
+from callfloor.processors.views import NamePolicy
+from callfloor.web.auth import name_policy
 from callfloor.web.errors import json_body, json_error, json_response
 from callfloor.web.floor import Floor, floor_of
 
@@ -26,35 +28,7 @@ if TYPE_CHECKING:
 
 STALE_HEADER: Final = "Callfloor-Stale"
 
-_INDEX = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>callfloor</title>
-<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:46rem}
-code{background:#eee;padding:0 .3em}</style></head><body>
-<h1>callfloor</h1>
-<p>Real-time call-floor monitoring. Endpoints:</p>
-<ul>
-<li><a href="/metrics"><code>/metrics</code></a> Prometheus exposition</li>
-<li><a href="/api/v1/snapshot"><code>/api/v1/snapshot</code></a> the whole live state document</li>
-<li><a href="/api/v1/queues"><code>/api/v1/queues</code></a> queues and sites,
-<code>/api/v1/queues/{name}</code> one queue</li>
-<li><a href="/api/v1/agents"><code>/api/v1/agents</code></a> agents,
-<code>/api/v1/agents/{name}</code> one agent</li>
-<li><a href="/api/v1/violations"><code>/api/v1/violations</code></a> idle-time violations
-(<code>?active=true</code> for active only)</li>
-<li><code>/api/v1/changes</code> Server-Sent Events: what changed, every tick</li>
-<li><code>POST /api/v1/events</code> ingest: one JSON event or a JSON array
-(<code>Content-Type: application/json</code>), or NDJSON
-(<code>Content-Type: application/x-ndjson</code>)</li>
-<li><a href="/healthz"><code>/healthz</code></a>, <a href="/readyz"><code>/readyz</code></a></li>
-</ul></body></html>
-"""
-
 _ACTIVE = {"": None, "true": True, "1": True, "false": False, "0": False}
-
-
-async def index(request: web.Request) -> web.Response:
-    """A page listing the endpoints."""
-    return web.Response(text=_INDEX, content_type="text/html")
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -127,13 +101,13 @@ async def queue(request: web.Request) -> web.Response:
     )
 
 
-def _agents(floor: Floor) -> bytes:
+def _agents(floor: Floor, names: NamePolicy) -> bytes:
     view = floor.view
     doc = floor.document()
     agents: dict[str, Any] = {}
     for name, agent in doc.agents.items():
         entry = msgspec.structs.asdict(agent)
-        info = view.agent_info(name)
+        info = view.agent_info(name, names=names)
         if info is not None:
             entry.update(
                 display_name=info.display_name, team=info.team, site=info.site, queues=info.queues
@@ -143,16 +117,18 @@ def _agents(floor: Floor) -> bytes:
 
 
 async def agents(request: web.Request) -> web.Response:
-    """Agents of the live document with their display name, team, site and queues."""
+    """Agents of the live document with their display name (as the reader may see it),
+    team, site and queues."""
     floor = floor_of(request)
-    return _floor_body(floor, "agents", lambda: _agents(floor))
+    names = name_policy(request)
+    return _floor_body(floor, f"agents:{names}", lambda: _agents(floor, names))
 
 
 async def agent(request: web.Request) -> web.Response:
     """One agent with its identity and violations (only it is rendered), 404 if unknown."""
     view = floor_of(request).view
     name = request.match_info["name"]
-    found = view.agent_detail(name)
+    found = view.agent_detail(name, names=name_policy(request))
     if found is None:
         return json_error(404, f"unknown agent {name!r}")
     return _one(view.as_of, view.stale().get(found.site), msgspec.structs.asdict(found))

@@ -1,12 +1,12 @@
-"""Agents' display names withheld from answers (see :mod:`~callfloor.web.auth` for when).
+"""Agents' display names withheld from the Prometheus exposition (see
+:mod:`~callfloor.web.auth` for when).
 
 What is withheld is the person's name an ``agent_state`` event carried (its
-``name``): ``display_name`` is ``null`` in ``/api/v1/agents`` and
-``/api/v1/agents/{name}``, and the ``name`` label of ``callfloor_agent_info`` is
-empty in ``/metrics``. Agent ids stay (they key the state document, whose shape the
-SPEC fixes), and so do team, site and queues, which describe the floor rather than
-the person. Answers are rewritten after the route built them, so the routes and
-their per-tick caches stay the same for every reader.
+``name``). The JSON reads and the board streams never need this: their views take a
+:class:`~callfloor.processors.views.NamePolicy` and leave the name out themselves. The
+exposition is rendered once for every scraper, so for a reader who may not see names
+the ``name`` label of ``callfloor_agent_info`` is emptied afterwards. Agent ids stay,
+and so do team, site and queues, which describe the floor rather than the person.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Final
 import msgspec
 from aiohttp import web
 
-__all__ = ["hide_agent_info_names", "hide_display_names", "hide_names"]
+__all__ = ["hide_agent_info_names", "hide_display_names", "hide_metrics_names"]
 
 _INFO: Final = b"callfloor_agent_info{"
 # A callfloor_agent_info sample up to its name label's value, walking whole labels
@@ -29,33 +29,14 @@ _INFO_NAME: Final = re.compile(
     re.MULTILINE,
 )
 
-# The last whole-floor agents answer and its rewrite: the route answers the same bytes
-# object for a whole tick, so every reader of a tick shares one rewrite.
-_last_agents: tuple[bytes, bytes] = (b"", b"")
 
-
-def hide_names(route: str | None, response: web.StreamResponse) -> None:
-    """Withhold display names from a successful answer of ``route`` (in place)."""
-    if route not in ("agents", "agent", "metrics"):
-        return
+def hide_metrics_names(response: web.StreamResponse) -> None:
+    """Withhold display names from a successful ``/metrics`` answer (in place)."""
     if not isinstance(response, web.Response) or response.status != 200:
         return
     body = response.body
-    if not isinstance(body, bytes):
-        return
-    if route == "metrics":
+    if isinstance(body, bytes):
         response.body = hide_agent_info_names(body)
-    elif route == "agents":
-        response.body = _agents(body)
-    else:
-        response.body = hide_display_names(body, one=True)
-
-
-def _agents(body: bytes) -> bytes:
-    global _last_agents
-    if _last_agents[0] is not body:
-        _last_agents = (body, hide_display_names(body, one=False))
-    return _last_agents[1]
 
 
 def hide_display_names(body: bytes, *, one: bool) -> bytes:

@@ -15,6 +15,7 @@ from callfloor.config import Config
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.merged import MergedReader
 from callfloor.processors.read import FloorReader
+from callfloor.processors.views import NamePolicy
 
 
 def _partitioned(config: Config, events: list[Event], at: float) -> list[FloorProcessor]:
@@ -84,7 +85,9 @@ def test_merged_reads_find_each_name_in_its_partition(
             assert view.queue(name) == proc.view.queue(name)
             assert view.queue_totals(name) == proc.view.queue_totals(name)
         for name in proc.view.agent_names()[:5]:
-            assert view.agent_detail(name) == proc.view.agent_detail(name)
+            assert view.agent_detail(name, names=NamePolicy.SHOW) == proc.view.agent_detail(
+                name, names=NamePolicy.SHOW
+            )
     assert view.queue("nowhere") is None and view.agent("nobody") is None
     stats = view.stats()
     assert stats.open_legs == sum(p.view.stats().open_legs for p in procs)

@@ -37,6 +37,7 @@ from callfloor.processors.state import (
     encode_checkpoint,
     register_section,
 )
+from callfloor.processors.views import NamePolicy
 
 CFG = floor_config()
 
@@ -84,7 +85,9 @@ def test_restored_processor_shows_the_same_floor() -> None:
     assert (p.clock, p.version) == (proc.clock, proc.version)
     assert build_document(p) == build_document(proc)
     assert stats_of(p) == stats_of(proc)
-    assert p.view.agent_info("a") == proc.view.agent_info("a")
+    assert p.view.agent_info("a", names=NamePolicy.SHOW) == proc.view.agent_info(
+        "a", names=NamePolicy.SHOW
+    )
 
 
 def test_log_positions_and_held_events_round_trip() -> None:

@@ -8,6 +8,7 @@ import msgspec
 from helpers import T0, ev, processor
 
 from callfloor.processors.engine import FloorProcessor
+from callfloor.processors.views import NamePolicy
 from callfloor.sinks.floor_fields import (
     agent_fields,
     encode_message,
@@ -67,7 +68,7 @@ def test_site_and_agent_fields() -> None:
     """A site hash names itself as its site; an agent hash holds its identity and state."""
     proc = _floor()
     view = proc.view
-    site_view, detail = view.site("default"), view.agent_detail("a1")
+    site_view, detail = view.site("default"), view.agent_detail("a1", names=NamePolicy.SHOW)
     assert site_view is not None and detail is not None
     site = site_fields("default", site_view, view.as_of, "me")
     agent = agent_fields(detail, view.as_of, "me")

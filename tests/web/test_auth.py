@@ -119,7 +119,6 @@ async def test_loopback_writes_need_no_token_when_none_is_configured() -> None:
 
 
 READ_PATHS = [
-    "/",
     "/metrics",
     "/api/v1/snapshot",
     "/api/v1/queues",
