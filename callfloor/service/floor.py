@@ -42,6 +42,7 @@ from callfloor.service.stats import IngestStats
 from callfloor.service.writer import Writer
 from callfloor.store.base import ALL, PartitionMap, Store, StoreHealth
 from callfloor.store.open import open_store
+from callfloor.web.server import MALFORMED_PROBLEMS
 from callfloor.web.tls import server_context
 
 if TYPE_CHECKING:
@@ -133,6 +134,7 @@ class FloorService:
         # a client that stopped reading would otherwise hold its connection forever.
         self.stream_timeout_s = stream_timeout_s
         self.stats = IngestStats()
+        self.stats.http_malformed_total = dict.fromkeys(MALFORMED_PROBLEMS, 0)
         # TLS served directly ([http] tls_cert, tls_key): a key that does not load is a
         # ConfigError here, before anything is opened.
         self.ssl_context = server_context(config.http, config.source)

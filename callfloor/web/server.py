@@ -48,12 +48,27 @@ from aiohttp.web_request import BaseRequest
 
 from callfloor.web.errors import json_error
 
-__all__ = ["EdgeRunner", "RateLimitedLog", "describe"]
+__all__ = ["MALFORMED_PROBLEMS", "EdgeRunner", "RateLimitedLog", "describe"]
 
 log = logging.getLogger("callfloor.web")
 
 LOG_EVERY_S: Final = 10.0
 """At most one log line about malformed requests in this many seconds."""
+
+MALFORMED_PROBLEMS: Final[tuple[str, ...]] = (
+    "unsupported_encoding",
+    "line_too_long",
+    "bad_method",
+    "bad_target",
+    "bad_request_line",
+    "bad_chunked",
+    "bad_length",
+    "bad_header",
+    "length_and_chunked",
+    "malformed",
+)
+"""Every ``problem`` :func:`describe` names: each is exposed from 0 on ``/metrics``, so a
+first malformed request shows as a rate, not as a series appearing from nowhere."""
 
 OnMalformed = Callable[[int, str], None]
 """Told the status and the problem of every malformed request answered."""
