@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from callfloor.alerts.rules import AlertsConfig, default_rules, parse_alerts
 from callfloor.events import CHANNELS
 
 SL_FORMULAS: Final[tuple[str, ...]] = (
@@ -353,6 +354,7 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
     connect: ConnectConfig = field(default_factory=ConnectConfig)
+    alerts: AlertsConfig = field(default_factory=lambda: AlertsConfig(rules=default_rules("15m")))
     source: str = "<defaults>"
     # What is weak but works (a short token, ...): logged at start-up, one line each,
     # naming file and key like an error.
@@ -548,6 +550,7 @@ def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config
             "privacy",
             "asterisk",
             "connect",
+            "alerts",
         ),
         "",
     )
@@ -660,6 +663,9 @@ def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config
         privacy=_privacy(ctx, ctx.table(data.get("privacy", {}), "privacy")),
         asterisk=_asterisk(ctx, ctx.table(data.get("asterisk", {}), "asterisk")),
         connect=_connect(ctx, ctx.table(data.get("connect", {}), "connect")),
+        alerts=parse_alerts(
+            ctx, ctx.table(data.get("alerts", {}), "alerts"), [label for label, _ in rolling]
+        ),
         source=source,
         warnings=tuple(ctx.warnings),
     )

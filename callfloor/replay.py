@@ -22,7 +22,7 @@ import gc
 import math
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -31,6 +31,7 @@ from typing import BinaryIO, Final
 
 import msgspec
 
+from callfloor.alerts.driver import AlertDriver, attach_alerts
 from callfloor.config import Config
 from callfloor.events import Event
 from callfloor.feeds import FEED_FORMATS, FeedFormatError, FeedOptions, MapResult
@@ -38,6 +39,7 @@ from callfloor.feeds.stream import AnyMapper, Mapped, make_mapper, map_chunks
 from callfloor.ingest.decode import BOM, Rejection, decode_line, has_blank_line, split_array
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.limits import Refusal
+from callfloor.processors.views import AlertView
 
 FORMATS: Final[tuple[str, ...]] = ("auto", "ndjson", "json", *FEED_FORMATS)
 """``auto``: a JSON array when the first non-space byte is ``[``, else NDJSON; the feed
@@ -389,6 +391,7 @@ class _Pass:
     left_out: int = 0
     by_reason: dict[str, ReasonTally] = field(default_factory=dict)
     feed: FeedTally = field(default_factory=FeedTally)
+    driver: AlertDriver | None = None
 
     def note(self, reason: str, position: Position) -> None:
         tally = self.by_reason.get(reason)
@@ -406,6 +409,7 @@ def _run(
 ) -> _Pass:
     run = _Pass(FloorProcessor(config, changes=False))
     proc = run.proc
+    run.driver = attach_alerts(proc, config)
     apply = proc.apply
     for batch in read_batches(paths, fmt, options, run.feed):
         # What the processor built so far is long-lived: out of the collector's sight
@@ -484,6 +488,32 @@ def _slow_batch(run: _Pass, batch: Batch, cut: float | None) -> None:
         run.peak_at_last = run.highest
 
 
+def _alerts_in_time_order(
+    paths: list[str | Path],
+    config: Config,
+    fmt: str,
+    options: FeedOptions | None,
+    at: float,
+) -> Callable[[], list[AlertView]]:
+    """The alert list of the events up to ``at`` applied in time order (file order
+    breaking ties): the timeline as it would have been had they come in order."""
+    events: list[Event] = []
+    for batch in read_batches(paths, fmt, options):
+        for item in batch.items:
+            if isinstance(item, Rejection):
+                continue
+            if item.ts <= at:  # type: ignore[operator]
+                events.append(item)
+    events.sort(key=_TS)
+    proc = FloorProcessor(config, changes=False)
+    driver = attach_alerts(proc, config)
+    assert driver is not None
+    for event in events:
+        proc.apply(event)
+    proc.tick(at)
+    return driver.alerts
+
+
 @dataclass
 class ReplayResult:
     """The processor after a replay (its clock at the document time) and the summary."""
@@ -523,6 +553,10 @@ def run_replay(
             proc.tick(at)
         elif proc.clock == -math.inf:
             proc.tick(0.0)  # nothing valid to replay: the document is at the epoch
+        if run.driver is not None and run.driver.late_events:
+            # Events out of time order: the numbers are exact whatever the order, the
+            # alert instants are derived again from the events in time order.
+            proc.alert_source = _alerts_in_time_order(paths, config, fmt, options, proc.clock)
     counters = proc.view.counters()
     summary = ReplaySummary(
         as_of=proc.clock,

@@ -388,6 +388,19 @@ class DeltaLog:
             for b, o, r, s in zip(self._base, self._offs[j], row, self._bases[j], strict=True)
         ]
 
+    def next_after(self, t: float) -> float | None:
+        """The time of the first kept record after ``t``, or None."""
+        firsts = self._firsts
+        j = bisect_right(firsts, t) - 1
+        if j >= 0:
+            ts = self._times[j]
+            i = bisect_right(ts, t)
+            if i < len(ts):
+                return ts[i]
+        if j + 1 < len(firsts):
+            return firsts[j + 1]
+        return None
+
     def between(self, a: float, b: float, closed: bool = False) -> list[int]:
         """The sums over ``(a, b]`` (``[a, b]`` if ``closed``)."""
         hi = self.prefix(b)

@@ -23,8 +23,8 @@ equal times a call event comes before an ``agent_state``.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from callfloor.config import Config, QueuePolicy
 from callfloor.events import (
@@ -66,11 +66,24 @@ from callfloor.processors.limits import (
 )
 from callfloor.processors.queues import QueueState, SiteState, wait_bounds
 from callfloor.processors.timers import AT, KEY, TOKEN, Timer, TimerHeap
-from callfloor.processors.views import ChangeSet
+from callfloor.processors.views import AlertView, ChangeSet
 from callfloor.processors.windows import Deltas
 
 if TYPE_CHECKING:
     from callfloor.processors.read import FloorReader
+
+
+class Observer(Protocol):
+    """What the processor tells an observer (the alert driver) on its per-event path."""
+
+    def advance(self, t: float, inclusive: bool) -> None:
+        """The clock is about to move to ``t`` (a tick: ``inclusive``)."""
+
+    def touching(self, event: Event) -> None:
+        """``event`` is about to be applied."""
+
+    def touched(self, event: Event) -> None:
+        """``event`` was applied."""
 
 AGENT: Final = -1  # the kind of an agent_state (call event kinds are in calls.py)
 
@@ -126,6 +139,11 @@ class FloorProcessor(FloorEffects):
         # How far back each queue's windows keep records (see retain_windows).
         self.window_span = max(widths)
 
+        # An alert driver (callfloor.alerts.driver), told before the clock moves and
+        # when an event touches names; None: nothing observes (replay of numbers only).
+        self.observer: Observer | None = None
+        # The document's alert list (the driver's reads); None: no alerts.
+        self.alert_source: Callable[[], list[AlertView]] | None = None
         self.clock = float("-inf")
         self.seq = 0  # arrival order of accepted events: breaks ties between equal times
         self.sites: dict[str, SiteState] = {}
@@ -239,6 +257,11 @@ class FloorProcessor(FloorEffects):
                 self.n_duplicates += 1
                 return None
             ids.remember(key, t if t > clock else clock)
+        observer = self.observer
+        if t > clock:
+            if observer is not None:
+                observer.advance(t, False)
+                clock = self.clock
         if t > clock:
             heap = self.timers.heap
             swept = True
@@ -256,6 +279,8 @@ class FloorProcessor(FloorEffects):
                 if track is not None and self.agents.get(track.name) is not track:
                     track = None
         self.seq += 1
+        if observer is not None:
+            observer.touching(event)
         if kind == AGENT:
             applied = self._on_agent_state(event, t, track)  # type: ignore[arg-type]
         else:
@@ -263,6 +288,8 @@ class FloorProcessor(FloorEffects):
         if not applied:
             self.n_duplicates += 1
             return None
+        if observer is not None:
+            observer.touched(event)
         self.n_events += 1
         by_class = self._by_class
         cls = type(event)
@@ -305,6 +332,8 @@ class FloorProcessor(FloorEffects):
 
     def tick(self, now: float) -> None:
         """Advance the clock to ``now`` with no event (no-op if the clock is ahead)."""
+        if self.observer is not None and now >= self.clock:
+            self.observer.advance(now, True)
         if now > self.clock:
             self._advance(now)
 

@@ -601,10 +601,11 @@ class FloorReader:
     def alerts(self) -> list[AlertView]:
         """The alerts of the document (SPEC §10): pending, firing, and resolved today.
 
-        None yet: the alert engine is its own issue and fills this list; the document,
-        the wallboards and the supervisor views all read it here.
+        Filled by the alert driver observing the processor (``callfloor.alerts``); the
+        document, the wallboards and the supervisor views all read it here.
         """
-        return []
+        source = self._proc.alert_source
+        return [] if source is None else source()
 
     # ------------------------------------------------------------------ boards
 

@@ -11,6 +11,7 @@ import pytest
 from helpers import decode
 from traces import DAY0, Event, assert_same_document, replay_events, simulate, write_config
 
+from callfloor.alerts.driver import attach_alerts
 from callfloor.config import Config
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.merged import MergedReader
@@ -26,6 +27,7 @@ def _partitioned(config: Config, events: list[Event], at: float) -> list[FloorPr
         site = event.site
         if site not in procs:
             procs[site] = FloorProcessor(config.for_sites(frozenset({site})))
+            attach_alerts(procs[site], config)
         procs[site].apply(event)
     for proc in procs.values():
         proc.tick(at)
