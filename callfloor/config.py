@@ -248,6 +248,9 @@ class HttpConfig:
     # TLS served directly: a PEM certificate chain and its private key (both or neither).
     tls_cert: str | None = None
     tls_key: str | None = None
+    # Operators acknowledge alerts and silence them: (name, token); the name is who
+    # acted, recorded with the command.
+    operator_tokens: tuple[tuple[str, str], ...] = ()
 
 
 STORE_KINDS: Final[tuple[str, ...]] = ("memory", "file", "redis")
@@ -683,6 +686,7 @@ def _http(ctx: _Ctx, table: Mapping[str, object]) -> HttpConfig:
             "trusted_proxies",
             "tls_cert",
             "tls_key",
+            "operator_tokens",
         ),
         "http",
     )
@@ -700,7 +704,19 @@ def _http(ctx: _Ctx, table: Mapping[str, object]) -> HttpConfig:
     if (cert is None) != (key is None):
         missing = "http.tls_key" if key is None else "http.tls_cert"
         raise ctx.error(missing, "TLS needs both tls_cert and tls_key (or neither)")
+    operators: list[tuple[str, str]] = []
+    for name, raw in ctx.table(table.get("operator_tokens", {}), "http.operator_tokens").items():
+        okey = f"http.operator_tokens.{name}"
+        if not re.match(r"^[A-Za-z0-9_.@-]{1,64}$", name):
+            raise ctx.error(okey, "an operator name is 1-64 letters, digits, '_', '.', '@' or '-'")
+        token = ctx.secret(raw, okey)
+        if len(token) < 16:
+            raise ctx.error(okey, "an operator token needs at least 16 characters")
+        if token in write or token in read or any(token == t for _, t in operators):
+            raise ctx.error(okey, "an operator token must be its own (not a read, write or another operator's token)")
+        operators.append((name, token))
     return HttpConfig(
+        operator_tokens=tuple(operators),
         host=ctx.string(table.get("host", "127.0.0.1"), "http.host"),
         port=ctx.integer(table.get("port", 8080), "http.port", 1, 65535),
         write_tokens=write,

@@ -26,18 +26,23 @@ are exact in any arrival order: the alert list derives them afresh at each read.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
+
+import msgspec
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from callfloor.alerts.engine import Alert, AlertEngine, fingerprint
+from callfloor.alerts.engine import Alert, AlertEngine, EngineState, fingerprint
+from callfloor.alerts.notification import Transition
 from callfloor.alerts.rules import POLICY_REFS, Condition, Rule, Threshold
 from callfloor.config import Config, parse_duration
 from callfloor.events import AgentState, Event
 from callfloor.processors.derive import agent_violations, next_transition
-from callfloor.processors.read import STAFFED_STATES, FloorReader, window_stats
-from callfloor.processors.views import AlertView, QueueView, SiteView, WindowStats
+from callfloor.processors.read import STAFFED_STATES, FloorReader, staffing, window_stats
+from callfloor.processors.windows import OFFERED
+from callfloor.processors.views import AlertView, WindowStats
 
 if TYPE_CHECKING:
     from callfloor.processors.engine import FloorProcessor
@@ -49,7 +54,13 @@ SITE: Final = 1
 AGENT: Final = 2
 _KIND_NAME: Final = ("queue", "site", "agent")
 _INF: Final = math.inf
-_BASE_WIDTHS: Final = (900.0, 3600.0)  # live arrival rate and required agents read these
+
+
+def _first2(item: tuple[float, int, Event]) -> tuple[float, int]:
+    return (item[0], item[1])
+
+
+_FIRST2: Final = _first2
 
 
 def _right(t: float) -> float:
@@ -77,83 +88,212 @@ def _cleared_holds(value: float | None, op: str, clear: float | None) -> bool:
     return value > clear
 
 
-class _Values:
-    """The values of one scope at the processor's clock, read once per evaluation."""
+_AGENT_INPUTS: Final = frozenset(
+    {
+        "agents_available",
+        "agents_ringing",
+        "agents_on_call",
+        "agents_wrap_up",
+        "agents_not_ready",
+        "agents_staffed",
+        "occupancy",
+        "required_agents",
+        "projected_service_level",
+    }
+)
+_MISS_INPUTS: Final = frozenset(
+    {"sl_offered", "service_level", "answered_in_sl", "abandoned_in_sl", "abandon_rate"}
+)
 
-    __slots__ = ("driver", "kind", "live", "name", "policy", "view", "windows")
+
+class _DriverState(msgspec.Struct, array_like=True):
+    """The driver's alert state in a snapshot."""
+
+    engine: EngineState
+    heap: list[tuple[float, int, int, str, int]]
+    due: list[tuple[int, str, int, float]]
+
+
+class _Snapshot(msgspec.Struct):
+    """The processor (a checkpoint's bytes) and the alert state at ``clock``."""
+
+    clock: float
+    floor: bytes
+    alerts: bytes
+
+
+class _Compiled:
+    """What one rule reads, worked out once: which changes concern it."""
+
+    __slots__ = ("day", "index", "interval", "longest", "misses", "reads_agents", "rule", "widths")
+
+    def __init__(self, index: int, rule: Rule, width_of: Callable[[str], float]) -> None:
+        self.index = index
+        self.rule = rule
+        names: set[str] = set()
+        windows: set[str] = set(rule.windows())
+        window_metrics: set[str] = set()
+        for c in rule.conditions:
+            if c.window is None:
+                names.add(c.metric)
+            else:
+                window_metrics.add(c.metric)
+            if c.threshold.ref is not None:
+                if c.threshold.window is None:
+                    names.add(c.threshold.ref)
+                else:
+                    window_metrics.add(c.threshold.ref)
+        if rule.clear is not None and rule.clear.ref is not None:
+            names.add(rule.clear.ref)
+        widths: set[float] = set()
+        if names & {"arrival_rate_per_s", "required_agents", "projected_service_level"}:
+            widths.add(900.0)
+        if names & {"required_agents", "projected_service_level"}:
+            widths.add(3600.0)
+        self.interval = "interval" in windows
+        self.day = "today" in windows or rule.scope_kind == "agent"
+        widths |= {width_of(w) for w in windows if w not in ("interval", "today")}
+        self.widths = tuple(sorted(widths))
+        self.reads_agents = bool(names & _AGENT_INPUTS)
+        self.longest = "longest_wait_s" in names
+        self.misses = bool(window_metrics & _MISS_INPUTS) or rule.min_volume > 0
+
+
+class _Values:
+    """The values of one scope at the processor's clock, each read once when asked."""
+
+    __slots__ = ("cache", "counts", "driver", "kind", "name", "now", "queues", "sums")
 
     def __init__(self, driver: AlertDriver, kind: int, name: str) -> None:
         self.driver = driver
         self.kind = kind
         self.name = name
-        self.windows: dict[str, WindowStats | None] = {}
-        reader = driver.reader
-        self.view: QueueView | SiteView | None = None
-        self.live: dict[str, float | None] = {}
-        self.policy = None
+        self.now = driver.proc.clock
+        self.cache: dict[tuple[str, str | None], float | None] = {}
+        self.sums: dict[str, tuple[list[int], int] | None] = {}
+        self.counts: dict[str, int] | None = None
         proc = driver.proc
         if kind == QUEUE:
-            view = reader.queue(name)
-            self.view = view
-            self.policy = proc.queues[name].policy
+            self.queues = [proc.queues[name]]
         elif kind == SITE:
-            self.view = reader.site(name)
-            self.policy = proc.config.channel_defaults.get("voice")
+            self.queues = [q for q in proc.queues.values() if q.site == name and q.listed]
         else:
-            agent = reader.agent(name)
-            if agent is not None:
-                for key in driver.agent_fields:
-                    v = getattr(agent, key, None)
-                    self.live[key] = None if v is None else float(v)
-        view = self.view
-        if view is not None:
-            live = view.live
-            agents = live.agents
-            values: dict[str, float | None] = {
-                "waiting": float(live.waiting),
-                "longest_wait_s": live.longest_wait_s,
-                "occupancy": live.occupancy,
-                "arrival_rate_per_s": live.arrival_rate_per_s,
-                "agents_staffed": float(sum(agents.get(s, 0) for s in STAFFED_STATES)),
-            }
-            for state, n in agents.items():
-                values[f"agents_{state}"] = float(n)
-            if isinstance(view, QueueView):
-                req = view.live.required_agents
-                values["required_agents"] = None if req is None else float(req)
-                values["projected_service_level"] = view.live.projected_service_level
-            self.live = values
+            self.queues = []
+
+    # -- reads
+
+    def _sums(self, label: str) -> tuple[list[int], int] | None:
+        if label in self.sums:
+            return self.sums[label]
+        got = self._read_sums(label)
+        self.sums[label] = got
+        return got
+
+    def _read_sums(self, label: str) -> tuple[list[int], int] | None:
+        driver = self.driver
+        now = self.now
+        total: list[int] | None = None
+        top = -1
+        for q in self.queues:
+            if label == "today":
+                sums, mx = q.windows.day(q.calendar.day_start(now))
+            elif label == "interval":
+                sums, mx = q.windows.between(q.calendar.interval_start(now), now, closed=True)
+            else:
+                sums, mx = q.windows.window(now, driver.width_of(label))
+            total = sums if total is None else [a + b for a, b in zip(total, sums, strict=True)]
+            if mx > top:
+                top = mx
+        return None if total is None else (total, top)
 
     def window(self, label: str) -> WindowStats | None:
-        got = self.windows.get(label, self)
-        if got is not self:
-            return got  # type: ignore[return-value]
-        stats: WindowStats | None = None
-        view = self.view
-        if view is not None:
-            stats = view.windows.get(label)
-            if stats is None:
-                stats = self.driver.window_at(self.kind, self.name, label)
-        self.windows[label] = stats
-        return stats
+        got = self._sums(label)
+        if got is None:
+            return None
+        proc = self.driver.proc
+        if self.kind == QUEUE:
+            formula = self.queues[0].policy.sl_formula
+        else:
+            formula = proc.site(self.name).config.sl_formula
+        return window_stats(got[0], got[1], formula)
+
+    def _counts(self) -> dict[str, int]:
+        counts = self.counts
+        if counts is None:
+            if self.kind == QUEUE:
+                counts = self.driver.queue_counts(self.name)
+            else:
+                counts = dict(self.driver.proc.site_counts.get(self.name, {}))
+            self.counts = counts
+        return counts
+
+    def _live(self, metric: str) -> float | None:
+        kind = self.kind
+        if kind == AGENT:
+            agent = self.driver.reader.agent(self.name)
+            if agent is None:
+                return None
+            value = getattr(agent, metric, None)
+            return None if value is None else float(value)
+        if metric == "waiting":
+            return float(sum(len(q.open) for q in self.queues))
+        if metric == "longest_wait_s":
+            longest = 0.0
+            for q in self.queues:
+                oldest = q.oldest_start()
+                if oldest is not None and self.now - oldest > longest:
+                    longest = self.now - oldest
+            return longest
+        counts = self._counts()
+        if metric == "agents_staffed":
+            return float(sum(counts.get(s, 0) for s in STAFFED_STATES))
+        if metric.startswith("agents_"):
+            return float(counts.get(metric.removeprefix("agents_"), 0))
+        if metric == "occupancy":
+            busy = counts.get("ringing", 0) + counts.get("on_call", 0) + counts.get("wrap_up", 0)
+            staffed = busy + counts.get("available", 0)
+            return busy / staffed if staffed > 0 else None
+        s15 = self._sums("15m")
+        if metric == "arrival_rate_per_s" or kind == SITE:
+            return None if s15 is None else s15[0][OFFERED] / 900.0
+        s60 = self._sums("60m")
+        assert s15 is not None and s60 is not None
+        _, required, projected = staffing(self.queues[0].policy, s15[0], s60[0], counts)
+        if metric == "required_agents":
+            return None if required is None else float(required)
+        return projected
 
     def metric(self, metric: str, window: str | None) -> float | None:
+        key = (metric, window)
+        cache = self.cache
+        if key in cache:
+            return cache[key]
         if window is None:
-            return self.live.get(metric)
-        stats = self.window(window)
-        if stats is None:
-            return None
-        if metric == "arrival_rate_per_s":
-            width = self.driver.width(window, self.kind, self.name)
-            return stats.offered / width if width > 0 else None
-        value = getattr(stats, metric)
-        return None if value is None else float(value)
+            value = self._live(metric)
+        else:
+            stats = self.window(window)
+            if stats is None:
+                value = None
+            elif metric == "arrival_rate_per_s":
+                width = self.driver.width(window, self.kind, self.name)
+                value = stats.offered / width if width > 0 else None
+            else:
+                raw = getattr(stats, metric)
+                value = None if raw is None else float(raw)
+        cache[key] = value
+        return value
 
     def threshold(self, t: Threshold) -> float | None:
         if t.ref is None:
             return t.constant
         if t.ref in POLICY_REFS and self.kind != AGENT:
-            base = getattr(self.policy, t.ref, None) if self.policy is not None else None
+            proc = self.driver.proc
+            policy = (
+                self.queues[0].policy
+                if self.kind == QUEUE
+                else proc.config.channel_defaults.get("voice")
+            )
+            base = getattr(policy, t.ref, None)
         else:
             base = self.metric(t.ref, t.window)
         return None if base is None else t.factor * float(base)
@@ -168,43 +308,52 @@ class AlertDriver:
         self.reader = FloorReader(proc)
         self.rules = [r for r in engine.rules if r.violation is None]
         self.violation_rules = {r.violation: r for r in engine.rules if r.violation is not None}
-        self.agent_fields = sorted(
-            {c.metric for r in self.rules if r.scope_kind == "agent" for c in r.conditions}
-            | {
-                c.threshold.ref
-                for r in self.rules
-                if r.scope_kind == "agent"
-                for c in r.conditions
-                if c.threshold.ref
-            }
-        )
-        self.dirty: tuple[set[str], set[str], set[str]] = (set(), set(), set())
-        self.heap: list[tuple[float, int, int, str]] = []
-        self.due: dict[tuple[int, str], float] = {}
+        self._widths: dict[str, float] = {}
+        self.compiled = [_Compiled(i, r, self.width_of) for i, r in enumerate(self.rules)]
+        # Queues touched by call events (every rule), by agent changes only (the rules
+        # reading agent counts), sites and agents touched.
+        self.dirty_calls: set[str] = set()
+        self.dirty_staff: set[str] = set()
+        self.dirty_sites: set[str] = set()
+        self.dirty_agents: set[str] = set()
+        # (at, seq, kind, name, rule index or -1 for the scope's violations)
+        self.heap: list[tuple[float, int, int, str, int]] = []
+        self.due: dict[tuple[int, str, int], float] = {}
         self._seq = 0
         self._busy = False
-        self._rules_of: dict[tuple[int, str], list[Rule]] = {}
-        self._widths_of: dict[tuple[int, str], tuple[float, ...]] = {}
-        self._calendar_of: dict[tuple[int, str], tuple[bool, bool]] = {}
+        self._rules_of: dict[tuple[int, str], list[_Compiled]] = {}
+        self._groups_seen = -1
+        self._groups_of: dict[str, list[tuple[str, ...]]] = {}
         self.late_events = 0
         self.evaluations = 0
+        # Live: the events applied, in time order, so that a late one can re-derive the
+        # timeline (None: not kept, as in replay, which re-derives from its input).
+        self.events: list[tuple[float, int, Event]] | None = None
+        self._event_seq = 0
+        self.late_since: float | None = None  # earliest late event not yet re-derived
+        self.snapshots: list[_Snapshot] = []
+        self.rederivations = 0
+        self.rederivations_skipped = 0
         self.agents_watched = bool(self.violation_rules) or any(
             r.scope_kind == "agent" for r in self.rules
         )
         self.sites_watched = any(r.scope_kind == "site" for r in self.rules)
         self.queues_watched = any(r.scope_kind == "queue" for r in self.rules)
-        proc.retain_windows(max((self._label_width(w) for r in self.rules for w in r.windows()), default=0.0))
+        widest = max((w for c in self.compiled for w in c.widths), default=0.0)
+        proc.retain_windows(widest)
         proc.observer = self
 
     # ------------------------------------------------------------------ config helpers
 
-    def _label_width(self, label: str) -> float:
-        if label in ("interval", "today"):
-            return 0.0
-        for name, width in self.proc.config.rolling_windows:
-            if name == label:
-                return width
-        return parse_duration(label)
+    def width_of(self, label: str) -> float:
+        """The length of rolling window ``label`` (a configured label or a duration)."""
+        got = self._widths.get(label)
+        if got is None:
+            got = dict(self.proc.config.rolling_windows).get(label)
+            if got is None:
+                got = parse_duration(label)
+            self._widths[label] = got
+        return got
 
     def width(self, label: str, kind: int, name: str) -> float:
         """The length of window ``label`` (an interval or day: its length so far)."""
@@ -213,7 +362,7 @@ class AlertDriver:
             now = self.proc.clock
             start = cal.interval_start(now) if label == "interval" else cal.day_start(now)
             return now - start
-        return self._label_width(label)
+        return self.width_of(label)
 
     def _site_of(self, kind: int, name: str) -> str:
         proc = self.proc
@@ -224,57 +373,63 @@ class AlertDriver:
         track = proc.agents.get(name)
         return track.fold.site if track is not None else ""
 
-    def rules_of(self, kind: int, name: str) -> list[Rule]:
+    def rules_of(self, kind: int, name: str) -> list[_Compiled]:
         key = (kind, name)
         got = self._rules_of.get(key)
         if got is None:
             word = _KIND_NAME[kind]
-            got = [r for r in self.rules if r.scope_kind == word and r.covers(name)]
+            got = [c for c in self.compiled if c.rule.scope_kind == word and c.rule.covers(name)]
             self._rules_of[key] = got
-            widths: set[float] = set(_BASE_WIDTHS) if kind != AGENT else set()
-            interval = day = False
-            for r in got:
-                for w in r.windows():
-                    if w == "interval":
-                        interval = True
-                    elif w == "today":
-                        day = True
-                    else:
-                        widths.add(self._label_width(w))
-                if kind == AGENT:
-                    day = True
-            self._widths_of[key] = tuple(sorted(widths))
-            self._calendar_of[key] = (interval, day)
         return got
 
-    def window_at(self, kind: int, name: str, label: str) -> WindowStats | None:
-        """A window that is not one of the configured ones, at the clock."""
+    def queue_counts(self, queue: str) -> dict[str, int]:
+        """Agents serving ``queue`` by state (its skill groups summed)."""
+        groups = self.proc.groups
+        if len(groups) != self._groups_seen:
+            index: dict[str, list[tuple[str, ...]]] = {}
+            for group in groups:
+                for q in group:
+                    index.setdefault(q, []).append(group)
+            self._groups_of = index
+            self._groups_seen = len(groups)
+        counts: dict[str, int] = {}
+        for group in self._groups_of.get(queue, ()):
+            for state, n in groups[group].items():
+                if n:
+                    counts[state] = counts.get(state, 0) + n
+        return counts
+
+    def wake_all(self) -> None:
+        """Look at every scope at the next instant (after a restore: the timers of the
+        restored alerts are not in the checkpoint, they are found again)."""
         proc = self.proc
-        now = proc.clock
-        width = self._label_width(label)
-        if kind == QUEUE:
-            q = proc.queues[name]
-            sums, mx = q.windows.window(now, width)
-            return window_stats(sums, mx, q.policy.sl_formula)
-        total: list[int] | None = None
-        top = -1
-        for q in proc.queues.values():
-            if q.site != name or not q.listed:
-                continue
-            sums, mx = q.windows.window(now, width)
-            total = sums if total is None else [a + b for a, b in zip(total, sums, strict=True)]
-            top = max(top, mx)
-        if total is None:
-            return None
-        return window_stats(total, top, proc.site(name).config.sl_formula)
+        self.dirty_calls.update(proc.queues)
+        self.dirty_sites.update(proc.sites)
+        self.dirty_agents.update(proc.agents)
 
     # ------------------------------------------------------------------ observer hooks
 
     def touching(self, event: Event) -> None:
         """Before ``event`` is applied: mark what it touches (an agent's old queues)."""
         t: float = event.ts  # type: ignore[assignment]
-        if t < self.proc.clock:
+        late = t < self.proc.clock
+        if late:
             self.late_events += 1
+        events = self.events
+        if events is not None:
+            self._event_seq += 1
+            item = (t, self._event_seq, event)
+            if events and t < events[-1][0]:
+                bisect.insort(events, item, key=_FIRST2)
+            else:
+                events.append(item)
+            if late:
+                if self.late_since is None or t < self.late_since:
+                    self.late_since = t
+                # A snapshot at or after it lacks it: it can no longer be a base.
+                snaps = self.snapshots
+                while snaps and snaps[-1].clock >= t:
+                    snaps.pop()
         self._mark(event)
 
     def touched(self, event: Event) -> None:
@@ -283,33 +438,35 @@ class AlertDriver:
             self._mark(event)
 
     def _mark(self, event: Event) -> None:
-        queues, sites, agents = self.dirty
         proc = self.proc
         if isinstance(event, AgentState):
-            agents.add(event.agent)
-            sites.add(event.site)
+            self.dirty_agents.add(event.agent)
+            self.dirty_sites.add(event.site)
             track = proc.agents.get(event.agent)
             if track is not None:
-                queues.update(track.fold.group)
-                sites.add(track.fold.site)
+                self.dirty_staff.update(track.fold.group)
+                self.dirty_sites.add(track.fold.site)
             return
-        queue = getattr(event, "queue", None)
-        if queue is None:
-            call = proc.calls.get(event.call_id)  # type: ignore[union-attr]
-            if call is not None:
-                if call.leg is not None:
-                    queue = call.leg.queue
-                elif call.convs:
-                    queue = call.convs[-1].queue
-        if queue is not None:
-            queues.add(queue)
-            q = proc.queues.get(queue)
-            if q is not None:
-                sites.add(q.site)
-        sites.add(event.site)
+        # The queue it names and the one its call is in (a call queued again elsewhere
+        # leaves its first queue: both change).
+        named = getattr(event, "queue", None)
+        here: str | None = None
+        call = proc.calls.get(event.call_id)  # type: ignore[union-attr]
+        if call is not None:
+            if call.leg is not None:
+                here = call.leg.queue
+            elif call.convs:
+                here = call.convs[-1].queue
+        for queue in (named, here):
+            if queue is not None:
+                self.dirty_calls.add(queue)
+                q = proc.queues.get(queue)
+                if q is not None:
+                    self.dirty_sites.add(q.site)
+        self.dirty_sites.add(event.site)
         agent = getattr(event, "agent", None)
         if agent is not None:
-            agents.add(agent)
+            self.dirty_agents.add(agent)
 
     def advance(self, t: float, inclusive: bool) -> None:
         """The processor's clock is about to move to ``t``: evaluate every instant before
@@ -322,89 +479,106 @@ class AlertDriver:
             if proc.clock < t:
                 self._flush(proc.clock)
             heap = self.heap
+            due = self.due
             while heap and heap[0][0] < t:
-                at, _, kind, name = heapq.heappop(heap)
-                if self.due.get((kind, name)) != at:
+                at, _, kind, name, index = heapq.heappop(heap)
+                key = (kind, name, index)
+                if due.get(key) != at:
                     continue
-                del self.due[(kind, name)]
+                del due[key]
                 right = _right(at)
                 if right > proc.clock:
                     proc.tick(right if right <= t else t)
-                self._evaluate(kind, name, at)
                 self._flush(at)
+                self._evaluate(kind, name, at, index)
             if inclusive:
                 if t > proc.clock:
                     proc.tick(t)
                 self._flush(t)
-                now_due: list[tuple[int, str]] = []
+                now_due: list[tuple[int, str, int]] = []
                 while heap and heap[0][0] == t:
-                    at, _, kind, name = heapq.heappop(heap)
-                    if self.due.get((kind, name)) == at:
-                        del self.due[(kind, name)]
-                        now_due.append((kind, name))
-                for kind, name in now_due:
-                    self._evaluate(kind, name, t)
+                    at, _, kind, name, index = heapq.heappop(heap)
+                    if due.get((kind, name, index)) == at:
+                        del due[(kind, name, index)]
+                        now_due.append((kind, name, index))
+                for kind, name, index in now_due:
+                    self._evaluate(kind, name, t, index)
         finally:
             self._busy = False
 
     # ------------------------------------------------------------------ evaluation
 
     def _flush(self, at: float) -> None:
-        queues, sites, agents = self.dirty
-        if not (queues or sites or agents):
+        calls, staff = self.dirty_calls, self.dirty_staff
+        sites, agents = self.dirty_sites, self.dirty_agents
+        if not (calls or staff or sites or agents):
             return
-        self.dirty = (set(), set(), set())
+        self.dirty_calls, self.dirty_staff = set(), set()
+        self.dirty_sites, self.dirty_agents = set(), set()
+        queues = self.proc.queues
         if self.queues_watched:
-            for name in sorted(queues):
-                if name in self.proc.queues:
-                    self._evaluate(QUEUE, name, at)
+            for name in sorted(calls):
+                if name in queues:
+                    self._evaluate(QUEUE, name, at, None)
+            for name in sorted(staff - calls):
+                if name in queues:
+                    self._evaluate(QUEUE, name, at, None, staff_only=True)
         if self.sites_watched:
             for name in sorted(sites):
-                self._evaluate(SITE, name, at)
+                self._evaluate(SITE, name, at, None)
         if self.agents_watched:
+            agents_known = self.proc.agents
             for name in sorted(agents):
-                if name in self.proc.agents:
-                    self._evaluate(AGENT, name, at)
+                if name in agents_known:
+                    self._evaluate(AGENT, name, at, None)
+                    if self.violation_rules:
+                        self._schedule(AGENT, name, -1, self._violations(name, at))
 
-    def _schedule(self, kind: int, name: str, at: float | None) -> None:
-        if at is None or at == _INF:
+    def _schedule(self, kind: int, name: str, index: int, at: float) -> None:
+        if at == _INF:
             return
-        key = (kind, name)
+        clock = self.proc.clock
+        if at < clock:
+            at = clock
+        key = (kind, name, index)
         old = self.due.get(key)
-        if old is not None and old <= at and old >= self.proc.clock:
+        if old is not None and clock <= old <= at:
             return
         self.due[key] = at
         self._seq += 1
-        heapq.heappush(self.heap, (at, self._seq, kind, name))
+        heapq.heappush(self.heap, (at, self._seq, kind, name, index))
 
-    def _evaluate(self, kind: int, name: str, at: float) -> None:
-        """Step every rule of one scope at instant ``at`` (the processor at or just
-        after it) and schedule the scope's next instant."""
-        self.evaluations += 1
-        rules = self.rules_of(kind, name)
-        nxt = _INF
-        if kind == AGENT and self.violation_rules:
-            nxt = min(nxt, self._violations(name, at))
-        if not rules:
-            if nxt < _INF:
-                self._schedule(kind, name, nxt)
+    def _evaluate(
+        self, kind: int, name: str, at: float, only: int | None, staff_only: bool = False
+    ) -> None:
+        """Step the scope's rules (rule ``only``, or those reading agent counts when
+        ``staff_only``) at instant ``at`` (the processor at or just after it), and
+        schedule each one's next instant."""
+        if only == -1:
+            self._schedule(kind, name, -1, self._violations(name, at))
             return
-        proc = self.proc
+        compiled = self.rules_of(kind, name)
+        if not compiled:
+            return
+        self.evaluations += 1
         site = self._site_of(kind, name)
         values = _Values(self, kind, name)
         engine = self.engine
         scope_kind = _KIND_NAME[kind]
-        for rule in rules:
+        for c in compiled:
+            if only is not None and c.index != only:
+                continue
+            if staff_only and not c.reads_agents:
+                continue
+            rule = c.rule
             holds, active, value, threshold = self._check(rule, values)
-            later = engine.step(rule, scope_kind, name, site, at, holds, active, value, threshold)
-            if later is not None and later < nxt:
-                nxt = later
-            crossing = self._crossing(rule, values, at)
-            if crossing < nxt:
-                nxt = crossing
-        nxt = min(nxt, self._time_changes(kind, name, at))
-        if nxt < _INF:
-            self._schedule(kind, name, nxt if nxt >= proc.clock else proc.clock)
+            nxt = engine.step(rule, scope_kind, name, site, at, holds, active, value, threshold)
+            if nxt is None:
+                nxt = _INF
+            if c.longest or kind == AGENT:
+                nxt = min(nxt, self._crossing(rule, values, at))
+            nxt = min(nxt, self._time_changes(c, values, at))
+            self._schedule(kind, name, c.index, nxt)
 
     def _check(
         self, rule: Rule, values: _Values
@@ -424,8 +598,8 @@ class AlertDriver:
                 others = others and ok
             holds = holds and ok
         if rule.min_volume and rule.volume_window is not None:
-            stats = values.window(rule.volume_window)
-            if stats is None or stats.sl_offered < rule.min_volume:
+            offered = values.metric("sl_offered", rule.volume_window)
+            if offered is None or offered < rule.min_volume:
                 return False, False, first_value, first_threshold
         first = rule.conditions[0]
         if rule.clear is not None:
@@ -436,67 +610,57 @@ class AlertDriver:
         return holds, active, first_value, first_threshold
 
     def _crossing(self, rule: Rule, values: _Values, at: float) -> float:
-        """When a growing live value (the longest wait) passes its threshold."""
+        """When a growing value (the longest wait, an agent's not-ready total) passes a
+        level the rule compares it with."""
         out = _INF
         for cond in rule.conditions:
-            if cond.metric != "longest_wait_s" or cond.window is not None:
+            if cond.window is not None or cond.metric not in ("longest_wait_s", "not_ready_today_s"):
                 continue
-            value = values.metric("longest_wait_s", None)
-            waiting = values.metric("waiting", None)
+            value = values.metric(cond.metric, None)
+            if value is None:
+                continue
+            if cond.metric == "longest_wait_s":
+                if not values.metric("waiting", None):
+                    continue
+            else:
+                track = self.proc.agents.get(values.name)
+                if track is None or track.fold.state != "not_ready":
+                    continue
             levels = [values.threshold(cond.threshold)]
             if rule.clear is not None and cond is rule.conditions[0]:
                 levels.append(values.threshold(rule.clear))
-            if value is None or not waiting:
-                continue
             for level in levels:
                 if level is not None and level >= value:
                     out = min(out, at + (level - value))
-        if values.kind == AGENT:
-            for cond in rule.conditions:
-                if cond.metric != "not_ready_today_s":
-                    continue
-                value = values.metric(cond.metric, None)
-                track = self.proc.agents.get(values.name)
-                if value is None or track is None or track.fold.state != "not_ready":
-                    continue
-                for level in (values.threshold(cond.threshold), values.threshold(rule.clear) if rule.clear else None):
-                    if level is not None and level >= value:
-                        out = min(out, at + (level - value))
         return out
 
-    def _time_changes(self, kind: int, name: str, at: float) -> float:
-        """The next instant the scope's windows change by time alone."""
-        proc = self.proc
-        now = proc.clock
-        key = (kind, name)
-        widths = self._widths_of.get(key, ())
-        interval, day = self._calendar_of.get(key, (False, False))
+    def _time_changes(self, c: _Compiled, values: _Values, at: float) -> float:
+        """The next instant the rule's windows change by time alone."""
+        now = values.now
         out = _INF
-        if kind == QUEUE:
-            queues = [proc.queues[name]]
-        elif kind == SITE:
-            queues = [q for q in proc.queues.values() if q.site == name and q.listed]
-        else:
-            queues = []
-        for q in queues:
-            log = q.windows.log
-            for width in widths:
-                x = log.next_after(now - width)
-                if x is not None and x + width < out:
-                    out = x + width
-            for leg in q.open.values():
-                if not leg.missed:
-                    miss = leg.start + leg.threshold
-                    if at <= miss < out:
-                        out = miss
-        if interval or day:
-            cal = proc.calendar(self._site_of(kind, name))
-            if day:
-                out = min(out, cal.next_day_start(now))
-            if interval:
-                start = cal.interval_start(now)
-                minutes = proc.site(self._site_of(kind, name)).config.interval_minutes
-                out = min(out, start + 60.0 * minutes)
+        widths = c.widths
+        for q in values.queues:
+            if widths:
+                log = q.windows.log
+                for width in widths:
+                    x = log.next_after(now - width)
+                    if x is not None and x + width < out:
+                        out = x + width
+            if c.misses:
+                for leg in q.open.values():
+                    if not leg.missed:
+                        miss = leg.start + leg.threshold
+                        if at <= miss < out:
+                            out = miss
+        if c.interval or c.day:
+            site = self._site_of(values.kind, values.name)
+            if site:
+                cal = self.proc.calendar(site)
+                if c.day:
+                    out = min(out, cal.next_day_start(now))
+                if c.interval:
+                    minutes = self.proc.site(site).config.interval_minutes
+                    out = min(out, cal.interval_start(now) + 60.0 * minutes)
         return out
 
     # ------------------------------------------------------------------ violations
@@ -525,6 +689,138 @@ class AlertDriver:
                 engine.violation_gone(rule, agent, alert.since)
         nxt = next_transition(proc, track, now)
         return _INF if nxt is None else nxt
+
+    # ------------------------------------------------------------------ late events (live)
+
+    def keep_events(self) -> None:
+        """Keep the applied events and snapshots so that late ones can re-derive the
+        timeline (live; replay re-derives from its input instead)."""
+        if self.events is None:
+            self.events = []
+
+    def snapshot(self, every_s: float, keep_s: float) -> bool:
+        """Take a snapshot of the processor and the alert state when the clock is
+        ``every_s`` past the last one; forget those older than ``keep_s`` and the kept
+        events before the oldest. Whether one was taken."""
+        if self.events is None or self.proc.clock == -_INF:
+            return False
+        clock = self.proc.clock
+        snaps = self.snapshots
+        if snaps and clock < snaps[-1].clock + every_s:
+            return False
+        from callfloor.processors.state import encode_checkpoint
+
+        self._flush(clock)
+        snaps.append(
+            _Snapshot(
+                clock=clock,
+                floor=encode_checkpoint(self.proc),
+                alerts=msgspec.msgpack.encode(
+                    _DriverState(
+                        engine=self.engine.state(),
+                        heap=list(self.heap),
+                        due=[(k[0], k[1], k[2], at) for k, at in self.due.items()],
+                    )
+                ),
+            )
+        )
+        while len(snaps) > 1 and snaps[1].clock <= clock - keep_s:
+            del snaps[0]
+        self.prune_events(snaps[0].clock)
+        return True
+
+    def prune_events(self, before: float) -> None:
+        """Forget kept events at or before ``before``."""
+        events = self.events
+        if events and events[0][0] <= before:
+            cut = bisect.bisect_right(events, before, key=lambda item: item[0])
+            del events[:cut]
+
+    def rederive(self) -> bool:
+        """Derive the alert timeline again after late events, from the newest snapshot
+        before the earliest of them and the kept events after it, in time order (SPEC
+        §10: late events move the instants to where they belong); notify the
+        differences (a firing found, a resolve, a withdrawal). False if no snapshot is
+        that old (counted: those late events were evaluated at the clock)."""
+        late = self.late_since
+        if late is None or self.events is None:
+            return True
+        self.late_since = None
+        snaps = self.snapshots
+        base = None
+        for snap in reversed(snaps):
+            if snap.clock < late:
+                base = snap
+                break
+        if base is None:
+            self.rederivations_skipped += 1
+            return False
+        from callfloor.processors.state import decode_checkpoint
+
+        live = self.proc
+        fresh = decode_checkpoint(live.config, base.floor, live=live.live).processor
+        state = msgspec.msgpack.decode(base.alerts, type=_DriverState)
+        engine = AlertEngine(self.engine.rules, notify=False)
+        engine.restore(state.engine)
+        shadow = AlertDriver(fresh, engine)
+        shadow.heap = [tuple(h) for h in state.heap]  # type: ignore[misc]
+        heapq.heapify(shadow.heap)
+        shadow.due = {(k, n, i): at for k, n, i, at in state.due}
+        events = self.events
+        start = bisect.bisect_right(events, base.clock, key=lambda item: item[0])
+        for _, _, event in events[start:]:
+            fresh.apply(event)
+        fresh.tick(live.clock)
+        self.rederivations += 1
+        self._adopt(shadow)
+        return True
+
+    def _adopt(self, shadow: AlertDriver) -> None:
+        """Take the re-derived state; notify what people were told wrongly or not yet."""
+        mine = self.engine
+        theirs = shadow.engine
+        told = {a.fingerprint: a for a in mine.active.values() if a.notified}
+        acks = {
+            (a.fingerprint, a.fired_at): a
+            for a in (*mine.active.values(), *mine.history)
+            if a.acknowledged_by is not None
+        }
+        for a in (*theirs.active.values(), *theirs.history):
+            ack = acks.get((a.fingerprint, a.fired_at))
+            if ack is not None:
+                a.acknowledged_by = ack.acknowledged_by
+                a.acknowledged_at = ack.acknowledged_at
+                a.ack_comment = ack.ack_comment
+        now = self.proc.clock
+        by_name = mine.by_name
+        for fp, old in told.items():
+            rule = by_name.get(old.rule)
+            if rule is None or rule.violation is not None:
+                continue
+            new = theirs.active.get(fp)
+            if new is not None and new.state == "firing":
+                new.notified = True
+                new.repeats = max(new.repeats, old.repeats)
+                continue
+            ended = next(
+                (h for h in reversed(theirs.history) if h.fingerprint == fp and h.fired_at == old.fired_at),
+                None,
+            )
+            if ended is not None:
+                mine._emit(ended, rule, Transition.RESOLVED, ended.ended_at or now)
+            else:
+                mine._withdraw(old, rule)
+        for fp, new in theirs.active.items():
+            rule = by_name.get(new.rule)
+            if new.state == "firing" and fp not in told and rule is not None and rule.violation is None:
+                assert new.fired_at is not None
+                mine._emit(new, rule, Transition.FIRING, new.fired_at)
+                new.notified = True
+        mine.active = theirs.active
+        mine.history = theirs.history
+        self.heap = shadow.heap
+        self.due = shadow.due
+        self._seq = shadow._seq
 
     # ------------------------------------------------------------------ reads
 

@@ -73,6 +73,7 @@ from callfloor.processors.windows import (
 )
 
 if TYPE_CHECKING:
+    from callfloor.config import QueuePolicy
     from callfloor.processors.agents import AgentTrack
     from callfloor.processors.engine import FloorProcessor
     from callfloor.processors.queues import QueueState
@@ -122,6 +123,34 @@ def window_stats(sums: list[int], max_us: int, formula: str) -> WindowStats:
         max_wait_s=max_us / 1e6 if max_us >= 0 else None,
         aht_s=sums[HANDLE_US] / handled / 1e6 if handled > 0 else None,
     )
+
+
+def staffing(
+    policy: QueuePolicy, s15: list[int], s60: list[int], counts: dict[str, int]
+) -> tuple[float, int | None, float | None]:
+    """Arrival rate, Erlang C required agents and projected service level of a queue
+    (SPEC §3) from its 15- and 60-minute sums and its agents by state."""
+    offered_15m = s15[OFFERED]
+    rate = offered_15m / ARRIVAL_WINDOW_S
+    required: int | None = None
+    projected: float | None = None
+    if offered_15m > 0:
+        aht = s60[HANDLE_US] / s60[HANDLED] / 1e6 if s60[HANDLED] > 0 else policy.default_aht_s
+        staffed = sum(counts.get(s, 0) for s in STAFFED_STATES)
+        if aht > 0:
+            load = rate * aht
+            # Beyond the search limit (100,000 agents) there is no answer to show:
+            # null, never the limit itself.
+            required = least_agents_c(load, aht, policy.sl_threshold_s, policy.sl_target)
+            projected = (
+                service_level_c(staffed, load, policy.sl_threshold_s, aht) if staffed > load else 0.0
+            )
+        else:
+            # Calls handled in zero time (1 s timestamps) offer no load: the Erlang C
+            # limit as AHT -> 0 is one agent, and any staffed agent meets every target.
+            required = 1
+            projected = 1.0 if staffed > 0 else 0.0
+    return rate, required, projected
 
 
 def _occupancy(counts: dict[str, int]) -> float | None:
@@ -236,30 +265,9 @@ class FloorReader:
         }
         oldest = q.oldest_start()
         counts = self._queue_agents(q.name)
-        offered_15m = read.rolling[proc.idx_15m][0][OFFERED]
-        rate = offered_15m / ARRIVAL_WINDOW_S
-        required: int | None = None
-        projected: float | None = None
-        if offered_15m > 0:
-            s60 = read.rolling[proc.idx_60m][0]
-            policy = q.policy
-            aht = s60[HANDLE_US] / s60[HANDLED] / 1e6 if s60[HANDLED] > 0 else policy.default_aht_s
-            staffed = sum(counts.get(s, 0) for s in STAFFED_STATES)
-            if aht > 0:
-                load = rate * aht
-                # Beyond the search limit (100,000 agents) there is no answer to show:
-                # null, never the limit itself.
-                required = least_agents_c(load, aht, policy.sl_threshold_s, policy.sl_target)
-                projected = (
-                    service_level_c(staffed, load, policy.sl_threshold_s, aht)
-                    if staffed > load
-                    else 0.0
-                )
-            else:
-                # Calls handled in zero time (1 s timestamps) offer no load: the Erlang C
-                # limit as AHT -> 0 is one agent, and any staffed agent meets every target.
-                required = 1
-                projected = 1.0 if staffed > 0 else 0.0
+        rate, required, projected = staffing(
+            q.policy, read.rolling[proc.idx_15m][0], read.rolling[proc.idx_60m][0], counts
+        )
         live = QueueLive(
             waiting=len(q.open),
             longest_wait_s=max(0.0, now - oldest) if oldest is not None else 0.0,

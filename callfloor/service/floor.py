@@ -22,7 +22,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -42,6 +42,7 @@ from callfloor.service.stats import IngestStats
 from callfloor.service.writer import Writer
 from callfloor.store.base import ALL, PartitionMap, Store, StoreHealth
 from callfloor.store.open import open_store
+from callfloor.service.alerting import AlertService
 from callfloor.web.server import MALFORMED_PROBLEMS
 from callfloor.web.tls import server_context
 
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
     from callfloor.sinks.redis_floor import RedisFloor
 
 log = logging.getLogger("callfloor")
+
+_C = TypeVar("_C")
 
 FINAL_CHECKPOINT_S = 5.0
 """How long a stop waits for the round in progress and the last checkpoints, together."""
@@ -174,6 +177,16 @@ class FloorService:
             wall_clock=clock,
         )
         self.durable = durable
+        # Alert rules on every partition's processor, notifications to the sinks.
+        self.alerting = AlertService(config, clock=clock)
+        self.writer.on_partition = self.alerting.attach
+        self.writer.on_ticked = self.alerting.after_tick
+        self.writer.on_round = self.alerting.after_round
+        for part in self.writer.parts.values():
+            self.alerting.attach(part.proc)
+        self.alerting.hook(self.writer)
+        if self.alerting.outbox is not None:
+            self.stats.alert_sinks = self.alerting.outbox.stats
         # A shared store: leases decide which partitions are applied here, and their
         # logs are followed. A redis:// store also gets the live floor written to it.
         self.coordinator: Coordinator | None = None
@@ -274,6 +287,23 @@ class FloorService:
         )
 
     # ---------------------------------------------------------------- sources
+
+    def alert_processors(self) -> list[FloorProcessor]:
+        """The processors whose alerts this process evaluates (its partitions)."""
+        return self.writer.processors()
+
+    async def alert_command(self, command: Callable[[list[FloorProcessor]], _C]) -> _C:
+        """Run an operator command on the alert state between two writer rounds, then
+        checkpoint (when a store keeps checkpoints) so that it survives a crash."""
+        result: list[_C] = []
+
+        async def work() -> None:
+            result.append(command(self.writer.processors()))
+            if self.durable:
+                await self.writer.checkpoint()
+
+        await self.writer._between_rounds(work)
+        return result[0]
 
     async def submit(self, batch: Batch) -> None:
         """Queue a batch for the next round, waiting for room unless it was reserved."""
@@ -546,6 +576,8 @@ class FloorService:
     async def _serve(self, sources: Sequence[Source]) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.writer.run(), name="ingest")
+            if self.alerting.outbox is not None:
+                tg.create_task(self.alerting.outbox.run(), name="alerts")
             for source in (self.http, *sources):
                 tg.create_task(self.supervisor.run(source), name=f"source:{source.name}")
             if self.coordinator is not None and self.follower is not None:

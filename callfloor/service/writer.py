@@ -214,6 +214,11 @@ class Writer:
         self.config = config
         # ``proc``: the one partition of every site; None: partitions come and go
         # (adopt/drop), each a set of sites with its own processor (a shared store).
+        # Called with each partition's processor when the partition is made (the alert
+        # driver attaches itself), and with the processors after each tick.
+        self.on_partition: Callable[[FloorProcessor], object] | None = None
+        self.on_ticked: Callable[[list[FloorProcessor]], object] | None = None
+        self.on_round: Callable[[list[FloorProcessor]], object] | None = None
         self.parts: dict[str, Partition] = {} if proc is None else {ALL: Partition(ALL, proc)}
         self.partitions = partitions
         self._partition_of = None if partitions is None else partitions.of
@@ -274,7 +279,12 @@ class Writer:
     @proc.setter
     def proc(self, proc: FloorProcessor) -> None:
         self.parts = {ALL: Partition(ALL, proc)}
+        self._attach(proc)
         self.generation += 1
+
+    def _attach(self, proc: FloorProcessor) -> None:
+        if self.on_partition is not None:
+            self.on_partition(proc)
 
     @property
     def owned(self) -> frozenset[str]:
@@ -835,11 +845,13 @@ class Writer:
                     self.parts[key].proc if key in self.parts else FloorProcessor(config, live=True)
                 )
                 part = Partition(key, proc)
+                self._attach(proc)
                 held: list[Event] = []
             else:
                 for note in restored.notes:
                     log.warning("checkpoint_note partition=%s note=%r", key, note)
                 part = Partition(key, restored.processor)
+                self._attach(restored.processor)
                 part.positions = dict(restored.log_positions)
                 held = restored.held
             part.saved = dict(part.positions)
@@ -996,6 +1008,12 @@ class Writer:
             self.bus.publish(changes[0])
         elif changes or not self.parts:
             self.bus.publish(_merged_changes(changes, watermark))
+        if self.on_ticked is not None:
+            try:
+                self.on_ticked([part.proc for part in self.parts.values()])
+            except Exception:
+                self.stats.ingest_errors_total += 1
+                log.exception("alerts_drain_error")
         self._sync_gauges()
         self._ticks_done += 1
         done, self._tick_event = self._tick_event, asyncio.Event()
@@ -1016,6 +1034,12 @@ class Writer:
                     log.exception("logged_admit_error partition=%s", item.partition)
         if batches:
             await self._round(batches)
+            if self.on_round is not None:
+                try:
+                    self.on_round([part.proc for part in self.parts.values()])
+                except Exception:
+                    self.stats.ingest_errors_total += 1
+                    log.exception("alerts_round_error")
         for item in items:
             if isinstance(item, _Control):
                 try:

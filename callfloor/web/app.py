@@ -7,7 +7,7 @@ import asyncio
 
 from aiohttp import web
 
-from callfloor.web import auth, boards, changes, health, hosts, ingest, login, pages, reads
+from callfloor.web import alerts, auth, boards, changes, health, hosts, ingest, login, pages, reads
 from callfloor.web.errors import json_errors
 from callfloor.web.floor import FLOOR, Floor
 
@@ -47,4 +47,5 @@ def make_app(floor: Floor) -> web.Application:
     pages.add_routes(app)
     login.add_routes(app)
     boards.add_routes(app, floor)
+    alerts.add_routes(app)
     return app

@@ -92,6 +92,7 @@ class Need(enum.Enum):
     OPEN = "open"
     READ = "read"
     WRITE = "write"
+    OPERATE = "operate"  # alert acknowledgements and silences: an operator's token
 
 
 # Routes that need something else than their method says, by route name. A module that
@@ -201,14 +202,16 @@ def bearer_token(header: str | None) -> str | _Malformed | None:
 class Access:
     """The access rules of one application (built from ``[http]``)."""
 
-    __slots__ = ("proxies", "read", "sessions", "write")
+    __slots__ = ("operators", "proxies", "read", "sessions", "write")
 
     def __init__(
         self,
         write_tokens: Iterable[str] = (),
         read_tokens: Iterable[str] = (),
         trusted_proxies: Iterable[str] = (),
+        operator_tokens: Iterable[tuple[str, str]] = (),
     ) -> None:
+        self.operators = [(name, Tokens((token,))) for name, token in operator_tokens]
         write_tokens = tuple(write_tokens)
         read_tokens = tuple(read_tokens)
         self.write = Tokens(write_tokens)
@@ -228,7 +231,26 @@ class Access:
     @classmethod
     def from_config(cls, http: HttpConfig) -> Access:
         """The rules ``[http] write_tokens``, ``read_tokens`` and ``trusted_proxies`` set."""
-        return cls(http.write_tokens, http.read_tokens, http.trusted_proxies)
+        return cls(http.write_tokens, http.read_tokens, http.trusted_proxies, http.operator_tokens)
+
+    def operator(self, authorization: str | None, peer: str | None) -> str | None:
+        """Who an operator command comes from (its token's name), or None.
+
+        With no ``[http] operator_tokens`` and no write tokens, loopback is the operator
+        (``"local"``), as loopback is the producer then.
+        """
+        if not self.operators:
+            if not self.write and not self.read and is_loopback_peer(peer):
+                return "local"
+            return None
+        token = bearer_token(authorization)
+        if token is None or isinstance(token, _Malformed):
+            return None
+        found = None
+        for name, tokens in self.operators:  # every one compared: the time tells nothing
+            if tokens.matches(token) and found is None:
+                found = name
+        return found
 
     def shows_token(self, authorization: str | None) -> bool:
         """Whether the ``Authorization`` header carries one of the tokens (either kind)."""
@@ -247,6 +269,21 @@ class Access:
         """
         if need is Need.OPEN:
             return None
+        if need is Need.OPERATE:
+            if self.operator(authorization, peer) is not None:
+                return None
+            if not self.operators:
+                return json_error(
+                    403,
+                    f"{what} is an operator command: configure [http] operator_tokens "
+                    "(name = token) and send Authorization: Bearer <token>",
+                )
+            status = 401 if authorization is None else 403
+            return json_error(
+                status,
+                f"{what} needs an operator token of [http] operator_tokens "
+                "(a read or write token is not enough)",
+            )
         if need is Need.WRITE:
             tokens, key = self.write, "write_tokens"
             if not tokens:
@@ -313,6 +350,8 @@ class Access:
 ACCESS: web.AppKey[Access] = web.AppKey("access", Access)
 _GRANTS: Final = web.RequestKey("callfloor.grants", dict[str, Grant | None])
 _NAMES: Final = web.RequestKey("callfloor.names", NamePolicy)
+OPERATOR: Final = web.RequestKey("callfloor.operator", str)
+"""Who sent an operator command (the name of its token; "local" on open loopback)."""
 
 
 def remember_grant(request: web.Request, kind: str, grant: Grant | None) -> None:
@@ -421,6 +460,10 @@ async def access_control(request: web.Request, handler: Handler) -> web.StreamRe
         refused = _origin_refusal(request) or _session_write(request, access)
     else:
         refused = access.refuse(need, authorization, peer, what)
+        if refused is None and need is Need.OPERATE:
+            request[OPERATOR] = access.operator(authorization, peer)
+            if authorization is None:
+                refused = _origin_refusal(request)  # loopback commands without tokens
         if refused is None and need is Need.WRITE and authorization is None:
             refused = _origin_refusal(request)  # loopback writes without tokens
         browsing = authorization is None and request.method in ("GET", "HEAD")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+_C = TypeVar("_C")
 
 from aiohttp import web
 
 if TYPE_CHECKING:
     from callfloor.bus import ChangeBus
+    from callfloor.processors.engine import FloorProcessor
+    from callfloor.service.alerting import AlertService
     from callfloor.config import Config
     from callfloor.ingest.http import HttpSource
     from callfloor.processors.read import FloorReader

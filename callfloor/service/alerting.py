@@ -1,0 +1,303 @@
+"""Alerts in the live service: an engine per partition, its checkpoint section, the
+outbox to the sinks, and the operator commands (acknowledge, silence).
+
+Each partition's processor gets an :class:`~callfloor.alerts.driver.AlertDriver`
+when the partition is made (:meth:`AlertService.attach`), so live operation, recovery
+and replay evaluate rules the same way. After each writer tick the notifications the
+engines emitted are drained (:meth:`AlertService.drain`) into the
+:class:`~callfloor.sinks.alerts.Outbox`, which delivers them without ever blocking the
+writer.
+
+What was notified is part of the checkpointed alert state (the ``alerts`` section):
+each alert's lifecycle, the silences, and the keys delivered lately, so a restart
+neither forgets a firing alert nor sends again what was delivered before the
+checkpoint (notifications re-derived from the log after it carry the same idempotency
+key, for receivers that deduplicate). A backfill notifies only what fires now or
+resolved within ``[alerts] notify_backfill``: older history goes to the list.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+import msgspec
+
+from callfloor.alerts.driver import AlertDriver, attach_alerts
+from callfloor.alerts.engine import Alert, EngineState, Silence
+from callfloor.alerts.notification import Notification, Transition
+from callfloor.config import Config
+from callfloor.processors.state import register_section
+
+if TYPE_CHECKING:
+    from callfloor.processors.engine import FloorProcessor
+    from callfloor.service.writer import Writer
+    from callfloor.sinks.alerts.outbox import Outbox
+
+__all__ = ["ALERTS_SECTION", "AlertSection", "AlertService"]
+
+log = logging.getLogger("callfloor.alerts")
+
+DELIVERED_KEEP_S: Final = 48 * 3600.0
+SNAPSHOT_EVERY_S: Final = 60.0
+"""Event time between two alert snapshots (a late event re-derives from the one before it)."""
+SNAPSHOT_KEEP_S: Final = 3600.0
+"""Snapshots are kept this long: a later event late by more re-derives nothing."""
+
+
+class AlertSection(msgspec.Struct, kw_only=True):
+    """A partition's alert state in its checkpoint."""
+
+    engine: EngineState = msgspec.field(default_factory=EngineState)
+    delivered: dict[str, float] = {}  # idempotency key -> when delivered (wall clock)
+
+
+ALERTS_SECTION = register_section("alerts", AlertSection, AlertSection)
+
+
+class AlertService:
+    """The alert side of :class:`~callfloor.service.floor.FloorService`."""
+
+    def __init__(self, config: Config, *, clock: Callable[[], float]) -> None:
+        self.config = config
+        self.clock = clock
+        self.outbox: Outbox | None = None
+        if config.alerts.sinks:
+            from callfloor.sinks.alerts import Outbox, create_sinks
+
+            self.outbox = Outbox(
+                create_sinks(config.alerts.sinks),  # type: ignore[arg-type]
+                on_delivered=self._delivered,
+                clock=clock,
+            )
+        self.drivers: dict[int, AlertDriver] = {}
+        self.delivered: dict[str, float] = {}
+        self.suppressed_backfill = 0  # notifications of old history not sent to people
+        self.commands_total: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ partitions
+
+    def attach(self, proc: FloorProcessor) -> AlertDriver | None:
+        """Give ``proc`` an alert driver (once), emitting notifications."""
+        observer = proc.observer
+        if isinstance(observer, AlertDriver):
+            return observer
+        driver = attach_alerts(proc, proc.config, notify=True)
+        if driver is not None:
+            driver.keep_events()
+            self.drivers[id(proc)] = driver
+        return driver
+
+    def after_round(self, procs: list[FloorProcessor]) -> None:
+        """Late events in the round: derive those partitions' timelines again."""
+        for proc in procs:
+            driver = proc.observer
+            if isinstance(driver, AlertDriver) and driver.late_since is not None:
+                late = driver.late_since
+                if not driver.rederive():
+                    log.warning(
+                        "alerts_rederive_skipped late_ts=%s: older than the oldest alert "
+                        "snapshot (kept %g s, not across a restart); its alert instants "
+                        "are those at the clock",
+                        late,
+                        SNAPSHOT_KEEP_S,
+                    )
+
+    def after_tick(self, procs: list[FloorProcessor]) -> None:
+        """Re-derive after late events, forget old kept events, send notifications."""
+        self.after_round(procs)
+        for proc in procs:
+            driver = proc.observer
+            if isinstance(driver, AlertDriver):
+                driver.snapshot(SNAPSHOT_EVERY_S, SNAPSHOT_KEEP_S)
+        self.drain(procs)
+
+    def hook(self, writer: Writer) -> None:
+        """Keep the alert state in every checkpoint of ``writer``."""
+        writer.add_section(
+            ALERTS_SECTION,
+            save=lambda key: self._save(writer, key),
+            restore=lambda key, value: self._restore(writer, key, value),
+        )
+
+    def _driver(self, writer: Writer, key: str) -> AlertDriver | None:
+        part = writer.parts.get(key)
+        if part is None:
+            return None
+        return self.attach(part.proc)
+
+    def _save(self, writer: Writer, key: str) -> AlertSection:
+        driver = self._driver(writer, key)
+        if driver is None:
+            return AlertSection()
+        horizon = self.clock() - DELIVERED_KEEP_S
+        self.delivered = {k: t for k, t in self.delivered.items() if t >= horizon}
+        return AlertSection(engine=driver.engine.state(), delivered=dict(self.delivered))
+
+    def _restore(self, writer: Writer, key: str, value: AlertSection) -> None:
+        driver = self._driver(writer, key)
+        if driver is None:
+            return
+        driver.engine.restore(value.engine)
+        driver.wake_all()
+        # The restored state is a base late events can re-derive from.
+        driver.snapshot(0.0, SNAPSHOT_KEEP_S)
+        self.delivered.update(value.delivered)
+        if self.outbox is not None:
+            self.outbox.resume(
+                _firing_notification(a, self.clock()) for a in value.engine.active if a.state == "firing"
+            )
+
+    # ------------------------------------------------------------------ notifications
+
+    def _delivered(self, sink: str, notification: Notification) -> None:
+        self.delivered[notification.key] = self.clock()
+
+    def drain(self, procs: list[FloorProcessor]) -> int:
+        """Move the engines' notifications to the outbox; how many went."""
+        notes: list[Notification] = []
+        for proc in procs:
+            driver = proc.observer
+            if isinstance(driver, AlertDriver):
+                notes.extend(driver.engine.drain())
+        if not notes:
+            return 0
+        keep = self._current(notes)
+        if self.outbox is not None:
+            self.outbox.submit_all(keep)
+        else:
+            for n in keep:
+                log.info(
+                    "alert %s rule=%s scope=%s severity=%s value=%s",
+                    n.transition,
+                    n.rule,
+                    n.scope,
+                    n.severity,
+                    n.value,
+                )
+        return len(keep)
+
+    def _current(self, notes: list[Notification]) -> list[Notification]:
+        """Leave out what was delivered already, and old history of a backfill: an alert
+        that fired and resolved before now - notify_backfill tells nobody."""
+        horizon = self.clock() - self.config.alerts.notify_backfill_s
+        resolved_long_ago = {
+            n.fingerprint + str(n.fired_at)
+            for n in notes
+            if n.transition in (Transition.RESOLVED, Transition.WITHDRAWN)
+            and n.ended_at is not None
+            and n.ended_at < horizon
+        }
+        out: list[Notification] = []
+        for n in notes:
+            if n.key in self.delivered:
+                continue
+            if n.fingerprint + str(n.fired_at) in resolved_long_ago:
+                self.suppressed_backfill += 1
+                continue
+            out.append(n)
+        return out
+
+    # ------------------------------------------------------------------ commands
+
+    def alerts(self, procs: list[FloorProcessor]) -> list[Alert]:
+        """Every listed alert of the local partitions, with its acknowledgement."""
+        out: list[Alert] = []
+        for proc in procs:
+            driver = proc.observer
+            if isinstance(driver, AlertDriver):
+                now = proc.clock
+                out.extend(driver.engine.listed(lambda site, p=proc, t=now: p.calendar(site).day_start(t)))
+        return out
+
+    def acknowledge(
+        self, procs: list[FloorProcessor], fp: str, by: str, comment: str
+    ) -> Alert | None:
+        """Acknowledge firing alert ``fp`` wherever it fires; None if it fires nowhere."""
+        for proc in procs:
+            driver = proc.observer
+            if isinstance(driver, AlertDriver):
+                alert = driver.engine.acknowledge(fp, by, comment, proc.clock)
+                if alert is not None:
+                    self._count("ack")
+                    return alert
+        return None
+
+    def silence(
+        self,
+        procs: list[FloorProcessor],
+        *,
+        rule: str,
+        scope: str,
+        duration_s: float,
+        by: str,
+        comment: str,
+    ) -> Silence:
+        """Silence matching alerts from now (event time) for ``duration_s``."""
+        now = max((p.clock for p in procs), default=self.clock())
+        silence = Silence(
+            id=secrets.token_hex(8),
+            rule=rule,
+            scope=scope,
+            starts_at=now,
+            ends_at=now + duration_s,
+            created_by=by,
+            comment=comment,
+        )
+        for proc in procs:
+            driver = proc.observer
+            if isinstance(driver, AlertDriver):
+                driver.engine.add_silence(silence)
+        self._count("silence")
+        return silence
+
+    def unsilence(self, procs: list[FloorProcessor], silence_id: str) -> bool:
+        found = False
+        for proc in procs:
+            driver = proc.observer
+            if isinstance(driver, AlertDriver):
+                found = driver.engine.remove_silence(silence_id) or found
+        if found:
+            self._count("unsilence")
+        return found
+
+    def silences(self, procs: list[FloorProcessor]) -> list[Silence]:
+        seen: dict[str, Silence] = {}
+        for proc in procs:
+            driver = proc.observer
+            if isinstance(driver, AlertDriver):
+                for s in driver.engine.silences.values():
+                    seen[s.id] = s
+        return sorted(seen.values(), key=lambda s: s.starts_at)
+
+    def _count(self, command: str) -> None:
+        self.commands_total[command] = self.commands_total.get(command, 0) + 1
+
+
+def _firing_notification(a: Alert, now: float) -> Notification:
+    """A restored firing alert as the sinks that keep alerts alive need to know it."""
+    from callfloor.alerts.notification import idempotency_key
+
+    assert a.fired_at is not None
+    return Notification(
+        key=idempotency_key(a.fingerprint, Transition.FIRING, a.fired_at),
+        fingerprint=a.fingerprint,
+        rule=a.rule,
+        scope_kind=a.scope_kind,
+        scope=a.scope,
+        site=a.site,
+        severity=a.severity,
+        transition=Transition.FIRING,
+        state="firing",
+        since=a.since,
+        fired_at=a.fired_at,
+        ended_at=None,
+        value=a.value,
+        summary=f"{a.rule} on {a.scope_kind} {a.scope}",
+        description="",
+        labels={},
+        emitted_at=now,
+        acknowledged_by=a.acknowledged_by,
+    )

@@ -1,0 +1,75 @@
+"""Late events in live operation: the timeline is derived again from the snapshot
+before them, so the instants are where they belong and a wrong notification is
+withdrawn."""
+
+from __future__ import annotations
+
+from alert_util import calls, floor_config, listed
+from helpers import T0, decode, ev
+
+from callfloor.alerts.driver import attach_alerts
+from callfloor.alerts.notification import Transition
+from callfloor.processors.engine import FloorProcessor
+
+RULE = {
+    "name": "long_wait",
+    "when": [{"metric": "longest_wait_s", "op": ">", "value": 60}],
+}
+
+
+def _live() -> tuple[FloorProcessor, object]:
+    cfg = floor_config([RULE])
+    proc = FloorProcessor(cfg, live=True)
+    driver = attach_alerts(proc, cfg, notify=True)
+    assert driver is not None
+    driver.keep_events()
+    return proc, driver
+
+
+def test_a_late_answer_withdraws_a_notified_alert() -> None:
+    """Fired at +60 and notified; the answer at +30 arrives late: a withdrawn resolve,
+    and the list no longer has it."""
+    proc, driver = _live()
+    proc.apply(decode(ev("agent_state", T0 - 60, site="s", agent="a", state="available", queues=["q"])))
+    proc.apply(decode(ev("call_queued", T0, site="s", call_id="c", queue="q")))
+    driver.snapshot(0.0, 3600.0)  # type: ignore[attr-defined]
+    proc.tick(T0 + 100)
+    assert [n.transition for n in driver.engine.drain()] == [Transition.FIRING]  # type: ignore[attr-defined]
+    proc.apply(decode(ev("call_answered", T0 + 30, site="s", call_id="c", agent="a")))
+    assert driver.rederive()  # type: ignore[attr-defined]
+    assert listed(proc) == []
+    [note] = driver.engine.drain()  # type: ignore[attr-defined]
+    assert note.transition == Transition.WITHDRAWN and note.state == "resolved"
+
+
+def test_a_late_event_moves_the_instants_like_replay() -> None:
+    """Calls whose answers arrive a minute late give the instants of the same calls in
+    time order."""
+    rule = {
+        "name": "sl",
+        "when": [{"metric": "service_level", "window": "15m", "op": "<", "value": 0.8}],
+        "min_volume": 5,
+    }
+    cfg = floor_config([rule])
+    waits = [5.0] * 20 + [40.0] * 20 + [5.0] * 20
+    events = calls(waits)
+    end = T0 + 30.0 * len(waits)
+    ordered = FloorProcessor(cfg)
+    attach_alerts(ordered, cfg)
+    for e in events:
+        ordered.apply(decode(e))
+    ordered.tick(end)
+
+    proc = FloorProcessor(cfg, live=True)
+    driver = attach_alerts(proc, cfg, notify=True)
+    assert driver is not None
+    driver.keep_events()
+    # Answers are held back a minute: each arrives after the events of the next minute.
+    late = sorted(events, key=lambda e: float(e["ts"]) + (60.0 if e["type"] == "call_answered" else 0.0))  # type: ignore[arg-type]
+    for e in late:
+        proc.apply(decode(e))
+        driver.snapshot(60.0, 3600.0)
+        driver.rederive()
+    proc.tick(end)
+    assert driver.late_events > 0 and driver.rederivations > 0
+    assert listed(proc) == listed(ordered)

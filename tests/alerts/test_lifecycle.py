@@ -1,0 +1,163 @@
+"""The alert lifecycle in event time: pending, firing after `for`, clear, resolve,
+volume, several conditions, escalation, repeats, acknowledgements and silences."""
+
+from __future__ import annotations
+
+from alert_util import calls, drive, floor_config, listed
+from helpers import T0, decode, ev
+
+from callfloor.alerts.notification import Transition
+
+LONG_WAIT = {
+    "name": "long_wait",
+    "scope": "queues:*",
+    "when": [{"metric": "longest_wait_s", "op": ">", "value": 60}],
+    "for": "30s",
+}
+
+
+def _waiting_call(at: float = T0) -> list[dict[str, object]]:
+    return [
+        ev("agent_state", at - 60, site="s", agent="a", state="available", queues=["q"]),
+        ev("call_queued", at, site="s", call_id="c", queue="q"),
+    ]
+
+
+def test_pending_until_for_has_passed() -> None:
+    """The condition holds from the instant the wait passes 60 s: pending, not firing."""
+    proc, driver = drive(_waiting_call(), floor_config([LONG_WAIT]), T0 + 75)
+    [alert] = listed(proc)
+    assert (alert["state"], alert["since"], alert["fired_at"]) == ("pending", 60.0, None)
+    assert driver.engine.drain() == []
+
+
+def test_fires_at_since_plus_for_whatever_the_ticks() -> None:
+    """Fired at exactly since + for, read between ticks or after one late tick alike."""
+    proc, driver = drive(_waiting_call(), floor_config([LONG_WAIT]), T0 + 500)
+    [alert] = listed(proc)
+    assert (alert["state"], alert["since"], alert["fired_at"]) == ("firing", 60.0, 90.0)
+    assert alert["value"] == 500.0
+    [note] = driver.engine.drain()
+    assert note.transition == Transition.FIRING and note.fired_at == T0 + 90
+
+
+def test_resolves_when_the_condition_stops() -> None:
+    """The call answered at +200 resolves the alert at +200, with one resolve sent."""
+    events = [*_waiting_call(), ev("call_answered", T0 + 200, site="s", call_id="c", agent="a")]
+    proc, driver = drive(events, floor_config([LONG_WAIT]), T0 + 300)
+    [alert] = listed(proc)
+    assert (alert["state"], alert["fired_at"], alert["ended_at"]) == ("resolved", 90.0, 200.0)
+    assert [n.transition for n in driver.engine.drain()] == [
+        Transition.FIRING,
+        Transition.RESOLVED,
+    ]
+
+
+def test_a_condition_that_stops_while_pending_leaves_nothing() -> None:
+    """Answered before `for` passed: no alert listed and nobody told."""
+    events = [*_waiting_call(), ev("call_answered", T0 + 80, site="s", call_id="c", agent="a")]
+    proc, driver = drive(events, floor_config([LONG_WAIT]), T0 + 300)
+    assert listed(proc) == []
+    assert driver.engine.drain() == []
+
+
+def test_clear_level_stops_flapping() -> None:
+    """A service level swinging around 0.8 fires once and never resolves until it is
+    back past the clear level 0.95: one notification, not one per swing."""
+    rule = {
+        "name": "sl",
+        "when": [{"metric": "service_level", "window": "15m", "op": "<", "value": 0.8}],
+        "clear": 0.95,
+        "min_volume": 5,
+    }
+    # 10 calls, then alternately good and bad: the 15-minute level wanders 0.6-0.9.
+    waits = [5.0] * 10 + [40.0, 40.0, 40.0, 5.0, 5.0, 5.0] * 10
+    proc, driver = drive(calls(waits), floor_config([rule]), T0 + 30 * len(waits))
+    notes = driver.engine.drain()
+    assert [n.transition for n in notes].count(Transition.FIRING) == 1
+    assert [n.transition for n in notes].count(Transition.RESOLVED) == 0
+    without = {**rule}
+    del without["clear"]
+    _, flappy = drive(calls(waits), floor_config([without]), T0 + 30 * len(waits))
+    assert [n.transition for n in flappy.engine.drain()].count(Transition.FIRING) > 1
+
+
+def test_min_volume_keeps_a_quiet_queue_quiet() -> None:
+    """Three bad calls: service level 0, but below min_volume 10 nothing is raised."""
+    rule = {
+        "name": "sl",
+        "when": [{"metric": "service_level", "window": "15m", "op": "<", "value": 0.8}],
+        "min_volume": 10,
+    }
+    proc, _ = drive(calls([40.0, 40.0, 40.0]), floor_config([rule]), T0 + 200)
+    assert listed(proc) == []
+    rule["min_volume"] = 3
+    proc, _ = drive(calls([40.0, 40.0, 40.0]), floor_config([rule]), T0 + 200)
+    assert [a["rule"] for a in listed(proc)] == ["sl"]
+
+
+def test_every_condition_must_hold() -> None:
+    """Callers waiting with no agent available: only once the agent goes not ready."""
+    rule = {
+        "name": "nobody",
+        "when": [
+            {"metric": "waiting", "op": ">", "value": 0},
+            {"metric": "agents_available", "op": "<=", "value": 0},
+        ],
+    }
+    events = [
+        *_waiting_call(),
+        ev("agent_state", T0 + 40, site="s", agent="a", state="not_ready", reason="lunch"),
+    ]
+    proc, _ = drive(events, floor_config([rule]), T0 + 100)
+    [alert] = listed(proc)
+    assert (alert["state"], alert["since"], alert["fired_at"]) == ("firing", 40.0, 40.0)
+
+
+def test_escalation_raises_severity_once() -> None:
+    """Firing at +60, critical 5 minutes later, one escalation notification."""
+    rule = {**LONG_WAIT, "for": "0s", "escalate": {"after": "5m", "severity": "critical"}}
+    proc, driver = drive(_waiting_call(), floor_config([rule]), T0 + 1000)
+    [alert] = listed(proc)
+    assert alert["severity"] == "critical"
+    notes = driver.engine.drain()
+    assert [(n.transition, n.emitted_at - T0) for n in notes] == [
+        (Transition.FIRING, 60.0),
+        (Transition.ESCALATED, 360.0),
+    ]
+
+
+def test_repeats_until_acknowledged() -> None:
+    """Repeat every 2 minutes while firing; an acknowledgement stops the repeats."""
+    rule = {**LONG_WAIT, "for": "0s", "repeat": "2m"}
+    cfg = floor_config([rule])
+    proc, driver = drive(_waiting_call(), cfg, T0 + 60 + 250)
+    notes = driver.engine.drain()
+    assert [n.transition for n in notes] == [Transition.FIRING, Transition.REPEAT, Transition.REPEAT]
+    assert len({n.key for n in notes}) == 3
+    [alert] = driver.engine.active.values()
+    assert driver.engine.acknowledge(alert.fingerprint, "ada", "on it", proc.clock) is not None
+    proc.tick(T0 + 2000)
+    assert driver.engine.drain() == []
+
+
+def test_a_silence_marks_notifications_silenced() -> None:
+    """A silence over the rule marks its notifications; others are not."""
+    from callfloor.alerts.engine import Silence
+
+    cfg = floor_config([{**LONG_WAIT, "for": "0s"}])
+    proc, driver = drive(_waiting_call()[:1], cfg, T0 - 10)
+    driver.engine.add_silence(
+        Silence(id="s1", rule="long_*", scope="*", starts_at=T0 - 10, ends_at=T0 + 3600, created_by="ada")
+    )
+    proc.apply(decode(_waiting_call()[1]))
+    proc.tick(T0 + 100)
+    [note] = driver.engine.drain()
+    assert note.silenced
+
+
+def test_ack_of_an_alert_that_is_not_firing_is_refused() -> None:
+    """Only a firing alert can be acknowledged."""
+    proc, driver = drive(_waiting_call(), floor_config([LONG_WAIT]), T0 + 70)
+    [alert] = driver.engine.active.values()
+    assert driver.engine.acknowledge(alert.fingerprint, "ada", "", proc.clock) is None

@@ -1,0 +1,38 @@
+"""The alert state is a named section of the checkpoint envelope."""
+
+from __future__ import annotations
+
+from alert_util import drive, floor_config
+from helpers import T0, ev
+
+from callfloor.alerts.engine import AlertEngine
+from callfloor.processors.state import decode_checkpoint, encode_checkpoint
+from callfloor.service.alerting import ALERTS_SECTION, AlertSection
+
+
+def test_the_alert_section_round_trips_through_a_checkpoint() -> None:
+    """A firing alert, acknowledged, and delivered keys come back as they were."""
+    cfg = floor_config([{"name": "w", "when": [{"metric": "waiting", "op": ">", "value": 0}]}])
+    events = [
+        ev("agent_state", T0 - 60, site="s", agent="a", state="available", queues=["q"]),
+        ev("call_queued", T0, site="s", call_id="c", queue="q"),
+    ]
+    proc, driver = drive(events, cfg, T0 + 10)
+    [alert] = driver.engine.active.values()
+    driver.engine.acknowledge(alert.fingerprint, "ada", "looking", proc.clock)
+    section = AlertSection(engine=driver.engine.state(), delivered={"k:firing:1.0": 5.0})
+    blob = encode_checkpoint(proc, sections={ALERTS_SECTION.name: section})
+    restored = decode_checkpoint(cfg, blob).section(ALERTS_SECTION)
+    assert restored == section
+    engine = AlertEngine(cfg.alerts.rules)
+    engine.restore(restored.engine)
+    [back] = engine.active.values()
+    assert (back.state, back.acknowledged_by, back.since) == ("firing", "ada", T0)
+
+
+def test_a_checkpoint_without_the_section_reads_as_empty() -> None:
+    """A checkpoint written before alerts existed restores no alert."""
+    cfg = floor_config([{"name": "w", "when": [{"metric": "waiting", "op": ">", "value": 0}]}])
+    proc, _ = drive([ev("call_queued", T0, site="s", call_id="c", queue="q")], cfg, T0)
+    blob = encode_checkpoint(proc)
+    assert decode_checkpoint(cfg, blob).section(ALERTS_SECTION) == AlertSection()
