@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.error
@@ -36,10 +37,15 @@ def request(
 class Served:
     """A running ``callfloor serve`` subprocess."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], port: int) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
         self.proc = proc
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
+        self.log = log
+
+    def output(self) -> str:
+        """What the process printed so far."""
+        return self.log.read_text(encoding="utf-8", errors="replace")
 
     def get_json(self, path: str) -> tuple[int, Any]:
         """GET a JSON route."""
@@ -60,12 +66,13 @@ def serve(tmp_path: Path, config: str = "", timeout: float = 15) -> Iterator[Ser
     port = free_port()
     cfg = tmp_path / "callfloor.toml"
     cfg.write_text(config)
+    log = (tmp_path / f"serve-{port}.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "callfloor", "serve", "--config", str(cfg), "--port", str(port)],
-        stdout=subprocess.PIPE,
+        stdout=log,  # a file, not a pipe nobody reads: a chatty process would block
         stderr=subprocess.STDOUT,
     )
-    served = Served(proc, port)
+    served = Served(proc, port, tmp_path / f"serve-{port}.log")
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -75,7 +82,8 @@ def serve(tmp_path: Path, config: str = "", timeout: float = 15) -> Iterator[Ser
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            out = proc.communicate()[0].decode(errors="replace")
+            proc.wait()
+            out = (tmp_path / f"serve-{port}.log").read_text(errors="replace")
             raise AssertionError(f"serve did not start:\n{out}")
         time.sleep(0.05)
     try:
@@ -88,8 +96,7 @@ def serve(tmp_path: Path, config: str = "", timeout: float = 15) -> Iterator[Ser
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        log.close()
 
 
 BODY_EVENTS = 3000
@@ -157,21 +164,22 @@ class ServeProcess:
     def __init__(self, config: Path, port: int | None = None) -> None:
         self.port = port if port is not None else free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        # Output goes to a file, not a pipe nobody reads while it runs: a chatty process
+        # would block on a full pipe.
+        self._log = tempfile.NamedTemporaryFile(prefix=f"serve-{self.port}-", suffix=".log")
         self.proc = subprocess.Popen(
             [
                 *(sys.executable, "-m", "callfloor", "serve", "--config", str(config)),
                 *("--host", "127.0.0.1", "--port", str(self.port)),
             ],
-            stdout=subprocess.PIPE,
+            stdout=self._log,
             stderr=subprocess.STDOUT,
         )
         self.printed: str | None = None
 
     def output(self) -> str:
-        """What the process printed (once it has ended; kept by kill() and stop())."""
-        if self.printed is None and self.proc.stdout is not None:
-            self.printed = self.proc.stdout.read().decode(errors="replace")
-        return self.printed or ""
+        """What the process printed so far."""
+        return Path(self._log.name).read_text(encoding="utf-8", errors="replace")
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Wait until ``/readyz`` says ready (the state recovered, the port bound)."""
@@ -218,21 +226,17 @@ class ServeProcess:
     def kill(self) -> None:
         """SIGKILL: no shutdown, no final checkpoint (a crash)."""
         self.proc.kill()
-        self._keep(self.proc.communicate()[0])
-
-    def _keep(self, printed: bytes | None) -> None:
-        if printed is not None and self.printed is None:
-            self.printed = printed.decode(errors="replace")
+        self.proc.wait()
 
     def stop(self) -> None:
         """SIGINT and wait (SIGKILL after 10 s)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
-                self._keep(self.proc.communicate(timeout=10)[0])
+                self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self._keep(self.proc.communicate()[0])
+                self.proc.wait()
 
 
 def replay_cli(config: Path, events_file: Path, at: float) -> dict[str, Any]:

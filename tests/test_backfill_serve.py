@@ -68,7 +68,9 @@ def _backfill_then_compare(
     as_of = float(live["as_of"])
     replayed = replay_cli(config, write_ndjson(tmp_path / "trace.ndjson", events), as_of)
     require(replayed["as_of"] == as_of, f"replay as_of {replayed['as_of']} != {as_of}")
-    assert_same_document(live, replayed, "backfilled live snapshot and replay")
+    # History posted hours late (or across a restart or a handover) is beyond the
+    # live alert snapshots: its alert instants are the clock's (docs/alerts.md).
+    assert_same_document(live, replayed, "backfilled live snapshot and replay", alerts=False)
 
 
 def test_a_day_posted_hours_late_equals_the_replay(

@@ -322,6 +322,7 @@ class AlertDriver:
         self._seq = 0
         self._busy = False
         self._rules_of: dict[tuple[int, str], list[_Compiled]] = {}
+        self._fingerprints: dict[tuple[int, str], str] = {}
         self._groups_seen = -1
         self._groups_of: dict[str, list[tuple[str, ...]]] = {}
         self.late_events = 0
@@ -571,14 +572,30 @@ class AlertDriver:
             if staff_only and not c.reads_agents:
                 continue
             rule = c.rule
-            holds, active, value, threshold = self._check(rule, values)
-            nxt = engine.step(rule, scope_kind, name, site, at, holds, active, value, threshold)
-            if nxt is None:
-                nxt = _INF
+            fps = self._fingerprints
+            fp = fps.get((c.index, name))
+            if fp is None:
+                fp = fps[(c.index, name)] = fingerprint(rule.name, scope_kind, name)
+            if fp not in engine.active and not self._may_hold(rule, values):
+                nxt = _INF  # inactive and a condition fails: nothing to step
+            else:
+                holds, active, value, threshold = self._check(rule, values)
+                step = engine.step(rule, scope_kind, name, site, at, holds, active, value, threshold)
+                nxt = _INF if step is None else step
             if c.longest or kind == AGENT:
                 nxt = min(nxt, self._crossing(rule, values, at))
             nxt = min(nxt, self._time_changes(c, values, at))
             self._schedule(kind, name, c.index, nxt)
+
+    def _may_hold(self, rule: Rule, values: _Values) -> bool:
+        """Whether every condition holds, stopping at the first that does not (for an
+        inactive alert that is all there is to know)."""
+        for cond in rule.conditions:
+            if not _compare(
+                values.metric(cond.metric, cond.window), cond.op, values.threshold(cond.threshold)
+            ):
+                return False
+        return True
 
     def _check(
         self, rule: Rule, values: _Values
@@ -697,6 +714,9 @@ class AlertDriver:
         timeline (live; replay re-derives from its input instead)."""
         if self.events is None:
             self.events = []
+            if self.proc.clock == -_INF and self.proc.seq == 0:
+                # Nothing applied yet: the empty floor is a base for any late event.
+                self.snapshots.append(_Snapshot(clock=-_INF, floor=b"", alerts=b""))
 
     def snapshot(self, every_s: float, keep_s: float) -> bool:
         """Take a snapshot of the processor and the alert state when the clock is
@@ -736,7 +756,7 @@ class AlertDriver:
             cut = bisect.bisect_right(events, before, key=lambda item: item[0])
             del events[:cut]
 
-    def rederive(self) -> bool:
+    def rederive(self, max_events: int = 1_000_000) -> bool:
         """Derive the alert timeline again after late events, from the newest snapshot
         before the earliest of them and the kept events after it, in time order (SPEC
         §10: late events move the instants to where they belong); notify the
@@ -752,22 +772,27 @@ class AlertDriver:
             if snap.clock < late:
                 base = snap
                 break
-        if base is None:
+        events = self.events
+        start = bisect.bisect_right(events, base.clock, key=lambda item: item[0]) if base else 0
+        if base is None or len(events) - start > max_events:
             self.rederivations_skipped += 1
             return False
+        from callfloor.processors.engine import FloorProcessor
         from callfloor.processors.state import decode_checkpoint
 
         live = self.proc
-        fresh = decode_checkpoint(live.config, base.floor, live=live.live).processor
-        state = msgspec.msgpack.decode(base.alerts, type=_DriverState)
         engine = AlertEngine(self.engine.rules, notify=False)
-        engine.restore(state.engine)
-        shadow = AlertDriver(fresh, engine)
-        shadow.heap = [tuple(h) for h in state.heap]  # type: ignore[misc]
-        heapq.heapify(shadow.heap)
-        shadow.due = {(k, n, i): at for k, n, i, at in state.due}
-        events = self.events
-        start = bisect.bisect_right(events, base.clock, key=lambda item: item[0])
+        if base.floor:
+            fresh = decode_checkpoint(live.config, base.floor, live=live.live).processor
+            state = msgspec.msgpack.decode(base.alerts, type=_DriverState)
+            engine.restore(state.engine)
+            shadow = AlertDriver(fresh, engine)
+            shadow.heap = [tuple(h) for h in state.heap]  # type: ignore[misc]
+            heapq.heapify(shadow.heap)
+            shadow.due = {(k, n, i): at for k, n, i, at in state.due}
+        else:
+            fresh = FloorProcessor(live.config, live=live.live)
+            shadow = AlertDriver(fresh, engine)
         for _, _, event in events[start:]:
             fresh.apply(event)
         fresh.tick(live.clock)

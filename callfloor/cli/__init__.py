@@ -1,4 +1,5 @@
-"""The ``callfloor`` command: replay, convert, erlang, simulate, demo, serve, dashboards.
+"""The ``callfloor`` command: replay, convert, erlang, simulate, demo, serve, dashboards,
+rules.
 
 One module per command (:mod:`~callfloor.cli.replay`, :mod:`~callfloor.cli.erlang`,
 :mod:`~callfloor.cli.simulate`, :mod:`~callfloor.cli.serve` for serve and demo), each
@@ -14,7 +15,7 @@ import os
 import sys
 
 from callfloor import __version__
-from callfloor.cli import convert, dashboards, erlang, replay, serve, simulate
+from callfloor.cli import convert, dashboards, erlang, replay, rules, serve, simulate
 from callfloor.config import ConfigError
 
 __all__ = ["build_parser", "main"]
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_demo_parser(sub)
     serve.add_serve_parser(sub)
     dashboards.add_parser(sub)
+    rules.add_parser(sub)
     return parser
 
 

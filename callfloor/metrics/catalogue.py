@@ -1050,6 +1050,32 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         hints=_ops("Live floor rewrites", section=_SINKS),
     ),
     _svc(
+        "callfloor_alerts",
+        _G,
+        "Alerts by rule, severity and state (pending, firing; resolved today): the live "
+        "equivalent of Prometheus' ALERTS.",
+        ("rule", "severity", "state"),
+    ),
+    _svc(
+        "callfloor_alert_evaluations_total",
+        _C,
+        "Rule evaluations of a scope at an instant its inputs changed (events, windows, "
+        "timers).",
+    ),
+    _svc(
+        "callfloor_alert_rederivations_total",
+        _C,
+        "Alert timelines derived again after late events, by outcome (done; skipped: "
+        "the event was older than the oldest snapshot, its instants are the clock's).",
+        ("outcome",),
+    ),
+    _svc(
+        "callfloor_alert_notifications_withheld_total",
+        _C,
+        "Notifications of a backfill's old history (resolved before notify_backfill) "
+        "not sent to anyone: they are in the alert list.",
+    ),
+    _svc(
         "callfloor_alert_notifications_sent_total",
         _C,
         "Alert notifications delivered, by sink.",

@@ -341,6 +341,15 @@ def add_service_samples(fam: Mapping[str, BuiltFamily], stats: ServiceStats) -> 
         _one(fam["callfloor_redis_floor_up"], 1.0 if stats.redis_floor_up else 0.0)
         _one(fam["callfloor_redis_floor_errors_total"], stats.redis_floor_errors_total)
         _one(fam["callfloor_redis_floor_resyncs_total"], stats.redis_floor_resyncs_total)
+    alerts = fam["callfloor_alerts"]
+    for (rule, severity, state), n in sorted(stats.alerts_by_state.items()):
+        alerts.add(alerts.family.name, label_set(rule=rule, severity=severity, state=state), n)
+    _one(fam["callfloor_alert_evaluations_total"], stats.alert_evaluations_total)
+    _by(fam["callfloor_alert_rederivations_total"], "outcome", stats.alert_rederivations_total)
+    _one(
+        fam["callfloor_alert_notifications_withheld_total"],
+        stats.alert_notifications_withheld_total,
+    )
     if stats.alert_sinks is not None:
         add_alert_sink_samples(fam, stats.alert_sinks)
 

@@ -29,10 +29,12 @@ from callfloor.alerts.driver import AlertDriver, attach_alerts
 from callfloor.alerts.engine import Alert, EngineState, Silence
 from callfloor.alerts.notification import Notification, Transition
 from callfloor.config import Config
+from callfloor.web.server import RateLimitedLog
 from callfloor.processors.state import register_section
 
 if TYPE_CHECKING:
     from callfloor.processors.engine import FloorProcessor
+    from callfloor.service.stats import IngestStats
     from callfloor.service.writer import Writer
     from callfloor.sinks.alerts.outbox import Outbox
 
@@ -43,6 +45,8 @@ log = logging.getLogger("callfloor.alerts")
 DELIVERED_KEEP_S: Final = 48 * 3600.0
 SNAPSHOT_EVERY_S: Final = 60.0
 """Event time between two alert snapshots (a late event re-derives from the one before it)."""
+MAX_REDERIVE_EVENTS: Final = 50_000
+"""A re-derivation applies at most this many kept events (the writer waits for it)."""
 SNAPSHOT_KEEP_S: Final = 3600.0
 """Snapshots are kept this long: a later event late by more re-derives nothing."""
 
@@ -52,6 +56,7 @@ class AlertSection(msgspec.Struct, kw_only=True):
 
     engine: EngineState = msgspec.field(default_factory=EngineState)
     delivered: dict[str, float] = {}  # idempotency key -> when delivered (wall clock)
+    pending: dict[str, list[Notification]] = {}  # not yet delivered, by sink
 
 
 ALERTS_SECTION = register_section("alerts", AlertSection, AlertSection)
@@ -75,6 +80,7 @@ class AlertService:
         self.drivers: dict[int, AlertDriver] = {}
         self.delivered: dict[str, float] = {}
         self.suppressed_backfill = 0  # notifications of old history not sent to people
+        self.skip_log = RateLimitedLog(log)
         self.commands_total: dict[str, int] = {}
 
     # ------------------------------------------------------------------ partitions
@@ -91,23 +97,28 @@ class AlertService:
         return driver
 
     def after_round(self, procs: list[FloorProcessor]) -> None:
+        """After a round: nothing (late events are re-derived once a tick)."""
+
+    def _rederive(self, procs: list[FloorProcessor]) -> None:
         """Late events in the round: derive those partitions' timelines again."""
         for proc in procs:
             driver = proc.observer
             if isinstance(driver, AlertDriver) and driver.late_since is not None:
                 late = driver.late_since
-                if not driver.rederive():
-                    log.warning(
+                if not driver.rederive(MAX_REDERIVE_EVENTS):
+                    self.skip_log.warning(
                         "alerts_rederive_skipped late_ts=%s: older than the oldest alert "
-                        "snapshot (kept %g s, not across a restart); its alert instants "
-                        "are those at the clock",
+                        "snapshot (kept %g s, not across a restart) or more than %d events "
+                        "after it; its alert instants are those at the clock",
                         late,
                         SNAPSHOT_KEEP_S,
+                        MAX_REDERIVE_EVENTS,
                     )
 
     def after_tick(self, procs: list[FloorProcessor]) -> None:
-        """Re-derive after late events, forget old kept events, send notifications."""
-        self.after_round(procs)
+        """Re-derive after late events (at most once a tick: a backfill's rounds do not
+        each pay for it), take snapshots, send notifications."""
+        self._rederive(procs)
         for proc in procs:
             driver = proc.observer
             if isinstance(driver, AlertDriver):
@@ -134,7 +145,15 @@ class AlertService:
             return AlertSection()
         horizon = self.clock() - DELIVERED_KEEP_S
         self.delivered = {k: t for k, t in self.delivered.items() if t >= horizon}
-        return AlertSection(engine=driver.engine.state(), delivered=dict(self.delivered))
+        pending: dict[str, list[Notification]] = {}
+        if self.outbox is not None:
+            for sink, notes in self.outbox.pending().items():
+                mine = [n for n in notes if _owner(writer, n.site) == key]
+                if mine:
+                    pending[sink] = mine
+        return AlertSection(
+            engine=driver.engine.state(), delivered=dict(self.delivered), pending=pending
+        )
 
     def _restore(self, writer: Writer, key: str, value: AlertSection) -> None:
         driver = self._driver(writer, key)
@@ -146,6 +165,12 @@ class AlertService:
         driver.snapshot(0.0, SNAPSHOT_KEEP_S)
         self.delivered.update(value.delivered)
         if self.outbox is not None:
+            self.outbox.restore(
+                {
+                    sink: [n for n in notes if n.key not in self.delivered]
+                    for sink, notes in value.pending.items()
+                }
+            )
             self.outbox.resume(
                 _firing_notification(a, self.clock()) for a in value.engine.active if a.state == "firing"
             )
@@ -168,8 +193,9 @@ class AlertService:
         if self.outbox is not None:
             self.outbox.submit_all(keep)
         else:
+            # No sink configured: the list (GET /api/v1/alerts) is where they are seen.
             for n in keep:
-                log.info(
+                log.debug(
                     "alert %s rule=%s scope=%s severity=%s value=%s",
                     n.transition,
                     n.rule,
@@ -199,6 +225,28 @@ class AlertService:
                 continue
             out.append(n)
         return out
+
+    def sync_stats(self, stats: IngestStats, procs: list[FloorProcessor]) -> None:
+        """The alert gauges and counters for /metrics."""
+        by_state: dict[tuple[str, str, str], int] = {}
+        evaluations = done = skipped = 0
+        for proc in procs:
+            driver = proc.observer
+            if not isinstance(driver, AlertDriver):
+                continue
+            evaluations += driver.evaluations
+            done += driver.rederivations
+            skipped += driver.rederivations_skipped
+            now = proc.clock
+            if now == float("-inf"):
+                continue
+            for a in driver.engine.listed(lambda site, p=proc, t=now: p.calendar(site).day_start(t)):
+                key = (a.rule, a.severity, a.state)
+                by_state[key] = by_state.get(key, 0) + 1
+        stats.alerts_by_state = by_state
+        stats.alert_evaluations_total = evaluations
+        stats.alert_rederivations_total = {"done": done, "skipped": skipped}
+        stats.alert_notifications_withheld_total = self.suppressed_backfill
 
     # ------------------------------------------------------------------ commands
 
@@ -274,6 +322,12 @@ class AlertService:
 
     def _count(self, command: str) -> None:
         self.commands_total[command] = self.commands_total.get(command, 0) + 1
+
+
+def _owner(writer: Writer, site: str) -> str | None:
+    """The key of the local partition ``site`` belongs to (None: not applied here)."""
+    part = writer._part(site)
+    return None if part is None else part.key
 
 
 def _firing_notification(a: Alert, now: float) -> Notification:

@@ -494,6 +494,7 @@ class FloorService:
             stats.partition_handovers_total = coordinator.handed_over
         if self.follower is not None:
             stats.follow_rewinds_total = self.follower.rewinds
+        self.alerting.sync_stats(stats, writer.processors())
         sink = self.redis_floor
         if sink is not None:
             stats.redis_floor_up = sink.up

@@ -69,4 +69,10 @@ class IngestStats:
     redis_floor_up: bool | None = None  # None: no live floor in Redis
     redis_floor_errors_total: int = 0
     redis_floor_resyncs_total: int = 0
+    alerts_by_state: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    alert_evaluations_total: int = 0
+    alert_rederivations_total: dict[str, int] = field(
+        default_factory=lambda: {"done": 0, "skipped": 0}
+    )
+    alert_notifications_withheld_total: int = 0
     alert_sinks: AlertSinkStats | None = None  # the alert outbox's stats; None: no sinks

@@ -60,7 +60,7 @@ from callfloor.web import redact
 from callfloor.web.errors import json_error
 from callfloor.web.hostnames import host_name
 from callfloor.web.proxies import TrustedProxies
-from callfloor.web.sessions import Grant, SessionKeys, cookie_name
+from callfloor.web.sessions import Grant, SessionKeys, cookie_name, token_fingerprint
 
 __all__ = [
     "ACCESS",
@@ -202,7 +202,7 @@ def bearer_token(header: str | None) -> str | _Malformed | None:
 class Access:
     """The access rules of one application (built from ``[http]``)."""
 
-    __slots__ = ("operators", "proxies", "read", "sessions", "write")
+    __slots__ = ("operator_names", "operators", "proxies", "read", "sessions", "write")
 
     def __init__(
         self,
@@ -211,13 +211,24 @@ class Access:
         trusted_proxies: Iterable[str] = (),
         operator_tokens: Iterable[tuple[str, str]] = (),
     ) -> None:
+        operator_tokens = tuple(operator_tokens)
         self.operators = [(name, Tokens((token,))) for name, token in operator_tokens]
         write_tokens = tuple(write_tokens)
         read_tokens = tuple(read_tokens)
         self.write = Tokens(write_tokens)
         self.read = Tokens(read_tokens)
         self.proxies = TrustedProxies(trusted_proxies)
-        self.sessions = SessionKeys({"read": read_tokens, "write": write_tokens})
+        self.sessions = SessionKeys(
+            {
+                "read": read_tokens,
+                "write": write_tokens,
+                "operator": tuple(token for _, token in operator_tokens),
+            }
+        )
+        # A browser session of an operator names the operator by its token's fingerprint.
+        self.operator_names = {
+            token_fingerprint(token): name for name, token in operator_tokens
+        }
 
     def kinds_of(self, token: str) -> list[str]:
         """The kinds (``read``, ``write``) a presented token is one of (constant time)."""
@@ -226,6 +237,8 @@ class Access:
             kinds.append("read")
         if self.write.matches(token):
             kinds.append("write")
+        if any(tokens.matches(token) for _, tokens in self.operators):
+            kinds.append("operator")
         return kinds
 
     @classmethod
@@ -409,9 +422,11 @@ def _origin_refusal(request: web.Request) -> web.Response | None:
     )
 
 
-def _session_write(request: web.Request, access: Access) -> web.Response | None:
-    """A write made with a write session: None when its CSRF token matches, else a 403."""
-    grant = session_grant(request, "write")
+def _session_write(
+    request: web.Request, access: Access, kind: str = "write"
+) -> web.Response | None:
+    """A write made with a session: None when its CSRF token matches, else a 403."""
+    grant = session_grant(request, kind)
     assert grant is not None
     if access.sessions.csrf_matches(grant, request.headers.get(CSRF_HEADER)):
         return None
@@ -458,6 +473,11 @@ async def access_control(request: web.Request, handler: Handler) -> web.StreamRe
         refused = None  # a read session stands for a read token
     elif authorization is None and need is Need.WRITE and session_grant(request, "write"):
         refused = _origin_refusal(request) or _session_write(request, access)
+    elif authorization is None and need is Need.OPERATE and session_grant(request, "operator"):
+        refused = _origin_refusal(request) or _session_write(request, access, "operator")
+        grant = session_grant(request, "operator")
+        assert grant is not None
+        request[OPERATOR] = access.operator_names.get(grant.fingerprint, "operator")
     else:
         refused = access.refuse(need, authorization, peer, what)
         if refused is None and need is Need.OPERATE:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 __all__ = [
+    "token_fingerprint",
     "COOKIE_PREFIX",
     "DEFAULT_SESSION_S",
     "MAX_LINK_S",
@@ -59,6 +60,11 @@ def cookie_name(kind: str) -> str:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def token_fingerprint(token: str) -> str:
+    """The fingerprint a session grant names its token by."""
+    return _fingerprint(token)
 
 
 def _fingerprint(token: str) -> str:

@@ -100,8 +100,7 @@ def test_sigterm_during_a_post_answers_it_and_stops_cleanly(tmp_path: Path) -> N
         sock.close()
         code = served.proc.wait(15)
         took = time.monotonic() - signalled
-        assert served.proc.stdout is not None
-        log = served.proc.stdout.read().decode()
+        log = served.output()
     assert code == 0, log
     # Below the 5 s grace period (shutdown_timeout) a request still uploading would hold.
     assert took < 4.5, f"stopping took {took:.1f} s"

@@ -62,7 +62,8 @@ def test_sigterm_stops_like_ctrl_c(tmp_path: Path) -> None:
         assert connected.wait(10), "the change stream did not open"
         started = time.monotonic()
         served.proc.send_signal(signal.SIGTERM)
-        out = served.proc.communicate(timeout=10)[0].decode()
+        served.proc.wait(timeout=10)
+        out = served.output()
         reader.join(5)
         elapsed = time.monotonic() - started
     assert served.proc.returncode == 0, out

@@ -223,7 +223,9 @@ def test_the_frozen_floor_is_what_was_applied_by_its_as_of(outage: Outage) -> No
     at its as_of: nothing acknowledged was lost or changed by freezing."""
     doc = {k: v for k, v in outage.frozen[0].doc.items() if k != "stale"}
     assert doc["counters"]["events"] == len(outage.events)
-    assert_same_document(doc, outage.replayed, "the frozen snapshot")
+    # History posted hours late (or across a restart or a handover) is beyond the
+    # live alert snapshots: its alert instants are the clock's (docs/alerts.md).
+    assert_same_document(doc, outage.replayed, "the frozen snapshot", alerts=False)
 
 
 def test_the_snapshot_marks_each_stale_site_outside_the_document_keys(outage: Outage) -> None:

@@ -270,7 +270,9 @@ def test_a_killed_owners_sites_are_taken_over_within_the_lease_ttl(
     print(f"takeover of {sorted(split[victim])} after a SIGKILL: {takeover_s:.3f} s")
     assert takeover_s <= LEASE_TTL_S, f"the takeover took {takeover_s:.3f} s"
     replayed = replay_cli(config, write_ndjson(tmp_path / "all.ndjson", events), live["as_of"])
-    assert_same_document(live, replayed, "the survivor's snapshot and the replay")
+    # History posted hours late (or across a restart or a handover) is beyond the
+    # live alert snapshots: its alert instants are the clock's (docs/alerts.md).
+    assert_same_document(live, replayed, "the survivor's snapshot and the replay", alerts=False)
 
 
 def test_a_second_process_gets_its_share_and_the_numbers_stay_exact(
@@ -307,7 +309,9 @@ def test_a_second_process_gets_its_share_and_the_numbers_stay_exact(
     assert sum(doc["counters"]["events"] for doc in live) == len(events)
     for k, doc in enumerate(live):
         expected = _replayed_sites(tmp_path, config, events, split[k], doc["as_of"])
-        assert_same_document(doc, expected, f"process {k + 1}'s sites and their replay")
+        # History posted hours late (or across a restart or a handover) is beyond the
+        # live alert snapshots: its alert instants are the clock's (docs/alerts.md).
+        assert_same_document(doc, expected, f"process {k + 1}'s sites and their replay", alerts=False)
 
 
 def test_a_stopped_process_hands_its_sites_back_at_once(
@@ -342,7 +346,9 @@ def test_a_stopped_process_hands_its_sites_back_at_once(
         live = _applied(staying, len(events))
     print(f"{sorted(split[leaving])} handed back by a stopped process: {back_s:.3f} s")
     replayed = replay_cli(config, write_ndjson(tmp_path / "all.ndjson", events), live["as_of"])
-    assert_same_document(live, replayed, "the remaining process's snapshot and the replay")
+    # History posted hours late (or across a restart or a handover) is beyond the
+    # live alert snapshots: its alert instants are the clock's (docs/alerts.md).
+    assert_same_document(live, replayed, "the remaining process's snapshot and the replay", alerts=False)
 
 
 def test_a_process_applies_nothing_before_it_holds_the_lease(
