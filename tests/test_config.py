@@ -81,7 +81,7 @@ def test_queue_overrides_its_channel_defaults(tmp_path: Path) -> None:
         ("[agents]\nwrap_up_max = false\n", "agents.wrap_up_max", "expected a duration"),
         ("[defaults.fax]\nsl_target = 0.8\n", "defaults.fax", "unknown channel"),
         ('[queues.sales]\nsl_formula = "best"\n', "queues.sales.sl_formula", "must be one of"),
-        ("[alerts]\n", "alerts", "unknown key"),
+        ("[alerts]\nbogus = 1\n", "alerts.bogus", "unknown key"),
     ],
 )
 def test_bad_config_names_file_key_and_problem(

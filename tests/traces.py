@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -291,6 +292,22 @@ def check_arrival(arrival: Sequence[Event], original: Sequence[Event]) -> None:
     require(out_of_order_pairs(arrival) > 0, "the arrival order is in ts order: tests nothing")
 
 
+def reorders_agent_ties(arrival: Sequence[Event], original: Sequence[Event]) -> bool:
+    """Whether two ``agent_state`` of one agent with equal ``ts`` arrive in another order
+    than in ``original``: arrival order breaks such ties (SPEC §9), so the agent's state
+    between that instant and its next event differs, and alerts over it may too (the
+    end state, and so the numbers, are the same)."""
+    def order(events: Sequence[Event]) -> dict[tuple[str, float], list[str]]:
+        out: dict[tuple[str, float], list[str]] = {}
+        for e in events:
+            if e.get("type") == "agent_state":
+                out.setdefault((str(e["agent"]), float(e["ts"])), []).append(_list_key(e))
+        return out
+
+    mine, theirs = order(arrival), order(original)
+    return any(len(v) > 1 and v != theirs.get(k) for k, v in mine.items())
+
+
 def sorted_replay_baseline(
     directory: Path,
     original: Sequence[Event],
@@ -304,7 +321,12 @@ def sorted_replay_baseline(
     check_arrival(arrival, original)
     base = replay_events(directory, "original", original, config, at)
     again = replay_events(directory, "sorted", sort_by_ts(arrival), config, at)
-    differ = document_diff(again, base)
+    if reorders_agent_ties(arrival, original):
+        again = {k: v for k, v in again.items() if k != "alerts"}
+        base_cmp = {k: v for k, v in base.items() if k != "alerts"}
+    else:
+        base_cmp = base
+    differ = document_diff(again, base_cmp)
     require(not differ, f"sorting the arrival order does not give the original: {differ}")
     return base
 
@@ -428,7 +450,7 @@ def assert_same_document(
     differences and shows the first differing paths and items (actual first, expected
     second), never the whole documents.
     """
-    if not alerts:
+    if not alerts and not os.environ.get("STRICT_ALERTS"):
         actual = {k: v for k, v in actual.items() if k != "alerts"}
         expected = {k: v for k, v in expected.items() if k != "alerts"}
     every = document_diff(actual, expected, limit=1_000_000)

@@ -47,7 +47,7 @@ from callfloor.processors.views import AlertView, WindowStats
 if TYPE_CHECKING:
     from callfloor.processors.engine import FloorProcessor
 
-__all__ = ["AlertDriver", "attach_alerts"]
+__all__ = ["AlertDriver", "DriverState", "attach_alerts"]
 
 QUEUE: Final = 0
 SITE: Final = 1
@@ -101,17 +101,41 @@ _AGENT_INPUTS: Final = frozenset(
         "projected_service_level",
     }
 )
+_COUNTS: Final = frozenset(
+    {
+        "offered",
+        "answered",
+        "abandoned",
+        "short_abandoned",
+        "dequeued",
+        "sl_offered",
+        "answered_in_sl",
+        "abandoned_in_sl",
+        "handled",
+    }
+)
 _MISS_INPUTS: Final = frozenset(
     {"sl_offered", "service_level", "answered_in_sl", "abandoned_in_sl", "abandon_rate"}
 )
 
 
-class _DriverState(msgspec.Struct, array_like=True):
-    """The driver's alert state in a snapshot."""
+class DriverState(msgspec.Struct, kw_only=True):
+    """The driver's alert state: the engine's and the instants it will look again at (a
+    snapshot's, and a checkpoint's ``alerts`` section)."""
 
-    engine: EngineState
-    heap: list[tuple[float, int, int, str, int]]
-    due: list[tuple[int, str, int, float]]
+    engine: EngineState = msgspec.field(default_factory=EngineState)
+    heap: list[tuple[float, int, int, str, int]] = []
+    due: list[tuple[int, str, int, float]] = []
+    restored: bool = False  # False: nothing was saved (look at every scope again)
+    # The oldest alert snapshot and the events kept since (live, when few enough), so a
+    # restarted or adopting process can still re-derive after late events.
+    base_clock: float | None = None
+    base_floor: bytes = b""
+    base_alerts: bytes = b""
+    events: list[Event] = []
+
+
+_DriverState = DriverState
 
 
 class _Snapshot(msgspec.Struct):
@@ -400,6 +424,44 @@ class AlertDriver:
                     counts[state] = counts.get(state, 0) + n
         return counts
 
+    def save(self, max_events: int = 0) -> DriverState:
+        """The alert state to keep with the processor's (a checkpoint section); with
+        ``max_events``, the oldest snapshot and the kept events too when there are no
+        more than that many."""
+        self._flush(self.proc.clock)
+        state = DriverState(
+            engine=self.engine.state(),
+            heap=list(self.heap),
+            due=[(k[0], k[1], k[2], at) for k, at in self.due.items()],
+            restored=True,
+        )
+        events = self.events
+        if events is not None and self.snapshots and len(events) <= max_events:
+            base = self.snapshots[0]
+            state.base_clock = base.clock
+            state.base_floor = base.floor
+            state.base_alerts = base.alerts
+            state.events = [e for _, _, e in events]
+        return state
+
+    def load(self, state: DriverState) -> None:
+        """Take back what :meth:`save` gave (the processor restored from the same
+        checkpoint); without saved timers every scope is looked at again."""
+        self.engine.restore(state.engine)
+        if state.base_clock is not None and self.events is not None:
+            self.snapshots = [_Snapshot(state.base_clock, state.base_floor, state.base_alerts)]
+            self.events = []
+            for event in state.events:
+                self._event_seq += 1
+                self.events.append((event.ts, self._event_seq, event))  # type: ignore[arg-type]
+        if state.restored:
+            self.heap = [tuple(h) for h in state.heap]  # type: ignore[misc]
+            heapq.heapify(self.heap)
+            self.due = {(k, n, i): at for k, n, i, at in state.due}
+            self._seq = max((h[1] for h in self.heap), default=0)
+        else:
+            self.wake_all()
+
     def wake_all(self) -> None:
         """Look at every scope at the next instant (after a restore: the timers of the
         restored alerts are not in the checkpoint, they are found again)."""
@@ -576,26 +638,42 @@ class AlertDriver:
             fp = fps.get((c.index, name))
             if fp is None:
                 fp = fps[(c.index, name)] = fingerprint(rule.name, scope_kind, name)
-            if fp not in engine.active and not self._may_hold(rule, values):
+            exits = True
+            failing = None if fp in engine.active else self._failing(rule, values)
+            if failing is not None:
                 nxt = _INF  # inactive and a condition fails: nothing to step
+                # A count over a window that is below a constant level only falls as
+                # records leave the window: only an event (or a miss) can raise it.
+                exits = not failing
             else:
                 holds, active, value, threshold = self._check(rule, values)
                 step = engine.step(rule, scope_kind, name, site, at, holds, active, value, threshold)
                 nxt = _INF if step is None else step
             if c.longest or kind == AGENT:
                 nxt = min(nxt, self._crossing(rule, values, at))
-            nxt = min(nxt, self._time_changes(c, values, at))
+            nxt = min(nxt, self._time_changes(c, values, at, exits))
             self._schedule(kind, name, c.index, nxt)
 
-    def _may_hold(self, rule: Rule, values: _Values) -> bool:
-        """Whether every condition holds, stopping at the first that does not (for an
-        inactive alert that is all there is to know)."""
+    def _failing(self, rule: Rule, values: _Values) -> bool | None:
+        """None if every condition holds (and the volume); else whether the one found
+        failing is a window count below a constant level (records leaving the window
+        cannot make it hold). Stops at the first failing (for an inactive alert that is
+        all there is to know)."""
+        if rule.min_volume and rule.volume_window is not None:
+            offered = values.metric("sl_offered", rule.volume_window)
+            if offered is None or offered < rule.min_volume:
+                return True
         for cond in rule.conditions:
             if not _compare(
                 values.metric(cond.metric, cond.window), cond.op, values.threshold(cond.threshold)
             ):
-                return False
-        return True
+                return (
+                    cond.window is not None
+                    and cond.metric in _COUNTS
+                    and cond.op in (">", ">=")
+                    and cond.threshold.ref is None
+                )
+        return None
 
     def _check(
         self, rule: Rule, values: _Values
@@ -651,11 +729,12 @@ class AlertDriver:
                     out = min(out, at + (level - value))
         return out
 
-    def _time_changes(self, c: _Compiled, values: _Values, at: float) -> float:
-        """The next instant the rule's windows change by time alone."""
+    def _time_changes(self, c: _Compiled, values: _Values, at: float, exits: bool = True) -> float:
+        """The next instant the rule's windows change by time alone (``exits``: records
+        leaving them count)."""
         now = values.now
         out = _INF
-        widths = c.widths
+        widths = c.widths if exits else ()
         for q in values.queues:
             if widths:
                 log = q.windows.log
@@ -735,13 +814,7 @@ class AlertDriver:
             _Snapshot(
                 clock=clock,
                 floor=encode_checkpoint(self.proc),
-                alerts=msgspec.msgpack.encode(
-                    _DriverState(
-                        engine=self.engine.state(),
-                        heap=list(self.heap),
-                        due=[(k[0], k[1], k[2], at) for k, at in self.due.items()],
-                    )
-                ),
+                alerts=msgspec.msgpack.encode(self.save()),
             )
         )
         while len(snaps) > 1 and snaps[1].clock <= clock - keep_s:
@@ -784,12 +857,8 @@ class AlertDriver:
         engine = AlertEngine(self.engine.rules, notify=False)
         if base.floor:
             fresh = decode_checkpoint(live.config, base.floor, live=live.live).processor
-            state = msgspec.msgpack.decode(base.alerts, type=_DriverState)
-            engine.restore(state.engine)
             shadow = AlertDriver(fresh, engine)
-            shadow.heap = [tuple(h) for h in state.heap]  # type: ignore[misc]
-            heapq.heapify(shadow.heap)
-            shadow.due = {(k, n, i): at for k, n, i, at in state.due}
+            shadow.load(msgspec.msgpack.decode(base.alerts, type=DriverState))
         else:
             fresh = FloorProcessor(live.config, live=live.live)
             shadow = AlertDriver(fresh, engine)

@@ -191,16 +191,21 @@ LABELS: Final[Mapping[str, str]] = {
     "window": "The configured rolling windows (`15m`, `60m` by default), then `interval` "
     "(the site's current interval) and `today` (since site-local midnight).",
     "state": "Agent state: available, ringing, on_call, wrap_up, not_ready "
-    "(logged_out agents are not counted).",
-    "outcome": "How a leg's wait ended: `answered` or `abandoned` (short abandons excluded).",
+    "(logged_out agents are not counted); for callfloor_alerts the alert's state: pending, "
+    "firing or resolved (resolved: fired earlier that site-local day).",
+    "rule": "Alert rule name: a default rule (sl_low, abandon_rate_high, ..., one per "
+    "violation kind) or a [[alerts.rules]] name.",
+    "outcome": "How a leg's wait ended: `answered` or `abandoned` (short abandons excluded); "
+    "for alert re-derivations `done` or `skipped` (the late event was older than the oldest "
+    "alert snapshot).",
     "le": "Histogram bucket upper bound in seconds; the queue's bounds include its SL and "
     "short-abandon thresholds; alert deliveries have fixed bounds from 5 ms to 300 s.",
     "kind": "Violation kind: not_ready_exceeded, wrap_up_exceeded, not_ready_daily_exceeded, "
     "missed_calls_exceeded, stale_agent; for callfloor_state_expired_total what expired "
     "(open_legs, conversations, pending_handling, agents) or was forgotten "
     "(forgotten_queues, forgotten_sites, forgotten_agents).",
-    "severity": "Violation severity: warning, or minor/major/critical for the daily "
-    "not-ready limits in the order configured.",
+    "severity": "Violation or alert severity: info, warning, minor, major, critical (the "
+    "daily not-ready limits are minor/major/critical in the order configured).",
     "type": "Canonical event type, e.g. call_queued or agent_state.",
     "reason": "Why an event was rejected: a decode reason (invalid_json, missing_field, "
     "wrong_type, invalid_value, invalid_ts, ...) or a limit (name_too_long, too_many_queues, "

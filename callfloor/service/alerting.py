@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
-from callfloor.alerts.driver import AlertDriver, attach_alerts
-from callfloor.alerts.engine import Alert, EngineState, Silence
+from callfloor.alerts.driver import AlertDriver, DriverState, attach_alerts
+from callfloor.alerts.engine import Alert, Silence
 from callfloor.alerts.notification import Notification, Transition
 from callfloor.config import Config
 from callfloor.web.server import RateLimitedLog
@@ -47,6 +47,9 @@ SNAPSHOT_EVERY_S: Final = 60.0
 """Event time between two alert snapshots (a late event re-derives from the one before it)."""
 MAX_REDERIVE_EVENTS: Final = 50_000
 """A re-derivation applies at most this many kept events (the writer waits for it)."""
+SAVED_EVENTS: Final = 20_000
+"""A checkpoint keeps the oldest alert snapshot and the events since while there are no
+more than this many, so late events after a restart are still re-derived."""
 SNAPSHOT_KEEP_S: Final = 3600.0
 """Snapshots are kept this long: a later event late by more re-derives nothing."""
 
@@ -54,7 +57,7 @@ SNAPSHOT_KEEP_S: Final = 3600.0
 class AlertSection(msgspec.Struct, kw_only=True):
     """A partition's alert state in its checkpoint."""
 
-    engine: EngineState = msgspec.field(default_factory=EngineState)
+    alerts: DriverState = msgspec.field(default_factory=DriverState)
     delivered: dict[str, float] = {}  # idempotency key -> when delivered (wall clock)
     pending: dict[str, list[Notification]] = {}  # not yet delivered, by sink
 
@@ -97,7 +100,9 @@ class AlertService:
         return driver
 
     def after_round(self, procs: list[FloorProcessor]) -> None:
-        """After a round: nothing (late events are re-derived once a tick)."""
+        """After a round: send what its events raised (late events are re-derived once a
+        tick, not per round)."""
+        self.drain(procs)
 
     def _rederive(self, procs: list[FloorProcessor]) -> None:
         """Late events in the round: derive those partitions' timelines again."""
@@ -152,15 +157,14 @@ class AlertService:
                 if mine:
                     pending[sink] = mine
         return AlertSection(
-            engine=driver.engine.state(), delivered=dict(self.delivered), pending=pending
+            alerts=driver.save(SAVED_EVENTS), delivered=dict(self.delivered), pending=pending
         )
 
     def _restore(self, writer: Writer, key: str, value: AlertSection) -> None:
         driver = self._driver(writer, key)
         if driver is None:
             return
-        driver.engine.restore(value.engine)
-        driver.wake_all()
+        driver.load(value.alerts)
         # The restored state is a base late events can re-derive from.
         driver.snapshot(0.0, SNAPSHOT_KEEP_S)
         self.delivered.update(value.delivered)
@@ -172,7 +176,9 @@ class AlertService:
                 }
             )
             self.outbox.resume(
-                _firing_notification(a, self.clock()) for a in value.engine.active if a.state == "firing"
+                _firing_notification(a, self.clock())
+                for a in value.alerts.engine.active
+                if a.state == "firing"
             )
 
     # ------------------------------------------------------------------ notifications

@@ -20,12 +20,12 @@ def test_the_alert_section_round_trips_through_a_checkpoint() -> None:
     proc, driver = drive(events, cfg, T0 + 10)
     [alert] = driver.engine.active.values()
     driver.engine.acknowledge(alert.fingerprint, "ada", "looking", proc.clock)
-    section = AlertSection(engine=driver.engine.state(), delivered={"k:firing:1.0": 5.0})
+    section = AlertSection(alerts=driver.save(), delivered={"k:firing:1.0": 5.0})
     blob = encode_checkpoint(proc, sections={ALERTS_SECTION.name: section})
     restored = decode_checkpoint(cfg, blob).section(ALERTS_SECTION)
     assert restored == section
     engine = AlertEngine(cfg.alerts.rules)
-    engine.restore(restored.engine)
+    engine.restore(restored.alerts.engine)
     [back] = engine.active.values()
     assert (back.state, back.acknowledged_by, back.since) == ("firing", "ada", T0)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fixtures.process import find_binary
-from serving import free_port, request, serve
+from serving import Served, free_port, request, serve
 
 EVENT = json.dumps(
     {"type": "call_queued", "ts": time.time() - 5, "call_id": "c1", "queue": "q"}
@@ -35,10 +35,11 @@ def _raw(port: int, data: bytes) -> bytes:
     return b"".join(chunks)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> str:
+def _stop(served: Served) -> str:
     """Stop a serve process (SIGTERM); its whole output."""
-    proc.terminate()
-    return proc.communicate(timeout=15)[0].decode()
+    served.proc.terminate()
+    served.proc.wait(timeout=15)
+    return served.output()
 
 
 def test_a_foreign_host_gets_421_on_reads_and_writes(tmp_path: Path) -> None:
@@ -68,7 +69,7 @@ def test_raw_malformed_http_gets_json_and_one_log_line(tmp_path: Path) -> None:
             _raw(served.port, b"GET /api/v1/queues/\xffsecret-%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
             for i in range(20)
         ]
-        output = _stop(served.proc)
+        output = _stop(served)
     for answer in answers:
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.split()[1] == b"400"
@@ -194,7 +195,7 @@ def test_weak_settings_are_logged_at_start_naming_file_and_key(tmp_path: Path) -
     one warning line each naming the file and the key (never the token)."""
     config = '[http]\nwrite_tokens = ["k"]\nread_tokens = ["k", "r-0123456789abcdef"]\n'
     with serve(tmp_path, config) as served:
-        output = _stop(served.proc)
+        output = _stop(served)
     warnings = [line for line in output.splitlines() if "config_warning" in line]
     path = str(tmp_path / "callfloor.toml")
     assert len(warnings) == 3

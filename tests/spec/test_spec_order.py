@@ -34,6 +34,7 @@ from traces import (
     assert_same_document,
     document_diff,
     merge_feeds,
+    reorders_agent_ties,
     replay_events,
     require,
     shuffle_within,
@@ -64,7 +65,10 @@ def _compare(
         at = max(float(e["ts"]) for e in original)
     base = sorted_replay_baseline(directory, original, arrival, config, at)
     doc = replay_events(directory, "arrival", arrival, config, at)
-    assert_same_document(doc, base, "arrival-order and sorted replays")
+    # Equal-ts states of one agent reordered are different input for the instants
+    # between (arrival order breaks the tie): the alerts may differ, the numbers not.
+    alerts = not reorders_agent_ties(arrival, original)
+    assert_same_document(doc, base, "arrival-order and sorted replays", alerts=alerts)
     return base, doc
 
 
