@@ -168,7 +168,7 @@ KINDS: Final[dict[str, SourceKind]] = {
     ),
     "ami": SourceKind(
         "ami",
-        ("url", "username", "secret", "site", "auth", "ping_interval", "backoff_max"),
+        ("url", "username", "secret", "site", "auth", "ping_interval"),
         _ami_parse,
         _ami_factory,
         "Asterisk Manager Interface client",

@@ -211,9 +211,8 @@ class TailSource:
         if saved is None:
             if self.options.start == "end":
                 with contextlib.suppress(OSError):
-                    st = os.stat(self.path)
-                    self._open(self.path, st.st_size, 1)
-                    self._mark_start(st.st_size)
+                    size = os.stat(self.path).st_size
+                    self._open(self.path, size, 1)
             return
         self._seq = saved.seq
         if saved.mapper:
