@@ -30,8 +30,14 @@ def enter(i: int) -> bytes:
 class Tail:
     """A running source whose batches are acknowledged at once; collects call ids."""
 
-    def __init__(self, path: Path, book: PositionBook | None = None, **options: object) -> None:
-        config = SourceConfig(kind="queue_log", name="ql", path=str(path))
+    def __init__(
+        self,
+        path: Path,
+        book: PositionBook | None = None,
+        kind: str = "queue_log",
+        **options: object,
+    ) -> None:
+        config = SourceConfig(kind=kind, name="ql", path=str(path))
         self.counts = SourceCounts()
         self.book = book or PositionBook()
         self.source = TailSource(
@@ -206,3 +212,32 @@ async def test_start_end_skips_what_was_there_without_a_saved_position(
         await asyncio.sleep(0.05)
         append(path, enter(1))
         assert await tail.until(1) == ["c1"]
+
+
+def queued(contact: str, eid: str) -> bytes:
+    """An Amazon Connect contact event (EventBridge) of a call queued in ``sales``."""
+    record = {
+        "version": "0",
+        "id": eid,
+        "detail-type": "Amazon Connect Contact Event",
+        "source": "aws.connect",
+        "time": "2026-11-23T09:00:00Z",
+        "detail": {
+            "eventType": "QUEUED",
+            "contactId": contact,
+            "channel": "VOICE",
+            "initiationMethod": "INBOUND",
+            "queueInfo": {"queueArn": "arn:aws:connect:r:1:instance/i/queue/sales"},
+        },
+    }
+    return json.dumps(record).encode() + b"\n"
+
+
+async def test_a_connect_ndjson_file_is_tailed_like_a_queue_log(tmp_path: Path) -> None:
+    """The ``connect`` kind tails NDJSON records with the same source, ids from the records."""
+    path = tmp_path / "contact-events.ndjson"
+    path.write_bytes(queued("k1", "b1"))
+    async with tailing(path, kind="connect") as tail:
+        await tail.until(1)
+        append(path, queued("k2", "b2"))
+        assert await tail.until(2) == ["k1", "k2"]
