@@ -66,6 +66,10 @@ MAPPER_OF: Final[dict[str, type[LineMapper]]] = {
     "connect": ConnectMapper,
 }
 POLL_S: Final = 0.02
+# How often a batch carries a position to save (with the mapper's state, whose encoding
+# grows with the calls it remembers): the lines of at most this long are read again
+# (and dropped as resends) after a crash.
+POSITION_EVERY_S: Final = 1.0
 CHUNK_BYTES: Final = 1 << 20
 STARTS: Final = ("beginning", "end")
 
@@ -156,6 +160,7 @@ class TailSource:
         book: PositionBook | None = None,
         clock: Callable[[], float] = time.time,
         chunk_bytes: int = CHUNK_BYTES,
+        position_every_s: float = POSITION_EVERY_S,
     ) -> None:
         if config.path is None:
             raise ValueError(f"source {config.name!r} has no path")
@@ -168,6 +173,8 @@ class TailSource:
         self.book = book if book is not None else PositionBook()
         self.clock = clock
         self.chunk_bytes = chunk_bytes
+        self.position_every_s = position_every_s
+        self._positioned_at: float | None = None  # monotonic time of the last position
         self.key = (config.name, config.kind)
         self.counts.register(self.key)
         self.mapper: LineMapper = MAPPER_OF[config.kind](feed)
@@ -407,6 +414,20 @@ class TailSource:
         if events:
             newest = max(float(e.ts) for e in events)  # type: ignore[arg-type]
             counts.lag_seconds[key] = max(0.0, self.clock() - newest)
+        # Every event may be a resend of a line read before a crash: the service drops
+        # those it has (same ids), and applies the others.
+        return Batch(
+            events, self.name, rejected, self._acker(), resent=frozenset(range(len(events)))
+        )
+
+    def _acker(self) -> Callable[[Receipt], None] | None:
+        """What saves the position after this batch once it is acknowledged, if this
+        batch carries one (at most every ``position_every_s``)."""
+        now = time.monotonic()
+        last = self._positioned_at
+        if last is not None and now - last < self.position_every_s:
+            return None
+        self._positioned_at = now
         self._seq += 1
         position = SourcePosition(
             kind=self.kind,
@@ -423,15 +444,7 @@ class TailSource:
         def ack(_receipt: Receipt) -> None:
             book.ack(name, position)
 
-        # Every event may be a resend of a line read before a crash: the service drops
-        # those it has (same ids), and applies the others.
-        return Batch(
-            events,
-            name,
-            rejected,
-            ack,
-            resent=frozenset(range(len(events))),
-        )
+        return ack
 
     def _dead_letter(self, rejected: list[Rejected], numbers: list[int]) -> None:
         """Each unmappable line with its reason: to the dead-letter file, else the log."""
