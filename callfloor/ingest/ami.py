@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import urlsplit
 
 from callfloor.config import SourceConfig
-from callfloor.events import Event
 from callfloor.feeds.ami import LEAVE_GRACE_S, AmiMapper, AmiParser
 from callfloor.feeds.base import FeedOptions, MapResult
 from callfloor.ingest.counts import SourceCounts
+from callfloor.ingest.feedsource import FeedBatcher
 from callfloor.ingest.source import Batch
 
 if TYPE_CHECKING:
@@ -105,6 +105,7 @@ def make_ami_source(entry: SourceConfig, ctx: SourceContext) -> AmiSource:
         FeedOptions.from_config(ctx.config, site=entry.site),
         counts=service.stats.source_counts,
         clock=service.clock,
+        not_after=service.not_after,
     )
 
 
@@ -124,13 +125,16 @@ class AmiSource:
         *,
         counts: SourceCounts | None = None,
         clock: Callable[[], float] = time.time,
+        not_after: Callable[[], float] | None = None,
         leave_grace_s: float = LEAVE_GRACE_S,
     ) -> None:
         self.config = config
         self.options = config.options if isinstance(config.options, AmiOptions) else AmiOptions()
-        self.counts = counts if counts is not None else SourceCounts()
+        self.batcher = FeedBatcher(
+            config.name, config.kind, counts, clock=clock, not_after=not_after
+        )
+        self.counts = self.batcher.counts
         self.key = (config.name, config.kind)
-        self.counts.register(self.key)
         self.clock = clock
         self.mapper = AmiMapper(feed, leave_grace_s=leave_grace_s)
         self._reader: asyncio.StreamReader | None = None
@@ -347,25 +351,4 @@ class AmiSource:
         return out
 
     def _batch(self, result: MapResult, records: int) -> Batch:
-        counts, key = self.counts, self.key
-        counts.add(counts.received_total, key, records)
-        counts.add(counts.events_total, key, len(result.events))
-        if result.skipped:
-            counts.add(counts.skipped_total, key, sum(result.skipped.values()))
-        rejected: dict[str, int] = {}
-        for r in result.rejected:
-            rejected[r.reason] = rejected.get(r.reason, 0) + 1
-            counts.reject(key, r.reason)
-            counts.dead_letter(key, r.reason)
-            log.warning(
-                "ami_rejected source=%s reason=%s message=%r raw=%r",
-                self.name,
-                r.reason,
-                r.message,
-                r.raw,
-            )
-        events: list[Event] = result.events
-        if events:
-            newest = max(float(e.ts) for e in events)  # type: ignore[arg-type]
-            counts.lag_seconds[key] = max(0.0, self.clock() - newest)
-        return Batch(events, self.name, rejected)
+        return self.batcher.batch(result, records)

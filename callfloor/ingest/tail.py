@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
@@ -45,12 +44,12 @@ from typing import TYPE_CHECKING, Any, Final, Self
 import msgspec
 
 from callfloor.config import SourceConfig
-from callfloor.events import Event
-from callfloor.feeds.base import FeedOptions, LineSplitter, MapResult, Rejected
+from callfloor.feeds.base import FeedOptions, LineSplitter, MapResult
 from callfloor.feeds.connect import ConnectMapper
 from callfloor.feeds.queue_log import QueueLogMapper
 from callfloor.feeds.queue_log_csv import QueueLogCsvMapper
 from callfloor.ingest.counts import SourceCounts
+from callfloor.ingest.feedsource import FeedBatcher
 from callfloor.ingest.positions import PositionBook, SourcePosition
 from callfloor.ingest.source import Batch, Receipt
 
@@ -127,24 +126,8 @@ def make_tail_source(entry: SourceConfig, ctx: SourceContext) -> TailSource:
         counts=service.stats.source_counts,
         book=book_of(service.writer),
         clock=service.clock,
+        not_after=service.not_after,
     )
-
-
-def _rejection_letter(
-    source: str, kind: str, path: str, r: Rejected, line: int | None
-) -> dict[str, Any]:
-    return {
-        "source": source,
-        "kind": kind,
-        "file": path,
-        "position": r.position,
-        "line": line,
-        "reason": r.reason,
-        "message": r.message,
-        "verb": r.verb,
-        "ts": r.ts,
-        "raw": r.raw,
-    }
 
 
 class TailSource:
@@ -159,6 +142,7 @@ class TailSource:
         counts: SourceCounts | None = None,
         book: PositionBook | None = None,
         clock: Callable[[], float] = time.time,
+        not_after: Callable[[], float] | None = None,
         chunk_bytes: int = CHUNK_BYTES,
         position_every_s: float = POSITION_EVERY_S,
     ) -> None:
@@ -169,14 +153,22 @@ class TailSource:
         self.path = config.path
         self.feed_options = feed
         self.options = options or TailOptions()
-        self.counts = counts if counts is not None else SourceCounts()
+        self.batcher = FeedBatcher(
+            config.name,
+            config.kind,
+            counts,
+            clock=clock,
+            not_after=not_after,
+            dead_letters=self.options.dead_letters,
+            where=config.path,
+        )
+        self.counts = self.batcher.counts
         self.book = book if book is not None else PositionBook()
         self.clock = clock
         self.chunk_bytes = chunk_bytes
         self.position_every_s = position_every_s
         self._positioned_at: float | None = None  # monotonic time of the last position
         self.key = (config.name, config.kind)
-        self.counts.register(self.key)
         self.mapper: LineMapper = MAPPER_OF[config.kind](feed)
         self._fd: int | None = None
         self._ident: tuple[int, int] = (0, 0)  # (st_dev, st_ino) of the file read
@@ -186,7 +178,6 @@ class TailSource:
         self._seq = 0
         self._opened = 0
         self._missing_since: float | None = None
-        self._letters: Any = None
 
     @property
     def name(self) -> str:
@@ -209,9 +200,7 @@ class TailSource:
         tb: TracebackType | None,
     ) -> None:
         """Keep the reading state (a restart goes on where this run stopped)."""
-        if self._letters is not None:
-            with contextlib.suppress(OSError):
-                self._letters.flush()
+        self.batcher.close()
 
     def _load(self, saved: SourcePosition | None) -> None:
         """Where to begin: the saved position, else the beginning (or the end) of the file."""
@@ -399,26 +388,9 @@ class TailSource:
         return self._mapped(self.mapper.feed(lines, offsets), numbers, len(lines))
 
     def _mapped(self, result: MapResult, numbers: list[int], records: int) -> Batch:
-        counts, key = self.counts, self.key
-        counts.add(counts.received_total, key, records)
-        counts.add(counts.events_total, key, len(result.events))
-        if result.skipped:
-            counts.add(counts.skipped_total, key, sum(result.skipped.values()))
-        rejected: dict[str, int] = {}
-        if result.rejected:
-            for r in result.rejected:
-                rejected[r.reason] = rejected.get(r.reason, 0) + 1
-                counts.reject(key, r.reason)
-            self._dead_letter(result.rejected, numbers)
-        events: list[Event] = result.events
-        if events:
-            newest = max(float(e.ts) for e in events)  # type: ignore[arg-type]
-            counts.lag_seconds[key] = max(0.0, self.clock() - newest)
         # Every event may be a resend of a line read before a crash: the service drops
         # those it has (same ids), and applies the others.
-        return Batch(
-            events, self.name, rejected, self._acker(), resent=frozenset(range(len(events)))
-        )
+        return self.batcher.batch(result, records, lines=numbers, then=self._acker(), resent=True)
 
     def _acker(self) -> Callable[[Receipt], None] | None:
         """What saves the position after this batch once it is acknowledged, if this
@@ -445,21 +417,3 @@ class TailSource:
             book.ack(name, position)
 
         return ack
-
-    def _dead_letter(self, rejected: list[Rejected], numbers: list[int]) -> None:
-        """Each unmappable line with its reason: to the dead-letter file, else the log."""
-        for r in rejected:
-            line = numbers[r.index] if 0 <= r.index < len(numbers) else None
-            letter = _rejection_letter(self.name, self.kind, self.path, r, line)
-            if self.options.dead_letters is not None:
-                try:
-                    if self._letters is None:
-                        self._letters = open(self.options.dead_letters, "a", encoding="utf-8")  # noqa: SIM115
-                    self._letters.write(json.dumps(letter, ensure_ascii=False) + "\n")
-                    self._letters.flush()
-                except OSError as exc:
-                    log.error("tail_deadletter_failed source=%s error=%r", self.name, exc)
-                    continue
-            else:
-                log.warning("tail_rejected %s", json.dumps(letter, ensure_ascii=False))
-            self.counts.dead_letter(self.key, r.reason)
