@@ -273,3 +273,56 @@ async def test_a_refused_login_fails_the_connection_and_is_retried() -> None:
                 await task
     status = supervisor.status()["ami"]
     assert status.last_error is not None and "Login refused" in status.last_error
+
+
+async def test_a_configured_ami_source_feeds_the_live_floor() -> None:
+    """``[[sources]] kind = "ami"`` through ``callfloor serve``'s wiring: the calls the
+    scripted PBX reports are on the floor (offered, answered) and counted by source."""
+    from helpers import T0, config
+    from live import FakeClock
+
+    from callfloor.service import FloorService
+    from callfloor.service.sources import configured_sources
+
+    t0 = T0 - 120
+    session = Session(
+        status=[],
+        events=[
+            ev("QueueCallerJoin", t0, Queue="sales", Uniqueid="c1"),
+            ev("QueueCallerLeave", t0 + 5, Queue="sales", Uniqueid="c1", Position=1, Count=0),
+            ev("AgentConnect", t0 + 5.2, Queue="sales", Uniqueid="c1", MemberName="SIP/100"),
+            ev("QueueCallerJoin", t0 + 10, Queue="sales", Uniqueid="c2"),
+            ev("QueueCallerAbandon", t0 + 30, Queue="sales", Uniqueid="c2", HoldTime=20),
+        ],
+        drop=False,
+    )
+    script = ScriptedAmi([session])
+    async with serving(script) as port:
+        source = {
+            "kind": "ami",
+            "url": f"tcp://127.0.0.1:{port}",
+            "username": "callfloor",
+            "secret": SECRET,
+            "ping_interval": "200ms",
+        }
+        cfg = config({"sources": [source]})
+        service = FloorService(cfg, clock=FakeClock(), host="127.0.0.1", port=0, tick_s=0.01)
+        task = asyncio.create_task(service.run(configured_sources(cfg, service)))
+        try:
+            async with asyncio.timeout(10):
+                await service.started.wait()
+                while True:
+                    await asyncio.sleep(0.02)
+                    doc = to_builtins(service.view.document())
+                    sales = doc["queues"].get("sales")
+                    if sales is not None and sales["windows"]["60m"]["abandoned"] == 1:
+                        break
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    window = sales["windows"]["60m"]
+    assert (window["offered"], window["answered"], window["abandoned"]) == (2, 1, 1)
+    counts = service.stats.source_counts
+    assert counts.events_total[KEY] >= 4
+    assert counts.received_total[KEY] >= 5

@@ -242,3 +242,26 @@ async def test_a_connect_ndjson_file_is_tailed_like_a_queue_log(tmp_path: Path) 
         await tail.until(1)
         append(path, queued("k2", "b2"))
         assert await tail.until(2) == ["k1", "k2"]
+
+
+HEADER = b"time,callid,queuename,agent,event,data1,data2,data3,data4,data5\n"
+
+
+def csv_row(i: int) -> bytes:
+    """One ENTERQUEUE row of a realtime export, local time text in Europe/London (UTC)."""
+    return f"2025-12-07 09:00:{i:02d},c{i},q1,NONE,ENTERQUEUE,,5551234,1,,\n".encode()
+
+
+async def test_a_csv_export_is_tailed_and_a_rotated_one_starts_with_its_header(
+    tmp_path: Path,
+) -> None:
+    """The header is read once per file: a new file after rotation has its own header."""
+    path = tmp_path / "queue_log.csv"
+    path.write_bytes(HEADER + csv_row(0))
+    async with tailing(path, kind="queue_log_csv") as tail:
+        await tail.until(1)
+        os.rename(path, tmp_path / "queue_log.csv.1")
+        path.write_bytes(HEADER + csv_row(1))
+        assert await tail.until(2) == ["c0", "c1"]
+        await asyncio.sleep(0.05)
+        assert not tail.rejected
