@@ -212,8 +212,18 @@ class TailSource:
             return
         self._seq = saved.seq
         if saved.mapper:
-            state = msgspec.msgpack.decode(saved.mapper, type=type(self.mapper.snapshot()))
-            self.mapper.restore(state)
+            try:
+                state = msgspec.msgpack.decode(saved.mapper, type=type(self.mapper.snapshot()))
+                self.mapper.restore(state)
+            except (msgspec.DecodeError, ValueError) as exc:
+                # Another callfloor's mapper state: the position still holds; what waits
+                # (calls in queue, memberships) is learnt again from the lines to come.
+                log.warning(
+                    "tail_mapper_state_dropped source=%s error=%r (going on from the "
+                    "position with a fresh mapper)",
+                    self.name,
+                    str(exc),
+                )
         ident = (saved.device, saved.inode)
         st: os.stat_result | None
         try:

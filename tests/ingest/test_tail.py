@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from callfloor.config import SourceConfig
 from callfloor.feeds.base import FeedOptions
@@ -265,3 +266,20 @@ async def test_a_csv_export_is_tailed_and_a_rotated_one_starts_with_its_header(
         assert await tail.until(2) == ["c0", "c1"]
         await asyncio.sleep(0.05)
         assert not tail.rejected
+
+
+async def test_a_mapper_state_it_cannot_read_leaves_the_position_standing(
+    tmp_path: Path,
+) -> None:
+    """A saved mapper state of another version is dropped, not fatal: reading goes on."""
+    path = tmp_path / "queue_log"
+    path.write_bytes(enter(0) + enter(1))
+    book = PositionBook()
+    async with tailing(path, book=book) as tail:
+        await tail.until(2)
+    saved = {name: replace(pos, mapper=b"\xc1garbage") for name, pos in book.save("all").items()}
+    append(path, enter(2))
+    again = PositionBook()
+    again.restore("all", saved)
+    async with tailing(path, book=again) as tail:
+        assert await tail.until(1) == ["c2"]
