@@ -140,6 +140,28 @@ def _tail_factory(entry: SourceConfig, ctx: SourceContext) -> Source:
     return make_tail_source(entry, ctx)
 
 
+def _connect_parse(r: KeyReader, table: Mapping[str, object], key: str) -> dict[str, Any]:
+    # Either a tailed file (path) or records posted to /api/v1/feeds/<name> (ingest).
+    if "ingest" in table:
+        if not r.boolean(table["ingest"], f"{key}.ingest"):
+            raise r.error(f"{key}.ingest", "set ingest = true, or leave it out and give path")
+        if "path" in table:
+            raise r.error(f"{key}.path", "give path (a file to tail) or ingest = true, not both")
+        extra = set(table) - {"kind", "name", "site", "ingest"}
+        if extra:
+            raise r.error(f"{key}.{sorted(extra)[0]}", "only site goes with ingest = true")
+        return {"options": "ingest"}
+    return _tail_parse(r, table, key)
+
+
+def _connect_factory(entry: SourceConfig, ctx: SourceContext) -> Source:
+    if entry.options == "ingest":
+        from callfloor.ingest.posted import make_posted_source
+
+        return make_posted_source(entry, ctx)
+    return _tail_factory(entry, ctx)
+
+
 def _ami_parse(r: KeyReader, table: Mapping[str, object], key: str) -> dict[str, Any]:
     from callfloor.ingest.ami import parse_options
 
@@ -164,7 +186,11 @@ KINDS: Final[dict[str, SourceKind]] = {
         "queue_log_csv", _TAIL_KEYS, _tail_parse, _tail_factory, "tailed queue_log CSV export"
     ),
     "connect": SourceKind(
-        "connect", _TAIL_KEYS, _tail_parse, _tail_factory, "tailed Connect NDJSON"
+        "connect",
+        (*_TAIL_KEYS, "ingest"),
+        _connect_parse,
+        _connect_factory,
+        "Amazon Connect NDJSON: a tailed file, or posted to /api/v1/feeds/<name>",
     ),
     "ami": SourceKind(
         "ami",

@@ -47,6 +47,9 @@ def test_each_kind_loads_from_its_minimal_table(kind: str) -> None:
         ({"kind": "ami", "username": "u", "secret": "s", "url": "http://x"}, "sources[0].url"),
         ({"kind": "ami", "username": "u", "secret": "s", "auth": "none"}, "sources[0].auth"),
         ({"kind": "connect"}, "sources[0].path"),
+        ({"kind": "connect", "ingest": True, "path": "/x"}, "sources[0].path"),
+        ({"kind": "connect", "ingest": False}, "sources[0].ingest"),
+        ({"kind": "connect", "ingest": True, "poll_interval": "1s"}, "sources[0].poll_interval"),
     ],
 )
 def test_a_kinds_own_keys_are_checked_with_file_and_key(
