@@ -19,7 +19,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from callfloor.alerts.rules import AlertsConfig, default_rules, parse_alerts
@@ -277,7 +277,7 @@ class StoreConfig:
     key_prefix: str = "callfloor"
 
 
-SOURCE_KINDS: Final[tuple[str, ...]] = ("mqtt", "queue_log", "ami")
+# The source kinds and their keys are in callfloor.ingest.kinds.KINDS (the source kit).
 HTTP_SOURCE: Final = "http"  # the built-in ingest route's source name (reserved)
 MQTT_PROTOCOLS: Final[tuple[str, ...]] = ("5", "3.1.1")
 
@@ -298,6 +298,9 @@ class SourceConfig:
     path: str | None = None
     site: str | None = None
     secret: str | None = None
+    # The kind's own settings (a queue_log's poll interval, AMI's auth...), as its parser
+    # in callfloor.ingest.kinds made them; None for kinds without any.
+    options: Any = None
 
 
 CALLER_ID_MODES: Final[tuple[str, ...]] = ("redact", "keep")
@@ -1018,29 +1021,21 @@ def _store(ctx: _Ctx, table: Mapping[str, object]) -> StoreConfig:
     )
 
 
-_SOURCE_KEYS: Final[dict[str, tuple[str, ...]]] = {
-    "mqtt": (
-        "kind",
-        "name",
-        "url",
-        "topics",
-        "client_id",
-        "username",
-        "password",
-        "ca_file",
-        "protocol",
-    ),
-    "queue_log": ("kind", "name", "path", "site"),
-    "ami": ("kind", "name", "url", "username", "secret", "site"),
-}
-
-
-def _protocol(value: object) -> object:
-    """``protocol = 5`` (a TOML integer) means ``"5"``."""
-    return str(value) if type(value) is int else value
+_SHARED_SOURCE_KEYS: Final = (
+    ("client_id", False),
+    ("username", True),
+    ("password", True),
+    ("ca_file", False),
+    ("path", False),
+    ("site", False),
+    ("secret", True),
+    ("url", False),
+)
 
 
 def _sources(ctx: _Ctx, raw: object) -> tuple[SourceConfig, ...]:
+    from callfloor.ingest.kinds import GENERIC_KEYS, KINDS  # the kit imports this module
+
     if not isinstance(raw, list):
         raise ctx.error("sources", f"expected an array of tables ([[sources]]), got {_kind(raw)}")
     out: list[SourceConfig] = []
@@ -1048,8 +1043,9 @@ def _sources(ctx: _Ctx, raw: object) -> tuple[SourceConfig, ...]:
     for i, item in enumerate(raw):
         key = f"sources[{i}]"
         table = ctx.table(item, key)
-        kind = ctx.choice(table.get("kind"), f"{key}.kind", SOURCE_KINDS)
-        ctx.check_keys(table, _SOURCE_KEYS[kind], key)
+        kind = ctx.choice(table.get("kind"), f"{key}.kind", tuple(KINDS))
+        spec = KINDS[kind]
+        ctx.check_keys(table, (*GENERIC_KEYS, *spec.keys), key)
         name = ctx.string(
             table.get("name", kind if kind not in names else f"{kind}-{i}"), f"{key}.name"
         )
@@ -1059,53 +1055,16 @@ def _sources(ctx: _Ctx, raw: object) -> tuple[SourceConfig, ...]:
             # Its counters, its /readyz entry and its readiness would be the built-in one's.
             raise ctx.error(f"{key}.name", f"{name!r} is the built-in HTTP ingest's name")
         names.add(name)
-        topics: tuple[str, ...] = ()
-        if kind == "mqtt":
-            raw_topics = table.get("topics", ["callfloor/+/events"])
-            if not isinstance(raw_topics, list) or not raw_topics:
-                raise ctx.error(
-                    f"{key}.topics", f"expected a non-empty array, got {_kind(raw_topics)}"
+        # The keys several kinds share; a kind's parser reads its own (and may override).
+        fields: dict[str, Any] = {}
+        for field_name, secret in _SHARED_SOURCE_KEYS:
+            if field_name in table:
+                where, value = f"{key}.{field_name}", table[field_name]
+                fields[field_name] = (
+                    ctx.secret(value, where) if secret else ctx.string(value, where)
                 )
-            topics = tuple(ctx.string(t, f"{key}.topics[{j}]") for j, t in enumerate(raw_topics))
-            url = ctx.string(table.get("url", "mqtt://127.0.0.1:1883"), f"{key}.url")
-            if not url.startswith(("mqtt://", "mqtts://")):
-                raise ctx.error(
-                    f"{key}.url", f"expected mqtt://host:port or mqtts://host:port, got {url!r}"
-                )
-        elif kind == "ami":
-            url = ctx.string(table.get("url", "tcp://127.0.0.1:5038"), f"{key}.url")
-        else:
-            url = None
-        if kind == "queue_log" and "path" not in table:
-            raise ctx.error(f"{key}.path", "a queue_log source needs the file's path")
-        out.append(
-            SourceConfig(
-                kind=kind,
-                name=name,
-                url=url,
-                topics=topics,
-                client_id=(
-                    ctx.string(table["client_id"], f"{key}.client_id")
-                    if "client_id" in table
-                    else None
-                ),
-                username=ctx.secret(table["username"], f"{key}.username")
-                if "username" in table
-                else None,
-                password=ctx.secret(table["password"], f"{key}.password")
-                if "password" in table
-                else None,
-                ca_file=ctx.string(table["ca_file"], f"{key}.ca_file")
-                if "ca_file" in table
-                else None,
-                path=ctx.string(table["path"], f"{key}.path") if "path" in table else None,
-                site=ctx.string(table["site"], f"{key}.site") if "site" in table else None,
-                secret=ctx.secret(table["secret"], f"{key}.secret") if "secret" in table else None,
-                protocol=ctx.choice(
-                    _protocol(table.get("protocol", "5")), f"{key}.protocol", MQTT_PROTOCOLS
-                ),
-            )
-        )
+        fields.update(spec.parse(ctx, table, key))
+        out.append(SourceConfig(kind=kind, name=name, **fields))
     return tuple(out)
 
 

@@ -61,8 +61,15 @@ class _Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
             if not 0.0 <= ts <= MAX_TS:
                 raise ValueError("`ts`: must be between 1970-01-01T00:00:00Z and the year 3000")
         elif not math.isfinite(ts) or not 0.0 <= ts <= MAX_TS:
+            # Milliseconds (JavaScript's Date.now()) are the usual mistake: say so.
+            hint = (
+                "; this looks like milliseconds: send a number of seconds"
+                if math.isfinite(ts) and MAX_TS < ts <= MAX_TS * 1000.0
+                else ""
+            )
             raise ValueError(
                 f"`ts`: must be a finite epoch time between 0 and {MAX_TS:.0f} (the year 3000)"
+                + hint
             )
 
 

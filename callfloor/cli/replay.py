@@ -142,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
     warning = backwards_warning(summary, several)
     if warning is not None:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    duplicated = duplicates_warning(summary)
+    if duplicated is not None:
+        print(f"{PROG}: warning: {duplicated}", file=sys.stderr)
     if not args.quiet:
         print(f"{PROG}: {summary_line(summary, several)}", file=sys.stderr)
     if args.strict and summary.rejected:
@@ -237,6 +240,18 @@ def _by_verb(counts: dict[str, int]) -> str:
     """``CONFIGRELOAD 11, QUEUESTART 7``: most first, then by name."""
     return ", ".join(
         f"{verb} {n}" for verb, n in sorted(counts.items(), key=lambda i: (-i[1], i[0]))
+    )
+
+
+def duplicates_warning(summary: ReplaySummary) -> str | None:
+    """One line when most events were duplicates: the same input given twice, or two
+    inputs whose ids collide (event ids must be unique per event, SPEC §1)."""
+    seen = summary.events + summary.duplicates
+    if summary.duplicates < 10 or summary.duplicates * 2 < seen:
+        return None
+    return (
+        f"{summary.duplicates} of {seen} events were duplicates (an id seen before): is "
+        "the same input given twice, or do two inputs reuse the same event ids?"
     )
 
 

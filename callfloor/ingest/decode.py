@@ -143,7 +143,24 @@ def _describe(exc: Exception) -> tuple[str, str | None, str]:
         text = f"`{field}`: {message.split(' - at ')[0]}"
     else:
         text = message
+    if reason == "invalid_ts":
+        text += _ts_hint(text)
     return reason, field, _cut(text)
+
+
+def _ts_hint(text: str) -> str:
+    """What a sender most likely did wrong with a ``ts`` (SPEC: epoch seconds or RFC 3339).
+
+    A quoted epoch (``"1765100000"``) fails as RFC 3339 text, which msgspec's message
+    does not explain; milliseconds are said by the event's own check
+    (:mod:`callfloor.events`).
+    """
+    if "RFC3339" in text:
+        return (
+            "; send a number of seconds (not a quoted one) or RFC 3339 text with an offset "
+            "(2026-12-07T09:00:00Z)"
+        )
+    return ""
 
 
 def reject(raw: bytes, index: int, exc: Exception) -> Rejection:

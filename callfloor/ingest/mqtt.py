@@ -54,6 +54,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from callfloor.config import LimitsConfig, SourceConfig
 from callfloor.events import Event
+from callfloor.ingest.counts import SourceCounts
 from callfloor.ingest.future import FutureGate
 from callfloor.ingest.mqtt_payload import (
     Message,
@@ -90,6 +91,7 @@ class MqttStats(Protocol):
     mqtt_redelivered_total: dict[str, int]
     mqtt_acks_lost_total: dict[str, int]
     mqtt_deadletters_total: dict[tuple[str, str], int]
+    source_counts: SourceCounts  # the source kit's families, kind "mqtt"
 
 
 @dataclass
@@ -100,6 +102,7 @@ class LocalStats:
     mqtt_redelivered_total: dict[str, int] = field(default_factory=dict)
     mqtt_acks_lost_total: dict[str, int] = field(default_factory=dict)
     mqtt_deadletters_total: dict[tuple[str, str], int] = field(default_factory=dict)
+    source_counts: SourceCounts = field(default_factory=SourceCounts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +216,8 @@ class MqttSource:
         self._paho: paho.Client | None = None
         self._connection = 0  # which connection a batch came from (acks of old ones are void)
         name = config.name
+        self._key = (name, "mqtt")
+        self.stats.source_counts.register(self._key)
         for counts in (
             self.stats.mqtt_messages_total,
             self.stats.mqtt_redelivered_total,
@@ -274,6 +279,9 @@ class MqttSource:
             raise
         self._client, self._paho = client, inner
         self._connection += 1
+        if self._connection > 1:
+            kit = self.stats.source_counts
+            kit.add(kit.reconnects_total, self._key, 1)
         log.info(
             "mqtt_connected source=%s host=%s port=%d client_id=%s topics=%s",
             self.name,
@@ -377,6 +385,11 @@ class MqttSource:
             name = self.name
             stats = self.stats
             stats.mqtt_messages_total[name] += len(acks)
+            kit = stats.source_counts
+            kit.add(kit.received_total, self._key, len(acks))
+            kit.add(kit.events_total, self._key, len(events))
+            for reason, n in rejected.items():
+                kit.reject(self._key, reason, n)
             if redelivered:
                 stats.mqtt_redelivered_total[name] += redelivered
             if letters:
@@ -490,6 +503,7 @@ class MqttSource:
         for _, _, reason in letters:
             key = (self.name, reason)
             counts[key] = counts.get(key, 0) + 1
+            self.stats.source_counts.dead_letter(self._key, reason)
         log.warning("mqtt_deadletters source=%s count=%d", self.name, len(letters))
 
     def _acker(
@@ -544,3 +558,4 @@ class MqttSource:
             inner.publish(deadletter_topic(span.site), letter, qos=1)
             key = (self.name, refused[0][1])
             counts[key] = counts.get(key, 0) + 1
+            self.stats.source_counts.dead_letter(self._key, refused[0][1])

@@ -725,6 +725,9 @@ AGENT_FAMILIES: Final[tuple[Family, ...]] = (
 )
 
 
+_SK: Final = ("source", "kind")
+
+
 def _svc(
     name: str,
     kind: MetricType,
@@ -853,6 +856,71 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "Restarts of the event source after it failed or ended.",
         ("source",),
         hints=_ops("Source restarts", section=_SINKS),
+    ),
+    _svc(
+        "callfloor_source_received_total",
+        _C,
+        "Records a feed source read (queue_log lines, AMI messages, Connect records).",
+        _SK,
+        hints=_ops("Feed records read", section="Ingest"),
+    ),
+    _svc(
+        "callfloor_source_events_total",
+        _C,
+        "Canonical events a feed source's records mapped to.",
+        _SK,
+        hints=_ops("Feed events mapped", section="Ingest"),
+    ),
+    _svc(
+        "callfloor_source_rejected_total",
+        _C,
+        "Feed records that could not be mapped (dead-lettered), by reason.",
+        (*_SK, "reason"),
+        hints=_ops("Feed records rejected", section=_REJECTED, thresholds=Thresholds.ZERO),
+    ),
+    _svc(
+        "callfloor_source_skipped_total",
+        _C,
+        "Feed records that carry nothing for callfloor (verbs such as DID, CONFIGRELOAD).",
+        _SK,
+    ),
+    _svc(
+        "callfloor_source_deadletters_total",
+        _C,
+        "Dead letters a feed source wrote (the record, its reason), by reason.",
+        (*_SK, "reason"),
+        hints=_ops("Feed dead letters", section=_REJECTED),
+    ),
+    _svc(
+        "callfloor_source_reconnects_total",
+        _C,
+        "Times a feed source connected again (AMI) or opened its file again (rotation, "
+        "a file that went missing).",
+        _SK,
+        hints=_ops("Feed reconnects", section=_SINKS),
+    ),
+    _svc(
+        "callfloor_source_gap_seconds_total",
+        _C,
+        "Seconds a feed source was disconnected after it had been connected (AMI: the "
+        "events of the gap are lost; queue state is re-synced on reconnect).",
+        _SK,
+        _S,
+        hints=_ops("Feed gaps", section=_SINKS),
+    ),
+    _svc(
+        "callfloor_source_position",
+        _G,
+        "Where a feed source reads: the byte offset in its file (0 for AMI).",
+        _SK,
+    ),
+    _svc(
+        "callfloor_source_lag_seconds",
+        _G,
+        "Receipt time less the newest event time of the last batch a feed source read.",
+        _SK,
+        _S,
+        hints=_ops("Feed lag", section=_SINKS),
     ),
     _svc(
         "callfloor_mqtt_messages_total",

@@ -17,9 +17,11 @@ __all__ = [
     "AlertSinkStats",
     "LatencyHistogram",
     "ServiceStats",
+    "SourceCountsView",
     "StatsProvider",
     "add_alert_sink_samples",
     "add_service_samples",
+    "add_source_samples",
 ]
 
 
@@ -73,6 +75,46 @@ class AlertSinkStats(Protocol):
     @property
     def refresh_errors_total(self) -> Mapping[str, int]:
         """Failed keep-alive re-posts (Alertmanager), by sink."""
+
+
+class SourceCountsView(Protocol):
+    """The source kit's counters, by (source, kind) (``callfloor.ingest.counts``)."""
+
+    @property
+    def received_total(self) -> Mapping[tuple[str, str], int]:
+        """Records read (lines, messages)."""
+
+    @property
+    def events_total(self) -> Mapping[tuple[str, str], int]:
+        """Events the records mapped to."""
+
+    @property
+    def rejected_total(self) -> Mapping[tuple[str, str, str], int]:
+        """Records that could not be mapped, by (source, kind, reason)."""
+
+    @property
+    def skipped_total(self) -> Mapping[tuple[str, str], int]:
+        """Records that carry nothing for callfloor."""
+
+    @property
+    def deadletters_total(self) -> Mapping[tuple[str, str, str], int]:
+        """Dead letters written, by (source, kind, reason)."""
+
+    @property
+    def reconnects_total(self) -> Mapping[tuple[str, str], int]:
+        """Connections (or files) opened again after the first."""
+
+    @property
+    def gap_seconds_total(self) -> Mapping[tuple[str, str], float]:
+        """Seconds spent disconnected after having been connected."""
+
+    @property
+    def position(self) -> Mapping[tuple[str, str], float]:
+        """Where the source reads (a file's byte offset)."""
+
+    @property
+    def lag_seconds(self) -> Mapping[tuple[str, str], float]:
+        """Receipt time less the newest event time of the last batch read."""
 
 
 class ServiceStats(Protocol):
@@ -161,6 +203,10 @@ class ServiceStats(Protocol):
     @property
     def mqtt_deadletters_total(self) -> Mapping[tuple[str, str], int]:
         """MQTT dead letters published, by (source, reason)."""
+
+    @property
+    def source_counts(self) -> SourceCountsView:
+        """The source kit's per-source families."""
 
     @property
     def resent_events_total(self) -> Mapping[str, int]:
@@ -313,6 +359,7 @@ def add_service_samples(fam: Mapping[str, BuiltFamily], stats: ServiceStats) -> 
     letters = fam["callfloor_mqtt_deadletters_total"]
     for (source, reason), n in sorted(stats.mqtt_deadletters_total.items()):
         letters.add(letters.family.name, label_set(source=source, reason=reason), n)
+    add_source_samples(fam, stats.source_counts)
     _one(fam["callfloor_store_up"], 1.0 if stats.store_up else 0.0)
     _one(fam["callfloor_store_append_errors_total"], stats.store_append_errors_total)
     _by(fam["callfloor_store_errors_total"], "op", stats.store_errors_total)
@@ -352,6 +399,30 @@ def add_service_samples(fam: Mapping[str, BuiltFamily], stats: ServiceStats) -> 
     )
     if stats.alert_sinks is not None:
         add_alert_sink_samples(fam, stats.alert_sinks)
+
+
+def add_source_samples(fam: Mapping[str, BuiltFamily], counts: SourceCountsView) -> None:
+    """Fill the source kit's families (labelled by source and kind)."""
+    pairs: tuple[tuple[str, Mapping[tuple[str, str], float]], ...] = (
+        ("callfloor_source_received_total", counts.received_total),
+        ("callfloor_source_events_total", counts.events_total),
+        ("callfloor_source_skipped_total", counts.skipped_total),
+        ("callfloor_source_reconnects_total", counts.reconnects_total),
+        ("callfloor_source_gap_seconds_total", counts.gap_seconds_total),
+        ("callfloor_source_position", counts.position),
+        ("callfloor_source_lag_seconds", counts.lag_seconds),
+    )
+    for family, values in pairs:
+        built = fam[family]
+        for (source, kind), n in sorted(values.items()):
+            built.add(family, label_set(source=source, kind=kind), n)
+    for family, by_reason in (
+        ("callfloor_source_rejected_total", counts.rejected_total),
+        ("callfloor_source_deadletters_total", counts.deadletters_total),
+    ):
+        built = fam[family]
+        for (source, kind, reason), n in sorted(by_reason.items()):
+            built.add(family, label_set(source=source, kind=kind, reason=reason), n)
 
 
 def add_alert_sink_samples(fam: Mapping[str, BuiltFamily], stats: AlertSinkStats) -> None:

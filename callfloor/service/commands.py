@@ -33,8 +33,34 @@ _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 def log_config_warnings(config: Config) -> None:
     """Log what the configuration has that works but is weak (a short token, ...): one
     WARNING line each, naming file and key."""
-    for warning in config.warnings:
+    for warning in (*config.warnings, *unknown_site_warnings(config)):
         logging.getLogger("callfloor").warning("config_warning %s", warning)
+
+
+def unknown_site_warnings(config: Config) -> list[str]:
+    """A queue (or a source) naming a site that ``[sites]`` does not have: accepted (every
+    key stays optional, SPEC §8), but its days and intervals are in the default time
+    zone, which the operator probably did not mean. File, key and the zone in use."""
+    out: list[str] = []
+    named: list[tuple[str, str]] = [
+        (f"queues.{name}.site", queue.site)
+        for name, queue in config.queues.items()
+        if queue.site is not None
+    ]
+    named += [
+        (f"sources[{i}].site", entry.site)
+        for i, entry in enumerate(config.sources)
+        if entry.site is not None
+    ]
+    for key, site in named:
+        if site not in config.sites:
+            zone = config.site(site).timezone
+            out.append(
+                f"{config.source}: {key}: site {site!r} is not in [sites]: its days and "
+                f"intervals use the time zone {zone} (add [sites.{site}] with its timezone "
+                f"if that is not meant)"
+            )
+    return out
 
 
 def serve_until_stopped(

@@ -1,8 +1,9 @@
 """The configured ``[[sources]]`` as sources of a service (``callfloor serve``).
 
-Only MQTT runs in this version. A configured source of another kind (``queue_log``,
-``ami``) stops the start with :class:`SourceSetupError` naming it: a source in the
-configuration is never silently ignored.
+Each entry is built by its kind's factory in the source kit's registry
+(:data:`callfloor.ingest.kinds.KINDS`): this module knows no kind by name. A source
+that cannot be built stops the start with :class:`SourceSetupError` naming it: a source
+in the configuration is never silently ignored.
 """
 
 from __future__ import annotations
@@ -10,40 +11,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from callfloor.config import Config
+from callfloor.ingest.kinds import KINDS, SourceContext, SourceSetupError
 from callfloor.ingest.source import Source
 
 if TYPE_CHECKING:
     from callfloor.service.floor import FloorService
 
-RUNNABLE_KINDS = ("mqtt",)
-
-
-class SourceSetupError(Exception):
-    """A configured source cannot run (its kind is not available yet, or it is miswritten)."""
+__all__ = ["SourceSetupError", "configured_sources"]
 
 
 def configured_sources(config: Config, service: FloorService) -> list[Source]:
     """One source per ``[[sources]]`` entry, counting into the service's stats."""
     sources: list[Source] = []
+    context = SourceContext(config, service)
     for entry in config.sources:
-        if entry.kind not in RUNNABLE_KINDS:
-            raise SourceSetupError(
-                f"[[sources]] {entry.name!r} in {config.source}: kind {entry.kind!r} is not "
-                f"available in this version (only {', '.join(RUNNABLE_KINDS)}); remove it"
-            )
-        from callfloor.ingest.mqtt import MqttSource, MqttSourceError  # aiomqtt only when used
-
         try:
-            sources.append(
-                MqttSource(
-                    entry,
-                    config.limits,
-                    stats=service.stats,
-                    not_after=service.not_after,
-                    future=service.future,
-                )
-            )
-        except MqttSourceError as exc:
+            sources.append(KINDS[entry.kind].factory(entry, context))
+        except SourceSetupError as exc:
             raise SourceSetupError(
                 f"[[sources]] {entry.name!r} in {config.source}: {exc}"
             ) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from callfloor.ingest.counts import SourceCounts
 from callfloor.metrics.stats import AlertSinkStats
 
 
@@ -42,6 +43,8 @@ class IngestStats:
     mqtt_redelivered_total: dict[str, int] = field(default_factory=dict)
     mqtt_acks_lost_total: dict[str, int] = field(default_factory=dict)
     mqtt_deadletters_total: dict[tuple[str, str], int] = field(default_factory=dict)  # + reason
+    # The source kit's families, by (source, kind) (callfloor.ingest.counts).
+    source_counts: SourceCounts = field(default_factory=SourceCounts)
     # The store, checkpoints and partitions (copied from the writer and the store at
     # each scrape; the counting happens where the work is).
     store_up: bool = True

@@ -173,8 +173,12 @@ class _Run:
         self.seq = 0
         self.out: list[Event] = []
         self.n_events = 0
-        self.id_prefix = f"{spec.seed}-"
-        self.call_prefix = f"c{spec.seed}-"
+        # Ids (and call ids) name the run's start as well as its seed: the same arguments
+        # give the same events, and a second simulated day replayed after the first is
+        # new events, not a day of duplicates.
+        run = f"{spec.seed}-{_run_tag(start)}"
+        self.id_prefix = f"{run}-"
+        self.call_prefix = f"c{run}-"
         self.n_calls = 0
         self.calls: dict[int, _Call] = {}
         self.plans: dict[int, tuple[str, float, int]] = {}
@@ -803,3 +807,15 @@ def _poisson(rng: random.Random, mean: float) -> int:
         k += 1
         p *= rng.random()
     return k
+
+
+def _run_tag(start: float) -> str:
+    """The start of a run, short: base-36 whole seconds (``sxf1g0`` for 2026-12-07)."""
+    n = int(start)
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, d = divmod(n, 36)
+        out = digits[d] + out
+        if n == 0:
+            return out

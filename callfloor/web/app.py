@@ -7,6 +7,7 @@ import asyncio
 
 from aiohttp import web
 
+from callfloor.ingest.posted import feeds_of
 from callfloor.web import alerts, auth, boards, changes, health, hosts, ingest, login, pages, reads
 from callfloor.web.errors import json_errors
 from callfloor.web.floor import FLOOR, Floor
@@ -41,6 +42,10 @@ def make_app(floor: Floor) -> web.Application:
     get("/api/v1/violations", reads.violations, name="violations")
     get("/api/v1/changes", changes.changes, name="changes")
     app.router.add_post("/api/v1/events", ingest.ingest, name="ingest")
+    # Feeds posted over HTTP ([[sources]] kind = "connect", ingest = true): their own
+    # route each, /api/v1/feeds/<source name>, written like the ingest route.
+    for feed in feeds_of(floor):
+        app.router.add_post(feed.route, ingest.feed_ingest(feed.decode), name=f"feed:{feed.name}")
     get("/healthz", health.healthz, name="healthz")
     get("/readyz", health.readyz, name="readyz")
     # The browser: pages and assets, sessions, the board streams.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from asyncio import FIRST_COMPLETED
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from aiohttp import web
@@ -199,16 +200,48 @@ def _answer(decoded: Decoded, receipt: Receipt) -> tuple[int, dict[str, Any]]:
 
 async def ingest(request: web.Request) -> web.Response:
     """Accept events: one object, a JSON array or NDJSON (see the module docstring)."""
+    return await _ingest(request, CONTENT_TYPES, _UNSUPPORTED, _decode)
+
+
+Decode = Callable[[web.Request, bytes, float], Awaitable[Decoded]]
+
+
+def feed_ingest(
+    decode: Callable[[bytes, float], Decoded],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The route of a feed posted over HTTP (``callfloor.ingest.posted``): NDJSON
+    records mapped by ``decode`` (its mapper, on the loop: a mapper keeps state), then
+    answered like ``POST /api/v1/events``."""
+
+    async def run(_request: web.Request, body: bytes, not_after: float) -> Decoded:
+        return decode(body, not_after)
+
+    async def handler(request: web.Request) -> web.Response:
+        return await _ingest(request, FEED_CONTENT_TYPES, _FEED_UNSUPPORTED, run)
+
+    return handler
+
+
+FEED_CONTENT_TYPES: Final = ("application/x-ndjson", "application/json")
+_FEED_UNSUPPORTED = (
+    "unsupported Content-Type {got}: send the feed's records as application/x-ndjson "
+    "(one record per line)"
+)
+
+
+async def _ingest(
+    request: web.Request, types: tuple[str, ...], unsupported: str, decode: Decode
+) -> web.Response:
     floor = floor_of(request)
-    if request.content_type not in CONTENT_TYPES:
+    if request.content_type not in types:
         # aiohttp reports a missing header as application/octet-stream: name what was sent.
         sent = "Content-Type" in request.headers
         got = repr(request.content_type) if sent else "(no Content-Type header)"
-        return json_error(415, _UNSUPPORTED.format(got=got))
+        return json_error(415, unsupported.format(got=got))
     limits = floor.config.limits
     share = _Share(request.app[BODY_BUDGET], limits.max_body_bytes)
     try:
-        taken = await _take(request, share)
+        taken = await _take(request, share, decode)
     finally:
         share.release()  # the body is decoded (or refused): its bytes are gone
     if isinstance(taken, web.Response):
@@ -216,7 +249,7 @@ async def ingest(request: web.Request) -> web.Response:
     return await _offer(request, taken)
 
 
-async def _take(request: web.Request, share: _Share) -> Decoded | web.Response:
+async def _take(request: web.Request, share: _Share, decode: Decode) -> Decoded | web.Response:
     """Read and decode the body within its share of the budget; or the refusal."""
     floor = floor_of(request)
     limits = floor.config.limits
@@ -264,7 +297,7 @@ async def _take(request: web.Request, share: _Share) -> Decoded | web.Response:
         )
     finally:
         reading.cancel()  # a no-op once it is done
-    return await _decode(request, body, floor.not_after())
+    return await decode(request, body, floor.not_after())
 
 
 async def _offer(request: web.Request, decoded: Decoded) -> web.Response:

@@ -212,6 +212,16 @@ ABSENT_WHEN_HEALTHY = {
     "callfloor_alert_sink_queue_depth",
     "callfloor_alert_delivery_seconds",
     "callfloor_alert_sink_refresh_errors_total",
+    # feed sources (queue_log, AMI, Connect), exposed per configured [[sources]] entry
+    "callfloor_source_received_total",
+    "callfloor_source_events_total",
+    "callfloor_source_rejected_total",
+    "callfloor_source_skipped_total",
+    "callfloor_source_deadletters_total",
+    "callfloor_source_reconnects_total",
+    "callfloor_source_gap_seconds_total",
+    "callfloor_source_position",
+    "callfloor_source_lag_seconds",
 }
 
 

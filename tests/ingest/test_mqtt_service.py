@@ -211,15 +211,17 @@ def test_serve_takes_what_was_published_while_it_was_down(
     assert ready["sources"]["mqtt"]["state"] == "up"
 
 
-def test_serve_refuses_a_source_kind_it_cannot_run(tmp_path: Path) -> None:
-    """A configured queue_log source stops `callfloor serve` with one line naming the kind."""
+def test_serve_refuses_a_source_it_cannot_build(tmp_path: Path) -> None:
+    """A source its kind's factory refuses (a topic filter MQTT does not allow) stops
+    `callfloor serve` with one line naming the source and the problem."""
     cfg = tmp_path / "callfloor.toml"
-    cfg.write_text('[[sources]]\nkind = "queue_log"\npath = "/var/log/asterisk/queue_log"\n')
+    cfg.write_text('[[sources]]\nkind = "mqtt"\ntopics = ["callfloor/#/events"]\n')
     proc = ServeProcess(cfg)
     code = proc.proc.wait(15)
     out = proc.output()
     assert code == 2
-    assert "kind 'queue_log' is not available" in out and out.count("\n") == 1
+    assert "[[sources]] 'mqtt'" in out and "not a valid MQTT filter" in out
+    assert out.count("\n") == 1
 
 
 async def test_readyz_says_starting_until_the_mqtt_source_has_subscribed(

@@ -17,8 +17,9 @@ from callfloor.simulator import FloorSimulation, build_spec
 START = 1795392000.0  # 2026-11-23T00:00:00Z, `callfloor simulate`'s default start
 
 # `callfloor simulate --seed 7 --agents 24 --queues 5 --sites 2 --duration 6h
-#  --duplicates 0.05`, recorded before the simulator was split into modules.
-EVENTS_SHA256 = "e783890ab6b5a71baf2a37cedb1a2850a3e9e2aafca9f46a4541b4f7e59736a6"
+#  --duplicates 0.05`, recorded before the simulator was split into modules; ids name
+# the run's start since (issue 13: a second simulated day is not all duplicates).
+EVENTS_SHA256 = "0b14b30d37a4f9df1e47ec60793f765e9425705f7bf9cba948e48bb98c50bddd"
 CONFIG_SHA256 = "b7a203871cbd874ef9134b5bb9645fb5a8664bf02928ef0ad62c8fdc52b2a6eb"
 
 

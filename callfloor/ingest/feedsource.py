@@ -1,0 +1,169 @@
+"""What every feed source does with its mapper's results: the source kit's shared part.
+
+:class:`FeedBatcher` turns a :class:`~callfloor.feeds.base.MapResult` into a
+:class:`~callfloor.ingest.source.Batch`: it counts into the per-source families
+(:mod:`callfloor.ingest.counts`), rejects events further ahead of the server clock than
+the allowed skew (``ts_in_future``, as HTTP and MQTT do), dead-letters what could not be
+mapped and, once the batch is acknowledged, what the floor refused (a limit), and
+calls the source's own acknowledgement (a file source saves its position there).
+
+A dead letter is one JSON object (source, kind, reason, message, the record with
+caller numbers redacted, where it was): appended to the source's ``dead_letters`` file
+when it has one, else logged at WARNING. A PBX has no broker to publish them to.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from callfloor.events import Event, to_builtins
+from callfloor.feeds.base import MapResult, Rejected
+from callfloor.ingest.counts import SourceCounts
+from callfloor.ingest.source import Ack, Batch, Receipt
+
+log = logging.getLogger("callfloor.ingest")
+
+
+class FeedBatcher:
+    """Counting, the future check and dead letters of one feed source."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        counts: SourceCounts | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        not_after: Callable[[], float] | None = None,
+        dead_letters: str | None = None,
+        where: str | None = None,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.key = (name, kind)
+        self.counts = counts if counts is not None else SourceCounts()
+        self.counts.register(self.key)
+        self.clock = clock
+        self.not_after = not_after
+        self.dead_letters = dead_letters
+        self.where = where  # the file read, for dead letters
+        self._letters: TextIO | None = None
+
+    def batch(
+        self,
+        result: MapResult,
+        records: int,
+        *,
+        lines: list[int] | None = None,
+        then: Ack | None = None,
+        resent: bool = False,
+    ) -> Batch:
+        """The batch of ``result`` (from ``records`` records); ``lines[i]`` is the line
+        number of record ``i`` (file sources); ``then`` runs once it is acknowledged;
+        ``resent``: every event may be a resend of one read before a crash."""
+        counts, key = self.counts, self.key
+        counts.add(counts.received_total, key, records)
+        if result.skipped:
+            counts.add(counts.skipped_total, key, sum(result.skipped.values()))
+        rejected: dict[str, int] = {}
+        for r in result.rejected:
+            rejected[r.reason] = rejected.get(r.reason, 0) + 1
+            counts.reject(key, r.reason)
+            line = lines[r.index] if lines is not None and 0 <= r.index < len(lines) else None
+            self.letter(self._rejected(r, line), r.reason)
+        events: list[Event] = result.events
+        if events and self.not_after is not None:
+            events = self._not_ahead(events, rejected)
+        counts.add(counts.events_total, key, len(events))
+        if events:
+            newest = max(float(e.ts) for e in events)  # type: ignore[arg-type]
+            counts.lag_seconds[key] = max(0.0, self.clock() - newest)
+        return Batch(
+            events,
+            self.name,
+            rejected,
+            self._acker(events, then),
+            resent=frozenset(range(len(events))) if resent else False,
+        )
+
+    def _not_ahead(self, events: list[Event], rejected: dict[str, int]) -> list[Event]:
+        assert self.not_after is not None
+        limit = self.not_after()
+        kept: list[Event] = []
+        for event in events:
+            ts = float(event.ts)  # type: ignore[arg-type]
+            if ts <= limit:
+                kept.append(event)
+                continue
+            reason = "ts_in_future"
+            rejected[reason] = rejected.get(reason, 0) + 1
+            self.counts.reject(self.key, reason)
+            self.letter(
+                self._event_letter(
+                    event, reason, f"`ts`: {ts} is more than the allowed skew ahead of the clock"
+                ),
+                reason,
+            )
+        return kept
+
+    def _acker(self, events: list[Event], then: Ack | None) -> Ack:
+        def ack(receipt: Receipt) -> None:
+            for index, refusal in receipt.refused:
+                if 0 <= index < len(events):
+                    self.letter(
+                        self._event_letter(events[index], refusal.reason, refusal.message),
+                        refusal.reason,
+                    )
+            if then is not None:
+                then(receipt)
+
+        return ack
+
+    def _base(self, reason: str, message: str) -> dict[str, Any]:
+        return {
+            "source": self.name,
+            "kind": self.kind,
+            "file": self.where,
+            "reason": reason,
+            "message": message,
+            "received_at": self.clock(),
+        }
+
+    def _rejected(self, r: Rejected, line: int | None) -> dict[str, Any]:
+        letter = self._base(r.reason, r.message)
+        letter.update(position=r.position, line=line, verb=r.verb, ts=r.ts, raw=r.raw)
+        return letter
+
+    def _event_letter(self, event: Event, reason: str, message: str) -> dict[str, Any]:
+        letter = self._base(reason, message)
+        letter["event"] = to_builtins(event)
+        return letter
+
+    def letter(self, letter: dict[str, Any], reason: str) -> None:
+        """Write one dead letter (the file, else the log) and count it."""
+        text = json.dumps(letter, ensure_ascii=False, default=str)
+        if self.dead_letters is not None:
+            try:
+                if self._letters is None:
+                    self._letters = open(self.dead_letters, "a", encoding="utf-8")  # noqa: SIM115
+                self._letters.write(text + "\n")
+                self._letters.flush()
+            except OSError as exc:
+                log.error("deadletter_failed source=%s error=%r", self.name, exc)
+                return
+        else:
+            log.warning("deadletter %s", text)
+        self.counts.dead_letter(self.key, reason)
+
+    def close(self) -> None:
+        """Close the dead-letter file (opened again on the next letter)."""
+        letters, self._letters = self._letters, None
+        if letters is not None:
+            try:
+                letters.close()
+            except OSError as exc:
+                log.error("deadletter_failed source=%s error=%r", self.name, exc)

@@ -1,0 +1,429 @@
+"""Live file feeds: a queue_log (or its CSV export, or Connect NDJSON) tailed as it grows.
+
+:class:`TailSource` reads the file from its saved position (inode and byte offset, see
+:mod:`callfloor.ingest.positions`), splits complete lines (a partly written last line
+waits until its newline arrives), maps them with the feed's pure mapper and yields one
+:class:`~callfloor.ingest.source.Batch` per read. Every batch is marked as a possible
+resend: after a crash the lines after the checkpointed position are read again, carry
+the same deterministic ids (position and content), and the service drops those it has.
+
+Rotation, looked at whenever the reader is at the end of the file:
+
+- *rename* (logrotate's default, Asterisk's ``logger rotate``): the path names another
+  inode. The old file is read to its end first (Asterisk may still write to it until it
+  reopens its logs), then the new one from its start.
+- *copy-truncate*: the same inode is shorter than what was read. The new content is
+  read from offset 0 (a partial last line of before is dropped and dead-lettered).
+- *missing*: the path is gone (between a rename and the new file's creation, or an
+  operator's move): the source waits, polling, and is up all the while.
+
+After a restart whose saved inode no longer is at the path, the old file is looked for
+in the same directory (``queue_log.1``, ``queue_log-20261207``: any name with that
+inode) and read to its end before the new file. A copy-truncate that regrew past the
+saved offset while callfloor was down cannot be told apart from growth (documented in
+docs/sources.md).
+
+Reading uses plain ``os.read`` on the event loop: reads of a local file return at once
+and are bounded (``chunk_bytes``), and polling ``os.stat`` every ``poll_interval`` keeps
+the latency from write to apply within tens of milliseconds (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Self
+
+import msgspec
+
+from callfloor.config import SourceConfig
+from callfloor.feeds.base import FeedOptions, LineSplitter, MapResult
+from callfloor.feeds.connect import ConnectMapper
+from callfloor.feeds.queue_log import QueueLogMapper
+from callfloor.feeds.queue_log_csv import QueueLogCsvMapper
+from callfloor.ingest.counts import SourceCounts
+from callfloor.ingest.feedsource import FeedBatcher
+from callfloor.ingest.positions import PositionBook, SourcePosition
+from callfloor.ingest.source import Batch, Receipt
+
+if TYPE_CHECKING:
+    from callfloor.ingest.kinds import KeyReader, SourceContext
+
+log = logging.getLogger("callfloor.ingest")
+
+LineMapper = QueueLogMapper | QueueLogCsvMapper | ConnectMapper
+MAPPER_OF: Final[dict[str, type[LineMapper]]] = {
+    "queue_log": QueueLogMapper,
+    "queue_log_csv": QueueLogCsvMapper,
+    "connect": ConnectMapper,
+}
+POLL_S: Final = 0.02
+# How often a batch carries a position to save (with the mapper's state, whose encoding
+# grows with the calls it remembers): the lines of at most this long are read again
+# (and dropped as resends) after a crash.
+POSITION_EVERY_S: Final = 1.0
+CHUNK_BYTES: Final = 1 << 18  # ~3,500 lines: a read and its mapping keep the loop ~25 ms
+STARTS: Final = ("beginning", "end")
+
+
+@dataclass(frozen=True, slots=True)
+class TailOptions:
+    """A file source's own settings (``[[sources]]`` keys besides kind, name, path, site)."""
+
+    poll_s: float = POLL_S
+    start: str = "beginning"  # with no saved position: read the file whole, or from its end
+    timezone: str | None = None  # queue_log_csv: the zone of its local-text times
+    dead_letters: str | None = None  # an NDJSON file for unmappable lines (None: the log)
+
+
+def parse_options(r: KeyReader, table: Mapping[str, object], key: str) -> dict[str, Any]:
+    """The keys of a file source (the registry's parser for its kinds)."""
+    if "path" not in table:
+        kind = table.get("kind")
+        raise r.error(f"{key}.path", f"a {kind} source needs the file's path")
+    poll = r.duration(table.get("poll_interval", POLL_S), f"{key}.poll_interval")
+    if not 0.001 <= poll <= 60.0:
+        raise r.error(f"{key}.poll_interval", f"must be between 1ms and 60s, got {poll:g} s")
+    timezone = None
+    if "timezone" in table:
+        timezone = r.string(table["timezone"], f"{key}.timezone")
+        try:
+            from zoneinfo import ZoneInfo
+
+            ZoneInfo(timezone)
+        except (ValueError, KeyError, OSError):
+            raise r.error(f"{key}.timezone", f"unknown time zone {timezone!r}") from None
+    letters = table.get("dead_letters")
+    return {
+        "options": TailOptions(
+            poll_s=poll,
+            start=r.choice(table.get("start", "beginning"), f"{key}.start", STARTS),
+            timezone=timezone,
+            dead_letters=r.string(letters, f"{key}.dead_letters") if letters is not None else None,
+        )
+    }
+
+
+def make_tail_source(entry: SourceConfig, ctx: SourceContext) -> TailSource:
+    """The registry's factory for file sources: counting into the service, positions in
+    its checkpoints."""
+    from callfloor.ingest.positions import book_of
+
+    service = ctx.service
+    options = entry.options if isinstance(entry.options, TailOptions) else TailOptions()
+    feed = FeedOptions.from_config(ctx.config, site=entry.site, timezone=options.timezone)
+    return TailSource(
+        entry,
+        feed,
+        options,
+        counts=service.stats.source_counts,
+        book=book_of(service.writer),
+        clock=service.clock,
+        not_after=service.not_after,
+    )
+
+
+class TailSource:
+    """A line-based feed file, tailed (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: SourceConfig,
+        feed: FeedOptions,
+        options: TailOptions | None = None,
+        *,
+        counts: SourceCounts | None = None,
+        book: PositionBook | None = None,
+        clock: Callable[[], float] = time.time,
+        not_after: Callable[[], float] | None = None,
+        chunk_bytes: int = CHUNK_BYTES,
+        position_every_s: float = POSITION_EVERY_S,
+    ) -> None:
+        if config.path is None:
+            raise ValueError(f"source {config.name!r} has no path")
+        self.config = config
+        self.kind = config.kind
+        self.path = config.path
+        self.feed_options = feed
+        self.options = options or TailOptions()
+        self.batcher = FeedBatcher(
+            config.name,
+            config.kind,
+            counts,
+            clock=clock,
+            not_after=not_after,
+            dead_letters=self.options.dead_letters,
+            where=config.path,
+        )
+        self.counts = self.batcher.counts
+        self.book = book if book is not None else PositionBook()
+        self.clock = clock
+        self.chunk_bytes = chunk_bytes
+        self.position_every_s = position_every_s
+        self._positioned_at: float | None = None  # monotonic time of the last position
+        self.key = (config.name, config.kind)
+        self.mapper: LineMapper = MAPPER_OF[config.kind](feed)
+        self._fd: int | None = None
+        self._ident: tuple[int, int] = (0, 0)  # (st_dev, st_ino) of the file read
+        self._splitter = LineSplitter()
+        self._loaded = False  # the saved position was taken (once per process)
+        self._drain_first: str | None = None  # a rotated file to finish before the path
+        self._seq = 0
+        self._opened = 0
+        self._missing_since: float | None = None
+
+    @property
+    def name(self) -> str:
+        """The source name (metric label, key in ``/readyz``)."""
+        return self.config.name
+
+    # ------------------------------------------------------------------ opening
+
+    async def __aenter__(self) -> Self:
+        """Take the saved position (first time), open the file if it is there."""
+        if not self._loaded:
+            self._loaded = True
+            self._load(self.book.start(self.name))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Keep the reading state (a restart goes on where this run stopped)."""
+        self.batcher.close()
+
+    def _load(self, saved: SourcePosition | None) -> None:
+        """Where to begin: the saved position, else the beginning (or the end) of the file."""
+        if saved is None:
+            if self.options.start == "end":
+                with contextlib.suppress(OSError):
+                    size = os.stat(self.path).st_size
+                    self._open(self.path, size, 1)
+            return
+        self._seq = saved.seq
+        if saved.mapper:
+            try:
+                state = msgspec.msgpack.decode(saved.mapper, type=type(self.mapper.snapshot()))
+                self.mapper.restore(state)
+            except (msgspec.DecodeError, ValueError) as exc:
+                # Another callfloor's mapper state: the position still holds; what waits
+                # (calls in queue, memberships) is learnt again from the lines to come.
+                log.warning(
+                    "tail_mapper_state_dropped source=%s error=%r (going on from the "
+                    "position with a fresh mapper)",
+                    self.name,
+                    str(exc),
+                )
+        ident = (saved.device, saved.inode)
+        st: os.stat_result | None
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            st = None
+        if st is not None and (st.st_dev, st.st_ino) == ident:
+            if st.st_size >= saved.offset:
+                self._open(self.path, saved.offset, saved.line)
+            else:  # copy-truncated while callfloor was down
+                log.warning(
+                    "tail_truncated source=%s path=%s (reading from 0)", self.name, self.path
+                )
+                self._new_file()
+            return
+        rotated = self._find_inode(ident)
+        if rotated is not None:
+            log.info(
+                "tail_rotated_while_down source=%s reading=%s from=%d then=%s",
+                self.name,
+                rotated,
+                saved.offset,
+                self.path,
+            )
+            self._open(rotated, saved.offset, saved.line)
+            self._drain_first = rotated
+            return
+        if saved.inode:
+            log.warning(
+                "tail_lost_file source=%s path=%s: the file read before (inode %d) is gone; "
+                "lines after its offset %d were not read",
+                self.name,
+                self.path,
+                saved.inode,
+                saved.offset,
+            )
+        self._new_file()
+
+    def _find_inode(self, ident: tuple[int, int]) -> str | None:
+        folder = Path(self.path).parent
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                with contextlib.suppress(OSError):
+                    st = entry.stat(follow_symlinks=False)
+                    if (st.st_dev, st.st_ino) == ident and entry.is_file():
+                        return entry.path
+        return None
+
+    def _mark_start(self, offset: int) -> None:
+        self.counts.position[self.key] = float(offset)
+
+    def _open(self, path: str, offset: int, line: int) -> bool:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False
+        self._close()
+        st = os.fstat(fd)
+        os.lseek(fd, offset, os.SEEK_SET)
+        self._fd = fd
+        self._ident = (st.st_dev, st.st_ino)
+        self._splitter = LineSplitter(offset, line)
+        if self._opened:
+            self.counts.add(self.counts.reconnects_total, self.key, 1)
+        self._opened += 1
+        self._mark_start(offset)
+        return True
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    def _new_file(self) -> None:
+        """Read the path from its beginning (a new file: a CSV export's header again)."""
+        if isinstance(self.mapper, QueueLogCsvMapper):
+            state = self.mapper.snapshot()
+            state.header = None
+            self.mapper.restore(state)
+        if not self._open(self.path, 0, 1):
+            self._close()
+            self._splitter = LineSplitter()
+            self._ident = (0, 0)
+
+    # ------------------------------------------------------------------ reading
+
+    def __aiter__(self) -> AsyncIterator[Batch]:
+        return self._batches()
+
+    async def _batches(self) -> AsyncIterator[Batch]:
+        poll = self.options.poll_s
+        while True:
+            data = self._read()
+            if data:
+                batch = self._batch(data)
+                if batch is not None:
+                    yield batch
+                continue
+            batch = self._at_end()
+            if batch is not None:
+                yield batch
+                continue
+            await asyncio.sleep(poll)
+
+    def _read(self) -> bytes:
+        if self._fd is None:
+            return b""
+        return os.read(self._fd, self.chunk_bytes)
+
+    def _at_end(self) -> Batch | None:
+        """At the end of what is readable: look for rotation, truncation, a missing file.
+
+        Returns a batch when switching files left something to say (a partial last line
+        of the old file, dead-lettered), else None (wait and poll).
+        """
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            if self._missing_since is None:
+                self._missing_since = self.clock()
+                log.warning("tail_missing source=%s path=%s (waiting for it)", self.name, self.path)
+            return None
+        except OSError as exc:
+            raise OSError(f"{self.path}: {exc}") from None
+        if self._missing_since is not None:
+            log.info(
+                "tail_found source=%s path=%s after_s=%.1f",
+                self.name,
+                self.path,
+                self.clock() - self._missing_since,
+            )
+            self._missing_since = None
+        if self._fd is None:
+            self._new_file()
+            return None
+        if (st.st_dev, st.st_ino) != self._ident:
+            # Renamed away: finish the old file (one more read: the logger may have
+            # written to it after our last read), then the new one from its start.
+            data = self._read()
+            if data:
+                return self._batch(data)
+            left = self._leftover()
+            log.info("tail_rotated source=%s path=%s", self.name, self.path)
+            self._drain_first = None
+            self._new_file()
+            return left
+        read_to = self._splitter.offset + len(self._splitter.rest)
+        if st.st_size < read_to:
+            left = self._leftover()
+            log.info("tail_truncated source=%s path=%s size=%d", self.name, self.path, st.st_size)
+            self._new_file()
+            return left
+        return None
+
+    def _leftover(self) -> Batch | None:
+        """The unfinished last line of a file being left: a truncated_line rejection."""
+        tail = self._splitter.tail()
+        if tail is None:
+            return None
+        line, position, number = tail
+        rejected = self.mapper.truncated(line, position)
+        if rejected is None:  # a whole JSON record without its newline (Connect)
+            return self._mapped(self.mapper.feed([line], [position]), [number], 1)
+        return self._mapped(MapResult(rejected=[rejected]), [number], 1)
+
+    def _batch(self, data: bytes) -> Batch | None:
+        lines, offsets, numbers = self._splitter.push(data)
+        self.counts.position[self.key] = float(self._splitter.offset)
+        if not lines:
+            return None
+        return self._mapped(self.mapper.feed(lines, offsets), numbers, len(lines))
+
+    def _mapped(self, result: MapResult, numbers: list[int], records: int) -> Batch:
+        # Every event may be a resend of a line read before a crash: the service drops
+        # those it has (same ids), and applies the others.
+        return self.batcher.batch(result, records, lines=numbers, then=self._acker(), resent=True)
+
+    def _acker(self) -> Callable[[Receipt], None] | None:
+        """What saves the position after this batch once it is acknowledged, if this
+        batch carries one (at most every ``position_every_s``)."""
+        now = time.monotonic()
+        last = self._positioned_at
+        if last is not None and now - last < self.position_every_s:
+            return None
+        self._positioned_at = now
+        self._seq += 1
+        position = SourcePosition(
+            kind=self.kind,
+            seq=self._seq,
+            device=self._ident[0],
+            inode=self._ident[1],
+            offset=self._splitter.offset,
+            line=self._splitter.line,
+            mapper=msgspec.msgpack.encode(self.mapper.snapshot()),
+        )
+        name = self.name
+        book = self.book
+
+        def ack(_receipt: Receipt) -> None:
+            book.ack(name, position)
+
+        return ack

@@ -1,0 +1,50 @@
+"""The feed sources' shared part: counting, events ahead of the clock, refused events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from callfloor.feeds.queue_log import QueueLogMapper
+from callfloor.ingest.feedsource import FeedBatcher
+from callfloor.ingest.source import Receipt
+from callfloor.processors.limits import Refusal
+
+T = 1_765_100_000
+
+
+def mapped(*ts: int) -> tuple[QueueLogMapper, object]:
+    mapper = QueueLogMapper()
+    lines = [f"{t}|c{i}|q1|NONE|ENTERQUEUE||5551234|1".encode() for i, t in enumerate(ts)]
+    return mapper, mapper.feed(lines, [i * 100 for i in range(len(lines))])
+
+
+def letters(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_events_beyond_the_allowed_skew_are_rejected_and_dead_lettered(tmp_path: Path) -> None:
+    """An event later than ``not_after`` leaves the batch as ``ts_in_future``, written down."""
+    dead = tmp_path / "dead.ndjson"
+    batcher = FeedBatcher("ql", "queue_log", not_after=lambda: T + 10, dead_letters=str(dead))
+    _, result = mapped(T, T + 3600)
+    batch = batcher.batch(result, 2)  # type: ignore[arg-type]
+    assert [e.call_id for e in batch.events] == ["c0"]  # type: ignore[attr-defined]
+    assert batch.rejected == {"ts_in_future": 1}
+    assert batcher.counts.rejected_total == {("ql", "queue_log", "ts_in_future"): 1}
+    (letter,) = letters(dead)
+    assert letter["reason"] == "ts_in_future"
+    assert letter["event"]["call_id"] == "c1"  # type: ignore[index]
+
+
+def test_events_the_floor_refused_are_dead_lettered_on_acknowledgement(tmp_path: Path) -> None:
+    """A refusal in the receipt becomes a dead letter with its reason, once acknowledged."""
+    dead = tmp_path / "dead.ndjson"
+    batcher = FeedBatcher("ql", "queue_log", dead_letters=str(dead))
+    _, result = mapped(T, T + 1)
+    batch = batcher.batch(result, 2)  # type: ignore[arg-type]
+    assert batch.ack is not None
+    batch.ack(Receipt(refused=[(1, Refusal("name_too_long", "queue", "too long"))]))
+    (letter,) = letters(dead)
+    assert letter["reason"] == "name_too_long" and letter["event"]["call_id"] == "c1"  # type: ignore[index]
+    assert batcher.counts.deadletters_total == {("ql", "queue_log", "name_too_long"): 1}

@@ -1,0 +1,285 @@
+"""The tailed file source: growth, partial lines, rotation, a missing file, a saved position."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from msgspec.structs import replace
+
+from callfloor.config import SourceConfig
+from callfloor.feeds.base import FeedOptions
+from callfloor.ingest.counts import SourceCounts
+from callfloor.ingest.positions import PositionBook
+from callfloor.ingest.source import Receipt
+from callfloor.ingest.tail import TailOptions, TailSource
+
+T = 1_765_100_000
+WAIT_S = 3.0
+
+
+def enter(i: int) -> bytes:
+    """One ENTERQUEUE line (one call_queued event, call ``c<i>``)."""
+    return f"{T + i}|c{i}|q1|NONE|ENTERQUEUE||5551234|1\n".encode()
+
+
+class Tail:
+    """A running source whose batches are acknowledged at once; collects call ids."""
+
+    def __init__(
+        self,
+        path: Path,
+        book: PositionBook | None = None,
+        kind: str = "queue_log",
+        **options: object,
+    ) -> None:
+        config = SourceConfig(kind=kind, name="ql", path=str(path))
+        self.counts = SourceCounts()
+        self.book = book or PositionBook()
+        self.source = TailSource(
+            config,
+            FeedOptions(),
+            TailOptions(poll_s=0.005, **options),  # type: ignore[arg-type]
+            counts=self.counts,
+            book=self.book,
+            position_every_s=0.0,
+        )
+        self.calls: list[str] = []
+        self.rejected: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        async with self.source:
+            async for batch in self.source:
+                self.calls += [str(e.call_id) for e in batch.events]  # type: ignore[attr-defined]
+                for reason, n in batch.rejected.items():
+                    self.rejected[reason] = self.rejected.get(reason, 0) + n
+                if batch.ack is not None:
+                    batch.ack(Receipt())
+
+    async def __aenter__(self) -> Tail:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def until(self, n: int) -> list[str]:
+        """The call ids once ``n`` arrived (fails after WAIT_S)."""
+        async with asyncio.timeout(WAIT_S):
+            while len(self.calls) < n:
+                await asyncio.sleep(0.005)
+        return self.calls
+
+
+@contextlib.asynccontextmanager
+async def tailing(path: Path, **kwargs: object) -> AsyncIterator[Tail]:
+    async with Tail(path, **kwargs) as tail:  # type: ignore[arg-type]
+        yield tail
+
+
+def append(path: Path, data: bytes) -> None:
+    with path.open("ab") as f:
+        f.write(data)
+
+
+async def test_lines_appended_while_tailing_are_applied_in_order(tmp_path: Path) -> None:
+    """Lines written before and while the source runs all arrive, once, in file order."""
+    path = tmp_path / "queue_log"
+    path.write_bytes(enter(0) + enter(1))
+    async with tailing(path) as tail:
+        await tail.until(2)
+        append(path, enter(2) + enter(3))
+        assert await tail.until(4) == ["c0", "c1", "c2", "c3"]
+
+
+async def test_a_partly_written_last_line_is_read_once_complete(tmp_path: Path) -> None:
+    """A line without its newline yet is neither applied nor rejected until it ends."""
+    path = tmp_path / "queue_log"
+    line = enter(1)
+    path.write_bytes(enter(0) + line[:12])
+    async with tailing(path) as tail:
+        await tail.until(1)
+        await asyncio.sleep(0.05)
+        assert tail.calls == ["c0"] and not tail.rejected
+        append(path, line[12:])
+        assert await tail.until(2) == ["c0", "c1"]
+        assert not tail.rejected
+
+
+async def test_rename_rotation_while_tailing_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    """Renamed away (logrotate), the old file's late lines and the new file's all arrive."""
+    path = tmp_path / "queue_log"
+    path.write_bytes(enter(0))
+    async with tailing(path) as tail:
+        await tail.until(1)
+        os.rename(path, tmp_path / "queue_log.1")
+        append(tmp_path / "queue_log.1", enter(1))  # Asterisk writes on until it reopens
+        path.write_bytes(enter(2))
+        append(path, enter(3))
+        assert await tail.until(4) == ["c0", "c1", "c2", "c3"]
+        await asyncio.sleep(0.05)
+        assert len(tail.calls) == 4
+        assert tail.counts.reconnects_total[("ql", "queue_log")] == 1
+
+
+async def test_copy_truncate_rotation_reads_the_new_content_from_the_start(
+    tmp_path: Path,
+) -> None:
+    """Copied and truncated in place, the file's new lines are read from offset 0."""
+    path = tmp_path / "queue_log"
+    path.write_bytes(enter(0) + enter(1))
+    async with tailing(path) as tail:
+        await tail.until(2)
+        with path.open("r+b") as f:
+            f.truncate(0)
+        await asyncio.sleep(0.05)
+        append(path, enter(2))
+        assert await tail.until(3) == ["c0", "c1", "c2"]
+
+
+async def test_a_file_missing_for_a_while_is_waited_for(tmp_path: Path) -> None:
+    """No file at start (or for a while): the source waits and reads it once it appears."""
+    path = tmp_path / "queue_log"
+    async with tailing(path) as tail:
+        await asyncio.sleep(0.05)
+        path.write_bytes(enter(0))
+        assert await tail.until(1) == ["c0"]
+
+
+async def test_a_restart_goes_on_from_the_acknowledged_position(tmp_path: Path) -> None:
+    """A new source given the saved positions reads only the lines after them."""
+    path = tmp_path / "queue_log"
+    path.write_bytes(enter(0) + enter(1))
+    book = PositionBook()
+    async with tailing(path, book=book) as tail:
+        await tail.until(2)
+    saved = book.save("all")
+    append(path, enter(2))
+    again = PositionBook()
+    again.restore("all", saved)
+    async with tailing(path, book=again) as tail:
+        assert await tail.until(1) == ["c2"]
+        await asyncio.sleep(0.05)
+        assert tail.calls == ["c2"]
+
+
+async def test_a_restart_after_rotation_finishes_the_renamed_file_first(tmp_path: Path) -> None:
+    """Rotated while down: the old file (found by its inode) is finished, then the new one."""
+    path = tmp_path / "queue_log"
+    path.write_bytes(enter(0))
+    book = PositionBook()
+    async with tailing(path, book=book) as tail:
+        await tail.until(1)
+    saved = book.save("all")
+    append(path, enter(1))
+    os.rename(path, tmp_path / "queue_log-20261207")
+    path.write_bytes(enter(2))
+    again = PositionBook()
+    again.restore("all", saved)
+    async with tailing(path, book=again) as tail:
+        assert await tail.until(2) == ["c1", "c2"]
+
+
+async def test_unmappable_lines_are_counted_and_dead_lettered_redacted(tmp_path: Path) -> None:
+    """A bad line is counted by reason and written to the dead-letter file, number hidden."""
+    path = tmp_path / "queue_log"
+    letters = tmp_path / "dead.ndjson"
+    path.write_bytes(b"notanepoch|c9|q1|NONE|ENTERQUEUE||5551234567|1\n" + enter(0))
+    async with tailing(path, dead_letters=str(letters)) as tail:
+        await tail.until(1)
+    assert tail.rejected == {"invalid_ts": 1}
+    assert tail.counts.rejected_total == {("ql", "queue_log", "invalid_ts"): 1}
+    letter = json.loads(letters.read_text())
+    assert letter["reason"] == "invalid_ts" and letter["line"] == 1
+    assert "5551234567" not in letter["raw"]
+
+
+@pytest.mark.parametrize("start", ["end"])
+async def test_start_end_skips_what_was_there_without_a_saved_position(
+    tmp_path: Path, start: str
+) -> None:
+    """``start = "end"`` with nothing saved: only lines written from now on are read."""
+    path = tmp_path / "queue_log"
+    path.write_bytes(enter(0))
+    async with tailing(path, start=start) as tail:
+        await asyncio.sleep(0.05)
+        append(path, enter(1))
+        assert await tail.until(1) == ["c1"]
+
+
+def queued(contact: str, eid: str) -> bytes:
+    """An Amazon Connect contact event (EventBridge) of a call queued in ``sales``."""
+    record = {
+        "version": "0",
+        "id": eid,
+        "detail-type": "Amazon Connect Contact Event",
+        "source": "aws.connect",
+        "time": "2026-11-23T09:00:00Z",
+        "detail": {
+            "eventType": "QUEUED",
+            "contactId": contact,
+            "channel": "VOICE",
+            "initiationMethod": "INBOUND",
+            "queueInfo": {"queueArn": "arn:aws:connect:r:1:instance/i/queue/sales"},
+        },
+    }
+    return json.dumps(record).encode() + b"\n"
+
+
+async def test_a_connect_ndjson_file_is_tailed_like_a_queue_log(tmp_path: Path) -> None:
+    """The ``connect`` kind tails NDJSON records with the same source, ids from the records."""
+    path = tmp_path / "contact-events.ndjson"
+    path.write_bytes(queued("k1", "b1"))
+    async with tailing(path, kind="connect") as tail:
+        await tail.until(1)
+        append(path, queued("k2", "b2"))
+        assert await tail.until(2) == ["k1", "k2"]
+
+
+HEADER = b"time,callid,queuename,agent,event,data1,data2,data3,data4,data5\n"
+
+
+def csv_row(i: int) -> bytes:
+    """One ENTERQUEUE row of a realtime export, local time text in Europe/London (UTC)."""
+    return f"2025-12-07 09:00:{i:02d},c{i},q1,NONE,ENTERQUEUE,,5551234,1,,\n".encode()
+
+
+async def test_a_csv_export_is_tailed_and_a_rotated_one_starts_with_its_header(
+    tmp_path: Path,
+) -> None:
+    """The header is read once per file: a new file after rotation has its own header."""
+    path = tmp_path / "queue_log.csv"
+    path.write_bytes(HEADER + csv_row(0))
+    async with tailing(path, kind="queue_log_csv") as tail:
+        await tail.until(1)
+        os.rename(path, tmp_path / "queue_log.csv.1")
+        path.write_bytes(HEADER + csv_row(1))
+        assert await tail.until(2) == ["c0", "c1"]
+        await asyncio.sleep(0.05)
+        assert not tail.rejected
+
+
+async def test_a_mapper_state_it_cannot_read_leaves_the_position_standing(
+    tmp_path: Path,
+) -> None:
+    """A saved mapper state of another version is dropped, not fatal: reading goes on."""
+    path = tmp_path / "queue_log"
+    path.write_bytes(enter(0) + enter(1))
+    book = PositionBook()
+    async with tailing(path, book=book) as tail:
+        await tail.until(2)
+    saved = {name: replace(pos, mapper=b"\xc1garbage") for name, pos in book.save("all").items()}
+    append(path, enter(2))
+    again = PositionBook()
+    again.restore("all", saved)
+    async with tailing(path, book=again) as tail:
+        assert await tail.until(1) == ["c2"]
