@@ -716,7 +716,10 @@ def _http(ctx: _Ctx, table: Mapping[str, object]) -> HttpConfig:
         if len(token) < 16:
             raise ctx.error(okey, "an operator token needs at least 16 characters")
         if token in write or token in read or any(token == t for _, t in operators):
-            raise ctx.error(okey, "an operator token must be its own (not a read, write or another operator's token)")
+            raise ctx.error(
+                okey,
+                "an operator token must be its own (not a read, write or another operator's token)",
+            )
         operators.append((name, token))
     return HttpConfig(
         operator_tokens=tuple(operators),

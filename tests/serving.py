@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -166,7 +166,9 @@ class ServeProcess:
         self.base = f"http://127.0.0.1:{self.port}"
         # Output goes to a file, not a pipe nobody reads while it runs: a chatty process
         # would block on a full pipe.
-        self._log = tempfile.NamedTemporaryFile(prefix=f"serve-{self.port}-", suffix=".log")
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (open while the process runs)
+            prefix=f"serve-{self.port}-", suffix=".log"
+        )
         self.proc = subprocess.Popen(
             [
                 *(sys.executable, "-m", "callfloor", "serve", "--config", str(config)),

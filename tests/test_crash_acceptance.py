@@ -233,4 +233,6 @@ def test_a_day_over_mqtt_and_http_survives_sigkills(
     replayed = replay_cli(config, write_ndjson(tmp_path / "trace.ndjson", events), as_of)
     # History posted hours late (or across a restart or a handover) is beyond the
     # live alert snapshots: its alert instants are the clock's (docs/alerts.md).
-    assert_same_document(live, replayed, f"the live snapshot after {server.kills} kills and replay", alerts=False)
+    assert_same_document(
+        live, replayed, f"the live snapshot after {server.kills} kills and replay", alerts=False
+    )

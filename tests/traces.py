@@ -297,6 +297,7 @@ def reorders_agent_ties(arrival: Sequence[Event], original: Sequence[Event]) -> 
     than in ``original``: arrival order breaks such ties (SPEC §9), so the agent's state
     between that instant and its next event differs, and alerts over it may too (the
     end state, and so the numbers, are the same)."""
+
     def order(events: Sequence[Event]) -> dict[tuple[str, float], list[str]]:
         out: dict[tuple[str, float], list[str]] = {}
         for e in events:

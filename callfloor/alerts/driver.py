@@ -29,10 +29,10 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-
-import msgspec
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
+
+import msgspec
 
 from callfloor.alerts.engine import Alert, AlertEngine, EngineState, fingerprint
 from callfloor.alerts.notification import Transition
@@ -41,8 +41,8 @@ from callfloor.config import Config, parse_duration
 from callfloor.events import AgentState, Event
 from callfloor.processors.derive import agent_violations, next_transition
 from callfloor.processors.read import STAFFED_STATES, FloorReader, staffing, window_stats
-from callfloor.processors.windows import OFFERED
 from callfloor.processors.views import AlertView, WindowStats
+from callfloor.processors.windows import OFFERED
 
 if TYPE_CHECKING:
     from callfloor.processors.engine import FloorProcessor
@@ -514,7 +514,7 @@ class AlertDriver:
         # leaves its first queue: both change).
         named = getattr(event, "queue", None)
         here: str | None = None
-        call = proc.calls.get(event.call_id)  # type: ignore[union-attr]
+        call = proc.calls.get(event.call_id)
         if call is not None:
             if call.leg is not None:
                 here = call.leg.queue
@@ -647,7 +647,9 @@ class AlertDriver:
                 exits = not failing
             else:
                 holds, active, value, threshold = self._check(rule, values)
-                step = engine.step(rule, scope_kind, name, site, at, holds, active, value, threshold)
+                step = engine.step(
+                    rule, scope_kind, name, site, at, holds, active, value, threshold
+                )
                 nxt = _INF if step is None else step
             if c.longest or kind == AGENT:
                 nxt = min(nxt, self._crossing(rule, values, at))
@@ -675,9 +677,7 @@ class AlertDriver:
                 )
         return None
 
-    def _check(
-        self, rule: Rule, values: _Values
-    ) -> tuple[bool, bool, float | None, float | None]:
+    def _check(self, rule: Rule, values: _Values) -> tuple[bool, bool, float | None, float | None]:
         """(holds, holds against the clear level, first value, first threshold)."""
         holds = True
         others = True
@@ -709,7 +709,10 @@ class AlertDriver:
         level the rule compares it with."""
         out = _INF
         for cond in rule.conditions:
-            if cond.window is not None or cond.metric not in ("longest_wait_s", "not_ready_today_s"):
+            if cond.window is not None or cond.metric not in (
+                "longest_wait_s",
+                "not_ready_today_s",
+            ):
                 continue
             value = values.metric(cond.metric, None)
             if value is None:
@@ -897,7 +900,11 @@ class AlertDriver:
                 new.repeats = max(new.repeats, old.repeats)
                 continue
             ended = next(
-                (h for h in reversed(theirs.history) if h.fingerprint == fp and h.fired_at == old.fired_at),
+                (
+                    h
+                    for h in reversed(theirs.history)
+                    if h.fingerprint == fp and h.fired_at == old.fired_at
+                ),
                 None,
             )
             if ended is not None:
@@ -906,7 +913,12 @@ class AlertDriver:
                 mine._withdraw(old, rule)
         for fp, new in theirs.active.items():
             rule = by_name.get(new.rule)
-            if new.state == "firing" and fp not in told and rule is not None and rule.violation is None:
+            if (
+                new.state == "firing"
+                and fp not in told
+                and rule is not None
+                and rule.violation is None
+            ):
                 assert new.fired_at is not None
                 mine._emit(new, rule, Transition.FIRING, new.fired_at)
                 new.notified = True
@@ -946,7 +958,9 @@ class AlertDriver:
         cond: Condition = rule.conditions[0]
         return values.metric(cond.metric, cond.window)
 
-    def _violation_alerts(self, day_start: Callable[[str], float], state_t: type, sev_t: type) -> list[AlertView]:
+    def _violation_alerts(
+        self, day_start: Callable[[str], float], state_t: type, sev_t: type
+    ) -> list[AlertView]:
         proc = self.proc
         now = proc.clock
         out: list[AlertView] = []
@@ -991,7 +1005,6 @@ def _view(a: Alert, value: float | None, state_t: type, sev_t: type) -> AlertVie
         value=value if value is None or math.isfinite(value) else None,
         fingerprint=a.fingerprint,
     )
-
 
 
 def attach_alerts(

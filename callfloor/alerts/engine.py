@@ -357,7 +357,11 @@ class AlertEngine:
 
     def prune(self, before: float) -> None:
         """Forget resolved alerts that ended before ``before``."""
-        if self.history and self.history[0].ended_at is not None and self.history[0].ended_at < before:
+        if (
+            self.history
+            and self.history[0].ended_at is not None
+            and self.history[0].ended_at < before
+        ):
             self.history = [a for a in self.history if (a.ended_at or 0.0) >= before]
 
     def state(self) -> EngineState:

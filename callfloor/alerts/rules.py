@@ -143,7 +143,7 @@ _THRESHOLD = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class Threshold:
-    """A number, or ``factor × ref`` resolved per scope (``ref`` a metric or a policy
+    """A number, or ``factor * ref`` resolved per scope (``ref`` a metric or a policy
     value, ``window`` the window of a window metric)."""
 
     constant: float | None = None
@@ -233,8 +233,12 @@ class AlertsConfig:
         return out
 
 
-def _t(constant: float | None = None, factor: float = 1.0, ref: str | None = None,
-       window: str | None = None) -> Threshold:
+def _t(
+    constant: float | None = None,
+    factor: float = 1.0,
+    ref: str | None = None,
+    window: str | None = None,
+) -> Threshold:
     return Threshold(constant=constant, factor=factor, ref=ref, window=window)
 
 
@@ -247,49 +251,83 @@ def default_rules(window: str) -> tuple[Rule, ...]:
     q = "queue"
     return (
         Rule(
-            "sl_low", q, "*",
+            "sl_low",
+            q,
+            "*",
             (Condition("service_level", window, "<", _t(ref="sl_target")),),
             clear=_t(ref="sl_target"),
-            for_s=120.0, min_volume=10, volume_window=window, severity="warning",
-            escalate=Escalation(600.0, "critical"), default=True,
+            for_s=120.0,
+            min_volume=10,
+            volume_window=window,
+            severity="warning",
+            escalate=Escalation(600.0, "critical"),
+            default=True,
         ),
         Rule(
-            "abandon_rate_high", q, "*",
+            "abandon_rate_high",
+            q,
+            "*",
             (Condition("abandon_rate", window, ">", _t(0.05)),),
-            clear=_t(0.04), for_s=120.0, min_volume=10, volume_window=window,
-            severity="warning", default=True,
+            clear=_t(0.04),
+            for_s=120.0,
+            min_volume=10,
+            volume_window=window,
+            severity="warning",
+            default=True,
         ),
         Rule(
-            "waiting_high", q, "*",
+            "waiting_high",
+            q,
+            "*",
             (Condition("waiting", None, ">", _t(factor=2.0, ref="agents_available")),),
-            for_s=60.0, severity="warning", default=True,
+            for_s=60.0,
+            severity="warning",
+            default=True,
         ),
         Rule(
-            "longest_wait_high", q, "*",
+            "longest_wait_high",
+            q,
+            "*",
             (Condition("longest_wait_s", None, ">", _t(factor=2.0, ref="sl_threshold_s")),),
-            severity="warning", default=True,
+            severity="warning",
+            default=True,
         ),
         Rule(
-            "waiting_no_agents", q, "*",
+            "waiting_no_agents",
+            q,
+            "*",
             (
                 Condition("waiting", None, ">", _t(0.0)),
                 Condition("agents_available", None, "<=", _t(0.0)),
             ),
-            for_s=30.0, severity="critical", default=True,
+            for_s=30.0,
+            severity="critical",
+            default=True,
         ),
         Rule(
-            "staffing_short", q, "*",
+            "staffing_short",
+            q,
+            "*",
             (Condition("required_agents", None, ">", _t(ref="agents_staffed")),),
-            for_s=300.0, severity="warning", default=True,
+            for_s=300.0,
+            severity="warning",
+            default=True,
         ),
         Rule(
-            "volume_spike", q, "*",
+            "volume_spike",
+            q,
+            "*",
             (
-                Condition("arrival_rate_per_s", "5m", ">",
-                          _t(factor=2.0, ref="arrival_rate_per_s", window="60m")),
+                Condition(
+                    "arrival_rate_per_s",
+                    "5m",
+                    ">",
+                    _t(factor=2.0, ref="arrival_rate_per_s", window="60m"),
+                ),
                 Condition("offered", "5m", ">=", _t(10.0)),
             ),
-            severity="info", default=True,
+            severity="info",
+            default=True,
         ),
         *(
             Rule(kind, "agent", "*", severity="warning", violation=kind, default=True)
@@ -338,27 +376,25 @@ def _window(ctx: Ctx, value: object, key: str, labels: Sequence[str]) -> str:
     if text in ("interval", "today") or text in labels:
         return text
     if not _DURATION_LABEL.match(text):
-        raise ctx.error(
-            key, f"expected a window like \"15m\", \"interval\" or \"today\", got {text!r}"
-        )
+        raise ctx.error(key, f'expected a window like "15m", "interval" or "today", got {text!r}')
     width = ctx.duration(text, key)
     if width <= 0 or width > 24 * 3600:
         raise ctx.error(key, f"a window must be longer than 0 and at most 24h, got {text!r}")
     return text
 
 
-def _threshold(ctx: Ctx, value: object, key: str, scope_kind: str, labels: Sequence[str]) -> Threshold:
+def _threshold(
+    ctx: Ctx, value: object, key: str, scope_kind: str, labels: Sequence[str]
+) -> Threshold:
     if isinstance(value, bool):
-        raise ctx.error(key, "expected a number or a reference like \"2 * agents_available\"")
+        raise ctx.error(key, 'expected a number or a reference like "2 * agents_available"')
     if isinstance(value, int | float):
         return Threshold(constant=float(value))
     if not isinstance(value, str):
-        raise ctx.error(key, "expected a number or a reference like \"2 * agents_available\"")
+        raise ctx.error(key, 'expected a number or a reference like "2 * agents_available"')
     m = _THRESHOLD.match(value)
     if m is None:
-        raise ctx.error(
-            key, f"expected a number or \"[FACTOR *] NAME[@WINDOW]\", got {value!r}"
-        )
+        raise ctx.error(key, f'expected a number or "[FACTOR *] NAME[@WINDOW]", got {value!r}')
     ref = m.group("ref")
     window = m.group("window")
     factor = float(m.group("factor") or 1.0)
@@ -379,7 +415,9 @@ def _known_value(name: str, scope_kind: str) -> bool:
     return name in AGENT_METRICS
 
 
-def _condition(ctx: Ctx, raw: object, key: str, scope_kind: str, labels: Sequence[str]) -> Condition:
+def _condition(
+    ctx: Ctx, raw: object, key: str, scope_kind: str, labels: Sequence[str]
+) -> Condition:
     table = ctx.table(raw, key)
     ctx.check_keys(table, ("metric", "window", "op", "value"), key)
     if "metric" not in table:
@@ -401,10 +439,12 @@ def _condition(ctx: Ctx, raw: object, key: str, scope_kind: str, labels: Sequenc
     else:
         live = LIVE_METRICS if scope_kind == "queue" else SITE_LIVE_METRICS
         if metric in WINDOW_METRICS and metric not in live:
-            raise ctx.error(f"{key}.window", f"{metric!r} needs a window (\"15m\", \"today\", ...)")
+            raise ctx.error(f"{key}.window", f'{metric!r} needs a window ("15m", "today", ...)')
         if metric not in live:
             known = sorted(set(live) | set(WINDOW_METRICS))
-            raise ctx.error(f"{key}.metric", f"unknown metric {metric!r} (known: {', '.join(known)})")
+            raise ctx.error(
+                f"{key}.metric", f"unknown metric {metric!r} (known: {', '.join(known)})"
+            )
     op = ctx.choice(table.get("op", ">"), f"{key}.op", OPS)
     threshold = _threshold(ctx, table["value"], f"{key}.value", scope_kind, labels)
     return Condition(metric, window, op, threshold)
@@ -432,7 +472,9 @@ def _rule(ctx: Ctx, raw: object, key: str, labels: Sequence[str], window: str) -
     scope = ctx.string(table.get("scope", "queues:*"), f"{key}.scope")
     kind_word, _, glob = scope.partition(":")
     if kind_word not in _SCOPE_KINDS or not glob:
-        raise ctx.error(f"{key}.scope", f"expected queues:GLOB, sites:GLOB or agents:GLOB, got {scope!r}")
+        raise ctx.error(
+            f"{key}.scope", f"expected queues:GLOB, sites:GLOB or agents:GLOB, got {scope!r}"
+        )
     scope_kind = _SCOPE_KINDS[kind_word]
     raw_when = table.get("when")
     if raw_when is None:
@@ -470,7 +512,9 @@ def _rule(ctx: Ctx, raw: object, key: str, labels: Sequence[str], window: str) -
         if scope_kind == "agent":
             raise ctx.error(f"{key}.min_volume", "agent rules have no volume")
         default_vw = next((c.window for c in conditions if c.window), window)
-        volume_window = _window(ctx, table.get("volume_window", default_vw), f"{key}.volume_window", labels)
+        volume_window = _window(
+            ctx, table.get("volume_window", default_vw), f"{key}.volume_window", labels
+        )
     elif "volume_window" in table:
         raise ctx.error(f"{key}.volume_window", "only with min_volume")
     severity = ctx.choice(table.get("severity", "warning"), f"{key}.severity", SEVERITIES)
@@ -501,9 +545,13 @@ def _rule(ctx: Ctx, raw: object, key: str, labels: Sequence[str], window: str) -
         labels_out[lname] = ctx.string(lvalue, f"{key}.labels.{lname}")
     summary = None
     if "summary" in table:
-        summary = _check_template(ctx, ctx.string(table["summary"], f"{key}.summary"), f"{key}.summary")
+        summary = _check_template(
+            ctx, ctx.string(table["summary"], f"{key}.summary"), f"{key}.summary"
+        )
     summaries = {
-        lang: _check_template(ctx, ctx.string(text, f"{key}.summaries.{lang}"), f"{key}.summaries.{lang}")
+        lang: _check_template(
+            ctx, ctx.string(text, f"{key}.summaries.{lang}"), f"{key}.summaries.{lang}"
+        )
         for lang, text in ctx.table(table.get("summaries", {}), f"{key}.summaries").items()
     }
     sinks = None
@@ -513,8 +561,21 @@ def _rule(ctx: Ctx, raw: object, key: str, labels: Sequence[str], window: str) -
             raise ctx.error(f"{key}.sinks", "expected an array of sink names")
         sinks = tuple(raw_sinks)
     return Rule(
-        name, scope_kind, glob, conditions, clear, for_s, min_volume, volume_window, severity,
-        escalate, repeat, labels_out, summary, summaries, sinks,
+        name,
+        scope_kind,
+        glob,
+        conditions,
+        clear,
+        for_s,
+        min_volume,
+        volume_window,
+        severity,
+        escalate,
+        repeat,
+        labels_out,
+        summary,
+        summaries,
+        sinks,
     )
 
 
@@ -543,7 +604,8 @@ def parse_alerts(
     if not isinstance(raw_rules, list):
         raise ctx.error("alerts.rules", "expected an array of tables ([[alerts.rules]])")
     configured = [
-        _rule(ctx, raw, f"alerts.rules[{i}]", window_labels, window) for i, raw in enumerate(raw_rules)
+        _rule(ctx, raw, f"alerts.rules[{i}]", window_labels, window)
+        for i, raw in enumerate(raw_rules)
     ]
     seen: set[str] = set()
     for i, rule in enumerate(configured):
@@ -551,7 +613,8 @@ def parse_alerts(
             raise ctx.error(f"alerts.rules[{i}].name", f"a second rule named {rule.name!r}")
         seen.add(rule.name)
     defaults = [
-        r for r in (default_rules(window) if use_defaults else ())
+        r
+        for r in (default_rules(window) if use_defaults else ())
         if r.name not in seen and r.name not in disabled
     ]
     sinks: dict[str, object] = {}
@@ -560,7 +623,9 @@ def parse_alerts(
 
         sinks = dict(
             parse_sinks(
-                table.get("sinks", {}), ctx.source, alertmanager_url=table.get("alertmanager_url")
+                ctx.table(table.get("sinks", {}), "alerts.sinks"),
+                ctx.source,
+                alertmanager_url=table.get("alertmanager_url"),
             )
         )
     known_sinks = set(sinks)

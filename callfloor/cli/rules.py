@@ -69,7 +69,9 @@ def _check(args: argparse.Namespace) -> int:
         if rule.violation is not None:
             print(f"  an agent's {rule.violation} violation (SPEC §4) while it lasts")
             continue
-        covered = [q for q in queues if rule.covers(q)] if rule.scope_kind == "queue" else []
+        covered: list[str | None] = (
+            [q for q in queues if rule.covers(q)] if rule.scope_kind == "queue" else []
+        )
         for queue in covered or [None]:
             parts = []
             for c in rule.conditions:

@@ -1132,8 +1132,7 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
     _svc(
         "callfloor_alert_evaluations_total",
         _C,
-        "Rule evaluations of a scope at an instant its inputs changed (events, windows, "
-        "timers).",
+        "Rule evaluations of a scope at an instant its inputs changed (events, windows, timers).",
     ),
     _svc(
         "callfloor_alert_rederivations_total",

@@ -313,6 +313,22 @@ class ServiceStats(Protocol):
         """Whole rewrites of the live floor in Redis (after a failure or a drop)."""
 
     @property
+    def alerts_by_state(self) -> Mapping[tuple[str, str, str], int]:
+        """Listed alerts by (rule, severity, state)."""
+
+    @property
+    def alert_evaluations_total(self) -> int:
+        """Rule evaluations of a scope at an instant."""
+
+    @property
+    def alert_rederivations_total(self) -> Mapping[str, int]:
+        """Alert timelines derived again after late events, by outcome."""
+
+    @property
+    def alert_notifications_withheld_total(self) -> int:
+        """Old history of a backfill not notified."""
+
+    @property
     def alert_sinks(self) -> AlertSinkStats | None:
         """The alert outbox's counters (None: no alert sinks)."""
 

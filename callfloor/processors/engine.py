@@ -85,6 +85,7 @@ class Observer(Protocol):
     def touched(self, event: Event) -> None:
         """``event`` was applied."""
 
+
 AGENT: Final = -1  # the kind of an agent_state (call event kinds are in calls.py)
 
 COUNTER_NAMES: Final[tuple[str, ...]] = ("events", "rejected", "duplicates", "orphaned", "late")
@@ -258,10 +259,9 @@ class FloorProcessor(FloorEffects):
                 return None
             ids.remember(key, t if t > clock else clock)
         observer = self.observer
-        if t > clock:
-            if observer is not None:
-                observer.advance(t, False)
-                clock = self.clock
+        if t > clock and observer is not None:
+            observer.advance(t, False)  # the alert driver evaluates the instants before t
+            clock = self.clock
         if t > clock:
             heap = self.timers.heap
             swept = True

@@ -143,7 +143,9 @@ def staffing(
             # null, never the limit itself.
             required = least_agents_c(load, aht, policy.sl_threshold_s, policy.sl_target)
             projected = (
-                service_level_c(staffed, load, policy.sl_threshold_s, aht) if staffed > load else 0.0
+                service_level_c(staffed, load, policy.sl_threshold_s, aht)
+                if staffed > load
+                else 0.0
             )
         else:
             # Calls handled in zero time (1 s timestamps) offer no load: the Erlang C

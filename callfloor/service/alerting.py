@@ -29,8 +29,8 @@ from callfloor.alerts.driver import AlertDriver, DriverState, attach_alerts
 from callfloor.alerts.engine import Alert, Silence
 from callfloor.alerts.notification import Notification, Transition
 from callfloor.config import Config
-from callfloor.web.server import RateLimitedLog
 from callfloor.processors.state import register_section
+from callfloor.web.server import RateLimitedLog
 
 if TYPE_CHECKING:
     from callfloor.processors.engine import FloorProcessor
@@ -243,10 +243,9 @@ class AlertService:
             evaluations += driver.evaluations
             done += driver.rederivations
             skipped += driver.rederivations_skipped
-            now = proc.clock
-            if now == float("-inf"):
+            if proc.clock == float("-inf"):
                 continue
-            for a in driver.engine.listed(lambda site, p=proc, t=now: p.calendar(site).day_start(t)):
+            for a in driver.engine.listed(_day_start(proc)):
                 key = (a.rule, a.severity, a.state)
                 by_state[key] = by_state.get(key, 0) + 1
         stats.alerts_by_state = by_state
@@ -262,8 +261,7 @@ class AlertService:
         for proc in procs:
             driver = proc.observer
             if isinstance(driver, AlertDriver):
-                now = proc.clock
-                out.extend(driver.engine.listed(lambda site, p=proc, t=now: p.calendar(site).day_start(t)))
+                out.extend(driver.engine.listed(_day_start(proc)))
         return out
 
     def acknowledge(
@@ -328,6 +326,16 @@ class AlertService:
 
     def _count(self, command: str) -> None:
         self.commands_total[command] = self.commands_total.get(command, 0) + 1
+
+
+def _day_start(proc: FloorProcessor) -> Callable[[str], float]:
+    """A site's local midnight at ``proc``'s clock."""
+    now = proc.clock
+
+    def start(site: str) -> float:
+        return proc.calendar(site).day_start(now)
+
+    return start
 
 
 def _owner(writer: Writer, site: str) -> str | None:

@@ -38,11 +38,11 @@ from callfloor.ingest.supervisor import Supervisor
 from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.merged import MergedFloor, MergedReader
 from callfloor.processors.views import Staleness
+from callfloor.service.alerting import AlertService
 from callfloor.service.stats import IngestStats
 from callfloor.service.writer import Writer
 from callfloor.store.base import ALL, PartitionMap, Store, StoreHealth
 from callfloor.store.open import open_store
-from callfloor.service.alerting import AlertService
 from callfloor.web.server import MALFORMED_PROBLEMS
 from callfloor.web.tls import server_context
 

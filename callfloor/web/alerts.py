@@ -97,7 +97,9 @@ async def acknowledge(request: web.Request) -> web.Response:
     """Acknowledge one firing alert."""
     fp = request.match_info["fingerprint"]
     if not _FINGERPRINT.match(fp):
-        return json_error(400, "the fingerprint is 16 lowercase hex digits (see GET /api/v1/alerts)")
+        return json_error(
+            400, "the fingerprint is 16 lowercase hex digits (see GET /api/v1/alerts)"
+        )
     data = await _command(request)
     if isinstance(data, web.Response):
         return data

@@ -226,9 +226,7 @@ class Access:
             }
         )
         # A browser session of an operator names the operator by its token's fingerprint.
-        self.operator_names = {
-            token_fingerprint(token): name for name, token in operator_tokens
-        }
+        self.operator_names = {token_fingerprint(token): name for name, token in operator_tokens}
 
     def kinds_of(self, token: str) -> list[str]:
         """The kinds (``read``, ``write``) a presented token is one of (constant time)."""
@@ -481,7 +479,7 @@ async def access_control(request: web.Request, handler: Handler) -> web.StreamRe
     else:
         refused = access.refuse(need, authorization, peer, what)
         if refused is None and need is Need.OPERATE:
-            request[OPERATOR] = access.operator(authorization, peer)
+            request[OPERATOR] = access.operator(authorization, peer) or ""
             if authorization is None:
                 refused = _origin_refusal(request)  # loopback commands without tokens
         if refused is None and need is Need.WRITE and authorization is None:

@@ -5,18 +5,54 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-_C = TypeVar("_C")
-
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from callfloor.alerts.engine import Alert, Silence
     from callfloor.bus import ChangeBus
-    from callfloor.processors.engine import FloorProcessor
-    from callfloor.service.alerting import AlertService
     from callfloor.config import Config
     from callfloor.ingest.http import HttpSource
+    from callfloor.processors.engine import FloorProcessor
     from callfloor.processors.read import FloorReader
     from callfloor.processors.views import Document
+
+
+_C = TypeVar("_C")
+
+
+class AlertCommands(Protocol):
+    """The alert side of the service the alert routes use."""
+
+    def alerts(self, procs: list[FloorProcessor]) -> list[Alert]:
+        """Every listed alert, with its acknowledgement."""
+        ...
+
+    def acknowledge(
+        self, procs: list[FloorProcessor], fp: str, by: str, comment: str
+    ) -> Alert | None:
+        """Acknowledge a firing alert; None if none fires with that fingerprint."""
+        ...
+
+    def silence(
+        self,
+        procs: list[FloorProcessor],
+        *,
+        rule: str,
+        scope: str,
+        duration_s: float,
+        by: str,
+        comment: str,
+    ) -> Silence:
+        """Silence matching alerts for a duration."""
+        ...
+
+    def unsilence(self, procs: list[FloorProcessor], silence_id: str) -> bool:
+        """Remove a silence; whether it existed."""
+        ...
+
+    def silences(self, procs: list[FloorProcessor]) -> list[Silence]:
+        """The silences in force."""
+        ...
 
 
 class WebStats(Protocol):
@@ -60,6 +96,19 @@ class Floor(Protocol):
     @property
     def host(self) -> str:
         """The address the server is bound to (``--host`` or ``[http] host``)."""
+        ...
+
+    @property
+    def alerting(self) -> AlertCommands:
+        """The alert side: lists, acknowledgements, silences."""
+        ...
+
+    def alert_processors(self) -> list[FloorProcessor]:
+        """The processors whose alerts this process evaluates."""
+        ...
+
+    async def alert_command(self, command: Callable[[list[FloorProcessor]], _C]) -> _C:
+        """Run an operator command on the alert state between two writer rounds."""
         ...
 
     @property

@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 __all__ = [
-    "token_fingerprint",
     "COOKIE_PREFIX",
     "DEFAULT_SESSION_S",
     "MAX_LINK_S",
@@ -42,6 +41,7 @@ __all__ = [
     "Grant",
     "SessionKeys",
     "cookie_name",
+    "token_fingerprint",
 ]
 
 COOKIE_PREFIX: Final = "callfloor_"

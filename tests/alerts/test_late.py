@@ -30,7 +30,9 @@ def test_a_late_answer_withdraws_a_notified_alert() -> None:
     """Fired at +60 and notified; the answer at +30 arrives late: a withdrawn resolve,
     and the list no longer has it."""
     proc, driver = _live()
-    proc.apply(decode(ev("agent_state", T0 - 60, site="s", agent="a", state="available", queues=["q"])))
+    proc.apply(
+        decode(ev("agent_state", T0 - 60, site="s", agent="a", state="available", queues=["q"]))
+    )
     proc.apply(decode(ev("call_queued", T0, site="s", call_id="c", queue="q")))
     driver.snapshot(0.0, 3600.0)  # type: ignore[attr-defined]
     proc.tick(T0 + 100)
@@ -65,7 +67,9 @@ def test_a_late_event_moves_the_instants_like_replay() -> None:
     assert driver is not None
     driver.keep_events()
     # Answers are held back a minute: each arrives after the events of the next minute.
-    late = sorted(events, key=lambda e: float(e["ts"]) + (60.0 if e["type"] == "call_answered" else 0.0))  # type: ignore[arg-type]
+    late = sorted(
+        events, key=lambda e: float(e["ts"]) + (60.0 if e["type"] == "call_answered" else 0.0)
+    )  # type: ignore[arg-type]
     for e in late:
         proc.apply(decode(e))
         driver.snapshot(60.0, 3600.0)

@@ -72,7 +72,7 @@ def test_clear_level_stops_flapping() -> None:
     }
     # 10 calls, then alternately good and bad: the 15-minute level wanders 0.6-0.9.
     waits = [5.0] * 10 + [40.0, 40.0, 40.0, 5.0, 5.0, 5.0] * 10
-    proc, driver = drive(calls(waits), floor_config([rule]), T0 + 30 * len(waits))
+    _, driver = drive(calls(waits), floor_config([rule]), T0 + 30 * len(waits))
     notes = driver.engine.drain()
     assert [n.transition for n in notes].count(Transition.FIRING) == 1
     assert [n.transition for n in notes].count(Transition.RESOLVED) == 0
@@ -133,7 +133,11 @@ def test_repeats_until_acknowledged() -> None:
     cfg = floor_config([rule])
     proc, driver = drive(_waiting_call(), cfg, T0 + 60 + 250)
     notes = driver.engine.drain()
-    assert [n.transition for n in notes] == [Transition.FIRING, Transition.REPEAT, Transition.REPEAT]
+    assert [n.transition for n in notes] == [
+        Transition.FIRING,
+        Transition.REPEAT,
+        Transition.REPEAT,
+    ]
     assert len({n.key for n in notes}) == 3
     [alert] = driver.engine.active.values()
     assert driver.engine.acknowledge(alert.fingerprint, "ada", "on it", proc.clock) is not None
@@ -148,7 +152,14 @@ def test_a_silence_marks_notifications_silenced() -> None:
     cfg = floor_config([{**LONG_WAIT, "for": "0s"}])
     proc, driver = drive(_waiting_call()[:1], cfg, T0 - 10)
     driver.engine.add_silence(
-        Silence(id="s1", rule="long_*", scope="*", starts_at=T0 - 10, ends_at=T0 + 3600, created_by="ada")
+        Silence(
+            id="s1",
+            rule="long_*",
+            scope="*",
+            starts_at=T0 - 10,
+            ends_at=T0 + 3600,
+            created_by="ada",
+        )
     )
     proc.apply(decode(_waiting_call()[1]))
     proc.tick(T0 + 100)

@@ -31,7 +31,9 @@ def test_a_configured_rule_replaces_the_default_of_its_name() -> None:
                 "rules": [
                     {
                         "name": "sl_low",
-                        "when": [{"metric": "service_level", "window": "30m", "op": "<", "value": 0.7}],
+                        "when": [
+                            {"metric": "service_level", "window": "30m", "op": "<", "value": 0.7}
+                        ],
                     }
                 ]
             }
@@ -45,20 +47,74 @@ def test_a_configured_rule_replaces_the_default_of_its_name() -> None:
     ("rule", "key", "problem"),
     [
         ({"name": "x"}, "alerts.rules[0].when", "missing"),
-        ({"name": "x", "when": [{"metric": "nope", "value": 1}]}, "alerts.rules[0].when[0].metric", "unknown metric 'nope'"),
-        ({"name": "x", "when": [{"metric": "service_level", "value": 1}]}, "alerts.rules[0].when[0].window", "needs a window"),
-        ({"name": "x", "when": [{"metric": "waiting", "op": "!=", "value": 1}]}, "alerts.rules[0].when[0].op", "must be one of"),
-        ({"name": "x", "when": [{"metric": "waiting", "value": "3 * nothing"}]}, "alerts.rules[0].when[0].value", "unknown reference 'nothing'"),
-        ({"name": "x", "scope": "teams:*", "when": [{"metric": "waiting", "value": 1}]}, "alerts.rules[0].scope", "expected queues:GLOB"),
-        ({"name": "x", "when": [{"metric": "service_level", "window": "15m", "op": "<", "value": 0.8}], "clear": 0.7}, "alerts.rules[0].clear", "at or above the threshold"),
-        ({"name": "x", "when": [{"metric": "waiting", "value": 1}], "severity": "loud"}, "alerts.rules[0].severity", "must be one of"),
-        ({"name": "x", "when": [{"metric": "waiting", "value": 1}], "escalate": {"after": "5m", "severity": "info"}}, "alerts.rules[0].escalate.severity", "above the rule's severity"),
-        ({"name": "x", "when": [{"metric": "waiting", "value": 1}], "sinks": ["pager"]}, "alerts.rules[0].sinks", "no sink named 'pager'"),
-        ({"name": "x", "when": [{"metric": "waiting", "value": 1}], "summary": "{oops}"}, "alerts.rules[0].summary", "unknown field {oops}"),
-        ({"name": "x", "scope": "agents:*", "when": [{"metric": "waiting", "value": 1}]}, "alerts.rules[0].when[0].metric", "unknown agent metric"),
+        (
+            {"name": "x", "when": [{"metric": "nope", "value": 1}]},
+            "alerts.rules[0].when[0].metric",
+            "unknown metric 'nope'",
+        ),
+        (
+            {"name": "x", "when": [{"metric": "service_level", "value": 1}]},
+            "alerts.rules[0].when[0].window",
+            "needs a window",
+        ),
+        (
+            {"name": "x", "when": [{"metric": "waiting", "op": "!=", "value": 1}]},
+            "alerts.rules[0].when[0].op",
+            "must be one of",
+        ),
+        (
+            {"name": "x", "when": [{"metric": "waiting", "value": "3 * nothing"}]},
+            "alerts.rules[0].when[0].value",
+            "unknown reference 'nothing'",
+        ),
+        (
+            {"name": "x", "scope": "teams:*", "when": [{"metric": "waiting", "value": 1}]},
+            "alerts.rules[0].scope",
+            "expected queues:GLOB",
+        ),
+        (
+            {
+                "name": "x",
+                "when": [{"metric": "service_level", "window": "15m", "op": "<", "value": 0.8}],
+                "clear": 0.7,
+            },
+            "alerts.rules[0].clear",
+            "at or above the threshold",
+        ),
+        (
+            {"name": "x", "when": [{"metric": "waiting", "value": 1}], "severity": "loud"},
+            "alerts.rules[0].severity",
+            "must be one of",
+        ),
+        (
+            {
+                "name": "x",
+                "when": [{"metric": "waiting", "value": 1}],
+                "escalate": {"after": "5m", "severity": "info"},
+            },
+            "alerts.rules[0].escalate.severity",
+            "above the rule's severity",
+        ),
+        (
+            {"name": "x", "when": [{"metric": "waiting", "value": 1}], "sinks": ["pager"]},
+            "alerts.rules[0].sinks",
+            "no sink named 'pager'",
+        ),
+        (
+            {"name": "x", "when": [{"metric": "waiting", "value": 1}], "summary": "{oops}"},
+            "alerts.rules[0].summary",
+            "unknown field {oops}",
+        ),
+        (
+            {"name": "x", "scope": "agents:*", "when": [{"metric": "waiting", "value": 1}]},
+            "alerts.rules[0].when[0].metric",
+            "unknown agent metric",
+        ),
     ],
 )
-def test_a_bad_rule_names_file_key_and_problem(rule: dict[str, object], key: str, problem: str) -> None:
+def test_a_bad_rule_names_file_key_and_problem(
+    rule: dict[str, object], key: str, problem: str
+) -> None:
     """Start-up stops with `<test>: KEY: PROBLEM`."""
     with pytest.raises(ConfigError) as err:
         config({"alerts": {"rules": [rule]}})

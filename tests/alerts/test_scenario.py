@@ -53,7 +53,9 @@ def _expected() -> tuple[float, float, float]:
     fired = since + 120.0
     assert all(low(t) for t in instants if since <= t <= fired)
     ended = next(
-        t for t in instants if t > fired and (_level(t)[0] or 0.0) >= 0.85 or (t > fired and _level(t)[1] < 10)
+        t
+        for t in instants
+        if (t > fired and (_level(t)[0] or 0.0) >= 0.85) or (t > fired and _level(t)[1] < 10)
     )
     return since, fired, ended
 

@@ -53,15 +53,50 @@ min_volume = 5
 def _floor(start: float) -> list[dict[str, Any]]:
     """Calls every 20 s for 20 minutes; the middle ones wait 45 s; one call still waiting."""
     out: list[dict[str, Any]] = [
-        {"type": "agent_state", "ts": start - 30, "id": "ag0", "site": "s", "agent": "a",
-         "state": "available", "queues": ["q"]}
+        {
+            "type": "agent_state",
+            "ts": start - 30,
+            "id": "ag0",
+            "site": "s",
+            "agent": "a",
+            "state": "available",
+            "queues": ["q"],
+        }
     ]
     for i in range(60):
         t = start + 20.0 * i
         wait = 45.0 if 20 <= i < 40 else 4.0
-        out.append({"type": "call_queued", "ts": t, "id": f"q{i}", "site": "s", "call_id": f"c{i}", "queue": "q"})
-        out.append({"type": "call_answered", "ts": t + wait, "id": f"ans{i}", "site": "s", "call_id": f"c{i}", "queue": "q", "agent": "a"})
-    out.append({"type": "call_queued", "ts": start + 20.0 * 60, "id": "qz", "site": "s", "call_id": "cz", "queue": "q"})
+        out.append(
+            {
+                "type": "call_queued",
+                "ts": t,
+                "id": f"q{i}",
+                "site": "s",
+                "call_id": f"c{i}",
+                "queue": "q",
+            }
+        )
+        out.append(
+            {
+                "type": "call_answered",
+                "ts": t + wait,
+                "id": f"ans{i}",
+                "site": "s",
+                "call_id": f"c{i}",
+                "queue": "q",
+                "agent": "a",
+            }
+        )
+    out.append(
+        {
+            "type": "call_queued",
+            "ts": start + 20.0 * 60,
+            "id": "qz",
+            "site": "s",
+            "call_id": "cz",
+            "queue": "q",
+        }
+    )
     return out
 
 
@@ -69,7 +104,9 @@ def _post(base: str, path: str, body: dict[str, Any], token: str | None) -> tupl
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), headers=headers, method="POST")
+    req = urllib.request.Request(
+        base + path, data=json.dumps(body).encode(), headers=headers, method="POST"
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
@@ -108,7 +145,9 @@ def test_two_feeds_a_minute_apart_give_the_replays_alerts(tmp_path: Path) -> Non
         deadline = time.monotonic() + 15
         while True:
             live = get_json(f"{server.base}/api/v1/snapshot")
-            replayed = replay_cli(config, write_ndjson(tmp_path / "t.ndjson", events), live["as_of"])
+            replayed = replay_cli(
+                config, write_ndjson(tmp_path / "t.ndjson", events), live["as_of"]
+            )
             if _instants(live) == _instants(replayed) or time.monotonic() > deadline:
                 break
             time.sleep(1)
@@ -119,10 +158,15 @@ def test_two_feeds_a_minute_apart_give_the_replays_alerts(tmp_path: Path) -> Non
 
 
 def _instants(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return sorted((a["rule"], a["scope"], a["state"], a["since"], a["fired_at"], a["ended_at"]) for a in doc["alerts"])
+    return sorted(
+        (a["rule"], a["scope"], a["state"], a["since"], a["fired_at"], a["ended_at"])
+        for a in doc["alerts"]
+    )
 
 
-def test_a_backfill_firing_now_reaches_alertmanager_and_resolves(tmp_path: Path, am: Alertmanager) -> None:
+def test_a_backfill_firing_now_reaches_alertmanager_and_resolves(
+    tmp_path: Path, am: Alertmanager
+) -> None:
     """A call waiting since 5 minutes ago, posted now, is in Alertmanager within 10 s
     with its labels; answered, the alert resolves there."""
     config = _config(tmp_path, f'alertmanager_url = "{am.url}"'.replace("alertmanager_url", "# am"))
@@ -134,8 +178,23 @@ def test_a_backfill_firing_now_reaches_alertmanager_and_resolves(tmp_path: Path,
         server.wait_ready()
         server.post_all(
             [
-                {"type": "agent_state", "ts": now - 400, "id": "ag0", "site": "s", "agent": "a", "state": "available", "queues": ["q"]},
-                {"type": "call_queued", "ts": now - 300, "id": "q1", "site": "s", "call_id": "c1", "queue": "q"},
+                {
+                    "type": "agent_state",
+                    "ts": now - 400,
+                    "id": "ag0",
+                    "site": "s",
+                    "agent": "a",
+                    "state": "available",
+                    "queues": ["q"],
+                },
+                {
+                    "type": "call_queued",
+                    "ts": now - 300,
+                    "id": "q1",
+                    "site": "s",
+                    "call_id": "c1",
+                    "queue": "q",
+                },
             ]
         )
         posted = time.monotonic()
@@ -147,18 +206,46 @@ def test_a_backfill_firing_now_reaches_alertmanager_and_resolves(tmp_path: Path,
         labels = found[0]["labels"]
         assert (labels["severity"], labels["site"], labels["queue"]) == ("warning", "s", "q")
         # The acknowledgement needs the operator's token: a missing one is refused.
-        [alert] = [a for a in get_json(f"{server.base}/api/v1/alerts")["alerts"] if a["rule"] == "long_wait"]
+        [alert] = [
+            a
+            for a in get_json(f"{server.base}/api/v1/alerts")["alerts"]
+            if a["rule"] == "long_wait"
+        ]
         fp = alert["fingerprint"]
-        status, _ = _post(server.base, f"/api/v1/alerts/{fp}/ack", {"comment": "on it"}, "wrong-token-0123456789")
+        status, _ = _post(
+            server.base, f"/api/v1/alerts/{fp}/ack", {"comment": "on it"}, "wrong-token-0123456789"
+        )
         assert status in (401, 403)
-        status, answer = _post(server.base, f"/api/v1/alerts/{fp}/ack", {"comment": "on it"}, OPERATOR)
+        status, answer = _post(
+            server.base, f"/api/v1/alerts/{fp}/ack", {"comment": "on it"}, OPERATOR
+        )
         assert status == 200 and answer["acknowledged_by"] == "ada"
-        [alert] = [a for a in get_json(f"{server.base}/api/v1/alerts")["alerts"] if a["rule"] == "long_wait"]
+        [alert] = [
+            a
+            for a in get_json(f"{server.base}/api/v1/alerts")["alerts"]
+            if a["rule"] == "long_wait"
+        ]
         assert (alert["acknowledged_by"], alert["ack_comment"]) == ("ada", "on it")
-        server.post_all([{"type": "call_answered", "ts": time.time(), "id": "ans1", "site": "s", "call_id": "c1", "queue": "q", "agent": "a"}])
+        server.post_all(
+            [
+                {
+                    "type": "call_answered",
+                    "ts": time.time(),
+                    "id": "ans1",
+                    "site": "s",
+                    "call_id": "c1",
+                    "queue": "q",
+                    "agent": "a",
+                }
+            ]
+        )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            active = [a for a in am.alerts() if a["labels"].get("alertname") == "long_wait" and a["status"]["state"] == "active"]
+            active = [
+                a
+                for a in am.alerts()
+                if a["labels"].get("alertname") == "long_wait" and a["status"]["state"] == "active"
+            ]
             if not active:
                 break
             time.sleep(0.3)
@@ -173,7 +260,9 @@ def test_a_silence_needs_an_operator_and_lists(tmp_path: Path) -> None:
     server = ServeProcess(_config(tmp_path))
     try:
         server.wait_ready()
-        status, body = _post(server.base, "/api/v1/silences", {"rule": "sl_*", "duration": "2h"}, OPERATOR)
+        status, body = _post(
+            server.base, "/api/v1/silences", {"rule": "sl_*", "duration": "2h"}, OPERATOR
+        )
         assert status == 201 and body["created_by"] == "ada"
         listed = get_json(f"{server.base}/api/v1/silences")["silences"]
         assert [s["id"] for s in listed] == [body["id"]]

@@ -104,7 +104,9 @@ def test_sigkill_then_restart_loses_nothing_acknowledged(
     replayed = replay_cli(config, write_ndjson(tmp_path / "trace.ndjson", trace), as_of)
     # History posted hours late (or across a restart or a handover) is beyond the
     # live alert snapshots: its alert instants are the clock's (docs/alerts.md).
-    assert_same_document(live, replayed, "the live snapshot after a crash and the replay", alerts=False)
+    assert_same_document(
+        live, replayed, "the live snapshot after a crash and the replay", alerts=False
+    )
 
 
 def test_a_damaged_log_stops_the_start_naming_it(tmp_path: Path) -> None:

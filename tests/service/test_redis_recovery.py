@@ -289,7 +289,9 @@ def test_a_redis_stop_and_a_kill_during_a_run_lose_nothing(run: Run) -> None:
     assert run.live["counters"]["events"] > 0
     # History posted hours late (or across a restart or a handover) is beyond the
     # live alert snapshots: its alert instants are the clock's (docs/alerts.md).
-    assert_same_document(run.live, run.replayed, "the live snapshot after two Redis outages", alerts=False)
+    assert_same_document(
+        run.live, run.replayed, "the live snapshot after two Redis outages", alerts=False
+    )
 
 
 def test_a_body_sent_while_redis_is_down_is_refused_with_503(run: Run) -> None:

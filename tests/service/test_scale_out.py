@@ -311,7 +311,9 @@ def test_a_second_process_gets_its_share_and_the_numbers_stay_exact(
         expected = _replayed_sites(tmp_path, config, events, split[k], doc["as_of"])
         # History posted hours late (or across a restart or a handover) is beyond the
         # live alert snapshots: its alert instants are the clock's (docs/alerts.md).
-        assert_same_document(doc, expected, f"process {k + 1}'s sites and their replay", alerts=False)
+        assert_same_document(
+            doc, expected, f"process {k + 1}'s sites and their replay", alerts=False
+        )
 
 
 def test_a_stopped_process_hands_its_sites_back_at_once(
@@ -348,7 +350,9 @@ def test_a_stopped_process_hands_its_sites_back_at_once(
     replayed = replay_cli(config, write_ndjson(tmp_path / "all.ndjson", events), live["as_of"])
     # History posted hours late (or across a restart or a handover) is beyond the
     # live alert snapshots: its alert instants are the clock's (docs/alerts.md).
-    assert_same_document(live, replayed, "the remaining process's snapshot and the replay", alerts=False)
+    assert_same_document(
+        live, replayed, "the remaining process's snapshot and the replay", alerts=False
+    )
 
 
 def test_a_process_applies_nothing_before_it_holds_the_lease(

@@ -202,7 +202,9 @@ def test_checkpoint_restore_and_the_rest_equal_the_uninterrupted_run(
         proc = replay([write_ndjson(directory / "head.ndjson", head)], config, head_at)
         driver = proc.observer
         assert isinstance(driver, AlertDriver)
-        blob = encode_checkpoint(proc, sections={ALERTS_SECTION.name: AlertSection(alerts=driver.save())})
+        blob = encode_checkpoint(
+            proc, sections={ALERTS_SECTION.name: AlertSection(alerts=driver.save())}
+        )
         require(isinstance(blob, bytes), "encode_checkpoint must return bytes")
         back = decode_checkpoint(config, blob)
         restored = back.processor

@@ -17,6 +17,7 @@ def _counted(by_problem: dict[str, int]) -> dict[str, int]:
     """The problems counted at least once (every known one is exposed from 0)."""
     return {problem: n for problem, n in by_problem.items() if n}
 
+
 MARKER = b"zq-marker-7731"
 
 
