@@ -206,14 +206,20 @@ def _check_free(port: int, option: str) -> None:
             raise StackError(f"{HOST}:{port} is taken: pick another port with {option}") from None
 
 
-def local_callfloor_config(text: str, redis_port: int, mqtt_port: int) -> str:
+def local_callfloor_config(
+    text: str, redis_port: int, mqtt_port: int, alertmanager_port: int | None = None
+) -> str:
     """``deploy/callfloor.toml`` with the compose host names pointed at local ports."""
     local = text.replace(f"//{COMPOSE_REDIS}", f"//{HOST}:{redis_port}").replace(
         f"//{COMPOSE_MQTT}", f"//{HOST}:{mqtt_port}"
     )
+    am = ""
+    if alertmanager_port is not None:
+        local = local.replace(f"//{COMPOSE_ALERTMANAGER}", f"//{HOST}:{alertmanager_port}")
+        am = f", {COMPOSE_ALERTMANAGER} -> {HOST}:{alertmanager_port}"
     return (
         "# Written by `make stack` (callfloor/devstack.py) from deploy/callfloor.toml:\n"
-        f"# {COMPOSE_REDIS} -> {HOST}:{redis_port}, {COMPOSE_MQTT} -> {HOST}:{mqtt_port}.\n"
+        f"# {COMPOSE_REDIS} -> {HOST}:{redis_port}, {COMPOSE_MQTT} -> {HOST}:{mqtt_port}{am}.\n"
         "# Edit deploy/callfloor.toml instead: this copy is rewritten at every start.\n\n" + local
     )
 
@@ -343,7 +349,7 @@ def start(
     try:
         _start_redis(stack, redis_port)
         _start_mosquitto(stack, mqtt_port)
-        _start_callfloor(stack, config, redis_port, mqtt_port, callfloor_port)
+        _start_callfloor(stack, config, redis_port, mqtt_port, callfloor_port, alertmanager_port)
         _start_alertmanager(stack, alertmanager_port)
         _start_prometheus(
             stack,
@@ -396,11 +402,13 @@ def _start_mosquitto(stack: Stack, port: int) -> None:
 
 
 def _start_callfloor(
-    stack: Stack, config: Path, redis_port: int, mqtt_port: int, port: int
+    stack: Stack, config: Path, redis_port: int, mqtt_port: int, port: int, am_port: int
 ) -> None:
     stack.config = stack.workdir / "callfloor.toml"
     stack.config.write_text(
-        local_callfloor_config(config.read_text(encoding="utf-8"), redis_port, mqtt_port),
+        local_callfloor_config(
+            config.read_text(encoding="utf-8"), redis_port, mqtt_port, am_port
+        ),
         encoding="utf-8",
     )
     callfloor = _spawn(

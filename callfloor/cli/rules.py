@@ -36,9 +36,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _check(args: argparse.Namespace) -> int:
     from callfloor.alerts.rules import Threshold
-    from callfloor.config import load_config
+    from callfloor.dashboards import board_config
 
-    config = load_config(args.config)
+    # Without the process's own sections: their secrets need not be set to check rules.
+    config = board_config(args.config)
     rules = config.alerts.rules
     print(f"{config.source}: {len(rules)} rules in force")
     queues = sorted(config.queues)

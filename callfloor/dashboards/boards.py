@@ -80,9 +80,10 @@ ALERTS: Final = Layout(
     Board.ALERTS,
     "callfloor-alerts",
     "Alerts",
-    "Alerts raised for the floor.",
+    "Alerts raised for the floor: by rule and state, how rules are evaluated, and how "
+    "notifications reach the sinks.",
     ("site", "queue"),
-    (),
+    ("Alerts", "Evaluation", "Delivery"),
 )
 
 

@@ -1128,11 +1128,13 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "Alerts by rule, severity and state (pending, firing; resolved today): the live "
         "equivalent of Prometheus' ALERTS.",
         ("rule", "severity", "state"),
+        hints=_ops("Alerts by rule and state", section="Alerts", board=Board.ALERTS),
     ),
     _svc(
         "callfloor_alert_evaluations_total",
         _C,
         "Rule evaluations of a scope at an instant its inputs changed (events, windows, timers).",
+        hints=_ops("Rule evaluations", section="Evaluation", board=Board.ALERTS),
     ),
     _svc(
         "callfloor_alert_rederivations_total",
@@ -1140,18 +1142,21 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "Alert timelines derived again after late events, by outcome (done; skipped: "
         "the event was older than the oldest snapshot, its instants are the clock's).",
         ("outcome",),
+        hints=_ops("Timelines derived again", section="Evaluation", board=Board.ALERTS),
     ),
     _svc(
         "callfloor_alert_notifications_withheld_total",
         _C,
         "Notifications of a backfill's old history (resolved before notify_backfill) "
         "not sent to anyone: they are in the alert list.",
+        hints=_ops("Backfill history withheld", section="Evaluation", board=Board.ALERTS),
     ),
     _svc(
         "callfloor_alert_notifications_sent_total",
         _C,
         "Alert notifications delivered, by sink.",
         ("sink",),
+        hints=_ops("Notifications sent", section="Delivery", board=Board.ALERTS),
     ),
     _svc(
         "callfloor_alert_notifications_retried_total",
@@ -1159,18 +1164,21 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "Delivery attempts of alert notifications that failed and were tried again "
         "(capped exponential backoff with full jitter), by sink.",
         ("sink",),
+        hints=_ops("Notifications retried", section="Delivery", board=Board.ALERTS),
     ),
     _svc(
         "callfloor_alert_notifications_dropped_total",
         _C,
         "Alert notifications a sink will never deliver, by sink and reason.",
         ("sink", "reason"),
+        hints=_ops("Notifications dropped", section="Delivery", board=Board.ALERTS),
     ),
     _svc(
         "callfloor_alert_notifications_skipped_total",
         _C,
         "Alert notifications a sink did not take (not failures), by sink and reason.",
         ("sink", "reason"),
+        hints=_ops("Notifications skipped", section="Delivery", board=Board.ALERTS),
     ),
     _svc(
         "callfloor_alert_sink_queue_depth",
@@ -1178,6 +1186,7 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "Alert notifications waiting for a sink, the one in flight included (its queue "
         "holds max_queue at most).",
         ("sink",),
+        hints=_ops("Sink queue depth", section="Delivery", board=Board.ALERTS),
     ),
     _svc(
         "callfloor_alert_delivery_seconds",
@@ -1185,6 +1194,7 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "Time from a notification's queueing to its delivery (retries included), by sink.",
         ("sink",),
         _S,
+        hints=_ops("Delivery time", section="Delivery", board=Board.ALERTS),
     ),
     _svc(
         "callfloor_alert_sink_refresh_errors_total",
@@ -1192,6 +1202,7 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "Failed re-posts of firing alerts that keep them alive in Alertmanager (tried "
         "again the next period), by sink.",
         ("sink",),
+        hints=_ops("Alertmanager refresh errors", section="Delivery", board=Board.ALERTS),
     ),
 )
 

@@ -156,6 +156,7 @@ def run_demo(args: argparse.Namespace) -> int:
             f"  state document   {base}/api/v1/snapshot\n"
             f"  queues / agents  {base}/api/v1/queues  {base}/api/v1/agents\n"
             f"  violations       {base}/api/v1/violations\n"
+            f"  alerts           {base}/api/v1/alerts\n"
             f"  changes (SSE)    {base}/api/v1/changes\n"
             "Ctrl-C stops it.",
             flush=True,

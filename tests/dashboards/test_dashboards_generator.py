@@ -59,12 +59,14 @@ def test_generation_is_deterministic_with_sorted_keys() -> None:
         assert text == json.dumps(json.loads(text), sort_keys=True, indent=2) + "\n"
 
 
-def test_the_boards_are_floor_agents_and_operations_without_alert_families() -> None:
-    """Three boards; Alerts is not written while no family asks for it."""
+def test_the_boards_are_floor_agents_operations_and_alerts() -> None:
+    """Four boards: the alert families (callfloor_alerts, evaluation, delivery) bring
+    the Alerts board."""
     assert set(_boards()) == {
         "callfloor-floor.json",
         "callfloor-agents.json",
         "callfloor-operations.json",
+        "callfloor-alerts.json",
     }
 
 
