@@ -214,6 +214,10 @@ def _configured_violations(config: Config) -> list[tuple[str, str]]:
     for level in range(len(rules.daily_not_ready_s)):
         severity = DAILY_SEVERITIES[min(level, len(DAILY_SEVERITIES) - 1)]
         keys.append((ViolationKind.NOT_READY_DAILY_EXCEEDED.value, severity))
+    if config.roster.shifts:
+        roster = config.roster.severity
+        keys.append((ViolationKind.LATE_LOGIN.value, roster))
+        keys.append((ViolationKind.EARLY_LOGOUT.value, roster))
     return keys
 
 

@@ -10,6 +10,7 @@ from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING
 
 from callfloor.processors.agents import AgentTrack, CallEnd, count_between
+from callfloor.processors.roster import roster_violations
 from callfloor.processors.violations import (
     Violation,
     counts_not_ready,
@@ -88,6 +89,8 @@ def agent_violations(proc: FloorProcessor, track: AgentTrack, t: float) -> list[
     misses = track.misses
     if len(misses) >= rules.missed_calls_max > 0:
         out += missed_violations(misses, rules.missed_calls_max, rules.missed_calls_window_s, t)
+    if proc.roster:
+        out += agent_roster_violations(proc, track, t)
     return out
 
 
@@ -120,4 +123,45 @@ def next_transition(proc: FloorProcessor, track: AgentTrack, t: float) -> float 
         i = bisect_right(misses, t - window)
         if i < len(misses):
             candidates.append(misses[i] + window)
+    if proc.roster and track.fold.known:
+        # A shift's start + grace, or its end (see roster.py).
+        boundary = proc.roster.next_boundary(track.name, cal.tz, t, strict=True)
+        if boundary is not None:
+            candidates.append(boundary)
     return min(candidates) if candidates else None
+
+
+def agent_roster_violations(proc: FloorProcessor, track: AgentTrack, t: float) -> list[Violation]:
+    """The agent's ``late_login`` and ``early_logout`` started by ``t`` (see roster.py).
+
+    Shifts are looked at from the site-local day of the agent's first retained
+    ``agent_state`` (what came before it is not known), in its current site's zone.
+    """
+    roster = proc.roster
+    name = track.name
+    if not roster.has(name):
+        return []
+    base = track.base
+    ts = track.ts
+    if base.known:
+        lo = base.last_ts
+        before = base.state
+    elif ts:
+        lo = ts[0]
+        before = None
+    else:
+        return []
+    if t < lo:
+        return []
+    cal = proc.calendar(track.fold.site)
+    day = cal.day_start(lo)
+    grace = roster.config.grace_login_s
+    spans = [
+        (s, e)
+        for s, e in roster.spans(name, cal.tz, lo, t)
+        if e > lo and s + grace >= day and s <= t
+    ]
+    if not spans:
+        return []
+    states = [track.state_at(i) for i in range(len(ts))]
+    return roster_violations(spans, ts, states, before, roster.config, t)

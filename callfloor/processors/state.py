@@ -81,6 +81,7 @@ from callfloor.processors.schema import (
     ViolationS,
     WindowsS,
 )
+from callfloor.processors.timers import T_SHIFT
 from callfloor.processors.violations import NRDay, Violation
 from callfloor.processors.windows import NFIELDS, QueueWindows, _Day
 
@@ -741,6 +742,8 @@ def restore_floor(
     for a in s.agents:
         proc.agents[a.name] = _restore_agent(proc, a, intern)
     proc.timers.restore(s.timers)
+    # Each rostered agent's pending shift timer (the engine fires only the listed one).
+    proc.shift_timers = {e[4]: e[0] for e in s.timers if e[3] == T_SHIFT}
     proc.ids.current = set(s.ids_current)
     proc.ids.previous = set(s.ids_previous)
     proc.ids._rotate_at = s.ids_rotate_at

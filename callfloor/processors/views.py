@@ -35,6 +35,8 @@ class ViolationKind(StrEnum):
     NOT_READY_DAILY_EXCEEDED = "not_ready_daily_exceeded"
     MISSED_CALLS_EXCEEDED = "missed_calls_exceeded"
     STALE_AGENT = "stale_agent"
+    LATE_LOGIN = "late_login"
+    EARLY_LOGOUT = "early_logout"
 
 
 class Severity(StrEnum):
