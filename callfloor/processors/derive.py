@@ -6,6 +6,7 @@ reader sees and what a change set reports are the same computation.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,33 @@ def agent_today_counts(proc: FloorProcessor, track: AgentTrack, t: float) -> tup
     return count_between(track.answers, day, t), count_between(track.misses, day, t)
 
 
+def agent_offered_today(proc: FloorProcessor, track: AgentTrack, t: float) -> int:
+    """``offered_today`` at ``t``: calls routed to or answered by the agent since the
+    site-local midnight (of its current site).
+
+    An offer is a ``call_routed`` to the agent, or a non-orphaned ``call_answered`` by
+    it that took up no ring; an answer that took up a ring before midnight is an offer
+    of the new day too, so ``answered_today`` never exceeds ``offered_today``.
+    """
+    day = proc.calendar(track.fold.site).day_start(t)
+    n = count_between(track.offers, day, t)
+    at = track.carried_at
+    if at:
+        came_from = track.carried_from
+        # Only answers within the longest ring-to-answer gap after midnight can have
+        # rung before it.
+        hi = bisect_right(at, min(t, day + track.carried_gap))
+        for i in range(bisect_left(at, day), hi):
+            if came_from[i] < day:
+                n += 1
+    return n
+
+
+def answer_rate(answered: int, offered: int) -> float | None:
+    """``answer_rate_today``: answered / offered, None when nothing was offered."""
+    return answered / offered if offered else None
+
+
 def _ended_at(end: CallEnd) -> float:
     return end.ended_at
 
@@ -58,16 +86,19 @@ def agent_handled_today(proc: FloorProcessor, track: AgentTrack, t: float) -> tu
     ends = track.ends
     # ends are ordered by ended_at: the day's start at a bisection.
     lo = bisect_left(ends, day, key=_ended_at)
-    n = 0
-    total = 0.0
+    times: list[float] = []
     for end in ends[lo:]:
         if end.ended_at > t:
             break
         done = end.done_at
         if done is not None and done <= t:
-            n += 1
-            total += end.handle_s()
-    return n, total
+            times.append(end.handle_s())
+    at = track.handled_at
+    if at:
+        # Ends live retention settled (completed before its horizon, so before ``t``).
+        times += track.handled_s[bisect_left(at, day) : bisect_right(at, t)]
+    # fsum: the same total whichever ends retention moved (exactly rounded).
+    return len(times), math.fsum(times)
 
 
 def agent_violations(proc: FloorProcessor, track: AgentTrack, t: float) -> list[Violation]:

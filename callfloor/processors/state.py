@@ -450,6 +450,11 @@ def _agent_s(a: AgentTrack) -> AgentS:
             CallEndS(e.call_id, e.queue, e.answered_at, e.ended_at, e.done_at, e.attached)
             for e in a.ends
         ],
+        _doubles(a.offers),
+        _doubles(a.carried_at),
+        _doubles(a.carried_from),
+        _doubles(a.handled_at),
+        _doubles(a.handled_s),
     )
 
 
@@ -834,6 +839,14 @@ def _restore_agent(
     track.fold = _fold(a.fold, intern)
     track.answers = _undoubles(a.answers)
     track.misses = _undoubles(a.misses)
+    track.offers = _undoubles(a.offers)
+    track.carried_at = _undoubles(a.carried_at)
+    track.carried_from = _undoubles(a.carried_from)
+    track.handled_at = _undoubles(a.handled_at)
+    track.handled_s = _undoubles(a.handled_s)
+    track.carried_gap = max(
+        (x - y for x, y in zip(track.carried_at, track.carried_from, strict=True)), default=0.0
+    )
     for e in a.ends:
         end = CallEnd(e.call_id, e.queue, e.answered_at, e.ended_at)
         end.done_at = e.done_at

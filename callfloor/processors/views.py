@@ -145,6 +145,11 @@ class AgentView(msgspec.Struct, kw_only=True):
     not_ready_today_s: float
     answered_today: int
     missed_today: int
+    # After SPEC §7's six: handling and offers since the site-local midnight.
+    handled_today: int
+    aht_today_s: float | None  # mean handle time of handled_today; None when 0
+    offered_today: int  # calls routed to or answered by the agent
+    answer_rate_today: float | None  # answered_today / offered_today; None when 0
 
 
 class ViolationView(msgspec.Struct, kw_only=True):
@@ -235,6 +240,11 @@ class AgentDetail(msgspec.Struct, kw_only=True):
     not_ready_today_s: float
     answered_today: int
     missed_today: int
+    # After SPEC §7's six: handling and offers since the site-local midnight.
+    handled_today: int
+    aht_today_s: float | None  # mean handle time of handled_today; None when 0
+    offered_today: int  # calls routed to or answered by the agent
+    answer_rate_today: float | None  # answered_today / offered_today; None when 0
     violations: list[ViolationView]
 
 
