@@ -717,6 +717,29 @@ AGENT_FAMILIES: Final[tuple[Family, ...]] = (
         "Calls the agent missed (call_missed) since site-local midnight.",
         hints=_per_agent("Missed today (top 20)"),
     ),
+    _agent(
+        "callfloor_agent_handled_today",
+        "Calls whose handling the agent completed, ended since site-local midnight.",
+        hints=_per_agent("Handled today (top 20)"),
+    ),
+    _agent(
+        "callfloor_agent_aht_today_seconds",
+        "Mean handle time (talk plus after-call work) of the agent's calls handled "
+        "today, seconds; absent while none was handled.",
+        unit=_S,
+        hints=_per_agent("AHT today (top 20)"),
+    ),
+    _agent(
+        "callfloor_agent_offered_today",
+        "Calls routed to or answered by the agent since site-local midnight.",
+        hints=_per_agent("Offered today (top 20)"),
+    ),
+    _agent(
+        "callfloor_agent_answer_today_ratio",
+        "Answered today / offered today (0 to 1); absent while nothing was offered.",
+        unit=_R,
+        hints=_OFF_BOARD,
+    ),
 )
 
 
