@@ -247,3 +247,19 @@ def test_bad_inline_shift_names_its_key(shift: dict[str, str], problem: str) -> 
     """A bad [[roster.shifts]] entry stops start-up naming the key and the problem."""
     with pytest.raises(ConfigError, match=problem.replace("[", r"\[").replace("]", r"\]")):
         cfg([shift])
+
+
+def test_shift_timer_survives_a_checkpoint() -> None:
+    """A restored processor still reports late_login at 08:05 from its restored timer."""
+    from callfloor.processors.state import decode_checkpoint, encode_checkpoint
+
+    proc = FloorProcessor(cfg(SHIFT))
+    proc.apply(decode(state(MON + 60, "logged_out")))
+    restored = decode_checkpoint(cfg(SHIFT), encode_checkpoint(proc)).processor
+    assert restored.shift_timers == {"a1": START + 300}
+    restored.drain_changes()
+    restored.tick(START + 400)
+    changes = restored.drain_changes()
+    assert [(c.kind, c.started_at, c.value) for c in changes.violations] == [
+        ("late_login", START + 300, 100.0)
+    ]
