@@ -169,6 +169,8 @@ class AgentTrack:
         "payload_index",
         "payloads",
         "pending",
+        "roster_cache",
+        "roster_changed",
         "ts",
     )
 
@@ -205,6 +207,12 @@ class AgentTrack:
         # re-folds (see refold_late); None until one, and again whenever the history's
         # indices or the fold's lists change otherwise (retention).
         self.marks: list[Mark] | None = None
+        # Roster episodes and the history they were worked out from (see derive.py).
+        self.roster_cache: (
+            tuple[tuple[str, float], dict[tuple[float, float], list[tuple[str, float, float]]]]
+            | None
+        ) = None
+        self.roster_changed = float("inf")  # the earliest entry added since (see derive.py)
 
     def add_pending(self, end: CallEnd) -> None:
         """Note a call end whose handling is undecided."""

@@ -245,7 +245,9 @@ def _ring_before(call: CallTrack, t: float, agent: str) -> float | None:
     in the history already (in time order, arrival order breaking ties); events after
     it are not consulted."""
     events = call.events
-    i = bisect_right(events, t, key=_ts) - 1
+    i = len(events) - 1
+    while i >= 0 and events[i][0] > t:  # the answer is usually the last entry
+        i -= 1
     skipped = False
     while i >= 0:
         et, _, kind, name, _ = events[i]

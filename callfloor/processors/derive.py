@@ -11,7 +11,7 @@ from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING
 
 from callfloor.processors.agents import AgentTrack, CallEnd, count_between
-from callfloor.processors.roster import roster_violations
+from callfloor.processors.roster import Episode, Span, at_clock, span_episodes
 from callfloor.processors.violations import (
     Violation,
     counts_not_ready,
@@ -187,12 +187,28 @@ def agent_roster_violations(proc: FloorProcessor, track: AgentTrack, t: float) -
     cal = proc.calendar(track.fold.site)
     day = cal.day_start(lo)
     grace = roster.config.grace_login_s
-    spans = [
-        (s, e)
-        for s, e in roster.spans(name, cal.tz, lo, t)
-        if e > lo and s + grace >= day and s <= t
-    ]
-    if not spans:
-        return []
-    states = [track.state_at(i) for i in range(len(ts))]
-    return roster_violations(spans, ts, states, before, roster.config, t)
+    spans = [(s, e) for s, e in roster.spans(name, cal.tz, lo, t) if e > lo and s + grace >= day]
+    # Each shift's episodes change only with the history from some instant on (the
+    # engine notes the earliest entry added since, ``roster_changed``): reads in
+    # between (every scrape, every change set) reuse them, and a read after an appended
+    # event looks only at what came since.
+    cached = track.roster_cache
+    if cached is None or cached[0] != (cal.tz.key, lo):
+        known: dict[Span, list[Episode]] = {}
+        track.roster_cache = ((cal.tz.key, lo), known)
+        changed = float("-inf")
+    else:
+        known = cached[1]
+        changed = track.roster_changed
+    track.roster_changed = float("inf")
+    config = roster.config
+    out: list[Violation] = []
+    fresh: dict[Span, list[Episode]] = {}
+    for span in spans:
+        old = known.get(span)
+        if old is None or changed < span[1]:
+            old = span_episodes(span, ts, track.state_at, before, config, old, changed)
+        fresh[span] = old
+        out += at_clock(old, config.severity, t)
+    track.roster_cache = ((cal.tz.key, lo), fresh)
+    return out

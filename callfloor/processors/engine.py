@@ -139,6 +139,7 @@ class FloorProcessor(FloorEffects):
         # the exact instant (the deadline of each agent's pending timer, by name).
         self.roster = Roster(config.roster)
         self.shift_timers: dict[str, float] = {}
+        self._rostered = bool(self.roster)  # read per agent_state
         # What a due timer does, by its kind.
         self._on_timer: dict[int, Callable[[Timer], None]] = {
             T_LEG_MISS: self._fire_leg_miss,
@@ -588,6 +589,8 @@ class FloorProcessor(FloorEffects):
             track.insert(t, code)
             f = track.fold = refold_late(track, p, self.rules, self.calendar)
             self._redecide(track, ends_near(track, p))
+        if t < track.roster_changed:
+            track.roster_changed = t  # roster episodes from here on are worked out again
         new_state = f.state
         if not known or old_state != new_state or old_group is not f.group or old_site != f.site:
             # Agent counts per queue list and per site follow the agent's state (the
@@ -608,7 +611,7 @@ class FloorProcessor(FloorEffects):
             counts[new_state] = counts.get(new_state, 0) + 1
         if self.changes:
             self.tracker.dirty.add(name)
-        if name not in self.shift_timers and self.roster.has(name):
+        if self._rostered and name not in self.shift_timers and self.roster.has(name):
             self._schedule_shift(name, self.clock if self.clock > t else t)
         return True
 

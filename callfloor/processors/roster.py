@@ -23,7 +23,7 @@ event that changes the history changes them, and the instants are exact:
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -63,7 +63,7 @@ Span = tuple[float, float]  # a shift's start and end, epoch seconds
 class Roster:
     """The configured shifts, turned into instants per agent and zone (cached)."""
 
-    __slots__ = ("_cache", "agents", "config")
+    __slots__ = ("_cache", "_days", "_next", "agents", "config")
 
     def __init__(self, config: RosterConfig) -> None:
         self.config = config
@@ -77,6 +77,10 @@ class Roster:
                 rows.weekly[s.weekday].append(s)
         # (agent, zone key, local date) -> spans of the shifts starting that date.
         self._cache: dict[tuple[str, str, date], list[Span]] = {}
+        # Per zone: recent local days as (first instant, next day's first instant, date).
+        self._days: dict[str, list[tuple[float, float, date]]] = {}
+        # (agent, zone, strict) -> (asked at, next boundary found then).
+        self._next: dict[tuple[str, str, bool], tuple[float, float | None]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.agents)
@@ -101,15 +105,33 @@ class Roster:
         self._cache[key] = spans
         return spans
 
+    def _date(self, tz: ZoneInfo, t: float) -> date:
+        """The local date of ``t`` (the last few local days are remembered per zone)."""
+        days = self._days.get(tz.key)
+        if days is None:
+            days = self._days[tz.key] = []
+        for lo, hi, day in days:
+            if lo <= t < hi:
+                return day
+        day = datetime.fromtimestamp(t, tz).date()
+        lo = _local(day, 0, tz)
+        hi = _local(day + _DAY, 0, tz)
+        if not lo <= t < hi:
+            return day  # a midnight in a DST gap: not remembered
+        days.insert(0, (lo, hi, day))
+        del days[4:]
+        return day
+
     def spans(self, agent: str, tz: ZoneInfo, lo: float, hi: float) -> list[Span]:
         """Shifts of ``agent`` that start on a local date from the day before ``lo``'s
         (a shift across midnight) through ``hi``'s, in start order."""
         if agent not in self.agents:
             return []
-        first = datetime.fromtimestamp(lo, tz).date() - _DAY
-        last = datetime.fromtimestamp(hi, tz).date()
+        day = self._date(tz, lo) - _DAY
+        last = self._date(tz, hi)
+        if day == last - _DAY:
+            return self._day_spans(agent, tz, day) + self._day_spans(agent, tz, last)
         out: list[Span] = []
-        day = first
         while day <= last:
             out += self._day_spans(agent, tz, day)
             day += _DAY
@@ -120,15 +142,37 @@ class Roster:
     ) -> float | None:
         """The first instant at or after ``t`` (after, if ``strict``) at which the
         agent's roster violations can start or end with the clock alone: a shift start
-        plus the login grace, or a shift end."""
+        plus the login grace, or a shift end (looked for up to a week ahead)."""
         if agent not in self.agents:
             return None
+        key = (agent, tz.key, strict)
+        memo = self._next.get(key)
+        # What was found from an earlier instant holds until it is reached (none found:
+        # for a day, the look-ahead staying over a week).
+        if memo is not None and memo[0] <= t and (
+            (memo[1] is None and t < memo[0] + 86400.0)
+            or (memo[1] is not None and (t < memo[1] if strict else t <= memo[1]))
+        ):
+            return memo[1]
+        found = self._next_boundary(agent, tz, t, strict)
+        if len(self._next) > 100_000:
+            self._next.clear()
+        self._next[key] = (t, found)
+        return found
+
+    def _next_boundary(self, agent: str, tz: ZoneInfo, t: float, strict: bool) -> float | None:
         grace = self.config.grace_login_s
         found: float | None = None
-        for start, end in self.spans(agent, tz, t, t + _LOOKAHEAD_DAYS * 86400.0):
-            for at in (start + grace, end):
-                if (at > t if strict else at >= t) and (found is None or at < found):
-                    found = at
+        day = self._date(tz, t) - _DAY
+        for _ in range(_LOOKAHEAD_DAYS + 1):
+            spans = self._day_spans(agent, tz, day)
+            if found is not None and spans and spans[0][0] > found:
+                break  # later days' shifts start after what was found
+            for start, end in spans:
+                for at in (start + grace, end):
+                    if (at > t if strict else at >= t) and (found is None or at < found):
+                        found = at
+            day += _DAY
         return found
 
 
@@ -142,64 +186,95 @@ def _logged_in(state: str | None) -> bool:
     return state is not None and state != "logged_out"
 
 
-def roster_violations(
-    spans: Sequence[Span],
+# A roster violation as the history decides it, whatever the clock: kind, start and the
+# instant it ends unless the history grows (the next login, else the shift's end).
+Episode = tuple[str, float, float]
+
+
+def span_episodes(
+    span: Span,
     times: Sequence[float],
-    states: Sequence[str],
+    state_of: Callable[[int], str],
     before: str | None,
     config: RosterConfig,
-    t: float,
-) -> list[Violation]:
-    """The roster violations started by ``t``.
+    old: Sequence[Episode] | None = None,
+    changed_from: float = float("-inf"),
+) -> list[Episode]:
+    """The roster violations of one shift as far as the history tells.
 
-    ``times`` and ``states`` are the agent's ``agent_state`` history (ascending, ties in
-    arrival order); ``before`` is its state before the first of them (None: unknown).
+    ``times`` is the agent's ``agent_state`` history (ascending, ties in arrival order)
+    and ``state_of(i)`` the state of entry ``i``; ``before`` is the state before the
+    first entry (None: unknown). Nothing is later than the clock, so an episode whose
+    end is past the clock is active then (see :func:`at_clock`).
+
+    ``old`` is what this returned before entries at or after ``changed_from`` were added:
+    what started before that instant is kept (only an end after it is looked up again)
+    and the history is scanned from there, so a read after an appended event costs the
+    entries since, not the whole shift's.
     """
-    out: list[Violation] = []
-    grace_in = config.grace_login_s
-    grace_out = config.grace_logout_s
-    severity = config.severity
+    start, end = span
     n = len(times)
+    due = start + config.grace_login_s
+    cutoff = end - config.grace_logout_s
 
-    def state_at(x: float) -> str | None:
-        i = bisect_right(times, x)
-        return states[i - 1] if i else before
-
-    def login_from(j: int) -> float | None:
-        """The time of the first login at history index ``j`` or later."""
-        while j < n:
-            if _logged_in(states[j]):
+    def login_from(j: int) -> float:
+        """The first login at history index ``j`` or later, the shift's end at the latest."""
+        while j < n and times[j] < end:
+            if _logged_in(state_of(j)):
                 return times[j]
             j += 1
-        return None
+        return end
 
-    for start, end in spans:
-        due = start + grace_in
-        if due < end and due <= t and not _logged_in(state_at(due)):
-            back = login_from(bisect_right(times, due))
-            stop = end if back is None or back > end else back
-            ended = stop if stop <= t else None
-            value = (stop if ended is not None else t) - due
-            out.append(Violation(LATE_LOGIN, severity, due, ended, value))
-        cutoff = end - grace_out
-        if cutoff <= start:
-            continue
+    out: list[Episode] = []
+    if old is not None and changed_from > start:
+        for kind, at, stop in old:
+            if at >= changed_from:
+                continue
+            if stop > changed_from:
+                if kind == LATE_LOGIN:
+                    stop = login_from(bisect_right(times, at))
+                else:
+                    j = bisect_left(times, at)
+                    while j < n and state_of(j) != "logged_out":
+                        j += 1
+                    stop = login_from(j + 1)
+            out.append((kind, at, stop))
+        scan_from = changed_from
+    else:
+        scan_from = start
+    if due < end and due >= scan_from:
+        i = bisect_right(times, due)
+        if not _logged_in(state_of(i - 1) if i else before):
+            out.append((LATE_LOGIN, due, login_from(i)))
+    if cutoff > start:
         # Logouts in [start, cutoff): a logged-in agent whose state becomes logged_out.
-        j = bisect_left(times, start)
-        prev = states[j - 1] if j else before
-        while j < n and times[j] < cutoff and times[j] <= t:
-            state = states[j]
+        j = bisect_left(times, scan_from)
+        prev = state_of(j - 1) if j else before
+        while j < n and times[j] < cutoff:
+            state = state_of(j)
             if state == "logged_out" and _logged_in(prev):
                 x = times[j]
-                back = login_from(j + 1)
-                stop = end if back is None or back > end else back
-                if stop <= x:
-                    prev = state
-                    j += 1
-                    continue  # logged back in at the same instant: no time was lost
-                ended = stop if stop <= t else None
-                value = (stop if ended is not None else t) - x
-                out.append(Violation(EARLY_LOGOUT, severity, x, ended, value))
+                stop = login_from(j + 1)
+                if stop > x:  # logged back in at the same instant: no time was lost
+                    out.append((EARLY_LOGOUT, x, stop))
             prev = state
             j += 1
+    out.sort(key=_episode_start)
+    return out
+
+
+def _episode_start(e: Episode) -> float:
+    return e[1]
+
+
+def at_clock(episodes: Sequence[Episode], severity: str, t: float) -> list[Violation]:
+    """The episodes started by ``t`` as violations at ``t`` (active: value so far)."""
+    out: list[Violation] = []
+    for kind, start, stop in episodes:
+        if start > t:
+            continue
+        if stop <= t:
+            out.append(Violation(kind, severity, start, stop, stop - start))
+        else:
+            out.append(Violation(kind, severity, start, None, t - start))
     return out

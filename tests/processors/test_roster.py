@@ -9,9 +9,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callfloor.config import ConfigError, load_config
 from callfloor.processors.engine import FloorProcessor
+from callfloor.processors.snapshot import build_document
 from tests.helpers import config, decode, ev, run
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -263,3 +266,40 @@ def test_shift_timer_survives_a_checkpoint() -> None:
     assert [(c.kind, c.started_at, c.value) for c in changes.violations] == [
         ("late_login", START + 300, 100.0)
     ]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-3600, 20 * 3600), st.sampled_from(("logged_out", "available", "on_call"))
+        ),
+        min_size=1,
+        max_size=25,
+        unique_by=lambda step: step[0],  # equal times keep arrival order: not shuffled
+    ),
+    st.randoms(use_true_random=False),
+    st.lists(st.integers(0, 24), max_size=6),
+)
+def test_reads_between_events_do_not_change_roster_violations(
+    steps: list[tuple[int, str]], rng: Any, reads: list[int]
+) -> None:
+    """Events in any order with reads (change sets, documents) between them give the
+    violations a processor that read only at the end gives."""
+    shifts = [
+        {"agent": "a1", "date": "2026-11-23", "start": "08:00", "end": "12:00"},
+        {"agent": "a1", "date": "2026-11-23", "start": "13:00", "end": "02:00"},
+    ]
+    events = [state(START + dt, s) for dt, s in steps]
+    end = START + 21 * 3600
+    expected = roster_of(run(events, cfg(shifts), at=end))
+    shuffled = list(events)
+    rng.shuffle(shuffled)
+    proc = FloorProcessor(cfg(shifts))
+    for i, e in enumerate(shuffled):
+        proc.apply(decode(e))
+        if i in reads:
+            proc.drain_changes()
+            build_document(proc)
+    proc.tick(end)
+    assert roster_of(build_document(proc)) == expected
