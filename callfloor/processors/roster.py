@@ -149,9 +149,13 @@ class Roster:
         memo = self._next.get(key)
         # What was found from an earlier instant holds until it is reached (none found:
         # for a day, the look-ahead staying over a week).
-        if memo is not None and memo[0] <= t and (
-            (memo[1] is None and t < memo[0] + 86400.0)
-            or (memo[1] is not None and (t < memo[1] if strict else t <= memo[1]))
+        if (
+            memo is not None
+            and memo[0] <= t
+            and (
+                (memo[1] is None and t < memo[0] + 86400.0)
+                or (memo[1] is not None and (t < memo[1] if strict else t <= memo[1]))
+            )
         ):
             return memo[1]
         found = self._next_boundary(agent, tz, t, strict)
