@@ -208,8 +208,13 @@ class AgentTrack:
         # indices or the fold's lists change otherwise (retention).
         self.marks: list[Mark] | None = None
         # Roster episodes and the history they were worked out from (see derive.py).
+        # (zone, first instant known), the day read, episodes per shift.
         self.roster_cache: (
-            tuple[tuple[str, float], dict[tuple[float, float], list[tuple[str, float, float]]]]
+            tuple[
+                tuple[str, float],
+                float,
+                dict[tuple[float, float], list[tuple[str, float, float]]],
+            ]
             | None
         ) = None
         self.roster_changed = float("inf")  # the earliest entry added since (see derive.py)

@@ -185,30 +185,38 @@ def agent_roster_violations(proc: FloorProcessor, track: AgentTrack, t: float) -
     if t < lo:
         return []
     cal = proc.calendar(track.fold.site)
-    day = cal.day_start(lo)
-    grace = roster.config.grace_login_s
-    spans = [(s, e) for s, e in roster.spans(name, cal.tz, lo, t) if e > lo and s + grace >= day]
+    today = cal.day_start(t)
+    config = roster.config
     # Each shift's episodes change only with the history from some instant on (the
     # engine notes the earliest entry added since, ``roster_changed``): reads in
     # between (every scrape, every change set) reuse them, and a read after an appended
     # event looks only at what came since.
-    cached = track.roster_cache
-    if cached is None or cached[0] != (cal.tz.key, lo):
-        known: dict[Span, list[Episode]] = {}
-        track.roster_cache = ((cal.tz.key, lo), known)
-        changed = float("-inf")
-    else:
-        known = cached[1]
-        changed = track.roster_changed
+    where = (cal.tz.key, lo)
+    changed = track.roster_changed
     track.roster_changed = float("inf")
-    config = roster.config
-    out: list[Violation] = []
+    cached = track.roster_cache
+    known: dict[Span, list[Episode]]
+    if cached is not None and cached[0] == where:
+        known = cached[2]
+        if cached[1] == today and changed == float("inf"):
+            out: list[Violation] = []
+            for episodes in known.values():
+                out += at_clock(episodes, config.severity, t)
+            return out
+    else:
+        known = {}
+        changed = float("-inf")
+    first_day = cal.day_start(lo)
+    grace = config.grace_login_s
+    out = []
     fresh: dict[Span, list[Episode]] = {}
-    for span in spans:
+    for span in roster.spans(name, cal.tz, lo, t):
+        if span[1] <= lo or span[0] + grace < first_day:
+            continue  # before what the history tells
         old = known.get(span)
         if old is None or changed < span[1]:
             old = span_episodes(span, ts, track.state_at, before, config, old, changed)
         fresh[span] = old
         out += at_clock(old, config.severity, t)
-    track.roster_cache = ((cal.tz.key, lo), fresh)
+    track.roster_cache = (where, today, fresh)
     return out
