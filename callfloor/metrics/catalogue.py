@@ -196,11 +196,12 @@ LABELS: Final[Mapping[str, str]] = {
     "le": "Histogram bucket upper bound in seconds; the queue's bounds include its SL and "
     "short-abandon thresholds; alert deliveries have fixed bounds from 5 ms to 300 s.",
     "kind": "Violation kind: not_ready_exceeded, wrap_up_exceeded, not_ready_daily_exceeded, "
-    "missed_calls_exceeded, stale_agent; for callfloor_state_expired_total what expired "
-    "(open_legs, conversations, pending_handling, agents) or was forgotten "
-    "(forgotten_queues, forgotten_sites, forgotten_agents).",
+    "missed_calls_exceeded, stale_agent, late_login, early_logout; for "
+    "callfloor_state_expired_total what expired (open_legs, conversations, "
+    "pending_handling, agents) or was forgotten (forgotten_queues, forgotten_sites, "
+    "forgotten_agents).",
     "severity": "Violation severity: warning, or minor/major/critical for the daily "
-    "not-ready limits in the order configured.",
+    "not-ready limits in the order configured; roster violations: [roster] severity.",
     "type": "Canonical event type, e.g. call_queued or agent_state.",
     "reason": "Why an event was rejected: a decode reason (invalid_json, missing_field, "
     "wrong_type, invalid_value, invalid_ts, ...) or a limit (name_too_long, too_many_queues, "
