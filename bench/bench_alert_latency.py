@@ -17,7 +17,6 @@ supervisor waits and is reported within the figure.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import subprocess
@@ -73,8 +72,22 @@ def main() -> None:
     floor = work / "floor.ndjson"
     floor_cfg = work / "floor.toml"
     subprocess.run(
-        [sys.executable, "-m", "callfloor", "simulate", "--agents", "300", "--queues", "20",
-         "--duration", "2h", "--output", str(floor), "--write-config", str(floor_cfg)],
+        [
+            sys.executable,
+            "-m",
+            "callfloor",
+            "simulate",
+            "--agents",
+            "300",
+            "--queues",
+            "20",
+            "--duration",
+            "2h",
+            "--output",
+            str(floor),
+            "--write-config",
+            str(floor_cfg),
+        ],
         check=True,
     )
     events = [json.loads(line) for line in floor.open()]
@@ -99,7 +112,7 @@ def main() -> None:
         floor_cfg.read_text()
         + f"""
 [queues.probe]
-site = "{events[0]['site']}"
+site = "{events[0]["site"]}"
 
 [alerts]
 default_rules = true
@@ -140,16 +153,38 @@ when = [{{ metric = "longest_wait_s", op = ">", value = {LEVEL_S} }}]
             probes += 1
             ts = time.time()
             key = f"p{probes}"
-            _post(base, [{"type": "call_queued", "ts": ts, "id": f"{key}q", "site": site,
-                          "call_id": key, "queue": "probe"}])
+            _post(
+                base,
+                [
+                    {
+                        "type": "call_queued",
+                        "ts": ts,
+                        "id": f"{key}q",
+                        "site": site,
+                        "call_id": key,
+                        "queue": "probe",
+                    }
+                ],
+            )
             want = "probe" + str(ts)
             deadline = time.monotonic() + LEVEL_S + 10
             while want not in received and time.monotonic() < deadline:
                 time.sleep(0.005)
             if want in received:
                 latencies.append(received[want] - (ts + LEVEL_S))
-            _post(base, [{"type": "call_abandoned", "ts": time.time(), "id": f"{key}x",
-                          "site": site, "call_id": key, "queue": "probe"}])
+            _post(
+                base,
+                [
+                    {
+                        "type": "call_abandoned",
+                        "ts": time.time(),
+                        "id": f"{key}x",
+                        "site": site,
+                        "call_id": key,
+                        "queue": "probe",
+                    }
+                ],
+            )
             time.sleep(1.0)
         stop.set()
         loader.join()
@@ -158,13 +193,17 @@ when = [{{ metric = "longest_wait_s", op = ">", value = {LEVEL_S} }}]
         serve.wait(15)
     latencies.sort()
     print(f"machine: {machine()}")
-    print(f"load: {args.rate:.0f} events/s for {args.seconds:.0f} s; probes: {probes}, "
-          f"received: {len(latencies)}")
+    print(
+        f"load: {args.rate:.0f} events/s for {args.seconds:.0f} s; probes: {probes}, "
+        f"received: {len(latencies)}"
+    )
     if latencies:
         p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
-        print(f"condition holds -> webhook received: median {statistics.median(latencies):.3f} s, "
-              f"p99 {p99:.3f} s, max {latencies[-1]:.3f} s (target p99 <= 1 s; the 1 s "
-              "watermark delay included)")
+        print(
+            f"condition holds -> webhook received: median {statistics.median(latencies):.3f} s, "
+            f"p99 {p99:.3f} s, max {latencies[-1]:.3f} s (target p99 <= 1 s; the 1 s "
+            "watermark delay included)"
+        )
 
 
 if __name__ == "__main__":

@@ -176,6 +176,36 @@ class AgentRules:
         return self.not_ready_reason_max_s.get(reason, self.not_ready_max_s)
 
 
+WEEKDAYS: Final[tuple[str, ...]] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    """One roster row (SPEC §4): an agent's shift on a date or on every such weekday.
+
+    Times are minutes after the agent's site-local midnight; an ``end_min`` at or before
+    ``start_min`` is on the next day (a shift across midnight). ``off`` marks a dated row
+    that gives the agent no shift that date (leave), overriding its weekday rows.
+    """
+
+    agent: str
+    date: str | None  # YYYY-MM-DD
+    weekday: int | None  # 0 = Monday
+    start_min: int
+    end_min: int
+    off: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RosterConfig:
+    """``[roster]``: shifts and the grace before ``late_login`` / ``early_logout``."""
+
+    grace_login_s: float = 300.0
+    grace_logout_s: float = 120.0
+    severity: str = "warning"
+    shifts: tuple[Shift, ...] = ()
+
+
 # Severity of the n-th daily not-ready limit; SPEC gives minor then major.
 DAILY_SEVERITIES: Final[tuple[str, ...]] = ("minor", "major", "critical")
 
@@ -361,6 +391,7 @@ class Config:
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
     connect: ConnectConfig = field(default_factory=ConnectConfig)
     alerts: AlertsConfig = field(default_factory=lambda: AlertsConfig(rules=default_rules("15m")))
+    roster: RosterConfig = field(default_factory=RosterConfig)
     source: str = "<defaults>"
     # What is weak but works (a short token, ...): logged at start-up, one line each,
     # naming file and key like an error.
@@ -557,6 +588,7 @@ def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config
             "asterisk",
             "connect",
             "alerts",
+            "roster",
         ),
         "",
     )
@@ -672,6 +704,7 @@ def parse_config(data: Mapping[str, object], source: str = "<config>") -> Config
         alerts=parse_alerts(
             ctx, ctx.table(data.get("alerts", {}), "alerts"), [label for label, _ in rolling]
         ),
+        roster=_roster(ctx, ctx.table(data.get("roster", {}), "roster")),
         source=source,
         warnings=tuple(ctx.warnings),
     )
@@ -1122,6 +1155,125 @@ def _agent_rules(ctx: _Ctx, table: Mapping[str, object]) -> AgentRules:
             table.get("stale_after", rules.stale_after_s), "agents.stale_after"
         ),
     )
+
+
+_CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_OFF: Final = ("off", "leave")
+ROSTER_SEVERITIES: Final[tuple[str, ...]] = ("info", "warning", "minor", "major", "critical")
+
+
+def _roster(ctx: _Ctx, table: Mapping[str, object]) -> RosterConfig:
+    """``[roster]``: grace periods, a CSV ``file`` and/or inline ``[[roster.shifts]]``."""
+    ctx.check_keys(table, ("grace_login", "grace_logout", "severity", "file", "shifts"), "roster")
+    defaults = RosterConfig()
+    grace_login = ctx.duration(table.get("grace_login", "5m"), "roster.grace_login")
+    grace_logout = ctx.duration(table.get("grace_logout", "2m"), "roster.grace_logout")
+    severity = ctx.choice(
+        table.get("severity", defaults.severity), "roster.severity", ROSTER_SEVERITIES
+    )
+    shifts: list[Shift] = []
+    if "file" in table:
+        path = ctx.string(table["file"], "roster.file")
+        shifts += _roster_file(ctx, path)
+    raw = table.get("shifts", [])
+    if not isinstance(raw, list):
+        raise ctx.error("roster.shifts", f"expected an array of tables, got {_kind(raw)}")
+    for i, item in enumerate(raw):
+        key = f"roster.shifts[{i}]"
+        row = ctx.table(item, key)
+        ctx.check_keys(row, ("agent", "date", "weekday", "start", "end"), key)
+        if ("date" in row) == ("weekday" in row):
+            raise ctx.error(key, "give exactly one of date (YYYY-MM-DD) and weekday (mon..sun)")
+        day_key = "date" if "date" in row else "weekday"
+        fields = [
+            ctx.string(row.get("agent"), f"{key}.agent"),
+            ctx.string(row.get(day_key), f"{key}.{day_key}"),
+            ctx.string(row.get("start"), f"{key}.start"),
+            "" if "end" not in row else ctx.string(row["end"], f"{key}.end"),
+        ]
+        try:
+            shifts.append(parse_shift(fields))
+        except ValueError as exc:
+            raise ctx.error(key, str(exc)) from None
+    return RosterConfig(
+        grace_login_s=grace_login,
+        grace_logout_s=grace_logout,
+        severity=severity,
+        shifts=tuple(shifts),
+    )
+
+
+def _roster_file(ctx: _Ctx, path: str) -> list[Shift]:
+    """Shifts from a CSV file (agent, date or weekday, start HH:MM, end HH:MM); a
+    relative path is relative to the configuration file. A header row whose first
+    field is ``agent`` and lines starting with ``#`` are skipped."""
+    import csv
+
+    resolved = Path(path)
+    if not resolved.is_absolute() and Path(ctx.source).is_file():
+        resolved = Path(ctx.source).parent / resolved
+    try:
+        with open(resolved, encoding="utf-8", newline="") as fh:
+            lines = fh.read().splitlines()
+    except OSError as exc:
+        raise ctx.error("roster.file", f"cannot read {path!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ctx.error("roster.file", f"{path!r} is not UTF-8 text") from None
+    shifts: list[Shift] = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = [f.strip() for f in next(csv.reader([line]))]
+        if n == 1 and fields and fields[0].lower() == "agent":
+            continue  # a header
+        try:
+            shifts.append(parse_shift(fields))
+        except ValueError as exc:
+            raise ConfigError(f"{resolved}: line {n}: {exc}") from None
+    return shifts
+
+
+def parse_shift(fields: list[str]) -> Shift:
+    """One roster row from its fields; ``ValueError`` names what is wrong."""
+    if len(fields) not in (3, 4):
+        raise ValueError(
+            f"expected 4 fields (agent, date or weekday, start HH:MM, end HH:MM), got {len(fields)}"
+        )
+    agent, day, start = fields[0], fields[1].lower(), fields[2].lower()
+    end = fields[3].lower() if len(fields) == 4 else ""
+    if not agent:
+        raise ValueError("the agent is empty")
+    date: str | None = None
+    weekday: int | None = None
+    if day in WEEKDAYS:
+        weekday = WEEKDAYS.index(day)
+    elif _DATE.fullmatch(day):
+        from datetime import date as _date
+
+        try:
+            _date.fromisoformat(day)
+        except ValueError:
+            raise ValueError(f"{fields[1]!r} is not a real date") from None
+        date = day
+    else:
+        raise ValueError(f"expected a date (YYYY-MM-DD) or a weekday (mon..sun), got {fields[1]!r}")
+    if start in _OFF:
+        if date is None:
+            raise ValueError("only a dated row can be off (leave)")
+        if end not in ("", *_OFF):
+            raise ValueError(f"an off row has no end time, got {fields[3]!r}")
+        return Shift(agent, date, None, 0, 0, off=True)
+    start_min = _clock_min(start, "shift start")
+    end_min = _clock_min(end, "shift end")
+    return Shift(agent, date, weekday, start_min, end_min)
+
+
+def _clock_min(text: str, what: str) -> int:
+    match = _CLOCK.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{what}: expected HH:MM (00:00 to 23:59), got {text!r}")
+    return int(match.group(1)) * 60 + int(match.group(2))
 
 
 def load_config(path: str | Path | None) -> Config:

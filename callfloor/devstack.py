@@ -406,9 +406,7 @@ def _start_callfloor(
 ) -> None:
     stack.config = stack.workdir / "callfloor.toml"
     stack.config.write_text(
-        local_callfloor_config(
-            config.read_text(encoding="utf-8"), redis_port, mqtt_port, am_port
-        ),
+        local_callfloor_config(config.read_text(encoding="utf-8"), redis_port, mqtt_port, am_port),
         encoding="utf-8",
     )
     callfloor = _spawn(

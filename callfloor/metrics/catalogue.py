@@ -201,11 +201,13 @@ LABELS: Final[Mapping[str, str]] = {
     "le": "Histogram bucket upper bound in seconds; the queue's bounds include its SL and "
     "short-abandon thresholds; alert deliveries have fixed bounds from 5 ms to 300 s.",
     "kind": "Violation kind: not_ready_exceeded, wrap_up_exceeded, not_ready_daily_exceeded, "
-    "missed_calls_exceeded, stale_agent; for callfloor_state_expired_total what expired "
-    "(open_legs, conversations, pending_handling, agents) or was forgotten "
-    "(forgotten_queues, forgotten_sites, forgotten_agents).",
+    "missed_calls_exceeded, stale_agent, late_login, early_logout; for "
+    "callfloor_state_expired_total what expired (open_legs, conversations, "
+    "pending_handling, agents) or was forgotten (forgotten_queues, forgotten_sites, "
+    "forgotten_agents).",
     "severity": "Violation or alert severity: info, warning, minor, major, critical (the "
-    "daily not-ready limits are minor/major/critical in the order configured).",
+    "daily not-ready limits are minor/major/critical in the order configured; roster "
+    "violations: [roster] severity).",
     "type": "Canonical event type, e.g. call_queued or agent_state.",
     "reason": "Why an event was rejected: a decode reason (invalid_json, missing_field, "
     "wrong_type, invalid_value, invalid_ts, ...) or a limit (name_too_long, too_many_queues, "
@@ -721,6 +723,29 @@ AGENT_FAMILIES: Final[tuple[Family, ...]] = (
         "callfloor_agent_missed_today",
         "Calls the agent missed (call_missed) since site-local midnight.",
         hints=_per_agent("Missed today (top 20)"),
+    ),
+    _agent(
+        "callfloor_agent_handled_today",
+        "Calls whose handling the agent completed, ended since site-local midnight.",
+        hints=_per_agent("Handled today (top 20)"),
+    ),
+    _agent(
+        "callfloor_agent_aht_today_seconds",
+        "Mean handle time (talk plus after-call work) of the agent's calls handled "
+        "today, seconds; absent while none was handled.",
+        unit=_S,
+        hints=_per_agent("AHT today (top 20)"),
+    ),
+    _agent(
+        "callfloor_agent_offered_today",
+        "Calls routed to or answered by the agent since site-local midnight.",
+        hints=_per_agent("Offered today (top 20)"),
+    ),
+    _agent(
+        "callfloor_agent_answer_today_ratio",
+        "Answered today / offered today (0 to 1); absent while nothing was offered.",
+        unit=_R,
+        hints=_OFF_BOARD,
     ),
 )
 

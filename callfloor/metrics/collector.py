@@ -214,6 +214,10 @@ def _configured_violations(config: Config) -> list[tuple[str, str]]:
     for level in range(len(rules.daily_not_ready_s)):
         severity = DAILY_SEVERITIES[min(level, len(DAILY_SEVERITIES) - 1)]
         keys.append((ViolationKind.NOT_READY_DAILY_EXCEEDED.value, severity))
+    if config.roster.shifts:
+        roster = config.roster.severity
+        keys.append((ViolationKind.LATE_LOGIN.value, roster))
+        keys.append((ViolationKind.EARLY_LOGOUT.value, roster))
     return keys
 
 
@@ -515,7 +519,7 @@ class FloorCollector(Collector):
         )
 
     def _agents(self, fam: _Fams, view: FloorReader, floor: _Floor) -> None:
-        """Per-agent series (only when enabled: 6+ series per agent)."""
+        """Per-agent series (only when enabled: 10+ series per agent)."""
         now = view.as_of
         cache = self._agent_labels
         info_add = fam["callfloor_agent_info"].add
@@ -524,6 +528,10 @@ class FloorCollector(Collector):
         nr_add = fam["callfloor_agent_not_ready_today_seconds"].add
         answered_add = fam["callfloor_agent_answered_today"].add
         missed_add = fam["callfloor_agent_missed_today"].add
+        handled_add = fam["callfloor_agent_handled_today"].add
+        aht_add = fam["callfloor_agent_aht_today_seconds"].add
+        offered_add = fam["callfloor_agent_offered_today"].add
+        rate_add = fam["callfloor_agent_answer_today_ratio"].add
         for name, a in floor.agents.items():
             info = view.agent_info(name, names=NamePolicy.SHOW)
             if info is None:  # listed in the document, so never at one clock
@@ -538,6 +546,13 @@ class FloorCollector(Collector):
             nr_add("callfloor_agent_not_ready_today_seconds", plain, a.not_ready_today_s)
             answered_add("callfloor_agent_answered_today", plain, a.answered_today)
             missed_add("callfloor_agent_missed_today", plain, a.missed_today)
+            handled_add("callfloor_agent_handled_today", plain, a.handled_today)
+            offered_add("callfloor_agent_offered_today", plain, a.offered_today)
+            # Null figures are left out (never NaN), like window rates.
+            if a.aht_today_s is not None:
+                aht_add("callfloor_agent_aht_today_seconds", plain, a.aht_today_s)
+            if a.answer_rate_today is not None:
+                rate_add("callfloor_agent_answer_today_ratio", plain, a.answer_rate_today)
         _forget_missing(cache, floor.agents)
 
 

@@ -154,15 +154,23 @@ class AgentTrack:
     __slots__ = (
         "answers",
         "base",
+        "carried_at",
+        "carried_from",
+        "carried_gap",
         "codes",
         "ends",
         "fold",
+        "handled_at",
+        "handled_s",
         "marks",
         "misses",
         "name",
+        "offers",
         "payload_index",
         "payloads",
         "pending",
+        "roster_cache",
+        "roster_changed",
         "ts",
     )
 
@@ -178,12 +186,38 @@ class AgentTrack:
         self.fold = AgentFold(site)  # after ts[-1]
         self.answers = array("d")  # times of its non-orphaned call_answered, ascending
         self.misses = array("d")  # times of its call_missed, ascending
+        # Offers (``offered_today``): a call_routed to the agent, or a non-orphaned
+        # call_answered by it with no ring before it; times ascending.
+        self.offers = array("d")
+        # Answers that took up an earlier ring of the same call: answer times (ascending)
+        # and the ring's time, aligned. An answer just after midnight whose ring was
+        # before it is an offer of the new day too (see derive.agent_offered_today).
+        self.carried_at = array("d")
+        self.carried_from = array("d")
+        # The longest ring-to-answer gap among them (never lowered): a read scans only
+        # the answers that gap after midnight (see derive.agent_offered_today).
+        self.carried_gap = 0.0
         self.ends: list[CallEnd] = []  # by ended_at
+        # Completed call ends live retention dropped from ``ends``: their ``ended_at``
+        # (ascending) and handle time, aligned, kept for ``handled_today``.
+        self.handled_at = array("d")
+        self.handled_s = array("d")
         self.pending: list[CallEnd] = _NOTHING_PENDING  # ends whose handling is undecided
         # Folds of history prefixes, (index, fold of ts[:index]), made by late events'
         # re-folds (see refold_late); None until one, and again whenever the history's
         # indices or the fold's lists change otherwise (retention).
         self.marks: list[Mark] | None = None
+        # Roster episodes and the history they were worked out from (see derive.py).
+        # (zone, first instant known), the day read, episodes per shift.
+        self.roster_cache: (
+            tuple[
+                tuple[str, float],
+                float,
+                dict[tuple[float, float], list[tuple[str, float, float]]],
+            ]
+            | None
+        ) = None
+        self.roster_changed = float("inf")  # the earliest entry added since (see derive.py)
 
     def add_pending(self, end: CallEnd) -> None:
         """Note a call end whose handling is undecided."""
@@ -641,6 +675,29 @@ def _first_not_wrap(track: AgentTrack) -> float | None:
         if track.state_at(j) != WRAP_UP:
             return ts[j]
     return None
+
+
+def add_carried(track: AgentTrack, answered_at: float, offered_at: float) -> None:
+    """Note an answer at ``answered_at`` whose ring was at ``offered_at``."""
+    at = track.carried_at
+    i = bisect_right(at, answered_at)
+    at.insert(i, answered_at)
+    track.carried_from.insert(i, offered_at)
+    gap = answered_at - offered_at
+    if gap > track.carried_gap:
+        track.carried_gap = gap
+
+
+def take_carried(track: AgentTrack, answered_at: float, offered_at: float) -> None:
+    """Forget one such answer (a late event showed it otherwise)."""
+    at = track.carried_at
+    i = bisect_left(at, answered_at)
+    while i < len(at) and at[i] == answered_at:
+        if track.carried_from[i] == offered_at:
+            del at[i]
+            del track.carried_from[i]
+            return
+        i += 1
 
 
 def count_between(times: array[float], start: float, end: float) -> int:

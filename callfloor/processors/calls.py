@@ -206,6 +206,14 @@ class Effects:
         """An agent missed a call offered to it."""
         raise NotImplementedError
 
+    def offer(self, agent: str, t: float) -> None:
+        """A call was offered to an agent (for its ``offered_today``)."""
+        raise NotImplementedError
+
+    def carry(self, agent: str, offered_at: float, answered_at: float) -> None:
+        """An agent answered a call rung to it earlier (its offer is the ring)."""
+        raise NotImplementedError
+
     def end(self, agent: str, end: CallEnd) -> None:
         """An agent's conversation ended: its handling is to be decided."""
         raise NotImplementedError
@@ -225,6 +233,32 @@ class Effects:
 
 
 PolicyAt = Callable[[str, int], QueuePolicy]
+
+
+_AGENT_KINDS: Final = frozenset((ROUTED, MISSED, ANSWERED_EV))
+
+
+def _ring_before(call: CallTrack, t: float, agent: str) -> float | None:
+    """The time of the ring (``call_routed``) an answer at ``t`` by ``agent`` takes up:
+    the agent's latest event on this call before the answer, if that is a ring (a miss
+    or another answer in between means the ring was not this answer's). The answer is
+    in the history already (in time order, arrival order breaking ties); events after
+    it are not consulted."""
+    events = call.events
+    i = len(events) - 1
+    while i >= 0 and events[i][0] > t:  # the answer is usually the last entry
+        i -= 1
+    skipped = False
+    while i >= 0:
+        et, _, kind, name, _ = events[i]
+        i -= 1
+        if name != agent or kind not in _AGENT_KINDS:
+            continue
+        if kind == ANSWERED_EV and et == t and not skipped:
+            skipped = True  # the answer itself
+            continue
+        return et if kind == ROUTED else None
+    return None
 
 
 class CallFold:
@@ -254,9 +288,9 @@ class CallFold:
         elif kind == MISSED:
             assert name is not None
             self.fx.miss(name, t)
-        else:  # ROUTED: offered to an agent; no counted metric depends on it
+        else:  # ROUTED: offered to an agent (its offered_today)
             assert name is not None
-            self.fx.touch(name)
+            self.fx.offer(name, t)
 
     # ------------------------------------------------------------------ leg transitions
 
@@ -318,6 +352,11 @@ class CallFold:
         else:
             call.convs = [conv]
         self.fx.answer(agent, t)
+        rung = _ring_before(call, t, agent)
+        if rung is None:
+            self.fx.offer(agent, t)  # answered with no ring: the answer is the offer
+        elif rung < t:
+            self.fx.carry(agent, rung, t)
         early = self._claim(call, t, _CONVERSATION_ENDS)
         if early is not None:
             self.fx.orphan(-1)
@@ -411,5 +450,5 @@ ON_EVENT: Final[dict[int, tuple[str, str]]] = {
     DEQUEUED_EV: ("leg dequeued", "orphaned"),
     ENDED: ("conversation ends (not the leg)", "orphaned without a conversation"),
     MISSED: ("counts for the agent", "counts for the agent"),
-    ROUTED: ("nothing counted", "nothing counted"),
+    ROUTED: ("an offer to the agent", "an offer to the agent"),
 }

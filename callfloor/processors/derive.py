@@ -6,10 +6,12 @@ reader sees and what a change set reports are the same computation.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING
 
 from callfloor.processors.agents import AgentTrack, CallEnd, count_between
+from callfloor.processors.roster import Episode, Span, at_clock, span_episodes
 from callfloor.processors.violations import (
     Violation,
     counts_not_ready,
@@ -43,6 +45,33 @@ def agent_today_counts(proc: FloorProcessor, track: AgentTrack, t: float) -> tup
     return count_between(track.answers, day, t), count_between(track.misses, day, t)
 
 
+def agent_offered_today(proc: FloorProcessor, track: AgentTrack, t: float) -> int:
+    """``offered_today`` at ``t``: calls routed to or answered by the agent since the
+    site-local midnight (of its current site).
+
+    An offer is a ``call_routed`` to the agent, or a non-orphaned ``call_answered`` by
+    it that took up no ring; an answer that took up a ring before midnight is an offer
+    of the new day too, so ``answered_today`` never exceeds ``offered_today``.
+    """
+    day = proc.calendar(track.fold.site).day_start(t)
+    n = count_between(track.offers, day, t)
+    at = track.carried_at
+    if at:
+        came_from = track.carried_from
+        # Only answers within the longest ring-to-answer gap after midnight can have
+        # rung before it.
+        hi = bisect_right(at, min(t, day + track.carried_gap))
+        for i in range(bisect_left(at, day), hi):
+            if came_from[i] < day:
+                n += 1
+    return n
+
+
+def answer_rate(answered: int, offered: int) -> float | None:
+    """``answer_rate_today``: answered / offered, None when nothing was offered."""
+    return answered / offered if offered else None
+
+
 def _ended_at(end: CallEnd) -> float:
     return end.ended_at
 
@@ -57,16 +86,19 @@ def agent_handled_today(proc: FloorProcessor, track: AgentTrack, t: float) -> tu
     ends = track.ends
     # ends are ordered by ended_at: the day's start at a bisection.
     lo = bisect_left(ends, day, key=_ended_at)
-    n = 0
-    total = 0.0
+    times: list[float] = []
     for end in ends[lo:]:
         if end.ended_at > t:
             break
         done = end.done_at
         if done is not None and done <= t:
-            n += 1
-            total += end.handle_s()
-    return n, total
+            times.append(end.handle_s())
+    at = track.handled_at
+    if at:
+        # Ends live retention settled (completed before its horizon, so before ``t``).
+        times += track.handled_s[bisect_left(at, day) : bisect_right(at, t)]
+    # fsum: the same total whichever ends retention moved (exactly rounded).
+    return len(times), math.fsum(times)
 
 
 def agent_violations(proc: FloorProcessor, track: AgentTrack, t: float) -> list[Violation]:
@@ -88,6 +120,8 @@ def agent_violations(proc: FloorProcessor, track: AgentTrack, t: float) -> list[
     misses = track.misses
     if len(misses) >= rules.missed_calls_max > 0:
         out += missed_violations(misses, rules.missed_calls_max, rules.missed_calls_window_s, t)
+    if proc.roster:
+        out += agent_roster_violations(proc, track, t)
     return out
 
 
@@ -120,4 +154,69 @@ def next_transition(proc: FloorProcessor, track: AgentTrack, t: float) -> float 
         i = bisect_right(misses, t - window)
         if i < len(misses):
             candidates.append(misses[i] + window)
+    if proc.roster and track.fold.known:
+        # A shift's start + grace, or its end (see roster.py).
+        boundary = proc.roster.next_boundary(track.name, cal.tz, t, strict=True)
+        if boundary is not None:
+            candidates.append(boundary)
     return min(candidates) if candidates else None
+
+
+def agent_roster_violations(proc: FloorProcessor, track: AgentTrack, t: float) -> list[Violation]:
+    """The agent's ``late_login`` and ``early_logout`` started by ``t`` (see roster.py).
+
+    Shifts are looked at from the site-local day of the agent's first retained
+    ``agent_state`` (what came before it is not known), in its current site's zone.
+    """
+    roster = proc.roster
+    name = track.name
+    if not roster.has(name):
+        return []
+    base = track.base
+    ts = track.ts
+    if base.known:
+        lo = base.last_ts
+        before = base.state
+    elif ts:
+        lo = ts[0]
+        before = None
+    else:
+        return []
+    if t < lo:
+        return []
+    cal = proc.calendar(track.fold.site)
+    today = cal.day_start(t)
+    config = roster.config
+    # Each shift's episodes change only with the history from some instant on (the
+    # engine notes the earliest entry added since, ``roster_changed``): reads in
+    # between (every scrape, every change set) reuse them, and a read after an appended
+    # event looks only at what came since.
+    where = (cal.tz.key, lo)
+    changed = track.roster_changed
+    track.roster_changed = float("inf")
+    cached = track.roster_cache
+    known: dict[Span, list[Episode]]
+    if cached is not None and cached[0] == where:
+        known = cached[2]
+        if cached[1] == today and changed == float("inf"):
+            out: list[Violation] = []
+            for episodes in known.values():
+                out += at_clock(episodes, config.severity, t)
+            return out
+    else:
+        known = {}
+        changed = float("-inf")
+    first_day = cal.day_start(lo)
+    grace = config.grace_login_s
+    out = []
+    fresh: dict[Span, list[Episode]] = {}
+    for span in roster.spans(name, cal.tz, lo, t):
+        if span[1] <= lo or span[0] + grace < first_day:
+            continue  # before what the history tells
+        old = known.get(span)
+        if old is None or changed < span[1]:
+            old = span_episodes(span, ts, track.state_at, before, config, old, changed)
+        fresh[span] = old
+        out += at_clock(old, config.severity, t)
+    track.roster_cache = (where, today, fresh)
+    return out

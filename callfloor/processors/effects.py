@@ -17,6 +17,7 @@ from callfloor.events import CallQueued
 from callfloor.processors.agents import (
     AgentTrack,
     CallEnd,
+    add_carried,
     decide_handling,
     ended_at_of,
 )
@@ -126,6 +127,21 @@ class FloorEffects(Effects):
             insort(misses, t)
         if self.changes:
             self.tracker.dirty.add(agent)
+
+    def offer(self, agent: str, t: float) -> None:
+        """Count an offer for the agent's ``offered_today``."""
+        track = self._agent(agent)
+        offers = track.offers
+        if not offers or t >= offers[-1]:
+            offers.append(t)
+        else:
+            insort(offers, t)
+        if self.changes:
+            self.tracker.dirty.add(agent)
+
+    def carry(self, agent: str, offered_at: float, answered_at: float) -> None:
+        """Note an answer that took up an earlier ring (see ``AgentTrack.carried_at``)."""
+        add_carried(self._agent(agent), answered_at, offered_at)
 
     def end(self, agent: str, end: CallEnd) -> None:
         """An agent's conversation ended: decide its handling from the agent's history."""

@@ -59,13 +59,14 @@ from callfloor.processors.calls import (
 )
 from callfloor.processors.changes import ChangeTracker
 from callfloor.processors.dedup import Deduplicator
-from callfloor.processors.effects import FloorEffects
+from callfloor.processors.effects import T_LEG_MISS, FloorEffects
 from callfloor.processors.late import refold_call
 from callfloor.processors.limits import (
     Refusal,
 )
 from callfloor.processors.queues import QueueState, SiteState, wait_bounds
-from callfloor.processors.timers import AT, KEY, TOKEN, Timer, TimerHeap
+from callfloor.processors.roster import Roster
+from callfloor.processors.timers import AT, KEY, KIND, T_SHIFT, TOKEN, Timer, TimerHeap
 from callfloor.processors.views import AlertView, ChangeSet
 from callfloor.processors.windows import Deltas
 
@@ -152,6 +153,17 @@ class FloorProcessor(FloorEffects):
         self.calls: dict[str, CallTrack] = {}
         self.agents: dict[str, AgentTrack] = {}
         self.timers = TimerHeap()
+        # Roster shifts (SPEC §4): their violations are derived at read time; a timer
+        # per rostered agent at its next shift boundary makes the clock notice them at
+        # the exact instant (the deadline of each agent's pending timer, by name).
+        self.roster = Roster(config.roster)
+        self.shift_timers: dict[str, float] = {}
+        self._rostered = bool(self.roster)  # read per agent_state
+        # What a due timer does, by its kind.
+        self._on_timer: dict[int, Callable[[Timer], None]] = {
+            T_LEG_MISS: self._fire_leg_miss,
+            T_SHIFT: self._fire_shift,
+        }
         self.n_waiting = 0  # open legs in all queues ([limits] max_open_calls)
         self.queue_seen: dict[str, float] = {}  # last activity of each queue (event time)
         self.agent_seen: dict[str, float] = {}  # last activity of each agent (event time)
@@ -378,7 +390,9 @@ class FloorProcessor(FloorEffects):
             if at > self.clock:
                 self.clock = at
             self._version += 1
-            self._fire_leg_miss(timer)
+            fire = self._on_timer.get(timer[KIND])
+            if fire is not None:
+                fire(timer)
         if t > self.clock:
             self.clock = t
         if self.live:
@@ -402,6 +416,27 @@ class FloorProcessor(FloorEffects):
             return
         leg.missed = True
         self.record(leg.queue, timer[AT], D_MISS, -1, HIST_NONE, True)
+
+    def _fire_shift(self, timer: Timer) -> None:
+        """A rostered agent's shift boundary: its violations change now."""
+        name = timer[KEY]
+        at = timer[AT]
+        if self.shift_timers.get(name) != at:
+            return  # superseded
+        del self.shift_timers[name]
+        if self.changes:
+            self.tracker.dirty.add(name)
+        self._schedule_shift(name, at)
+
+    def _schedule_shift(self, name: str, after: float) -> None:
+        """Set the agent's timer at its next shift boundary after ``after``."""
+        track = self.agents.get(name)
+        if track is None or not track.fold.known:
+            return
+        at = self.roster.next_boundary(name, self.calendar(track.fold.site).tz, after, strict=True)
+        if at is not None:
+            self.shift_timers[name] = at
+            self.timers.schedule(at, T_SHIFT, name, at, strict=False)
 
     # ================================================================ sites and queues
 
@@ -583,6 +618,8 @@ class FloorProcessor(FloorEffects):
             track.insert(t, code)
             f = track.fold = refold_late(track, p, self.rules, self.calendar)
             self._redecide(track, ends_near(track, p))
+        if t < track.roster_changed:
+            track.roster_changed = t  # roster episodes from here on are worked out again
         new_state = f.state
         if not known or old_state != new_state or old_group is not f.group or old_site != f.site:
             # Agent counts per queue list and per site follow the agent's state (the
@@ -603,6 +640,8 @@ class FloorProcessor(FloorEffects):
             counts[new_state] = counts.get(new_state, 0) + 1
         if self.changes:
             self.tracker.dirty.add(name)
+        if self._rostered and name not in self.shift_timers and self.roster.has(name):
+            self._schedule_shift(name, self.clock if self.clock > t else t)
         return True
 
     def _agent_moved(

@@ -18,7 +18,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from callfloor.events import CallQueued
-from callfloor.processors.agents import CallEnd, ended_at_of
+from callfloor.processors.agents import CallEnd, ended_at_of, take_carried
 from callfloor.processors.calls import (
     D_MISS,
     HIST_NONE,
@@ -39,12 +39,24 @@ Record = tuple[str, float, Deltas, int, int]  # queue, x, deltas, wait µs, hist
 class Collect(Effects):
     """Effects collected instead of applied: one side of a late event's difference."""
 
-    __slots__ = ("answers", "dups", "ends", "misses", "orphans", "records", "touched")
+    __slots__ = (
+        "answers",
+        "carried",
+        "dups",
+        "ends",
+        "misses",
+        "offers",
+        "orphans",
+        "records",
+        "touched",
+    )
 
     def __init__(self) -> None:
         self.records: list[Record] = []
         self.answers: list[tuple[str, float]] = []
         self.misses: list[tuple[str, float]] = []
+        self.offers: list[tuple[str, float]] = []
+        self.carried: list[tuple[str, float, float]] = []
         self.ends: list[tuple[str, CallEnd]] = []
         self.touched: list[str] = []
         self.orphans = 0
@@ -67,6 +79,12 @@ class Collect(Effects):
     def miss(self, agent: str, t: float) -> None:
         self.misses.append((agent, t))
 
+    def offer(self, agent: str, t: float) -> None:
+        self.offers.append((agent, t))
+
+    def carry(self, agent: str, offered_at: float, answered_at: float) -> None:
+        self.carried.append((agent, offered_at, answered_at))
+
     def end(self, agent: str, end: CallEnd) -> None:
         self.ends.append((agent, end))
 
@@ -87,6 +105,9 @@ def fold_collect(
     fold = CallFold(fx, proc.policy_at)
     tmp = CallTrack(call_id)
     for ev in events:
+        # The fold reads the history so far (an answer looks back for its ring), as the
+        # per-event path does.
+        tmp.events.append(ev)
         fold.step(tmp, ev)
     return fx, tmp
 
@@ -139,6 +160,21 @@ def refold_call(proc: FloorProcessor, call: CallTrack, old_events: list[CallEven
         for (agent, t), n in (Counter(new.misses) - Counter(old.misses)).items():
             for _ in range(n):
                 proc.miss(agent, t)
+    if old.offers != new.offers:
+        for (agent, t), n in (Counter(old.offers) - Counter(new.offers)).items():
+            _take(proc.agents[agent].offers, t, n)
+            proc.tracker.dirty.add(agent)
+        for (agent, t), n in (Counter(new.offers) - Counter(old.offers)).items():
+            for _ in range(n):
+                proc.offer(agent, t)
+    if old.carried != new.carried:
+        for (agent, o, a), n in (Counter(old.carried) - Counter(new.carried)).items():
+            for _ in range(n):
+                take_carried(proc.agents[agent], a, o)
+            proc.tracker.dirty.add(agent)
+        for (agent, o, a), n in (Counter(new.carried) - Counter(old.carried)).items():
+            for _ in range(n):
+                proc.carry(agent, o, a)
     for agent in new.touched:
         proc._agent(agent)
     # Call ends (their handling is the agents').

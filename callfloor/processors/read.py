@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Final
 from callfloor.processors.derive import (
     agent_handled_today,
     agent_not_ready_today,
+    agent_offered_today,
     agent_today_counts,
     agent_violations,
+    answer_rate,
     open_not_ready_since,
 )
 from callfloor.processors.erlang import least_agents_c, service_level_c
@@ -415,6 +417,8 @@ class FloorReader:
         f = track.fold
         assert f.state is not None
         answered, missed = agent_today_counts(proc, track, now)
+        handled, handle_s = agent_handled_today(proc, track, now)
+        offered = agent_offered_today(proc, track, now)
         return AgentView(
             state=AgentStateName(f.state),
             reason=f.reason,
@@ -422,6 +426,10 @@ class FloorReader:
             not_ready_today_s=agent_not_ready_today(proc, track, now),
             answered_today=answered,
             missed_today=missed,
+            handled_today=handled,
+            aht_today_s=handle_s / handled if handled else None,
+            offered_today=offered,
+            answer_rate_today=answer_rate(answered, offered),
         )
 
     def agent(self, name: str) -> AgentView | None:
@@ -466,6 +474,10 @@ class FloorReader:
             not_ready_today_s=view.not_ready_today_s,
             answered_today=view.answered_today,
             missed_today=view.missed_today,
+            handled_today=view.handled_today,
+            aht_today_s=view.aht_today_s,
+            offered_today=view.offered_today,
+            answer_rate_today=view.answer_rate_today,
             violations=self.violations(agent=name),
         )
 

@@ -16,7 +16,7 @@ Replay keeps everything (it is exact for any order of its input).
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING, Final
 
 from callfloor.processors.agents import EMPTY_BASE, AgentTrack, Payload, step
@@ -146,6 +146,11 @@ def _prune_agent(
             if end.done_at is not None:
                 if end.done_at >= horizon:
                     kept.append(end)
+                elif end.ended_at >= keep_from:
+                    # Settled for good: only handled_today still reads it.
+                    i = bisect_right(track.handled_at, end.ended_at)
+                    track.handled_at.insert(i, end.ended_at)
+                    track.handled_s.insert(i, end.handle_s())
             elif end.ended_at >= horizon:
                 kept.append(end)
             else:
@@ -153,10 +158,18 @@ def _prune_agent(
                 if end in track.pending:
                     track.pending.remove(end)
         track.ends = kept
-    for times in (track.answers, track.misses):
+    for times in (track.answers, track.misses, track.offers):
         k = bisect_left(times, keep_from)
         if k:
             del times[:k]
+    k = bisect_left(track.handled_at, keep_from)
+    if k:
+        del track.handled_at[:k]
+        del track.handled_s[:k]
+    k = bisect_left(track.carried_at, keep_from)
+    if k:
+        del track.carried_at[:k]
+        del track.carried_from[:k]
     for fold in (track.base, track.fold):
         if fold is EMPTY_BASE:
             continue

@@ -115,6 +115,12 @@ class AgentS(msgspec.Struct, array_like=True):
     answers: bytes
     misses: bytes
     ends: list[CallEndS]
+    # Absent in checkpoints written before offers were kept (decoded as none).
+    offers: bytes = b""
+    carried_at: bytes = b""
+    carried_from: bytes = b""
+    handled_at: bytes = b""
+    handled_s: bytes = b""
 
 
 class WindowsS(msgspec.Struct, array_like=True):

@@ -81,6 +81,7 @@ from callfloor.processors.schema import (
     ViolationS,
     WindowsS,
 )
+from callfloor.processors.timers import T_SHIFT
 from callfloor.processors.violations import NRDay, Violation
 from callfloor.processors.windows import NFIELDS, QueueWindows, _Day
 
@@ -449,6 +450,11 @@ def _agent_s(a: AgentTrack) -> AgentS:
             CallEndS(e.call_id, e.queue, e.answered_at, e.ended_at, e.done_at, e.attached)
             for e in a.ends
         ],
+        _doubles(a.offers),
+        _doubles(a.carried_at),
+        _doubles(a.carried_from),
+        _doubles(a.handled_at),
+        _doubles(a.handled_s),
     )
 
 
@@ -741,6 +747,8 @@ def restore_floor(
     for a in s.agents:
         proc.agents[a.name] = _restore_agent(proc, a, intern)
     proc.timers.restore(s.timers)
+    # Each rostered agent's pending shift timer (the engine fires only the listed one).
+    proc.shift_timers = {e[4]: e[0] for e in s.timers if e[3] == T_SHIFT}
     proc.ids.current = set(s.ids_current)
     proc.ids.previous = set(s.ids_previous)
     proc.ids._rotate_at = s.ids_rotate_at
@@ -831,6 +839,14 @@ def _restore_agent(
     track.fold = _fold(a.fold, intern)
     track.answers = _undoubles(a.answers)
     track.misses = _undoubles(a.misses)
+    track.offers = _undoubles(a.offers)
+    track.carried_at = _undoubles(a.carried_at)
+    track.carried_from = _undoubles(a.carried_from)
+    track.handled_at = _undoubles(a.handled_at)
+    track.handled_s = _undoubles(a.handled_s)
+    track.carried_gap = max(
+        (x - y for x, y in zip(track.carried_at, track.carried_from, strict=True)), default=0.0
+    )
     for e in a.ends:
         end = CallEnd(e.call_id, e.queue, e.answered_at, e.ended_at)
         end.done_at = e.done_at

@@ -1,4 +1,5 @@
-"""Deadlines in a heap (today: a waiting leg passing its service-level threshold).
+"""Deadlines in a heap: a waiting leg passing its service-level threshold, a rostered
+agent's shift boundary.
 
 Entries are plain tuples ``(at, strict, seq, kind, key, token)`` rather than callbacks
 or objects, so the heap is serialisable with the rest of the processor state and
@@ -19,6 +20,10 @@ AT: Final = 0
 KIND: Final = 3
 KEY: Final = 4
 TOKEN: Final = 5
+
+# Kinds (the engine dispatches a due timer by its kind). 0 is a waiting leg passing its
+# service-level threshold (``effects.T_LEG_MISS``).
+T_SHIFT: Final = 1  # a rostered agent's shift boundary (key: the agent)
 
 
 class TimerHeap:

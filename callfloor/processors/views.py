@@ -35,6 +35,8 @@ class ViolationKind(StrEnum):
     NOT_READY_DAILY_EXCEEDED = "not_ready_daily_exceeded"
     MISSED_CALLS_EXCEEDED = "missed_calls_exceeded"
     STALE_AGENT = "stale_agent"
+    LATE_LOGIN = "late_login"
+    EARLY_LOGOUT = "early_logout"
 
 
 class Severity(StrEnum):
@@ -143,6 +145,11 @@ class AgentView(msgspec.Struct, kw_only=True):
     not_ready_today_s: float
     answered_today: int
     missed_today: int
+    # After SPEC §7's six: handling and offers since the site-local midnight.
+    handled_today: int
+    aht_today_s: float | None  # mean handle time of handled_today; None when 0
+    offered_today: int  # calls routed to or answered by the agent
+    answer_rate_today: float | None  # answered_today / offered_today; None when 0
 
 
 class ViolationView(msgspec.Struct, kw_only=True):
@@ -233,6 +240,11 @@ class AgentDetail(msgspec.Struct, kw_only=True):
     not_ready_today_s: float
     answered_today: int
     missed_today: int
+    # After SPEC §7's six: handling and offers since the site-local midnight.
+    handled_today: int
+    aht_today_s: float | None  # mean handle time of handled_today; None when 0
+    offered_today: int  # calls routed to or answered by the agent
+    answer_rate_today: float | None  # answered_today / offered_today; None when 0
     violations: list[ViolationView]
 
 

@@ -25,11 +25,16 @@ def test_writes_the_committed_boards_from_the_deploy_config_without_its_secrets(
     tmp_path: Path,
 ) -> None:
     """With deploy/callfloor.toml (whose write token is env:CALLFLOOR_TOKEN, unset here)
-    it writes the three boards, byte for byte the committed ones, and lists them."""
+    it writes the four boards, byte for byte the committed ones, and lists them."""
     done = _run("--out", str(tmp_path), "--config", str(ROOT / "deploy" / "callfloor.toml"))
     assert done.returncode == 0, done.stderr
     written = sorted(p.name for p in tmp_path.iterdir())
-    assert written == ["callfloor-agents.json", "callfloor-floor.json", "callfloor-operations.json"]
+    assert written == [
+        "callfloor-agents.json",
+        "callfloor-alerts.json",
+        "callfloor-floor.json",
+        "callfloor-operations.json",
+    ]
     assert sorted(Path(line).name for line in done.stdout.split()) == written
     for name in written:
         committed = ROOT / "deploy" / "grafana" / "dashboards" / name

@@ -132,3 +132,30 @@ def test_ended_violations_leave_the_per_agent_series() -> None:
     proc.apply(decode(ev("agent_state", B + 700, agent="a1", state="available")))
     fams = scrape(proc)
     assert [s["agent"] for s in samples(fams, "callfloor_violations_active")] == ["a2"]
+
+
+def test_per_agent_day_figures_when_enabled() -> None:
+    """Handled, AHT, offered and answer rate today per agent; null figures are absent."""
+    events = [
+        ev("agent_state", B, agent="a1", state="available"),
+        ev("agent_state", B, agent="a2", state="available"),
+        ev("call_queued", B + 1, call_id="c1", queue="q"),
+        ev("call_routed", B + 2, call_id="c1", agent="a1"),
+        ev("call_missed", B + 12, call_id="c1", agent="a1"),
+        ev("call_routed", B + 13, call_id="c1", agent="a1"),
+        ev("call_answered", B + 15, call_id="c1", agent="a1"),
+        ev("call_ended", B + 75, call_id="c1", agent="a1"),
+        ev("agent_state", B + 75, agent="a1", state="available"),
+    ]
+    proc = processor(events, config(_ON))
+    proc.tick(B + 100)
+    fams = scrape(proc)
+    a1 = {"agent": "a1", "team": ""}
+    a2 = {"agent": "a2", "team": ""}
+    assert value(fams, "callfloor_agent_offered_today", **a1) == 2
+    assert value(fams, "callfloor_agent_answer_today_ratio", **a1) == 0.5
+    assert value(fams, "callfloor_agent_handled_today", **a1) == 1
+    assert value(fams, "callfloor_agent_aht_today_seconds", **a1) == 60
+    assert value(fams, "callfloor_agent_offered_today", **a2) == 0
+    assert value(fams, "callfloor_agent_answer_today_ratio", **a2) is None
+    assert value(fams, "callfloor_agent_aht_today_seconds", **a2) is None

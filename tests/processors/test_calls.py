@@ -54,6 +54,8 @@ class Recorder(Effects):
         self.misses: list[tuple[str, float]] = []
         self.ends: list[tuple[str, CallEnd]] = []
         self.touched: list[str] = []
+        self.offers: list[tuple[str, float]] = []
+        self.carried: list[tuple[str, float, float]] = []
         self.orphans = 0
         self.dups = 0
 
@@ -79,6 +81,12 @@ class Recorder(Effects):
 
     def touch(self, agent: str) -> None:
         self.touched.append(agent)
+
+    def offer(self, agent: str, t: float) -> None:
+        self.offers.append((agent, t))
+
+    def carry(self, agent: str, offered_at: float, answered_at: float) -> None:
+        self.carried.append((agent, offered_at, answered_at))
 
     def orphan(self, n: int) -> None:
         self.orphans += n
@@ -119,6 +127,7 @@ def fold(*events: tuple[float, int, str | None]) -> tuple[Recorder, CallTrack]:
     source = history(*events)
     state = CallTrack("c")
     for entry in source.events:
+        state.events.append(entry)  # the fold reads the history so far
         folder.step(state, entry)
     return fx, state
 
@@ -329,10 +338,30 @@ def test_call_missed_always_counts_for_its_agent() -> None:
     assert fx.misses == [("a", T0), ("b", T0 + 2)] and fx.orphans == 0
 
 
-def test_call_routed_counts_nothing_but_names_the_agent() -> None:
-    """call_routed makes its agent exist and counts nothing."""
+def test_call_routed_offers_the_call_to_its_agent_and_counts_nothing_in_the_queue() -> None:
+    """call_routed is an offer to its agent (offered_today); the queue counts nothing."""
     fx, _ = fold(queued(T0), (T0 + 1, ROUTED, "a"))
-    assert fx.touched == ["a"] and fx.totals() == {"offered": 1}
+    assert fx.offers == [("a", T0 + 1)] and fx.totals() == {"offered": 1}
+
+
+def test_answer_takes_up_the_ring_before_it() -> None:
+    """A ring then its answer is one offer (the ring), the answer carried from it."""
+    fx, _ = fold(queued(T0), (T0 + 1, ROUTED, "a"), answered(T0 + 4, "a"))
+    assert fx.offers == [("a", T0 + 1)] and fx.carried == [("a", T0 + 1, T0 + 4)]
+
+
+def test_answer_without_a_ring_is_its_own_offer() -> None:
+    """An answer with no ring, or after a missed ring, is an offer of its own."""
+    fx, _ = fold(queued(T0), answered(T0 + 4, "a"))
+    assert fx.offers == [("a", T0 + 4)] and fx.carried == []
+    fx, _ = fold(queued(T0), (T0 + 1, ROUTED, "a"), (T0 + 9, MISSED, "a"), answered(T0 + 12, "a"))
+    assert fx.offers == [("a", T0 + 1), ("a", T0 + 12)] and fx.carried == []
+
+
+def test_ring_to_another_agent_is_not_taken_up() -> None:
+    """A ring to agent b is b's offer; a's answer is its own."""
+    fx, _ = fold(queued(T0), (T0 + 1, ROUTED, "b"), answered(T0 + 4, "a"))
+    assert fx.offers == [("b", T0 + 1), ("a", T0 + 4)] and fx.carried == []
 
 
 def test_call_ended_with_an_agent_ends_that_agents_conversation() -> None:
