@@ -326,7 +326,11 @@ class _Values:
 class AlertDriver:
     """Drives an :class:`AlertEngine` from a processor (see the module docstring)."""
 
-    def __init__(self, proc: FloorProcessor, engine: AlertEngine) -> None:
+    def __init__(
+        self, proc: FloorProcessor, engine: AlertEngine, *, follow_violations: bool | None = None
+    ) -> None:
+        """``follow_violations``: the engine keeps violation alerts (to notify them);
+        default: when the engine notifies."""
         self.proc = proc
         self.engine = engine
         self.reader = FloorReader(proc)
@@ -359,7 +363,11 @@ class AlertDriver:
         self.snapshots: list[_Snapshot] = []
         self.rederivations = 0
         self.rederivations_skipped = 0
-        self.agents_watched = bool(self.violation_rules) or any(
+        # Violation alerts are listed from the processor's violations at each read; the
+        # engine follows them only to notify (not in replay).
+        follow = engine.notify if follow_violations is None else follow_violations
+        self.notify_violations = bool(self.violation_rules) and follow
+        self.agents_watched = self.notify_violations or any(
             r.scope_kind == "agent" for r in self.rules
         )
         self.sites_watched = any(r.scope_kind == "site" for r in self.rules)
@@ -594,7 +602,7 @@ class AlertDriver:
             for name in sorted(agents):
                 if name in agents_known:
                     self._evaluate(AGENT, name, at, None)
-                    if self.violation_rules:
+                    if self.notify_violations:
                         self._schedule(AGENT, name, -1, self._violations(name, at))
 
     def _schedule(self, kind: int, name: str, index: int, at: float) -> None:
@@ -860,11 +868,11 @@ class AlertDriver:
         engine = AlertEngine(self.engine.rules, notify=False)
         if base.floor:
             fresh = decode_checkpoint(live.config, base.floor, live=live.live).processor
-            shadow = AlertDriver(fresh, engine)
+            shadow = AlertDriver(fresh, engine, follow_violations=self.notify_violations)
             shadow.load(msgspec.msgpack.decode(base.alerts, type=DriverState))
         else:
             fresh = FloorProcessor(live.config, live=live.live)
-            shadow = AlertDriver(fresh, engine)
+            shadow = AlertDriver(fresh, engine, follow_violations=self.notify_violations)
         for _, _, event in events[start:]:
             fresh.apply(event)
         fresh.tick(live.clock)
@@ -892,7 +900,7 @@ class AlertDriver:
         by_name = mine.by_name
         for fp, old in told.items():
             rule = by_name.get(old.rule)
-            if rule is None or rule.violation is not None:
+            if rule is None:
                 continue
             new = theirs.active.get(fp)
             if new is not None and new.state == "firing":
@@ -913,12 +921,7 @@ class AlertDriver:
                 mine._withdraw(old, rule)
         for fp, new in theirs.active.items():
             rule = by_name.get(new.rule)
-            if (
-                new.state == "firing"
-                and fp not in told
-                and rule is not None
-                and rule.violation is None
-            ):
+            if new.state == "firing" and fp not in told and rule is not None:
                 assert new.fired_at is not None
                 mine._emit(new, rule, Transition.FIRING, new.fired_at)
                 new.notified = True

@@ -559,7 +559,10 @@ class FloorReader:
         tracker = proc.tracker
         clock = proc.clock
         finite = math.isfinite(clock)
-        if finite:
+        if finite and not proc.changes:
+            # No change sets are drained from this processor (replay): bring the counts
+            # to the clock here. With change sets the drain does it each tick, and a
+            # read must not change what the next change set reports.
             tracker.update()
 
         def counts(table: dict[tuple[str, str], int]) -> list[ViolationCount]:
@@ -652,6 +655,7 @@ class FloorReader:
         p = q.policy
         origin = f"[queues.{name}]" if q.configured else f"the {q.channel} channel's default"
         window = self.board_window()
+        red = self._rule_bands(name, p, window)
         return TileThresholds(
             queue=name,
             bands=[
@@ -660,19 +664,50 @@ class FloorReader:
                     window=window,
                     target=p.sl_target,
                     warn=Band(op="<", value=p.sl_target, source=f"sl_target of {origin}"),
-                    red=None,
+                    red=red.get("service_level"),
                 ),
                 MetricBands(
                     metric="longest_wait_s",
                     window=None,
                     target=None,
                     warn=Band(op=">", value=p.sl_threshold_s, source=f"sl_threshold_s of {origin}"),
-                    red=None,
+                    red=red.get("longest_wait_s"),
                 ),
-                MetricBands(metric="abandon_rate", window=window, target=None, warn=None, red=None),
-                MetricBands(metric="waiting", window=None, target=None, warn=None, red=None),
+                MetricBands(
+                    metric="abandon_rate",
+                    window=window,
+                    target=None,
+                    warn=None,
+                    red=red.get("abandon_rate"),
+                ),
+                MetricBands(
+                    metric="waiting", window=None, target=None, warn=None, red=red.get("waiting")
+                ),
             ],
         )
+
+    def _rule_bands(self, queue: str, policy: QueuePolicy, window: str) -> dict[str, Band]:
+        """The red band of each tile metric: the first alert rule over the queue whose
+        first condition compares that metric (over the board's window, for rates) with a
+        number or the queue's own policy (a threshold that moves with other values, such
+        as twice the agents available, makes no fixed band)."""
+        out: dict[str, Band] = {}
+        for rule in self._proc.config.alerts.rules:
+            if rule.scope_kind != "queue" or not rule.conditions or not rule.covers(queue):
+                continue
+            cond = rule.conditions[0]
+            if cond.metric in out or cond.window not in (None, window):
+                continue
+            t = cond.threshold
+            if t.ref is None and t.constant is not None:
+                value = t.constant
+            elif t.ref in ("sl_target", "sl_threshold_s", "short_abandon_s") and t.window is None:
+                value = t.factor * float(getattr(policy, t.ref))
+            else:
+                continue
+            kind = "default rule" if rule.default else "rule"
+            out[cond.metric] = Band(op=cond.op, value=value, source=f"{kind} {rule.name}")
+        return out
 
     def _tile(self, q: QueueState, read: _QueueRead, k: int) -> QueueTile:
         """One queue's tile from its window sums (``k``: the board window's index)."""

@@ -88,7 +88,9 @@ async def test_the_support_tile_carries_its_thresholds_and_where_they_come_from(
         assert sl.target == 0.9 and sl.warn is not None
         assert (sl.warn.op, sl.warn.value) == ("<", 0.9)
         assert sl.warn.source == "sl_target of [queues.support]"
-        assert sl.red is None  # no alert rule yet: nothing turns red without one
+        # The default sl_low rule's threshold (the queue's target) is the red band.
+        assert sl.red is not None
+        assert (sl.red.op, sl.red.value, sl.red.source) == ("<", 0.9, "default rule sl_low")
         assert service.view.tile_thresholds("support") is not None
         assert service.view.tile_thresholds("nope") is None
 
