@@ -656,6 +656,10 @@ class FloorReader:
         origin = f"[queues.{name}]" if q.configured else f"the {q.channel} channel's default"
         window = self.board_window()
         red = self._rule_bands(name, p, window)
+        # A rule at the target itself adds no band: below the target stays amber.
+        sl_red = red.get("service_level")
+        if sl_red is not None and sl_red.op == "<" and sl_red.value >= p.sl_target:
+            del red["service_level"]
         return TileThresholds(
             queue=name,
             bands=[

@@ -88,9 +88,12 @@ async def test_the_support_tile_carries_its_thresholds_and_where_they_come_from(
         assert sl.target == 0.9 and sl.warn is not None
         assert (sl.warn.op, sl.warn.value) == ("<", 0.9)
         assert sl.warn.source == "sl_target of [queues.support]"
-        # The default sl_low rule's threshold (the queue's target) is the red band.
-        assert sl.red is not None
-        assert (sl.red.op, sl.red.value, sl.red.source) == ("<", 0.9, "default rule sl_low")
+        # The default sl_low rule is at the target itself: no red band beyond amber; the
+        # default longest_wait_high rule (twice the threshold) is the wait's red band.
+        assert sl.red is None
+        wait = next(b for b in support.thresholds if b.metric == "longest_wait_s")
+        assert wait.red is not None and wait.red.source == "default rule longest_wait_high"
+        assert (wait.red.op, wait.red.value) == (">", 2 * wait.warn.value)  # type: ignore[union-attr]
         assert service.view.tile_thresholds("support") is not None
         assert service.view.tile_thresholds("nope") is None
 
