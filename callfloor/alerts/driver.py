@@ -40,11 +40,26 @@ from callfloor.alerts.rules import POLICY_REFS, Condition, Rule, Threshold
 from callfloor.config import Config, parse_duration
 from callfloor.events import AgentState, Event
 from callfloor.processors.derive import agent_violations, next_transition
-from callfloor.processors.read import STAFFED_STATES, FloorReader, staffing, window_stats
+from callfloor.processors.read import (
+    STAFFED_STATES,
+    FloorReader,
+    service_level,
+    staffing,
+    window_stats,
+)
 from callfloor.processors.views import AlertView, WindowStats
-from callfloor.processors.windows import OFFERED
+from callfloor.processors.windows import (
+    ABANDONED,
+    ANSWERED,
+    COUNT_NAMES,
+    HANDLE_US,
+    HANDLED,
+    OFFERED,
+    WAIT_US,
+)
 
 if TYPE_CHECKING:
+    from callfloor.config import QueuePolicy
     from callfloor.processors.engine import FloorProcessor
 
 __all__ = ["AlertDriver", "DriverState", "attach_alerts"]
@@ -146,6 +161,9 @@ class _Snapshot(msgspec.Struct):
     alerts: bytes
 
 
+_FIELD: Final = {name: i for i, name in enumerate(COUNT_NAMES)}
+
+
 class _Compiled:
     """What one rule reads, worked out once: which changes concern it."""
 
@@ -214,17 +232,28 @@ class _Values:
         return got
 
     def _read_sums(self, label: str) -> tuple[list[int], int] | None:
+        """Sums over the window; the longest wait in it only when a rule reads it (-2:
+        not read)."""
         driver = self.driver
         now = self.now
         total: list[int] | None = None
         top = -1
+        need_max = driver.reads_max_wait
         for q in self.queues:
+            w = q.windows
             if label == "today":
-                sums, mx = q.windows.day(q.calendar.day_start(now))
+                sums, mx = w.day(q.calendar.day_start(now))
             elif label == "interval":
-                sums, mx = q.windows.between(q.calendar.interval_start(now), now, closed=True)
+                start = q.calendar.interval_start(now)
+                if need_max:
+                    sums, mx = w.between(start, now, closed=True)
+                else:
+                    sums, mx = w.log.between(start, now, True), -2
+            elif need_max:
+                sums, mx = w.window(now, driver.width_of(label))
             else:
-                sums, mx = q.windows.window(now, driver.width_of(label))
+                width = driver.width_of(label)
+                sums, mx = w.log.between(now - width, now), -2
             total = sums if total is None else [a + b for a, b in zip(total, sums, strict=True)]
             if mx > top:
                 top = mx
@@ -240,6 +269,28 @@ class _Values:
         else:
             formula = proc.site(self.name).config.sl_formula
         return window_stats(got[0], got[1], formula)
+
+    def _from_sums(self, metric: str, window: str, sums: list[int], max_us: int) -> float | None:
+        """One window metric from the window's sums (SPEC §3), without the others."""
+        if metric == "service_level":
+            if self.kind == QUEUE:
+                formula = self.queues[0].policy.sl_formula
+            else:
+                formula = self.driver.proc.site(self.name).config.sl_formula
+            return service_level(formula, sums)
+        if metric == "abandon_rate":
+            den = sums[ANSWERED] + sums[ABANDONED]
+            return sums[ABANDONED] / den if den > 0 else None
+        if metric == "asa_s":
+            return sums[WAIT_US] / sums[ANSWERED] / 1e6 if sums[ANSWERED] > 0 else None
+        if metric == "aht_s":
+            return sums[HANDLE_US] / sums[HANDLED] / 1e6 if sums[HANDLED] > 0 else None
+        if metric == "max_wait_s":
+            return max_us / 1e6 if max_us >= 0 else None
+        if metric == "arrival_rate_per_s":
+            width = self.driver.width(window, self.kind, self.name)
+            return sums[OFFERED] / width if width > 0 else None
+        return float(sums[_FIELD[metric]])
 
     def _counts(self) -> dict[str, int]:
         counts = self.counts
@@ -282,9 +333,9 @@ class _Values:
             return None if s15 is None else s15[0][OFFERED] / 900.0
         s60 = self._sums("60m")
         assert s15 is not None and s60 is not None
-        _, required, projected = staffing(self.queues[0].policy, s15[0], s60[0], counts)
         if metric == "required_agents":
-            return None if required is None else float(required)
+            return self.driver.required(self.name, self.queues[0].policy, s15[0], s60[0])
+        _, _, projected = staffing(self.queues[0].policy, s15[0], s60[0], counts)
         return projected
 
     def metric(self, metric: str, window: str | None) -> float | None:
@@ -295,15 +346,11 @@ class _Values:
         if window is None:
             value = self._live(metric)
         else:
-            stats = self.window(window)
-            if stats is None:
+            got = self._sums(window)
+            if got is None:
                 value = None
-            elif metric == "arrival_rate_per_s":
-                width = self.driver.width(window, self.kind, self.name)
-                value = stats.offered / width if width > 0 else None
             else:
-                raw = getattr(stats, metric)
-                value = None if raw is None else float(raw)
+                value = self._from_sums(metric, window, got[0], got[1])
         cache[key] = value
         return value
 
@@ -351,8 +398,14 @@ class AlertDriver:
         self._busy = False
         self._rules_of: dict[tuple[int, str], list[_Compiled]] = {}
         self._fingerprints: dict[tuple[int, str], str] = {}
+        self.reads_max_wait = any(
+            "max_wait_s" in (c.metric, c.threshold.ref) for r in self.rules for c in r.conditions
+        )
+        self._required: dict[str, tuple[tuple[object, ...], float | None]] = {}
         self._groups_seen = -1
         self._groups_of: dict[str, list[tuple[str, ...]]] = {}
+        self._before: tuple[bool, str | None, tuple[str, ...], str] | None = None
+        self._state_tests = self._tests_for_counts()
         self.late_events = 0
         self.evaluations = 0
         # Live: the events applied, in time order, so that a late one can re-derive the
@@ -377,6 +430,31 @@ class AlertDriver:
         proc.observer = self
 
     # ------------------------------------------------------------------ config helpers
+
+    def _tests_for_counts(self) -> list[Callable[[str | None], bool]]:
+        """One test per agent count the rules read (a state change matters to them only
+        if it changes one of these)."""
+        names: set[str] = set()
+        for r in self.rules:
+            for c in r.conditions:
+                names.add(c.metric)
+                if c.threshold.ref is not None:
+                    names.add(c.threshold.ref)
+            if r.clear is not None and r.clear.ref is not None:
+                names.add(r.clear.ref)
+        tests: list[Callable[[str | None], bool]] = []
+        staffed = frozenset(STAFFED_STATES)
+        busy = frozenset(("ringing", "on_call", "wrap_up"))
+        if names & {"agents_staffed", "projected_service_level"}:
+            tests.append(lambda s: s in staffed)
+        if "occupancy" in names:
+            tests.append(lambda s: s in busy)
+            tests.append(lambda s: s == "available")
+        for name in sorted(names):
+            if name.startswith("agents_") and name != "agents_staffed":
+                state = name.removeprefix("agents_")
+                tests.append(lambda s, state=state: s == state)
+        return tests
 
     def width_of(self, label: str) -> float:
         """The length of rolling window ``label`` (a configured label or a duration)."""
@@ -414,6 +492,20 @@ class AlertDriver:
             got = [c for c in self.compiled if c.rule.scope_kind == word and c.rule.covers(name)]
             self._rules_of[key] = got
         return got
+
+    def required(
+        self, queue: str, policy: QueuePolicy, s15: list[int], s60: list[int]
+    ) -> float | None:
+        """Erlang C required agents of ``queue`` (no agent count enters it: the same
+        sums give the same answer, so it is worked out once per change of them)."""
+        key = (s15[OFFERED], s60[HANDLED], s60[HANDLE_US], policy)
+        got = self._required.get(queue)
+        if got is not None and got[0] == key:
+            return got[1]
+        _, required, _ = staffing(policy, s15, s60, {})
+        value = None if required is None else float(required)
+        self._required[queue] = (key, value)
+        return value
 
     def queue_counts(self, queue: str) -> dict[str, int]:
         """Agents serving ``queue`` by state (its skill groups summed)."""
@@ -506,17 +598,39 @@ class AlertDriver:
     def touched(self, event: Event) -> None:
         """After ``event`` is applied: mark what it touches now (an agent's new queues)."""
         if isinstance(event, AgentState):
-            self._mark(event)
+            self._mark(event, after=True)
 
-    def _mark(self, event: Event) -> None:
+    def _placed(self, agent: str) -> tuple[bool, str | None, tuple[str, ...], str] | None:
+        track = self.proc.agents.get(agent)
+        if track is None:
+            return None
+        f = track.fold
+        return (f.known, f.state, f.group, f.site)
+
+    def _counts_move(self, old: str | None, new: str | None) -> bool:
+        """Whether an agent going from state ``old`` to ``new`` changes a count a rule
+        reads (on_call -> wrap_up changes neither agents available nor staffed)."""
+        return any(test(old) != test(new) for test in self._state_tests)
+
+    def _mark(self, event: Event, after: bool = False) -> None:
         proc = self.proc
         if isinstance(event, AgentState):
             self.dirty_agents.add(event.agent)
-            self.dirty_sites.add(event.site)
-            track = proc.agents.get(event.agent)
-            if track is not None:
-                self.dirty_staff.update(track.fold.group)
-                self.dirty_sites.add(track.fold.site)
+            place = self._placed(event.agent)
+            if not after:
+                self._before = place
+                return
+            before = self._before
+            moved = (
+                before is None or place is None or before[0] != place[0] or before[2:] != place[2:]
+            )
+            if not moved and before is not None and place is not None:
+                moved = self._counts_move(before[1], place[1])
+            if moved:
+                for spot in (before, place):
+                    if spot is not None:
+                        self.dirty_staff.update(spot[2])
+                        self.dirty_sites.add(spot[3])
             return
         # The queue it names and the one its call is in (a call queued again elsewhere
         # leaves its first queue: both change).
@@ -674,9 +788,12 @@ class AlertDriver:
             if offered is None or offered < rule.min_volume:
                 return True
         for cond in rule.conditions:
-            if not _compare(
-                values.metric(cond.metric, cond.window), cond.op, values.threshold(cond.threshold)
-            ):
+            value = values.metric(cond.metric, cond.window)
+            t = cond.threshold
+            if cond.op == ">" and t.ref is not None and t.factor >= 0 and (value or 0.0) <= 0:
+                # Every value is at least 0: nothing is above a scaled one (not read).
+                return False
+            if not _compare(value, cond.op, values.threshold(t)):
                 return (
                     cond.window is not None
                     and cond.metric in _COUNTS
