@@ -78,6 +78,15 @@ def _first2(item: tuple[float, int, Event]) -> tuple[float, int]:
 _FIRST2: Final = _first2
 
 
+def _is(state: str) -> Callable[[str | None], bool]:
+    """A test: is an agent state ``state``."""
+
+    def test(s: str | None) -> bool:
+        return s == state
+
+    return test
+
+
 def _right(t: float) -> float:
     return math.nextafter(t, _INF)
 
@@ -347,10 +356,7 @@ class _Values:
             value = self._live(metric)
         else:
             got = self._sums(window)
-            if got is None:
-                value = None
-            else:
-                value = self._from_sums(metric, window, got[0], got[1])
+            value = None if got is None else self._from_sums(metric, window, got[0], got[1])
         cache[key] = value
         return value
 
@@ -452,8 +458,7 @@ class AlertDriver:
             tests.append(lambda s: s == "available")
         for name in sorted(names):
             if name.startswith("agents_") and name != "agents_staffed":
-                state = name.removeprefix("agents_")
-                tests.append(lambda s, state=state: s == state)
+                tests.append(_is(name.removeprefix("agents_")))
         return tests
 
     def width_of(self, label: str) -> float:
