@@ -890,9 +890,12 @@ class AlertDriver:
                 a.ack_comment = ack.ack_comment
         now = self.proc.clock
         by_name = mine.by_name
+        # Violation alerts too: the re-derived engine saw their episodes (a late
+        # agent_state can reveal or disprove one) and mine is replaced below, so what
+        # it was told is settled here or never.
         for fp, old in told.items():
             rule = by_name.get(old.rule)
-            if rule is None or rule.violation is not None:
+            if rule is None:
                 continue
             new = theirs.active.get(fp)
             if new is not None and new.state == "firing":
@@ -913,12 +916,7 @@ class AlertDriver:
                 mine._withdraw(old, rule)
         for fp, new in theirs.active.items():
             rule = by_name.get(new.rule)
-            if (
-                new.state == "firing"
-                and fp not in told
-                and rule is not None
-                and rule.violation is None
-            ):
+            if new.state == "firing" and fp not in told and rule is not None:
                 assert new.fired_at is not None
                 mine._emit(new, rule, Transition.FIRING, new.fired_at)
                 new.notified = True

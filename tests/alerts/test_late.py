@@ -5,10 +5,11 @@ withdrawn."""
 from __future__ import annotations
 
 from alert_util import calls, floor_config, listed
-from helpers import T0, decode, ev
+from helpers import T0, config, decode, ev
 
 from callfloor.alerts.driver import attach_alerts
 from callfloor.alerts.notification import Transition
+from callfloor.alerts.rules import DEFAULT_RULE_NAMES
 from callfloor.processors.engine import FloorProcessor
 
 RULE = {
@@ -77,3 +78,50 @@ def test_a_late_event_moves_the_instants_like_replay() -> None:
     proc.tick(end)
     assert driver.late_events > 0 and driver.rederivations > 0
     assert listed(proc) == listed(ordered)
+
+
+def _live_violations() -> tuple[FloorProcessor, object]:
+    """A live floor with only the not_ready_exceeded rule (limit 10 min), events kept."""
+    cfg = config(
+        {
+            "sites": {"s": {"timezone": "UTC"}},
+            "queues": {"q": {"site": "s"}},
+            "alerts": {"disable": [n for n in DEFAULT_RULE_NAMES if n != "not_ready_exceeded"]},
+        }
+    )
+    proc = FloorProcessor(cfg, live=True)
+    driver = attach_alerts(proc, cfg, notify=True)
+    assert driver is not None
+    driver.keep_events()
+    proc.apply(
+        decode(ev("agent_state", T0 - 60, site="s", agent="a", state="available", queues=["q"]))
+    )
+    return proc, driver
+
+
+def test_a_violation_a_late_event_reveals_is_notified() -> None:
+    """A late not_ready at +30 shows a violation firing since +630: re-derivation
+    notifies its firing."""
+    proc, driver = _live_violations()
+    driver.snapshot(0.0, 3600.0)  # type: ignore[attr-defined]
+    proc.tick(T0 + 700)
+    proc.apply(decode(ev("agent_state", T0 + 30, site="s", agent="a", state="not_ready")))
+    assert driver.rederive()  # type: ignore[attr-defined]
+    proc.tick(T0 + 710)
+    notes = driver.engine.drain()  # type: ignore[attr-defined]
+    assert [(n.transition, n.fired_at) for n in notes] == [(Transition.FIRING, T0 + 630)]
+
+
+def test_a_notified_violation_a_late_event_disproves_is_withdrawn() -> None:
+    """Not ready from +0, notified at +600; a late available at +100 shows it never
+    happened: a withdrawn resolve is sent."""
+    proc, driver = _live_violations()
+    proc.apply(decode(ev("agent_state", T0, site="s", agent="a", state="not_ready")))
+    driver.snapshot(0.0, 3600.0)  # type: ignore[attr-defined]
+    proc.tick(T0 + 700)
+    assert [n.transition for n in driver.engine.drain()] == [Transition.FIRING]  # type: ignore[attr-defined]
+    proc.apply(decode(ev("agent_state", T0 + 100, site="s", agent="a", state="available")))
+    assert driver.rederive()  # type: ignore[attr-defined]
+    proc.tick(T0 + 710)
+    notes = driver.engine.drain()  # type: ignore[attr-defined]
+    assert [n.transition for n in notes] == [Transition.WITHDRAWN]
