@@ -888,6 +888,10 @@ class AlertDriver:
                 a.acknowledged_by = ack.acknowledged_by
                 a.acknowledged_at = ack.acknowledged_at
                 a.ack_comment = ack.ack_comment
+        # Resolves people were told; a late event may show the alert firing on.
+        resolved_told = {
+            (a.fingerprint, a.fired_at): a for a in mine.history if a.notified and not a.withdrawn
+        }
         now = self.proc.clock
         by_name = mine.by_name
         # Violation alerts too: the re-derived engine saw their episodes (a late
@@ -918,6 +922,12 @@ class AlertDriver:
             rule = by_name.get(new.rule)
             if new.state == "firing" and fp not in told and rule is not None:
                 assert new.fired_at is not None
+                wrong = resolved_told.get((fp, new.fired_at))
+                if wrong is not None:
+                    # Its firing key was delivered (and deduplicated by receivers):
+                    # a new one, so the resolve they hold is replaced.
+                    new.reopened = wrong.reopened + 1
+                    new.repeats = max(new.repeats, wrong.repeats)
                 mine._emit(new, rule, Transition.FIRING, new.fired_at)
                 new.notified = True
         mine.active = theirs.active

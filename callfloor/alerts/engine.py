@@ -75,6 +75,9 @@ class Alert(msgspec.Struct, kw_only=True):
     repeats: int = 0
     escalated: bool = False
     withdrawn: bool = False
+    # How often a resolve people were told was taken back by late events (the alert
+    # fires on): its later notifications carry it so their keys are new to receivers.
+    reopened: int = 0
 
 
 class Silence(msgspec.Struct, kw_only=True, frozen=True):
@@ -314,7 +317,7 @@ class AlertEngine:
                     alert.fingerprint,
                     transition,
                     alert.fired_at,
-                    alert.repeats if transition == Transition.REPEAT else 0,
+                    alert.repeats if transition == Transition.REPEAT else alert.reopened,
                 ),
                 fingerprint=alert.fingerprint,
                 rule=alert.rule,

@@ -125,3 +125,23 @@ def test_a_notified_violation_a_late_event_disproves_is_withdrawn() -> None:
     proc.tick(T0 + 710)
     notes = driver.engine.drain()  # type: ignore[attr-defined]
     assert [n.transition for n in notes] == [Transition.WITHDRAWN]
+
+
+def test_a_resolve_a_late_event_disproves_is_followed_by_a_new_firing_key() -> None:
+    """Resolved at +101 and both told; a late call waiting since +20 shows the alert
+    still firing: its firing is sent again under a key the receiver has not seen."""
+    proc, driver = _live()
+    proc.apply(
+        decode(ev("agent_state", T0 - 60, site="s", agent="a", state="available", queues=["q"]))
+    )
+    proc.apply(decode(ev("call_queued", T0, site="s", call_id="c", queue="q")))
+    driver.snapshot(0.0, 3600.0)  # type: ignore[attr-defined]
+    proc.apply(decode(ev("call_answered", T0 + 101, site="s", call_id="c", agent="a")))
+    proc.tick(T0 + 200)
+    told = driver.engine.drain()  # type: ignore[attr-defined]
+    assert [n.transition for n in told] == [Transition.FIRING, Transition.RESOLVED]
+    proc.apply(decode(ev("call_queued", T0 + 20, site="s", call_id="e", queue="q")))
+    assert driver.rederive()  # type: ignore[attr-defined]
+    [note] = driver.engine.drain()  # type: ignore[attr-defined]
+    assert note.transition == Transition.FIRING and note.fired_at == T0 + 60
+    assert note.key not in {n.key for n in told}
