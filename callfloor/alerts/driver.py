@@ -882,8 +882,16 @@ class AlertDriver:
             for a in (*mine.active.values(), *mine.history)
             if a.acknowledged_by is not None
         }
+        # The episode firing now was acknowledged even if late events moved its firing.
+        acked_now = {
+            a.fingerprint: a
+            for a in mine.active.values()
+            if a.state == "firing" and a.acknowledged_by is not None
+        }
         for a in (*theirs.active.values(), *theirs.history):
             ack = acks.get((a.fingerprint, a.fired_at))
+            if ack is None and a.state == "firing":
+                ack = acked_now.get(a.fingerprint)
             if ack is not None:
                 a.acknowledged_by = ack.acknowledged_by
                 a.acknowledged_at = ack.acknowledged_at

@@ -145,3 +145,28 @@ def test_a_resolve_a_late_event_disproves_is_followed_by_a_new_firing_key() -> N
     [note] = driver.engine.drain()  # type: ignore[attr-defined]
     assert note.transition == Transition.FIRING and note.fired_at == T0 + 60
     assert note.key not in {n.key for n in told}
+
+
+def test_an_acknowledgement_holds_when_a_late_event_moves_the_firing() -> None:
+    """Acknowledged after firing at +90; a late call waiting since +0 moves the firing
+    to +60: the alert stays acknowledged and sends no repeat."""
+    rule = {**RULE, "repeat": "5m"}
+    cfg = floor_config([rule])
+    proc = FloorProcessor(cfg, live=True)
+    driver = attach_alerts(proc, cfg, notify=True)
+    assert driver is not None
+    driver.keep_events()
+    proc.apply(
+        decode(ev("agent_state", T0 - 60, site="s", agent="a", state="available", queues=["q"]))
+    )
+    driver.snapshot(0.0, 3600.0)
+    proc.apply(decode(ev("call_queued", T0 + 30, site="s", call_id="c", queue="q")))
+    proc.tick(T0 + 100)
+    [fired] = driver.engine.drain()
+    assert driver.engine.acknowledge(fired.fingerprint, "ops", "on it", proc.clock)
+    proc.apply(decode(ev("call_queued", T0, site="s", call_id="e", queue="q")))
+    assert driver.rederive()
+    proc.tick(T0 + 1000)
+    [alert] = driver.engine.active.values()
+    assert (alert.fired_at, alert.acknowledged_by) == (T0 + 60, "ops")
+    assert [n.transition for n in driver.engine.drain()] == []
