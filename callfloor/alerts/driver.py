@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
-from callfloor.alerts.engine import Alert, AlertEngine, EngineState, fingerprint
+from callfloor.alerts.engine import HISTORY_S, Alert, AlertEngine, EngineState, fingerprint
 from callfloor.alerts.notification import Transition
 from callfloor.alerts.rules import POLICY_REFS, Condition, Rule, Threshold
 from callfloor.config import Config, parse_duration
@@ -813,6 +813,9 @@ class AlertDriver:
         from callfloor.processors.state import encode_checkpoint
 
         self._flush(clock)
+        # Resolved alerts are listed for their site-local day only: a long-running
+        # service must not keep (and checkpoint) every one it ever saw.
+        self.engine.prune(clock - HISTORY_S)
         snaps.append(
             _Snapshot(
                 clock=clock,

@@ -359,12 +359,9 @@ class AlertEngine:
         return out
 
     def prune(self, before: float) -> None:
-        """Forget resolved alerts that ended before ``before``."""
-        if (
-            self.history
-            and self.history[0].ended_at is not None
-            and self.history[0].ended_at < before
-        ):
+        """Forget resolved alerts that ended before ``before`` (the history is not in
+        ``ended_at`` order: violations end when they end, re-derivation replaces it)."""
+        if any((a.ended_at or 0.0) < before for a in self.history):
             self.history = [a for a in self.history if (a.ended_at or 0.0) >= before]
 
     def state(self) -> EngineState:

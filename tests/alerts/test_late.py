@@ -170,3 +170,19 @@ def test_an_acknowledgement_holds_when_a_late_event_moves_the_firing() -> None:
     [alert] = driver.engine.active.values()
     assert (alert.fired_at, alert.acknowledged_by) == (T0 + 60, "ops")
     assert [n.transition for n in driver.engine.drain()] == []
+
+
+def test_resolved_alerts_are_forgotten_after_two_days_live() -> None:
+    """A live floor keeps a resolved alert for the list, and forgets it 48 h later."""
+    proc, driver = _live()
+    proc.apply(
+        decode(ev("agent_state", T0 - 60, site="s", agent="a", state="available", queues=["q"]))
+    )
+    proc.apply(decode(ev("call_queued", T0, site="s", call_id="c", queue="q")))
+    proc.apply(decode(ev("call_answered", T0 + 100, site="s", call_id="c", agent="a")))
+    proc.tick(T0 + 200)
+    driver.snapshot(60.0, 3600.0)  # type: ignore[attr-defined]
+    assert len(driver.engine.history) == 1  # type: ignore[attr-defined]
+    proc.tick(T0 + 49 * 3600)
+    driver.snapshot(60.0, 3600.0)  # type: ignore[attr-defined]
+    assert driver.engine.history == []  # type: ignore[attr-defined]
