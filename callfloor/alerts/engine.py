@@ -78,6 +78,9 @@ class Alert(msgspec.Struct, kw_only=True):
     # How often a resolve people were told was taken back by late events (the alert
     # fires on): its later notifications carry it so their keys are new to receivers.
     reopened: int = 0
+    # Some notification of its firing went out unsilenced: its end must follow, even
+    # under a silence (receivers keep a firing state: MQTT retained, chat threads).
+    heard: bool = False
 
 
 class Silence(msgspec.Struct, kw_only=True, frozen=True):
@@ -308,6 +311,11 @@ class AlertEngine:
         if not self.notify:
             return
         assert alert.fired_at is not None
+        if transition in (Transition.RESOLVED, Transition.WITHDRAWN):
+            silenced = not alert.heard  # told people hear the end; others nothing
+        else:
+            silenced = self.silenced(alert, at)
+            alert.heard = alert.heard or not silenced
         summary, description, extra = (
             self.render(alert, rule, None) if self.render is not None else (_summary(alert), "", {})
         )
@@ -337,7 +345,7 @@ class AlertEngine:
                 sinks=rule.sinks,
                 emitted_at=at,
                 acknowledged_by=alert.acknowledged_by,
-                silenced=self.silenced(alert, at),
+                silenced=silenced,
                 summaries=extra,
             )
         )

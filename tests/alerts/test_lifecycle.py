@@ -172,3 +172,41 @@ def test_ack_of_an_alert_that_is_not_firing_is_refused() -> None:
     proc, driver = drive(_waiting_call(), floor_config([LONG_WAIT]), T0 + 70)
     [alert] = driver.engine.active.values()
     assert driver.engine.acknowledge(alert.fingerprint, "ada", "", proc.clock) is None
+
+
+def test_the_resolve_of_an_alert_told_before_a_silence_is_not_silenced() -> None:
+    """Fired and told at +90, silenced from +100, answered at +200: the resolve still
+    reaches the receivers holding the firing (MQTT's retained state, chat threads)."""
+    from callfloor.alerts.engine import Silence
+
+    proc, driver = drive(_waiting_call(), floor_config([LONG_WAIT]), T0 + 100)
+    [fired] = driver.engine.drain()
+    assert not fired.silenced
+    driver.engine.add_silence(
+        Silence(
+            id="s1", rule="*", scope="*", starts_at=T0 + 100, ends_at=T0 + 3600, created_by="ada"
+        )
+    )
+    proc.apply(decode(ev("call_answered", T0 + 200, site="s", call_id="c", agent="a")))
+    proc.tick(T0 + 300)
+    [resolved] = driver.engine.drain()
+    assert resolved.transition == Transition.RESOLVED and not resolved.silenced
+
+
+def test_the_resolve_of_an_alert_fired_under_a_silence_stays_silenced() -> None:
+    """Fired while silenced (nobody told), resolved after the silence ended: the resolve
+    is silenced too."""
+    from callfloor.alerts.engine import Silence
+
+    cfg = floor_config([LONG_WAIT])
+    proc, driver = drive(_waiting_call()[:1], cfg, T0 - 10)
+    driver.engine.add_silence(
+        Silence(id="s1", rule="*", scope="*", starts_at=T0 - 10, ends_at=T0 + 150, created_by="ada")
+    )
+    proc.apply(decode(_waiting_call()[1]))
+    proc.apply(decode(ev("call_answered", T0 + 200, site="s", call_id="c", agent="a")))
+    proc.tick(T0 + 300)
+    assert [(n.transition, n.silenced) for n in driver.engine.drain()] == [
+        (Transition.FIRING, True),
+        (Transition.RESOLVED, True),
+    ]
