@@ -168,7 +168,10 @@ class _Compiled:
                 else:
                     window_metrics.add(c.threshold.ref)
         if rule.clear is not None and rule.clear.ref is not None:
-            names.add(rule.clear.ref)
+            if rule.clear.window is None:
+                names.add(rule.clear.ref)
+            else:
+                window_metrics.add(rule.clear.ref)
         widths: set[float] = set()
         if names & {"arrival_rate_per_s", "required_agents", "projected_service_level"}:
             widths.add(900.0)

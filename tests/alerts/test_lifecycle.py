@@ -210,3 +210,20 @@ def test_the_resolve_of_an_alert_fired_under_a_silence_stays_silenced() -> None:
         (Transition.FIRING, True),
         (Transition.RESOLVED, True),
     ]
+
+
+def test_a_clear_level_over_another_window_moves_with_that_window() -> None:
+    """The clear level 0.5 * offered@30m drops to 0 when the only call leaves the 30
+    minutes at +1800: the alert resolves then, with no event to notice it."""
+    rule = {
+        "name": "few",
+        "when": [{"metric": "agents_available", "op": "<", "value": 2}],
+        "clear": "0.5 * offered@30m",
+    }
+    events = [
+        ev("call_queued", T0, site="s", call_id="c", queue="q"),
+        ev("call_abandoned", T0 + 5, site="s", call_id="c"),
+    ]
+    proc, _ = drive(events, floor_config([rule]), T0 + 1801)
+    [alert] = listed(proc)
+    assert (alert["state"], alert["fired_at"], alert["ended_at"]) == ("resolved", 0.0, 1800.0)
