@@ -35,13 +35,14 @@ from typing import TYPE_CHECKING, Final
 import msgspec
 
 from callfloor.alerts.engine import HISTORY_S, Alert, AlertEngine, EngineState, fingerprint
-from callfloor.alerts.notification import Transition
+from callfloor.alerts.notification import SEVERITIES, Transition
 from callfloor.alerts.rules import POLICY_REFS, Condition, Rule, Threshold
 from callfloor.config import Config, parse_duration
 from callfloor.events import AgentState, Event
 from callfloor.processors.derive import agent_violations, next_transition
 from callfloor.processors.read import STAFFED_STATES, FloorReader, staffing, window_stats
 from callfloor.processors.views import AlertView, WindowStats
+from callfloor.processors.violations import Violation
 from callfloor.processors.windows import OFFERED
 
 if TYPE_CHECKING:
@@ -777,13 +778,17 @@ class AlertDriver:
         engine = self.engine
         now = proc.clock
         seen: dict[str, list[float]] = {}
+        by_kind: dict[str, list[Violation]] = {}
         for v in agent_violations(proc, track, now):
-            rule = self.violation_rules.get(v.kind)
-            if rule is None:
-                continue
-            seen.setdefault(v.kind, []).append(v.started_at)
-            ended = v.ended_at if v.ended_at is not None and v.ended_at <= now else None
-            engine.violation(rule, agent, site, v.severity, v.started_at, ended, v.value)
+            if v.kind in self.violation_rules:
+                by_kind.setdefault(v.kind, []).append(v)
+        for kind, found in by_kind.items():
+            rule = self.violation_rules[kind]
+            for ep in _episodes(found, now):
+                seen.setdefault(kind, []).append(ep.since)
+                engine.violation(
+                    rule, agent, site, ep.severity, ep.since, ep.ended, ep.value, ep.raised_at
+                )
         for kind, rule in self.violation_rules.items():
             fp = fingerprint(rule.name, "agent", agent)
             alert = engine.active.get(fp)
@@ -1018,6 +1023,39 @@ class AlertDriver:
                     )
                 )
         return out
+
+
+class _Episode:
+    """Overlapping violations of one kind and agent: one alert (its fingerprint is the
+    rule and the agent), at the highest severity reached (``raised_at``: when)."""
+
+    __slots__ = ("ended", "raised_at", "severity", "since", "value")
+
+    def __init__(self, v: Violation, ended: float | None) -> None:
+        self.since = v.started_at
+        self.ended = ended
+        self.severity = str(v.severity)
+        self.value = v.value
+        self.raised_at: float | None = None
+
+
+def _episodes(found: list[Violation], now: float) -> list[_Episode]:
+    """``found`` (one kind, one agent) as alert episodes: violations that overlap (the
+    daily not-ready limits, both running until midnight) are one episode, escalated by
+    the later ones, instead of one alert ending the other at every evaluation."""
+    out: list[_Episode] = []
+    for v in sorted(found, key=lambda v: v.started_at):
+        ended = v.ended_at if v.ended_at is not None and v.ended_at <= now else None
+        last = out[-1] if out else None
+        if last is not None and (last.ended is None or v.started_at < last.ended):
+            last.ended = None if ended is None or last.ended is None else max(ended, last.ended)
+            if SEVERITIES.index(str(v.severity)) > SEVERITIES.index(last.severity):
+                last.severity = str(v.severity)
+                last.raised_at = v.started_at
+            last.value = v.value
+        else:
+            out.append(_Episode(v, ended))
+    return out
 
 
 def _view(a: Alert, value: float | None, state_t: type, sev_t: type) -> AlertView:

@@ -33,7 +33,7 @@ from typing import Final
 
 import msgspec
 
-from callfloor.alerts.notification import Notification, Transition, idempotency_key
+from callfloor.alerts.notification import SEVERITIES, Notification, Transition, idempotency_key
 from callfloor.alerts.rules import Rule
 
 __all__ = [
@@ -231,8 +231,10 @@ class AlertEngine:
         started_at: float,
         ended_at: float | None,
         value: float,
+        raised_at: float | None = None,
     ) -> None:
-        """A violation alert seen at its current state (notifies what changed)."""
+        """A violation alert seen at its current state (notifies what changed);
+        ``raised_at``: when a later, overlapping violation raised ``severity``."""
         fp = fingerprint(rule.name, "agent", agent)
         alert = self.active.get(fp)
         if alert is not None and alert.since != started_at:
@@ -261,6 +263,11 @@ class AlertEngine:
             self.active[fp] = alert
             alert.value = value
             self._fire(alert, rule, started_at)
+        elif SEVERITIES.index(severity) > SEVERITIES.index(alert.severity):
+            # A later limit crossed while this one lasts: escalated, notified once.
+            alert.severity = severity
+            alert.escalated = True
+            self._emit(alert, rule, Transition.ESCALATED, raised_at or started_at)
         alert.value = value
         if ended_at is not None:
             self._resolve(alert, rule, ended_at)
