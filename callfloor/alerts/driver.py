@@ -627,6 +627,9 @@ class AlertDriver:
         compiled = self.rules_of(kind, name)
         if not compiled:
             return
+        proc = self.proc
+        if (kind == QUEUE and name not in proc.queues) or (kind == SITE and name not in proc.sites):
+            return  # forgotten since this instant was scheduled (processors/forgetting.py)
         self.evaluations += 1
         site = self._site_of(kind, name)
         values = _Values(self, kind, name)
@@ -984,8 +987,10 @@ class AlertDriver:
 
     def _value_now(self, rule: Rule, alert: Alert) -> float | None:
         kind = _KIND_NAME.index(alert.scope_kind)
-        if kind == QUEUE and alert.scope not in self.proc.queues:
-            return alert.value
+        if (kind == QUEUE and alert.scope not in self.proc.queues) or (
+            kind == SITE and alert.scope not in self.proc.sites
+        ):
+            return alert.value  # forgotten: a read must not create it again
         values = _Values(self, kind, alert.scope)
         cond: Condition = rule.conditions[0]
         return values.metric(cond.metric, cond.window)

@@ -227,3 +227,32 @@ def test_a_clear_level_over_another_window_moves_with_that_window() -> None:
     proc, _ = drive(events, floor_config([rule]), T0 + 1801)
     [alert] = listed(proc)
     assert (alert["state"], alert["fired_at"], alert["ended_at"]) == ("resolved", 0.0, 1800.0)
+
+
+def test_a_forgotten_queue_with_a_daily_rule_is_left_alone() -> None:
+    """A queue created by events and forgotten once quiet (forget_after 2h) had its next
+    midnight scheduled by a rule over `today`: the clock passes it without an error."""
+    from helpers import config
+
+    from callfloor.alerts.driver import attach_alerts
+    from callfloor.processors.engine import FloorProcessor
+
+    rule = {
+        "name": "busy",
+        "when": [{"metric": "offered", "window": "today", "op": ">", "value": 9}],
+    }
+    cfg = config(
+        {
+            "sites": {"s": {"timezone": "UTC"}},
+            "limits": {"forget_after": "2h", "max_lateness": "1h"},
+            "alerts": {"default_rules": False, "rules": [rule]},
+        }
+    )
+    proc = FloorProcessor(cfg, live=True)
+    attach_alerts(proc, cfg, notify=True)
+    proc.apply(decode(ev("call_queued", T0, site="s", call_id="c", queue="x")))
+    proc.apply(decode(ev("call_abandoned", T0 + 30, site="s", call_id="c")))
+    for hour in range(1, 80):
+        proc.tick(T0 + 3600.0 * hour)
+    assert "x" not in proc.queues
+    assert proc.view.alerts() == []
