@@ -62,6 +62,7 @@ def _first2(item: tuple[float, int, Event]) -> tuple[float, int]:
 
 
 _FIRST2: Final = _first2
+_MAX_SEQ: Final = 1 << 62
 
 
 def _right(t: float) -> float:
@@ -140,11 +141,13 @@ _DriverState = DriverState
 
 
 class _Snapshot(msgspec.Struct):
-    """The processor (a checkpoint's bytes) and the alert state at ``clock``."""
+    """The processor (a checkpoint's bytes) and the alert state at ``clock``, after the
+    kept events up to ``seq`` (events at ``clock`` itself may come after it)."""
 
     clock: float
     floor: bytes
     alerts: bytes
+    seq: int = 0
 
 
 class _Compiled:
@@ -834,18 +837,21 @@ class AlertDriver:
                 # Never with a base: a snapshot holding the oldest one's bytes would
                 # nest them, one floor more an hour on a quiet floor.
                 alerts=msgspec.msgpack.encode(self.save(max_events=-1)),
+                seq=self._event_seq,
             )
         )
         while len(snaps) > 1 and snaps[1].clock <= clock - keep_s:
             del snaps[0]
-        self.prune_events(snaps[0].clock)
+        self.prune_events(snaps[0].clock, snaps[0].seq)
         return True
 
-    def prune_events(self, before: float) -> None:
-        """Forget kept events at or before ``before``."""
+    def prune_events(self, before: float, seq: int | None = None) -> None:
+        """Forget kept events at or before ``before`` (at ``before`` itself only those
+        kept as ``seq`` or earlier, when given: a snapshot at ``before`` lacks the rest)."""
         events = self.events
         if events and events[0][0] <= before:
-            cut = bisect.bisect_right(events, before, key=lambda item: item[0])
+            last = (before, _MAX_SEQ if seq is None else seq)
+            cut = bisect.bisect_right(events, last, key=_FIRST2)
             del events[:cut]
 
     def rederive(self, max_events: int = 1_000_000) -> bool:
@@ -865,7 +871,8 @@ class AlertDriver:
                 base = snap
                 break
         events = self.events
-        start = bisect.bisect_right(events, base.clock, key=lambda item: item[0]) if base else 0
+        # After the base: later events, and those at its instant that arrived after it.
+        start = bisect.bisect_right(events, (base.clock, base.seq), key=_FIRST2) if base else 0
         if base is None or len(events) - start > max_events:
             self.rederivations_skipped += 1
             return False

@@ -186,3 +186,22 @@ def test_resolved_alerts_are_forgotten_after_two_days_live() -> None:
     proc.tick(T0 + 49 * 3600)
     driver.snapshot(60.0, 3600.0)  # type: ignore[attr-defined]
     assert driver.engine.history == []  # type: ignore[attr-defined]
+
+
+def test_an_event_at_the_snapshot_instant_after_it_is_kept_by_re_derivation() -> None:
+    """Call d queued at the snapshot's own instant, after the snapshot was taken, still
+    waits when a late answer of call c re-derives: the alert stays, nothing withdrawn."""
+    proc, driver = _live()
+    proc.apply(
+        decode(ev("agent_state", T0 - 60, site="s", agent="a", state="available", queues=["q"]))
+    )
+    proc.apply(decode(ev("call_queued", T0, site="s", call_id="c", queue="q")))
+    driver.snapshot(0.0, 3600.0)  # type: ignore[attr-defined]
+    proc.apply(decode(ev("call_queued", T0, site="s", call_id="d", queue="q")))
+    proc.tick(T0 + 200)
+    assert [n.transition for n in driver.engine.drain()] == [Transition.FIRING]  # type: ignore[attr-defined]
+    proc.apply(decode(ev("call_answered", T0 + 50, site="s", call_id="c", agent="a")))
+    assert driver.rederive()  # type: ignore[attr-defined]
+    assert driver.engine.drain() == []  # type: ignore[attr-defined]
+    [alert] = listed(proc)
+    assert (alert["state"], alert["fired_at"]) == ("firing", 60.0)
