@@ -358,6 +358,8 @@ class AlertDriver:
         self._groups_of: dict[str, list[tuple[str, ...]]] = {}
         self.late_events = 0
         self.evaluations = 0
+        # The instant a tick last evaluated (inclusive): an event there arrives after it.
+        self.ticked_at = -_INF
         # Live: the events applied, in time order, so that a late one can re-derive the
         # timeline (None: not kept, as in replay, which re-derives from its input).
         self.events: list[tuple[float, int, Event]] | None = None
@@ -482,7 +484,9 @@ class AlertDriver:
     def touching(self, event: Event) -> None:
         """Before ``event`` is applied: mark what it touches (an agent's old queues)."""
         t: float = event.ts  # type: ignore[assignment]
-        late = t < self.proc.clock
+        # At the instant a tick already evaluated counts as late too: that evaluation
+        # lacked it (replay evaluates an instant once, after all its events).
+        late = t < self.proc.clock or t == self.ticked_at
         if late:
             self.late_events += 1
         events = self.events
@@ -573,6 +577,7 @@ class AlertDriver:
                         now_due.append((kind, name, index))
                 for kind, name, index in now_due:
                     self._evaluate(kind, name, t, index)
+                self.ticked_at = t
         finally:
             self._busy = False
 

@@ -205,3 +205,25 @@ def test_an_event_at_the_snapshot_instant_after_it_is_kept_by_re_derivation() ->
     assert driver.engine.drain() == []  # type: ignore[attr-defined]
     [alert] = listed(proc)
     assert (alert["state"], alert["fired_at"]) == ("firing", 60.0)
+
+
+def test_an_event_at_the_instant_of_a_tick_is_late_for_the_alerts() -> None:
+    """The floor was ticked to +0 and evaluated there; the answer at +0 that follows is
+    re-derived like a late one, so the list is replay's (nothing), not a fire and resolve
+    at the same instant."""
+    rule = {"name": "w", "when": [{"metric": "waiting", "op": ">", "value": 0}]}
+    cfg = floor_config([rule])
+    proc = FloorProcessor(cfg, live=True)
+    driver = attach_alerts(proc, cfg, notify=True)
+    assert driver is not None
+    driver.keep_events()
+    proc.apply(
+        decode(ev("agent_state", T0 - 60, site="s", agent="a", state="available", queues=["q"]))
+    )
+    driver.snapshot(0.0, 3600.0)
+    proc.apply(decode(ev("call_queued", T0, site="s", call_id="c", queue="q")))
+    proc.tick(T0)
+    proc.apply(decode(ev("call_answered", T0, site="s", call_id="c", agent="a")))
+    driver.rederive()
+    proc.tick(T0 + 10)
+    assert listed(proc) == []
