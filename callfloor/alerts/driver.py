@@ -696,6 +696,7 @@ class AlertDriver:
         """(holds, holds against the clear level, first value, first threshold)."""
         holds = True
         others = True
+        first_ok = False
         first_value: float | None = None
         first_threshold: float | None = None
         for i, cond in enumerate(rule.conditions):
@@ -703,7 +704,7 @@ class AlertDriver:
             threshold = values.threshold(cond.threshold)
             ok = _compare(value, cond.op, threshold)
             if i == 0:
-                first_value, first_threshold = value, threshold
+                first_value, first_threshold, first_ok = value, threshold, ok
             else:
                 others = others and ok
             holds = holds and ok
@@ -714,7 +715,10 @@ class AlertDriver:
         first = rule.conditions[0]
         if rule.clear is not None:
             clear = values.threshold(rule.clear)
-            active = others and _cleared_holds(first_value, first.op, clear)
+            # The clear level only widens the condition: one on the wrong side of the
+            # threshold (a reference, unknown until read) must not resolve an alert
+            # whose condition still holds, which would fire again at once.
+            active = others and (first_ok or _cleared_holds(first_value, first.op, clear))
         else:
             active = holds
         return holds, active, first_value, first_threshold

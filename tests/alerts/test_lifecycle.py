@@ -213,16 +213,20 @@ def test_the_resolve_of_an_alert_fired_under_a_silence_stays_silenced() -> None:
 
 
 def test_a_clear_level_over_another_window_moves_with_that_window() -> None:
-    """The clear level 0.5 * offered@30m drops to 0 when the only call leaves the 30
-    minutes at +1800: the alert resolves then, with no event to notice it."""
+    """No agent available fires at +0; one logs in at +100, short of the clear level
+    offered@30m (2 calls); the first call leaves the 30 minutes at +1800 and the level
+    drops to 1: the alert resolves then, with no event to notice it."""
     rule = {
         "name": "few",
-        "when": [{"metric": "agents_available", "op": "<", "value": 2}],
-        "clear": "0.5 * offered@30m",
+        "when": [{"metric": "agents_available", "op": "<", "value": 1}],
+        "clear": "offered@30m",
     }
     events = [
         ev("call_queued", T0, site="s", call_id="c", queue="q"),
-        ev("call_abandoned", T0 + 5, site="s", call_id="c"),
+        ev("call_queued", T0 + 10, site="s", call_id="d", queue="q"),
+        ev("call_abandoned", T0 + 15, site="s", call_id="c"),
+        ev("call_abandoned", T0 + 20, site="s", call_id="d"),
+        ev("agent_state", T0 + 100, site="s", agent="a", state="available", queues=["q"]),
     ]
     proc, _ = drive(events, floor_config([rule]), T0 + 1801)
     [alert] = listed(proc)
@@ -256,3 +260,18 @@ def test_a_forgotten_queue_with_a_daily_rule_is_left_alone() -> None:
         proc.tick(T0 + 3600.0 * hour)
     assert "x" not in proc.queues
     assert proc.view.alerts() == []
+
+
+def test_a_clear_level_inside_the_threshold_never_flaps() -> None:
+    """Threshold sl_target (0.8) with clear 0.75, accepted as the queue's target is not
+    known to the rule: a level sitting between them fires once, not at every call."""
+    rule = {
+        "name": "sl",
+        "when": [{"metric": "service_level", "window": "15m", "op": "<", "value": "sl_target"}],
+        "clear": 0.75,
+        "min_volume": 5,
+    }
+    waits = [5.0] * 10 + [5.0, 5.0, 5.0, 50.0] * 20
+    _, driver = drive(calls(waits), floor_config([rule]), T0 + 30 * len(waits))
+    notes = driver.engine.drain()
+    assert [n.transition for n in notes].count(Transition.FIRING) == 1
