@@ -1001,6 +1001,14 @@ class AlertDriver:
         out.sort(key=lambda v: (v.since, v.rule, v.scope))
         return out
 
+    def current(self, alert: Alert) -> Alert:
+        """``alert`` as the document lists it: a pending or firing one with its value at
+        the processor's clock (a copy), a resolved one as it ended."""
+        rule = self.engine.by_name.get(alert.rule)
+        if alert.state == "resolved" or rule is None or rule.violation is not None:
+            return alert
+        return msgspec.structs.replace(alert, value=self._value_now(rule, alert))
+
     def _value_now(self, rule: Rule, alert: Alert) -> float | None:
         kind = _KIND_NAME.index(alert.scope_kind)
         if (kind == QUEUE and alert.scope not in self.proc.queues) or (

@@ -262,12 +262,13 @@ class AlertService:
     # ------------------------------------------------------------------ commands
 
     def alerts(self, procs: list[FloorProcessor]) -> list[Alert]:
-        """Every listed alert of the local partitions, with its acknowledgement."""
+        """Every listed alert of the local partitions, with its acknowledgement and,
+        while it lasts, its value now (as ``/api/v1/snapshot`` lists it)."""
         out: list[Alert] = []
         for proc in procs:
             driver = proc.observer
             if isinstance(driver, AlertDriver):
-                out.extend(driver.engine.listed(_day_start(proc)))
+                out.extend(driver.current(a) for a in driver.engine.listed(_day_start(proc)))
         return out
 
     def acknowledge(

@@ -1,5 +1,5 @@
-"""The live service's backfill filter: old history of a backfill tells nobody, but the
-end of an alert people were told about always goes out."""
+"""The live service's alert side: the backfill filter (old history of a backfill tells
+nobody, the end of a told alert always goes out) and the alert API's values."""
 
 from __future__ import annotations
 
@@ -50,3 +50,20 @@ def test_a_backfilled_alert_that_fired_and_resolved_long_ago_tells_nobody() -> N
     proc.tick(T0 + 201)
     assert service.drain([proc]) == 0
     assert service.suppressed_backfill == 2
+
+
+def test_the_alert_api_gives_the_value_now_like_the_snapshot() -> None:
+    """A longest-wait alert fired at +60 read at +500: the API's value is 500, as in the
+    document, not the 60 it had when it fired."""
+    cfg = floor_config([RULE])
+    service = AlertService(cfg, clock=lambda: T0 + 500)
+    proc = FloorProcessor(cfg, live=True)
+    assert service.attach(proc) is not None
+    proc.apply(
+        decode(ev("agent_state", T0 - 60, site="s", agent="a", state="available", queues=["q"]))
+    )
+    proc.apply(decode(ev("call_queued", T0, site="s", call_id="c", queue="q")))
+    proc.tick(T0 + 500)
+    [alert] = service.alerts([proc])
+    [listed] = proc.view.alerts()
+    assert alert.value == listed.value == 500.0
