@@ -438,6 +438,7 @@ class AlertDriver:
         ``max_events``, the oldest snapshot and the kept events too when there are no
         more than that many."""
         self._flush(self.proc.clock)
+        self.ticked_at = self.proc.clock  # evaluated there: a later event there is late
         state = DriverState(
             engine=self.engine.state(),
             heap=list(self.heap),
@@ -457,6 +458,7 @@ class AlertDriver:
         """Take back what :meth:`save` gave (the processor restored from the same
         checkpoint); without saved timers every scope is looked at again."""
         self.engine.restore(state.engine)
+        self.ticked_at = self.proc.clock  # saved once evaluated at the clock
         if state.base_clock is not None and self.events is not None:
             self.snapshots = [_Snapshot(state.base_clock, state.base_floor, state.base_alerts)]
             self.events = []

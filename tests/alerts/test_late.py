@@ -227,3 +227,24 @@ def test_an_event_at_the_instant_of_a_tick_is_late_for_the_alerts() -> None:
     driver.rederive()
     proc.tick(T0 + 10)
     assert listed(proc) == []
+
+
+def test_an_event_at_the_instant_a_checkpoint_evaluated_is_late_for_the_alerts() -> None:
+    """A checkpoint evaluates the alerts at the clock (+0); the answer at +0 after it is
+    re-derived like a late one: nothing listed, as in replay."""
+    rule = {"name": "w", "when": [{"metric": "waiting", "op": ">", "value": 0}]}
+    cfg = floor_config([rule])
+    proc = FloorProcessor(cfg, live=True)
+    driver = attach_alerts(proc, cfg, notify=True)
+    assert driver is not None
+    driver.keep_events()
+    proc.apply(
+        decode(ev("agent_state", T0 - 60, site="s", agent="a", state="available", queues=["q"]))
+    )
+    driver.snapshot(0.0, 3600.0)
+    proc.apply(decode(ev("call_queued", T0, site="s", call_id="c", queue="q")))
+    driver.save(20_000)
+    proc.apply(decode(ev("call_answered", T0, site="s", call_id="c", agent="a")))
+    driver.rederive()
+    proc.tick(T0 + 10)
+    assert listed(proc) == []
