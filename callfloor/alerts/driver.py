@@ -946,7 +946,7 @@ class AlertDriver:
             new = theirs.active.get(fp)
             if new is not None and new.state == "firing":
                 new.notified = True
-                new.heard = old.heard
+                new.muted = old.muted
                 new.repeats = max(new.repeats, old.repeats)
                 continue
             ended = next(
@@ -958,7 +958,7 @@ class AlertDriver:
                 None,
             )
             if ended is not None:
-                ended.heard = old.heard
+                ended.muted = old.muted
                 mine._emit(ended, rule, Transition.RESOLVED, ended.ended_at or now)
             else:
                 mine._withdraw(old, rule)
@@ -971,7 +971,7 @@ class AlertDriver:
                     # Its firing key was delivered (and deduplicated by receivers):
                     # a new one, so the resolve they hold is replaced.
                     new.reopened = wrong.reopened + 1
-                    new.heard = wrong.heard
+                    new.muted = wrong.muted
                     new.repeats = max(new.repeats, wrong.repeats)
                 mine._emit(new, rule, Transition.FIRING, new.fired_at)
                 new.notified = True

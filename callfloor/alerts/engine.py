@@ -78,9 +78,11 @@ class Alert(msgspec.Struct, kw_only=True):
     # How often a resolve people were told was taken back by late events (the alert
     # fires on): its later notifications carry it so their keys are new to receivers.
     reopened: int = 0
-    # Some notification of its firing went out unsilenced: its end must follow, even
-    # under a silence (receivers keep a firing state: MQTT retained, chat threads).
-    heard: bool = False
+    # Every notification of its firing so far went out silenced: nobody heard of it, so
+    # its end is silenced too. Otherwise the end follows even under a silence made
+    # since (receivers keep a firing state: MQTT retained, chat threads). False by
+    # default, so alerts of older checkpoints end audibly.
+    muted: bool = False
 
 
 class Silence(msgspec.Struct, kw_only=True, frozen=True):
@@ -319,10 +321,13 @@ class AlertEngine:
             return
         assert alert.fired_at is not None
         if transition in (Transition.RESOLVED, Transition.WITHDRAWN):
-            silenced = not alert.heard  # told people hear the end; others nothing
+            silenced = alert.muted  # told people hear the end; others nothing
         else:
             silenced = self.silenced(alert, at)
-            alert.heard = alert.heard or not silenced
+            if transition == Transition.FIRING:
+                alert.muted = silenced
+            elif not silenced:
+                alert.muted = False
         summary, description, extra = (
             self.render(alert, rule, None) if self.render is not None else (_summary(alert), "", {})
         )
