@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
-from callfloor.alerts.engine import Alert, AlertEngine, EngineState, fingerprint
-from callfloor.alerts.notification import Transition
+from callfloor.alerts.engine import HISTORY_S, Alert, AlertEngine, EngineState, fingerprint
+from callfloor.alerts.notification import SEVERITIES, Transition
 from callfloor.alerts.rules import POLICY_REFS, Condition, Rule, Threshold
 from callfloor.config import Config, parse_duration
 from callfloor.events import AgentState, Event
@@ -48,6 +48,7 @@ from callfloor.processors.read import (
     window_stats,
 )
 from callfloor.processors.views import AlertView, WindowStats
+from callfloor.processors.violations import Violation
 from callfloor.processors.windows import (
     ABANDONED,
     ANSWERED,
@@ -76,6 +77,7 @@ def _first2(item: tuple[float, int, Event]) -> tuple[float, int]:
 
 
 _FIRST2: Final = _first2
+_MAX_SEQ: Final = 1 << 62
 
 
 def _is(state: str) -> Callable[[str | None], bool]:
@@ -163,11 +165,13 @@ _DriverState = DriverState
 
 
 class _Snapshot(msgspec.Struct):
-    """The processor (a checkpoint's bytes) and the alert state at ``clock``."""
+    """The processor (a checkpoint's bytes) and the alert state at ``clock``, after the
+    kept events up to ``seq`` (events at ``clock`` itself may come after it)."""
 
     clock: float
     floor: bytes
     alerts: bytes
+    seq: int = 0
 
 
 _FIELD: Final = {name: i for i, name in enumerate(COUNT_NAMES)}
@@ -195,7 +199,10 @@ class _Compiled:
                 else:
                     window_metrics.add(c.threshold.ref)
         if rule.clear is not None and rule.clear.ref is not None:
-            names.add(rule.clear.ref)
+            if rule.clear.window is None:
+                names.add(rule.clear.ref)
+            else:
+                window_metrics.add(rule.clear.ref)
         widths: set[float] = set()
         if names & {"arrival_rate_per_s", "required_agents", "projected_service_level"}:
             widths.add(900.0)
@@ -414,6 +421,8 @@ class AlertDriver:
         self._state_tests = self._tests_for_counts()
         self.late_events = 0
         self.evaluations = 0
+        # The instant a tick last evaluated (inclusive): an event there arrives after it.
+        self.ticked_at = -_INF
         # Live: the events applied, in time order, so that a late one can re-derive the
         # timeline (None: not kept, as in replay, which re-derives from its input).
         self.events: list[tuple[float, int, Event]] | None = None
@@ -534,6 +543,7 @@ class AlertDriver:
         ``max_events``, the oldest snapshot and the kept events too when there are no
         more than that many."""
         self._flush(self.proc.clock)
+        self.ticked_at = self.proc.clock  # evaluated there: a later event there is late
         state = DriverState(
             engine=self.engine.state(),
             heap=list(self.heap),
@@ -553,6 +563,7 @@ class AlertDriver:
         """Take back what :meth:`save` gave (the processor restored from the same
         checkpoint); without saved timers every scope is looked at again."""
         self.engine.restore(state.engine)
+        self.ticked_at = self.proc.clock  # saved once evaluated at the clock
         if state.base_clock is not None and self.events is not None:
             self.snapshots = [_Snapshot(state.base_clock, state.base_floor, state.base_alerts)]
             self.events = []
@@ -580,7 +591,9 @@ class AlertDriver:
     def touching(self, event: Event) -> None:
         """Before ``event`` is applied: mark what it touches (an agent's old queues)."""
         t: float = event.ts  # type: ignore[assignment]
-        late = t < self.proc.clock
+        # At the instant a tick already evaluated counts as late too: that evaluation
+        # lacked it (replay evaluates an instant once, after all its events).
+        late = t < self.proc.clock or t == self.ticked_at
         if late:
             self.late_events += 1
         events = self.events
@@ -693,6 +706,7 @@ class AlertDriver:
                         now_due.append((kind, name, index))
                 for kind, name, index in now_due:
                     self._evaluate(kind, name, t, index)
+                self.ticked_at = t
         finally:
             self._busy = False
 
@@ -750,6 +764,9 @@ class AlertDriver:
         compiled = self.rules_of(kind, name)
         if not compiled:
             return
+        proc = self.proc
+        if (kind == QUEUE and name not in proc.queues) or (kind == SITE and name not in proc.sites):
+            return  # forgotten since this instant was scheduled (processors/forgetting.py)
         self.evaluations += 1
         site = self._site_of(kind, name)
         values = _Values(self, kind, name)
@@ -811,6 +828,7 @@ class AlertDriver:
         """(holds, holds against the clear level, first value, first threshold)."""
         holds = True
         others = True
+        first_ok = False
         first_value: float | None = None
         first_threshold: float | None = None
         for i, cond in enumerate(rule.conditions):
@@ -818,7 +836,7 @@ class AlertDriver:
             threshold = values.threshold(cond.threshold)
             ok = _compare(value, cond.op, threshold)
             if i == 0:
-                first_value, first_threshold = value, threshold
+                first_value, first_threshold, first_ok = value, threshold, ok
             else:
                 others = others and ok
             holds = holds and ok
@@ -829,7 +847,10 @@ class AlertDriver:
         first = rule.conditions[0]
         if rule.clear is not None:
             clear = values.threshold(rule.clear)
-            active = others and _cleared_holds(first_value, first.op, clear)
+            # The clear level only widens the condition: one on the wrong side of the
+            # threshold (a reference, unknown until read) must not resolve an alert
+            # whose condition still holds, which would fire again at once.
+            active = others and (first_ok or _cleared_holds(first_value, first.op, clear))
         else:
             active = holds
         return holds, active, first_value, first_threshold
@@ -904,13 +925,17 @@ class AlertDriver:
         engine = self.engine
         now = proc.clock
         seen: dict[str, list[float]] = {}
+        by_kind: dict[str, list[Violation]] = {}
         for v in agent_violations(proc, track, now):
-            rule = self.violation_rules.get(v.kind)
-            if rule is None:
-                continue
-            seen.setdefault(v.kind, []).append(v.started_at)
-            ended = v.ended_at if v.ended_at is not None and v.ended_at <= now else None
-            engine.violation(rule, agent, site, v.severity, v.started_at, ended, v.value)
+            if v.kind in self.violation_rules:
+                by_kind.setdefault(v.kind, []).append(v)
+        for kind, found in by_kind.items():
+            rule = self.violation_rules[kind]
+            for ep in _episodes(found, now):
+                seen.setdefault(kind, []).append(ep.since)
+                engine.violation(
+                    rule, agent, site, ep.severity, ep.since, ep.ended, ep.value, ep.raised_at
+                )
         for kind, rule in self.violation_rules.items():
             fp = fingerprint(rule.name, "agent", agent)
             alert = engine.active.get(fp)
@@ -943,23 +968,31 @@ class AlertDriver:
         from callfloor.processors.state import encode_checkpoint
 
         self._flush(clock)
+        # Resolved alerts are listed for their site-local day only: a long-running
+        # service must not keep (and checkpoint) every one it ever saw.
+        self.engine.prune(clock - HISTORY_S)
         snaps.append(
             _Snapshot(
                 clock=clock,
                 floor=encode_checkpoint(self.proc),
-                alerts=msgspec.msgpack.encode(self.save()),
+                # Never with a base: a snapshot holding the oldest one's bytes would
+                # nest them, one floor more an hour on a quiet floor.
+                alerts=msgspec.msgpack.encode(self.save(max_events=-1)),
+                seq=self._event_seq,
             )
         )
         while len(snaps) > 1 and snaps[1].clock <= clock - keep_s:
             del snaps[0]
-        self.prune_events(snaps[0].clock)
+        self.prune_events(snaps[0].clock, snaps[0].seq)
         return True
 
-    def prune_events(self, before: float) -> None:
-        """Forget kept events at or before ``before``."""
+    def prune_events(self, before: float, seq: int | None = None) -> None:
+        """Forget kept events at or before ``before`` (at ``before`` itself only those
+        kept as ``seq`` or earlier, when given: a snapshot at ``before`` lacks the rest)."""
         events = self.events
         if events and events[0][0] <= before:
-            cut = bisect.bisect_right(events, before, key=lambda item: item[0])
+            last = (before, _MAX_SEQ if seq is None else seq)
+            cut = bisect.bisect_right(events, last, key=_FIRST2)
             del events[:cut]
 
     def rederive(self, max_events: int = 1_000_000) -> bool:
@@ -979,7 +1012,8 @@ class AlertDriver:
                 base = snap
                 break
         events = self.events
-        start = bisect.bisect_right(events, base.clock, key=lambda item: item[0]) if base else 0
+        # After the base: later events, and those at its instant that arrived after it.
+        start = bisect.bisect_right(events, (base.clock, base.seq), key=_FIRST2) if base else 0
         if base is None or len(events) - start > max_events:
             self.rederivations_skipped += 1
             return False
@@ -1012,14 +1046,29 @@ class AlertDriver:
             for a in (*mine.active.values(), *mine.history)
             if a.acknowledged_by is not None
         }
+        # The episode firing now was acknowledged even if late events moved its firing.
+        acked_now = {
+            a.fingerprint: a
+            for a in mine.active.values()
+            if a.state == "firing" and a.acknowledged_by is not None
+        }
         for a in (*theirs.active.values(), *theirs.history):
             ack = acks.get((a.fingerprint, a.fired_at))
+            if ack is None and a.state == "firing":
+                ack = acked_now.get(a.fingerprint)
             if ack is not None:
                 a.acknowledged_by = ack.acknowledged_by
                 a.acknowledged_at = ack.acknowledged_at
                 a.ack_comment = ack.ack_comment
+        # Resolves people were told; a late event may show the alert firing on.
+        resolved_told = {
+            (a.fingerprint, a.fired_at): a for a in mine.history if a.notified and not a.withdrawn
+        }
         now = self.proc.clock
         by_name = mine.by_name
+        # Violation alerts too: the re-derived engine saw their episodes (a late
+        # agent_state can reveal or disprove one) and mine is replaced below, so what
+        # it was told is settled here or never.
         for fp, old in told.items():
             rule = by_name.get(old.rule)
             if rule is None:
@@ -1027,6 +1076,7 @@ class AlertDriver:
             new = theirs.active.get(fp)
             if new is not None and new.state == "firing":
                 new.notified = True
+                new.muted = old.muted
                 new.repeats = max(new.repeats, old.repeats)
                 continue
             ended = next(
@@ -1038,6 +1088,7 @@ class AlertDriver:
                 None,
             )
             if ended is not None:
+                ended.muted = old.muted
                 mine._emit(ended, rule, Transition.RESOLVED, ended.ended_at or now)
             else:
                 mine._withdraw(old, rule)
@@ -1045,6 +1096,13 @@ class AlertDriver:
             rule = by_name.get(new.rule)
             if new.state == "firing" and fp not in told and rule is not None:
                 assert new.fired_at is not None
+                wrong = resolved_told.get((fp, new.fired_at))
+                if wrong is not None:
+                    # Its firing key was delivered (and deduplicated by receivers):
+                    # a new one, so the resolve they hold is replaced.
+                    new.reopened = wrong.reopened + 1
+                    new.muted = wrong.muted
+                    new.repeats = max(new.repeats, wrong.repeats)
                 mine._emit(new, rule, Transition.FIRING, new.fired_at)
                 new.notified = True
         mine.active = theirs.active
@@ -1075,10 +1133,20 @@ class AlertDriver:
         out.sort(key=lambda v: (v.since, v.rule, v.scope))
         return out
 
+    def current(self, alert: Alert) -> Alert:
+        """``alert`` as the document lists it: a pending or firing one with its value at
+        the processor's clock (a copy), a resolved one as it ended."""
+        rule = self.engine.by_name.get(alert.rule)
+        if alert.state == "resolved" or rule is None or rule.violation is not None:
+            return alert
+        return msgspec.structs.replace(alert, value=self._value_now(rule, alert))
+
     def _value_now(self, rule: Rule, alert: Alert) -> float | None:
         kind = _KIND_NAME.index(alert.scope_kind)
-        if kind == QUEUE and alert.scope not in self.proc.queues:
-            return alert.value
+        if (kind == QUEUE and alert.scope not in self.proc.queues) or (
+            kind == SITE and alert.scope not in self.proc.sites
+        ):
+            return alert.value  # forgotten: a read must not create it again
         values = _Values(self, kind, alert.scope)
         cond: Condition = rule.conditions[0]
         return values.metric(cond.metric, cond.window)
@@ -1116,6 +1184,39 @@ class AlertDriver:
                     )
                 )
         return out
+
+
+class _Episode:
+    """Overlapping violations of one kind and agent: one alert (its fingerprint is the
+    rule and the agent), at the highest severity reached (``raised_at``: when)."""
+
+    __slots__ = ("ended", "raised_at", "severity", "since", "value")
+
+    def __init__(self, v: Violation, ended: float | None) -> None:
+        self.since = v.started_at
+        self.ended = ended
+        self.severity = str(v.severity)
+        self.value = v.value
+        self.raised_at: float | None = None
+
+
+def _episodes(found: list[Violation], now: float) -> list[_Episode]:
+    """``found`` (one kind, one agent) as alert episodes: violations that overlap (the
+    daily not-ready limits, both running until midnight) are one episode, escalated by
+    the later ones, instead of one alert ending the other at every evaluation."""
+    out: list[_Episode] = []
+    for v in sorted(found, key=lambda v: v.started_at):
+        ended = v.ended_at if v.ended_at is not None and v.ended_at <= now else None
+        last = out[-1] if out else None
+        if last is not None and (last.ended is None or v.started_at < last.ended):
+            last.ended = None if ended is None or last.ended is None else max(ended, last.ended)
+            if SEVERITIES.index(str(v.severity)) > SEVERITIES.index(last.severity):
+                last.severity = str(v.severity)
+                last.raised_at = v.started_at
+            last.value = v.value
+        else:
+            out.append(_Episode(v, ended))
+    return out
 
 
 def _view(a: Alert, value: float | None, state_t: type, sev_t: type) -> AlertView:

@@ -33,7 +33,7 @@ from typing import Final
 
 import msgspec
 
-from callfloor.alerts.notification import Notification, Transition, idempotency_key
+from callfloor.alerts.notification import SEVERITIES, Notification, Transition, idempotency_key
 from callfloor.alerts.rules import Rule
 
 __all__ = [
@@ -75,6 +75,14 @@ class Alert(msgspec.Struct, kw_only=True):
     repeats: int = 0
     escalated: bool = False
     withdrawn: bool = False
+    # How often a resolve people were told was taken back by late events (the alert
+    # fires on): its later notifications carry it so their keys are new to receivers.
+    reopened: int = 0
+    # Every notification of its firing so far went out silenced: nobody heard of it, so
+    # its end is silenced too. Otherwise the end follows even under a silence made
+    # since (receivers keep a firing state: MQTT retained, chat threads). False by
+    # default, so alerts of older checkpoints end audibly.
+    muted: bool = False
 
 
 class Silence(msgspec.Struct, kw_only=True, frozen=True):
@@ -225,8 +233,10 @@ class AlertEngine:
         started_at: float,
         ended_at: float | None,
         value: float,
+        raised_at: float | None = None,
     ) -> None:
-        """A violation alert seen at its current state (notifies what changed)."""
+        """A violation alert seen at its current state (notifies what changed);
+        ``raised_at``: when a later, overlapping violation raised ``severity``."""
         fp = fingerprint(rule.name, "agent", agent)
         alert = self.active.get(fp)
         if alert is not None and alert.since != started_at:
@@ -255,6 +265,11 @@ class AlertEngine:
             self.active[fp] = alert
             alert.value = value
             self._fire(alert, rule, started_at)
+        elif SEVERITIES.index(severity) > SEVERITIES.index(alert.severity):
+            # A later limit crossed while this one lasts: escalated, notified once.
+            alert.severity = severity
+            alert.escalated = True
+            self._emit(alert, rule, Transition.ESCALATED, raised_at or started_at)
         alert.value = value
         if ended_at is not None:
             self._resolve(alert, rule, ended_at)
@@ -305,6 +320,14 @@ class AlertEngine:
         if not self.notify:
             return
         assert alert.fired_at is not None
+        if transition in (Transition.RESOLVED, Transition.WITHDRAWN):
+            silenced = alert.muted  # told people hear the end; others nothing
+        else:
+            silenced = self.silenced(alert, at)
+            if transition == Transition.FIRING:
+                alert.muted = silenced
+            elif not silenced:
+                alert.muted = False
         summary, description, extra = (
             self.render(alert, rule, None) if self.render is not None else (_summary(alert), "", {})
         )
@@ -314,7 +337,7 @@ class AlertEngine:
                     alert.fingerprint,
                     transition,
                     alert.fired_at,
-                    alert.repeats if transition == Transition.REPEAT else 0,
+                    alert.repeats if transition == Transition.REPEAT else alert.reopened,
                 ),
                 fingerprint=alert.fingerprint,
                 rule=alert.rule,
@@ -334,7 +357,7 @@ class AlertEngine:
                 sinks=rule.sinks,
                 emitted_at=at,
                 acknowledged_by=alert.acknowledged_by,
-                silenced=self.silenced(alert, at),
+                silenced=silenced,
                 summaries=extra,
             )
         )
@@ -356,12 +379,9 @@ class AlertEngine:
         return out
 
     def prune(self, before: float) -> None:
-        """Forget resolved alerts that ended before ``before``."""
-        if (
-            self.history
-            and self.history[0].ended_at is not None
-            and self.history[0].ended_at < before
-        ):
+        """Forget resolved alerts that ended before ``before`` (the history is not in
+        ``ended_at`` order: violations end when they end, re-derivation replaces it)."""
+        if any((a.ended_at or 0.0) < before for a in self.history):
             self.history = [a for a in self.history if (a.ended_at or 0.0) >= before]
 
     def state(self) -> EngineState:

@@ -5,7 +5,8 @@ send and when; the outbox (``callfloor.sinks.alerts``) delivers it to each sink,
 least once, and each notification carries an idempotency ``key`` for receivers that
 deduplicate:
 
-``f"{fingerprint}:{transition}:{fired_at}"`` (and ``f":{n}"`` for the n-th repeat), so
+``f"{fingerprint}:{transition}:{fired_at}"`` (and ``f":{n}"`` for the n-th repeat, or
+for an alert whose told resolve late events took back n times), so
 a second firing of the same alert the same day (a new ``fired_at``) is a new key while
 a notification sent again after a restart keeps its key. :func:`idempotency_key` builds
 it.

@@ -207,9 +207,11 @@ class Rule:
         return self.glob == "*" or fnmatch.fnmatchcase(name, self.glob)
 
     def windows(self) -> set[str]:
-        """Every window the rule reads (conditions, thresholds, min_volume)."""
+        """Every window the rule reads (conditions, thresholds, clear, min_volume)."""
         out = {c.window for c in self.conditions if c.window}
         out |= {c.threshold.window for c in self.conditions if c.threshold.window}
+        if self.clear is not None and self.clear.window:
+            out.add(self.clear.window)
         if self.volume_window:
             out.add(self.volume_window)
         return out

@@ -215,13 +215,19 @@ class AlertService:
         """Leave out what was delivered already, and old history of a backfill: an alert
         that fired and resolved before now - notify_backfill tells nobody."""
         horizon = self.clock() - self.config.alerts.notify_backfill_s
+        # Only episodes whose firing is in this same batch: one whose firing went out
+        # earlier was told, and its end must follow however old it is (a feed behind
+        # the wall clock, a resolve or withdrawal found by re-derivation).
+        fired_here = {
+            n.fingerprint + str(n.fired_at) for n in notes if n.transition == Transition.FIRING
+        }
         resolved_long_ago = {
             n.fingerprint + str(n.fired_at)
             for n in notes
             if n.transition in (Transition.RESOLVED, Transition.WITHDRAWN)
             and n.ended_at is not None
             and n.ended_at < horizon
-        }
+        } & fired_here
         out: list[Notification] = []
         for n in notes:
             if n.key in self.delivered:
@@ -256,12 +262,13 @@ class AlertService:
     # ------------------------------------------------------------------ commands
 
     def alerts(self, procs: list[FloorProcessor]) -> list[Alert]:
-        """Every listed alert of the local partitions, with its acknowledgement."""
+        """Every listed alert of the local partitions, with its acknowledgement and,
+        while it lasts, its value now (as ``/api/v1/snapshot`` lists it)."""
         out: list[Alert] = []
         for proc in procs:
             driver = proc.observer
             if isinstance(driver, AlertDriver):
-                out.extend(driver.engine.listed(_day_start(proc)))
+                out.extend(driver.current(a) for a in driver.engine.listed(_day_start(proc)))
         return out
 
     def acknowledge(

@@ -172,3 +172,106 @@ def test_ack_of_an_alert_that_is_not_firing_is_refused() -> None:
     proc, driver = drive(_waiting_call(), floor_config([LONG_WAIT]), T0 + 70)
     [alert] = driver.engine.active.values()
     assert driver.engine.acknowledge(alert.fingerprint, "ada", "", proc.clock) is None
+
+
+def test_the_resolve_of_an_alert_told_before_a_silence_is_not_silenced() -> None:
+    """Fired and told at +90, silenced from +100, answered at +200: the resolve still
+    reaches the receivers holding the firing (MQTT's retained state, chat threads)."""
+    from callfloor.alerts.engine import Silence
+
+    proc, driver = drive(_waiting_call(), floor_config([LONG_WAIT]), T0 + 100)
+    [fired] = driver.engine.drain()
+    assert not fired.silenced
+    driver.engine.add_silence(
+        Silence(
+            id="s1", rule="*", scope="*", starts_at=T0 + 100, ends_at=T0 + 3600, created_by="ada"
+        )
+    )
+    proc.apply(decode(ev("call_answered", T0 + 200, site="s", call_id="c", agent="a")))
+    proc.tick(T0 + 300)
+    [resolved] = driver.engine.drain()
+    assert resolved.transition == Transition.RESOLVED and not resolved.silenced
+
+
+def test_the_resolve_of_an_alert_fired_under_a_silence_stays_silenced() -> None:
+    """Fired while silenced (nobody told), resolved after the silence ended: the resolve
+    is silenced too."""
+    from callfloor.alerts.engine import Silence
+
+    cfg = floor_config([LONG_WAIT])
+    proc, driver = drive(_waiting_call()[:1], cfg, T0 - 10)
+    driver.engine.add_silence(
+        Silence(id="s1", rule="*", scope="*", starts_at=T0 - 10, ends_at=T0 + 150, created_by="ada")
+    )
+    proc.apply(decode(_waiting_call()[1]))
+    proc.apply(decode(ev("call_answered", T0 + 200, site="s", call_id="c", agent="a")))
+    proc.tick(T0 + 300)
+    assert [(n.transition, n.silenced) for n in driver.engine.drain()] == [
+        (Transition.FIRING, True),
+        (Transition.RESOLVED, True),
+    ]
+
+
+def test_a_clear_level_over_another_window_moves_with_that_window() -> None:
+    """No agent available fires at +0; one logs in at +100, short of the clear level
+    offered@30m (2 calls); the first call leaves the 30 minutes at +1800 and the level
+    drops to 1: the alert resolves then, with no event to notice it."""
+    rule = {
+        "name": "few",
+        "when": [{"metric": "agents_available", "op": "<", "value": 1}],
+        "clear": "offered@30m",
+    }
+    events = [
+        ev("call_queued", T0, site="s", call_id="c", queue="q"),
+        ev("call_queued", T0 + 10, site="s", call_id="d", queue="q"),
+        ev("call_abandoned", T0 + 15, site="s", call_id="c"),
+        ev("call_abandoned", T0 + 20, site="s", call_id="d"),
+        ev("agent_state", T0 + 100, site="s", agent="a", state="available", queues=["q"]),
+    ]
+    proc, _ = drive(events, floor_config([rule]), T0 + 1801)
+    [alert] = listed(proc)
+    assert (alert["state"], alert["fired_at"], alert["ended_at"]) == ("resolved", 0.0, 1800.0)
+
+
+def test_a_forgotten_queue_with_a_daily_rule_is_left_alone() -> None:
+    """A queue created by events and forgotten once quiet (forget_after 2h) had its next
+    midnight scheduled by a rule over `today`: the clock passes it without an error."""
+    from helpers import config
+
+    from callfloor.alerts.driver import attach_alerts
+    from callfloor.processors.engine import FloorProcessor
+
+    rule = {
+        "name": "busy",
+        "when": [{"metric": "offered", "window": "today", "op": ">", "value": 9}],
+    }
+    cfg = config(
+        {
+            "sites": {"s": {"timezone": "UTC"}},
+            "limits": {"forget_after": "2h", "max_lateness": "1h"},
+            "alerts": {"default_rules": False, "rules": [rule]},
+        }
+    )
+    proc = FloorProcessor(cfg, live=True)
+    attach_alerts(proc, cfg, notify=True)
+    proc.apply(decode(ev("call_queued", T0, site="s", call_id="c", queue="x")))
+    proc.apply(decode(ev("call_abandoned", T0 + 30, site="s", call_id="c")))
+    for hour in range(1, 80):
+        proc.tick(T0 + 3600.0 * hour)
+    assert "x" not in proc.queues
+    assert proc.view.alerts() == []
+
+
+def test_a_clear_level_inside_the_threshold_never_flaps() -> None:
+    """Threshold sl_target (0.8) with clear 0.75, accepted as the queue's target is not
+    known to the rule: a level sitting between them fires once, not at every call."""
+    rule = {
+        "name": "sl",
+        "when": [{"metric": "service_level", "window": "15m", "op": "<", "value": "sl_target"}],
+        "clear": 0.75,
+        "min_volume": 5,
+    }
+    waits = [5.0] * 10 + [5.0, 5.0, 5.0, 50.0] * 20
+    _, driver = drive(calls(waits), floor_config([rule]), T0 + 30 * len(waits))
+    notes = driver.engine.drain()
+    assert [n.transition for n in notes].count(Transition.FIRING) == 1

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import msgspec
 from alert_util import drive, floor_config
-from helpers import T0, ev
+from helpers import T0, decode, ev
 
+from callfloor.alerts.driver import attach_alerts
 from callfloor.alerts.engine import AlertEngine
+from callfloor.processors.engine import FloorProcessor
 from callfloor.processors.state import decode_checkpoint, encode_checkpoint
 from callfloor.service.alerting import ALERTS_SECTION, AlertSection
 
@@ -36,3 +39,23 @@ def test_a_checkpoint_without_the_section_reads_as_empty() -> None:
     proc, _ = drive([ev("call_queued", T0, site="s", call_id="c", queue="q")], cfg, T0)
     blob = encode_checkpoint(proc)
     assert decode_checkpoint(cfg, blob).section(ALERTS_SECTION) == AlertSection()
+
+
+def test_the_section_does_not_grow_on_a_quiet_floor() -> None:
+    """Hours without events, a snapshot a minute: the checkpoint section keeps the size
+    it had after two hours (snapshots must not nest the oldest one's bytes)."""
+    cfg = floor_config([{"name": "w", "when": [{"metric": "waiting", "op": ">", "value": 5}]}])
+    proc = FloorProcessor(cfg, live=True)
+    driver = attach_alerts(proc, cfg, notify=True)
+    assert driver is not None
+    driver.keep_events()
+    proc.apply(
+        decode(ev("agent_state", T0 - 60, site="s", agent="a", state="available", queues=["q"]))
+    )
+    sizes = []
+    for minute in range(1, 5 * 60 + 1):
+        proc.tick(T0 + 60.0 * minute)
+        driver.snapshot(60.0, 3600.0)
+        if minute % 60 == 0:
+            sizes.append(len(msgspec.msgpack.encode(driver.save(20_000))))
+    assert max(sizes[1:]) <= sizes[1] + 64, sizes
