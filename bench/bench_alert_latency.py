@@ -25,10 +25,10 @@ import tempfile
 import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 
 from bench.common import free_port, machine
 
@@ -91,22 +91,23 @@ def main() -> None:
         check=True,
     )
     events = [json.loads(line) for line in floor.open()]
-    received: dict[str, float] = {}
+    received: list[tuple[float, float]] = []  # (since, when received)
 
-    async def receive(request: web.Request) -> web.Response:
-        body = await request.json()
-        if body.get("rule") == "probe_wait" and body.get("transition") == "firing":
-            received.setdefault(str(body.get("scope")) + str(body.get("since")), time.time())
-        return web.Response(text="ok")
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            got = time.time()
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if body.get("rule") == "probe_wait" and body.get("transition") == "firing":
+                received.append((float(body["since"]), got))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
 
     hook_port = free_port()
-
-    def run_receiver() -> None:
-        app = web.Application()
-        app.router.add_post("/hook", receive)
-        web.run_app(app, host="127.0.0.1", port=hook_port, print=None, handle_signals=False)
-
-    threading.Thread(target=run_receiver, daemon=True).start()
+    server = ThreadingHTTPServer(("127.0.0.1", hook_port), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     config = work / "callfloor.toml"
     config.write_text(
         floor_cfg.read_text()
@@ -166,12 +167,17 @@ when = [{{ metric = "longest_wait_s", op = ">", value = {LEVEL_S} }}]
                     }
                 ],
             )
-            want = "probe" + str(ts)
+            fires = ts + LEVEL_S  # the condition holds from then (event time = wall time)
+
+            def seen() -> float | None:
+                return next((at for since, at in received if abs(since - fires) < 1e-3), None)
+
             deadline = time.monotonic() + LEVEL_S + 10
-            while want not in received and time.monotonic() < deadline:
+            while seen() is None and time.monotonic() < deadline:
                 time.sleep(0.005)
-            if want in received:
-                latencies.append(received[want] - (ts + LEVEL_S))
+            got = seen()
+            if got is not None:
+                latencies.append(got - fires)
             _post(
                 base,
                 [
