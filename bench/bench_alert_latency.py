@@ -29,7 +29,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-
 from bench.common import free_port, machine
 
 LEVEL_S = 3.0
@@ -94,7 +93,7 @@ def main() -> None:
     received: list[tuple[float, float]] = []  # (since, when received)
 
     class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             got = time.time()
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             if body.get("rule") == "probe_wait" and body.get("transition") == "firing":

@@ -155,6 +155,9 @@ class DriverState(msgspec.Struct, kw_only=True):
     restored: bool = False  # False: nothing was saved (look at every scope again)
     # The oldest alert snapshot and the events kept since (live, when few enough), so a
     # restarted or adopting process can still re-derive after late events.
+    # The rules the timers' indices refer to: other rules (the configuration changed
+    # across a restart) drop the timers and every scope is looked at again.
+    rules: list[str] = []
     base_clock: float | None = None
     base_floor: bytes = b""
     base_alerts: bytes = b""
@@ -443,6 +446,9 @@ class AlertDriver:
         widest = max((w for c in self.compiled for w in c.widths), default=0.0)
         proc.retain_windows(widest)
         proc.observer = self
+        # Every configured queue is looked at once the clock has a time: a rule can hold
+        # for a queue no event ever names.
+        self.dirty_calls.update(proc.queues)
 
     # ------------------------------------------------------------------ config helpers
 
@@ -549,6 +555,7 @@ class AlertDriver:
             heap=list(self.heap),
             due=[(k[0], k[1], k[2], at) for k, at in self.due.items()],
             restored=True,
+            rules=[r.name for r in self.rules],
         )
         events = self.events
         if events is not None and self.snapshots and len(events) <= max_events:
@@ -563,6 +570,10 @@ class AlertDriver:
         """Take back what :meth:`save` gave (the processor restored from the same
         checkpoint); without saved timers every scope is looked at again."""
         self.engine.restore(state.engine)
+        # Alerts of rules no longer configured end here (nothing would look at them).
+        known = self.engine.by_name
+        for fp in [fp for fp, a in self.engine.active.items() if a.rule not in known]:
+            del self.engine.active[fp]
         self.ticked_at = self.proc.clock  # saved once evaluated at the clock
         if state.base_clock is not None and self.events is not None:
             self.snapshots = [_Snapshot(state.base_clock, state.base_floor, state.base_alerts)]
@@ -570,7 +581,7 @@ class AlertDriver:
             for event in state.events:
                 self._event_seq += 1
                 self.events.append((event.ts, self._event_seq, event))  # type: ignore[arg-type]
-        if state.restored:
+        if state.restored and state.rules == [r.name for r in self.rules]:
             self.heap = [tuple(h) for h in state.heap]  # type: ignore[misc]
             heapq.heapify(self.heap)
             self.due = {(k, n, i): at for k, n, i, at in state.due}
@@ -679,7 +690,7 @@ class AlertDriver:
         self._busy = True
         try:
             proc = self.proc
-            if proc.clock < t:
+            if -_INF < proc.clock < t:
                 self._flush(proc.clock)
             heap = self.heap
             due = self.due

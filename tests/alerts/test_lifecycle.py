@@ -275,3 +275,37 @@ def test_a_clear_level_inside_the_threshold_never_flaps() -> None:
     _, driver = drive(calls(waits), floor_config([rule]), T0 + 30 * len(waits))
     notes = driver.engine.drain()
     assert [n.transition for n in notes].count(Transition.FIRING) == 1
+
+
+def test_a_rule_holds_for_a_queue_no_event_names() -> None:
+    """A configured queue that never gets a call still has `offered[60m] < 1` fire (its
+    alert starts at the first instant the floor has a time)."""
+    rule = {
+        "name": "quiet",
+        "when": [{"metric": "offered", "window": "60m", "op": "<", "value": 1}],
+    }
+    events = [ev("agent_state", T0, site="s", agent="a", state="available", queues=["q"])]
+    proc, _ = drive(events, floor_config([rule]), T0 + 100)
+    [alert] = listed(proc)
+    assert (alert["rule"], alert["scope"], alert["state"], alert["since"]) == (
+        "quiet",
+        "q",
+        "firing",
+        0.0,
+    )
+
+
+def test_timers_of_other_rules_are_dropped_on_restore() -> None:
+    """A checkpoint's timers made for other rules are not taken: every scope is looked
+    at again, and an alert of a rule no longer configured is gone."""
+    from callfloor.alerts.driver import DriverState, attach_alerts
+    from callfloor.processors.engine import FloorProcessor
+
+    proc, driver = drive(_waiting_call(), floor_config([{**LONG_WAIT, "for": "0s"}]), T0 + 100)
+    saved = driver.save()
+    other = floor_config([{"name": "w", "when": [{"metric": "waiting", "op": ">", "value": 0}]}])
+    fresh = FloorProcessor(other)
+    again = attach_alerts(fresh, other)
+    assert again is not None
+    again.load(DriverState(**{f: getattr(saved, f) for f in saved.__struct_fields__}))
+    assert again.heap == [] and not again.engine.active
