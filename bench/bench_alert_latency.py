@@ -168,7 +168,7 @@ when = [{{ metric = "longest_wait_s", op = ">", value = {LEVEL_S} }}]
             )
             fires = ts + LEVEL_S  # the condition holds from then (event time = wall time)
 
-            def seen() -> float | None:
+            def seen(fires: float = fires) -> float | None:
                 return next((at for since, at in received if abs(since - fires) < 1e-3), None)
 
             deadline = time.monotonic() + LEVEL_S + 10

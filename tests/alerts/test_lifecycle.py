@@ -301,7 +301,7 @@ def test_timers_of_other_rules_are_dropped_on_restore() -> None:
     from callfloor.alerts.driver import DriverState, attach_alerts
     from callfloor.processors.engine import FloorProcessor
 
-    proc, driver = drive(_waiting_call(), floor_config([{**LONG_WAIT, "for": "0s"}]), T0 + 100)
+    _, driver = drive(_waiting_call(), floor_config([{**LONG_WAIT, "for": "0s"}]), T0 + 100)
     saved = driver.save()
     other = floor_config([{"name": "w", "when": [{"metric": "waiting", "op": ">", "value": 0}]}])
     fresh = FloorProcessor(other)
