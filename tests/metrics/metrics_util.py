@@ -50,7 +50,10 @@ def parse(body: bytes) -> dict[str, Metric]:
 
 
 def scrape(proc: FloorProcessor, **kwargs: Any) -> dict[str, Metric]:
-    """Render a fresh registry over ``proc`` and parse it."""
+    """Drain ``proc``'s change set, as the live service's tick does (a read no longer
+    updates the violation bookkeeping itself), then render a fresh registry and parse it."""
+    if proc.changes:
+        proc.drain_changes()
     return parse(render(build_registry(proc, **kwargs)))
 
 
