@@ -41,7 +41,14 @@ async def _command(request: web.Request) -> dict[str, Any] | web.Response:
     """The JSON object of a command body, or the 4xx answer saying what is wrong."""
     if request.content_length is not None and request.content_length > MAX_COMMAND_BYTES:
         return json_error(413, f"a command body is at most {MAX_COMMAND_BYTES} bytes")
-    raw = await request.content.read(MAX_COMMAND_BYTES + 1)
+    # read(n) answers what has arrived, not n bytes: a body split over TCP segments is
+    # read until its end (or one byte past the limit).
+    raw = bytearray()
+    while len(raw) <= MAX_COMMAND_BYTES:
+        chunk = await request.content.read(MAX_COMMAND_BYTES + 1 - len(raw))
+        if not chunk:
+            break
+        raw += chunk
     if len(raw) > MAX_COMMAND_BYTES:
         return json_error(413, f"a command body is at most {MAX_COMMAND_BYTES} bytes")
     if not raw.strip():
@@ -50,6 +57,8 @@ async def _command(request: web.Request) -> dict[str, Any] | web.Response:
         data = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         return json_error(400, f"the body is not JSON: {exc}")
+    except RecursionError:  # nesting deeper than the decoder's stack (it is not a 500)
+        return json_error(400, "the body is not JSON this service reads: nested too deeply")
     if not isinstance(data, dict):
         return json_error(400, "the body must be a JSON object")
     return data
