@@ -29,7 +29,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Final
 
 import msgspec
@@ -133,6 +133,8 @@ class DriverState(msgspec.Struct, kw_only=True):
     base_floor: bytes = b""
     base_alerts: bytes = b""
     events: list[Event] = []
+    # The earliest late event not re-derived yet (a re-derivation was under way).
+    late_since: float | None = None
 
 
 _DriverState = DriverState
@@ -356,6 +358,7 @@ class AlertDriver:
         self.events: list[tuple[float, int, Event]] | None = None
         self._event_seq = 0
         self.late_since: float | None = None  # earliest late event not yet re-derived
+        self.rederiving: float | None = None  # late_since of the re-derivation under way
         self.snapshots: list[_Snapshot] = []
         self.rederivations = 0
         self.rederivations_skipped = 0
@@ -442,6 +445,8 @@ class AlertDriver:
             state.base_floor = base.floor
             state.base_alerts = base.alerts
             state.events = [e for _, _, e in events]
+            pending = [t for t in (self.late_since, self.rederiving) if t is not None]
+            state.late_since = min(pending, default=None)
         return state
 
     def load(self, state: DriverState) -> None:
@@ -454,6 +459,7 @@ class AlertDriver:
             for event in state.events:
                 self._event_seq += 1
                 self.events.append((event.ts, self._event_seq, event))  # type: ignore[arg-type]
+            self.late_since = state.late_since
         if state.restored:
             self.heap = [tuple(h) for h in state.heap]  # type: ignore[misc]
             heapq.heapify(self.heap)
@@ -806,6 +812,10 @@ class AlertDriver:
         events before the oldest. Whether one was taken."""
         if self.events is None or self.proc.clock == -_INF:
             return False
+        if self.late_since is not None or self.rederiving is not None:
+            # The alert state is not that of the events yet (late ones wait for their
+            # re-derivation): no base for the next one.
+            return False
         clock = self.proc.clock
         snaps = self.snapshots
         if snaps and clock < snaps[-1].clock + every_s:
@@ -838,6 +848,26 @@ class AlertDriver:
         §10: late events move the instants to where they belong); notify the
         differences (a firing found, a resolve, a withdrawal). False if no snapshot is
         that old (counted: those late events were evaluated at the clock)."""
+        steps = self.rederive_steps(max_events)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return bool(done.value)
+
+    def rederive_steps(
+        self, max_events: int = 1_000_000, slice_events: int = 1_000_000
+    ) -> Generator[None, None, bool]:
+        """:meth:`rederive` in slices of ``slice_events`` kept events, yielding between
+        two; it returns what :meth:`rederive` returns.
+
+        A re-derivation can apply tens of thousands of events (seconds of work): the
+        live service runs the slices as a task, so that its writer and its HTTP server
+        go on meanwhile. The live processor may take events between two slices: those
+        after the last applied are applied in turn (the slices go by the (time, arrival)
+        key, not by position); a late one before it marks :attr:`late_since` again, for
+        the next re-derivation. The end (catching up to the clock, adopting the result)
+        is one step."""
         late = self.late_since
         if late is None or self.events is None:
             return True
@@ -865,8 +895,25 @@ class AlertDriver:
         else:
             fresh = FloorProcessor(live.config, live=live.live)
             shadow = AlertDriver(fresh, engine)
-        for _, _, event in events[start:]:
-            fresh.apply(event)
+        cursor: tuple[float, float] = (base.clock, _INF)  # after every event of base.clock
+        self.rederiving = late
+        try:
+            while True:
+                kept = self.events
+                i = bisect.bisect_right(kept, cursor, key=_FIRST2)
+                chunk = kept[i : i + max(1, slice_events)]
+                if not chunk:
+                    break
+                for _, _, event in chunk:
+                    fresh.apply(event)
+                cursor = _first2(chunk[-1])
+                if len(chunk) == slice_events:
+                    yield
+        except GeneratorExit:  # abandoned (the service stops): still to be done
+            self.late_since = late if self.late_since is None else min(late, self.late_since)
+            raise
+        finally:
+            self.rederiving = None
         fresh.tick(live.clock)
         self.rederivations += 1
         self._adopt(shadow)

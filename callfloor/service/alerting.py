@@ -18,6 +18,7 @@ resolved within ``[alerts] notify_backfill``: older history goes to the list.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Callable
@@ -46,7 +47,10 @@ DELIVERED_KEEP_S: Final = 48 * 3600.0
 SNAPSHOT_EVERY_S: Final = 60.0
 """Event time between two alert snapshots (a late event re-derives from the one before it)."""
 MAX_REDERIVE_EVENTS: Final = 50_000
-"""A re-derivation applies at most this many kept events (the writer waits for it)."""
+"""A re-derivation applies at most this many kept events."""
+REDERIVE_SLICE: Final = 25
+"""Kept events a re-derivation applies before it lets the writer and the HTTP server run
+(tens of milliseconds with the default rules)."""
 SAVED_EVENTS: Final = 20_000
 """A checkpoint keeps the oldest alert snapshot and the events since while there are no
 more than this many, so late events after a restart are still re-derived."""
@@ -85,6 +89,11 @@ class AlertService:
         self.suppressed_backfill = 0  # notifications of old history not sent to people
         self.skip_log = RateLimitedLog(log)
         self.commands_total: dict[str, int] = {}
+        # Late events are re-derived by :meth:`run` when it runs (the live service), in
+        # slices; without it (a writer driven by hand) at once, after the tick.
+        self._running = False
+        self._late = asyncio.Event()
+        self._late_procs: list[FloorProcessor] = []
 
     # ------------------------------------------------------------------ partitions
 
@@ -105,25 +114,68 @@ class AlertService:
         self.drain(procs)
 
     def _rederive(self, procs: list[FloorProcessor]) -> None:
-        """Late events in the round: derive those partitions' timelines again."""
+        """Late events in the tick: derive those partitions' timelines again, at once."""
         for proc in procs:
             driver = proc.observer
             if isinstance(driver, AlertDriver) and driver.late_since is not None:
                 late = driver.late_since
                 if not driver.rederive(MAX_REDERIVE_EVENTS):
-                    self.skip_log.warning(
-                        "alerts_rederive_skipped late_ts=%s: older than the oldest alert "
-                        "snapshot (kept %g s, not across a restart) or more than %d events "
-                        "after it; its alert instants are those at the clock",
-                        late,
-                        SNAPSHOT_KEEP_S,
-                        MAX_REDERIVE_EVENTS,
-                    )
+                    self._skipped(late)
+
+    def _skipped(self, late: float) -> None:
+        self.skip_log.warning(
+            "alerts_rederive_skipped late_ts=%s: older than the oldest alert "
+            "snapshot (kept %g s, not across a restart) or more than %d events "
+            "after it; its alert instants are those at the clock",
+            late,
+            SNAPSHOT_KEEP_S,
+            MAX_REDERIVE_EVENTS,
+        )
+
+    async def run(self) -> None:
+        """The service's task: re-derive after late events, a slice of
+        :data:`REDERIVE_SLICE` events at a time, so that a producer sending events an
+        hour late never stops the writer, the probes or the reads for the seconds a
+        re-derivation of tens of thousands of events takes. Late events arriving
+        meanwhile are re-derived together, by the next one."""
+        self._running = True
+        try:
+            while True:
+                await self._late.wait()
+                self._late.clear()
+                procs = self._late_procs
+                for proc in procs:
+                    driver = proc.observer
+                    if not isinstance(driver, AlertDriver) or driver.late_since is None:
+                        continue
+                    late = driver.late_since
+                    steps = driver.rederive_steps(MAX_REDERIVE_EVENTS, REDERIVE_SLICE)
+                    while True:
+                        try:
+                            next(steps)
+                        except StopIteration as done:
+                            ok = bool(done.value)
+                            break
+                        await asyncio.sleep(0)
+                    if not ok:
+                        self._skipped(late)
+                self.drain(procs)
+        finally:
+            self._running = False
 
     def after_tick(self, procs: list[FloorProcessor]) -> None:
         """Re-derive after late events (at most once a tick: a backfill's rounds do not
-        each pay for it), take snapshots, send notifications."""
-        self._rederive(procs)
+        each pay for it; in slices by :meth:`run` when it runs), take snapshots, send
+        notifications."""
+        if self._running:
+            if any(
+                isinstance(p.observer, AlertDriver) and p.observer.late_since is not None
+                for p in procs
+            ):
+                self._late_procs = procs
+                self._late.set()
+        else:
+            self._rederive(procs)
         for proc in procs:
             driver = proc.observer
             if isinstance(driver, AlertDriver):
