@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Final
 import msgspec
 
 from callfloor.alerts.driver import AlertDriver, DriverState, attach_alerts
-from callfloor.alerts.engine import Alert, Silence
+from callfloor.alerts.engine import MAX_SILENCES, Alert, Silence
 from callfloor.alerts.notification import Notification, Transition
 from callfloor.config import Config
 from callfloor.processors.state import register_section
@@ -338,9 +338,20 @@ class AlertService:
         duration_s: float,
         by: str,
         comment: str,
-    ) -> Silence:
-        """Silence matching alerts from now (event time) for ``duration_s``."""
+    ) -> Silence | None:
+        """Silence matching alerts from now (event time) for ``duration_s``; None when
+        :data:`MAX_SILENCES` are in force already."""
         now = max((p.clock for p in procs), default=self.clock())
+        in_force = max(
+            (
+                p.observer.engine.silences_in_force(now)
+                for p in procs
+                if isinstance(p.observer, AlertDriver)
+            ),
+            default=0,
+        )
+        if in_force >= MAX_SILENCES:
+            return None
         silence = Silence(
             id=secrets.token_hex(8),
             rule=rule,

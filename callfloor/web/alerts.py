@@ -23,6 +23,7 @@ from typing import Any, Final
 import msgspec
 from aiohttp import web
 
+from callfloor.alerts.engine import MAX_SILENCES
 from callfloor.config import parse_duration
 from callfloor.web import auth
 from callfloor.web.errors import json_error, json_response
@@ -156,6 +157,12 @@ async def add_silence(request: web.Request) -> web.Response:
             procs, rule=rule, scope=scope, duration_s=duration, by=by, comment=comment
         )
     )
+    if silence is None:
+        return json_error(
+            409,
+            f"{MAX_SILENCES} silences are in force already: delete one "
+            "(DELETE /api/v1/silences/{id}) or wait until one ends",
+        )
     return json_response(msgspec.to_builtins(silence), status=201)
 
 
