@@ -924,17 +924,20 @@ class AlertDriver:
         mine = self.engine
         theirs = shadow.engine
         told = {a.fingerprint: a for a in mine.active.values() if a.notified}
-        acks = {
-            (a.fingerprint, a.fired_at): a
-            for a in (*mine.active.values(), *mine.history)
-            if a.acknowledged_by is not None
-        }
+        # An acknowledgement is of what fired at its instant: it goes to the re-derived
+        # alert of that fingerprint firing then, though a late event moved its fired_at
+        # (matching the instant exactly lost it, and repeats paged again).
+        acks: dict[str, list[Alert]] = {}
+        for a in (*mine.active.values(), *mine.history):
+            if a.acknowledged_by is not None:
+                acks.setdefault(a.fingerprint, []).append(a)
         for a in (*theirs.active.values(), *theirs.history):
-            ack = acks.get((a.fingerprint, a.fired_at))
-            if ack is not None:
-                a.acknowledged_by = ack.acknowledged_by
-                a.acknowledged_at = ack.acknowledged_at
-                a.ack_comment = ack.ack_comment
+            for ack in acks.get(a.fingerprint, ()):
+                if _acknowledges(ack, a):
+                    a.acknowledged_by = ack.acknowledged_by
+                    a.acknowledged_at = ack.acknowledged_at
+                    a.ack_comment = ack.ack_comment
+                    break
         now = self.proc.clock
         by_name = mine.by_name
         for fp, old in told.items():
@@ -1038,6 +1041,19 @@ class AlertDriver:
                     )
                 )
         return out
+
+
+def _acknowledges(ack: Alert, alert: Alert) -> bool:
+    """Whether the acknowledgement of ``ack`` is one of ``alert`` (same fingerprint): the
+    same firing, or ``alert`` was firing at the acknowledgement's instant."""
+    if alert.fired_at is None:
+        return False
+    if alert.fired_at == ack.fired_at:
+        return True
+    at = ack.acknowledged_at
+    return (
+        at is not None and alert.fired_at <= at and (alert.ended_at is None or alert.ended_at > at)
+    )
 
 
 def _view(a: Alert, value: float | None, state_t: type, sev_t: type) -> AlertView:

@@ -159,3 +159,27 @@ def test_snapshots_taken_while_late_events_wait_are_no_base() -> None:
     assert driver.rederive()
     proc.tick(end)
     assert listed(proc) == listed(ordered)
+
+
+def test_an_acknowledgement_holds_when_a_late_event_moves_the_firing_earlier() -> None:
+    """An acknowledged alert whose firing a late call moves 30 s earlier stays
+    acknowledged, and no repeat is sent (the acknowledgement was lost, repeats paged)."""
+    cfg = floor_config([{**RULE, "repeat": "5m"}])
+    proc = FloorProcessor(cfg, live=True)
+    driver = attach_alerts(proc, cfg, notify=True)
+    assert driver is not None
+    driver.keep_events()
+    proc.apply(
+        decode(ev("agent_state", T0 - 600, site="s", agent="a", state="available", queues=["q"]))
+    )
+    driver.snapshot(0.0, 3600.0)
+    proc.apply(decode(ev("call_queued", T0, site="s", call_id="c1", queue="q")))
+    proc.tick(T0 + 100)
+    [fired] = driver.engine.drain()
+    assert driver.engine.acknowledge(fired.fingerprint, "ada", "on it", proc.clock) is not None
+    proc.apply(decode(ev("call_queued", T0 - 30, site="s", call_id="c0", queue="q")))
+    assert driver.rederive()
+    [alert] = driver.engine.active.values()
+    assert (alert.fired_at, alert.acknowledged_by) == (T0 + 30, "ada")
+    proc.tick(T0 + 1000)
+    assert [n.transition for n in driver.engine.drain()] == []
