@@ -94,6 +94,7 @@ class AlertService:
         self._running = False
         self._late = asyncio.Event()
         self._late_procs: list[FloorProcessor] = []
+        self.rederive_failures = 0
 
     # ------------------------------------------------------------------ partitions
 
@@ -155,6 +156,13 @@ class AlertService:
                             next(steps)
                         except StopIteration as done:
                             ok = bool(done.value)
+                            break
+                        except Exception:
+                            # A fault in one partition's rules must not end the service
+                            # (this task is in its task group): counted, logged.
+                            ok = True
+                            self.rederive_failures += 1
+                            log.exception("alerts_rederive_error late_ts=%s", late)
                             break
                         await asyncio.sleep(0)
                     if not ok:
@@ -302,7 +310,11 @@ class AlertService:
                 by_state[key] = by_state.get(key, 0) + 1
         stats.alerts_by_state = by_state
         stats.alert_evaluations_total = evaluations
-        stats.alert_rederivations_total = {"done": done, "skipped": skipped}
+        stats.alert_rederivations_total = {
+            "done": done,
+            "skipped": skipped,
+            "failed": self.rederive_failures,
+        }
         stats.alert_notifications_withheld_total = self.suppressed_backfill
 
     # ------------------------------------------------------------------ commands
