@@ -168,7 +168,9 @@ class ServeProcess:
         # Output goes to a file, not a pipe nobody reads while it runs: a chatty process
         # would block on a full pipe.
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (open while the process runs)
-            prefix=f"serve-{self.port}-", suffix=".log", delete=not os.environ.get("KEEP_SERVE_LOGS")
+            prefix=f"serve-{self.port}-",
+            suffix=".log",
+            delete=not os.environ.get("KEEP_SERVE_LOGS"),
         )
         self.proc = subprocess.Popen(
             [

@@ -29,7 +29,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Final
 
 import msgspec
@@ -162,6 +162,8 @@ class DriverState(msgspec.Struct, kw_only=True):
     base_floor: bytes = b""
     base_alerts: bytes = b""
     events: list[Event] = []
+    # The earliest late event not re-derived yet (a re-derivation was under way).
+    late_since: float | None = None
 
 
 _DriverState = DriverState
@@ -431,6 +433,7 @@ class AlertDriver:
         self.events: list[tuple[float, int, Event]] | None = None
         self._event_seq = 0
         self.late_since: float | None = None  # earliest late event not yet re-derived
+        self.rederiving: float | None = None  # late_since of the re-derivation under way
         self.snapshots: list[_Snapshot] = []
         self.rederivations = 0
         self.rederivations_skipped = 0
@@ -564,6 +567,8 @@ class AlertDriver:
             state.base_floor = base.floor
             state.base_alerts = base.alerts
             state.events = [e for _, _, e in events]
+            pending = [t for t in (self.late_since, self.rederiving) if t is not None]
+            state.late_since = min(pending, default=None)
         return state
 
     def load(self, state: DriverState) -> None:
@@ -581,6 +586,7 @@ class AlertDriver:
             for event in state.events:
                 self._event_seq += 1
                 self.events.append((event.ts, self._event_seq, event))  # type: ignore[arg-type]
+            self.late_since = state.late_since
         if state.restored and state.rules == [r.name for r in self.rules]:
             self.heap = [tuple(h) for h in state.heap]  # type: ignore[misc]
             heapq.heapify(self.heap)
@@ -972,6 +978,10 @@ class AlertDriver:
         events before the oldest. Whether one was taken."""
         if self.events is None or self.proc.clock == -_INF:
             return False
+        if self.late_since is not None or self.rederiving is not None:
+            # The alert state is not that of the events yet (late ones wait for their
+            # re-derivation): no base for the next one.
+            return False
         clock = self.proc.clock
         snaps = self.snapshots
         if snaps and clock < snaps[-1].clock + every_s:
@@ -1012,6 +1022,26 @@ class AlertDriver:
         §10: late events move the instants to where they belong); notify the
         differences (a firing found, a resolve, a withdrawal). False if no snapshot is
         that old (counted: those late events were evaluated at the clock)."""
+        steps = self.rederive_steps(max_events)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return bool(done.value)
+
+    def rederive_steps(
+        self, max_events: int = 1_000_000, slice_events: int = 1_000_000
+    ) -> Generator[None, None, bool]:
+        """:meth:`rederive` in slices of ``slice_events`` kept events, yielding between
+        two; it returns what :meth:`rederive` returns.
+
+        A re-derivation can apply tens of thousands of events (seconds of work): the
+        live service runs the slices as a task, so that its writer and its HTTP server
+        go on meanwhile. The live processor may take events between two slices: those
+        after the last applied are applied in turn (the slices go by the (time, arrival)
+        key, not by position); a late one before it marks :attr:`late_since` again, for
+        the next re-derivation. The end (catching up to the clock, adopting the result)
+        is one step."""
         late = self.late_since
         if late is None or self.events is None:
             return True
@@ -1040,8 +1070,26 @@ class AlertDriver:
         else:
             fresh = FloorProcessor(live.config, live=live.live)
             shadow = AlertDriver(fresh, engine, follow_violations=self.notify_violations)
-        for _, _, event in events[start:]:
-            fresh.apply(event)
+        # After the base: later events, and those at its instant that arrived after it.
+        cursor: tuple[float, float] = (base.clock, base.seq)
+        self.rederiving = late
+        try:
+            while True:
+                kept = self.events
+                i = bisect.bisect_right(kept, cursor, key=_FIRST2)
+                chunk = kept[i : i + max(1, slice_events)]
+                if not chunk:
+                    break
+                for _, _, event in chunk:
+                    fresh.apply(event)
+                cursor = _first2(chunk[-1])
+                if len(chunk) == slice_events:
+                    yield
+        except GeneratorExit:  # abandoned (the service stops): still to be done
+            self.late_since = late if self.late_since is None else min(late, self.late_since)
+            raise
+        finally:
+            self.rederiving = None
         fresh.tick(live.clock)
         self.rederivations += 1
         self._adopt(shadow)
@@ -1052,25 +1100,20 @@ class AlertDriver:
         mine = self.engine
         theirs = shadow.engine
         told = {a.fingerprint: a for a in mine.active.values() if a.notified}
-        acks = {
-            (a.fingerprint, a.fired_at): a
-            for a in (*mine.active.values(), *mine.history)
-            if a.acknowledged_by is not None
-        }
-        # The episode firing now was acknowledged even if late events moved its firing.
-        acked_now = {
-            a.fingerprint: a
-            for a in mine.active.values()
-            if a.state == "firing" and a.acknowledged_by is not None
-        }
+        # An acknowledgement is of what fired at its instant: it goes to the re-derived
+        # alert of that fingerprint firing then, though a late event moved its fired_at
+        # (matching the instant exactly lost it, and repeats paged again).
+        acks: dict[str, list[Alert]] = {}
+        for a in (*mine.active.values(), *mine.history):
+            if a.acknowledged_by is not None:
+                acks.setdefault(a.fingerprint, []).append(a)
         for a in (*theirs.active.values(), *theirs.history):
-            ack = acks.get((a.fingerprint, a.fired_at))
-            if ack is None and a.state == "firing":
-                ack = acked_now.get(a.fingerprint)
-            if ack is not None:
-                a.acknowledged_by = ack.acknowledged_by
-                a.acknowledged_at = ack.acknowledged_at
-                a.ack_comment = ack.ack_comment
+            for ack in acks.get(a.fingerprint, ()):
+                if _acknowledges(ack, a):
+                    a.acknowledged_by = ack.acknowledged_by
+                    a.acknowledged_at = ack.acknowledged_at
+                    a.ack_comment = ack.ack_comment
+                    break
         # Resolves people were told; a late event may show the alert firing on.
         resolved_told = {
             (a.fingerprint, a.fired_at): a for a in mine.history if a.notified and not a.withdrawn
@@ -1228,6 +1271,19 @@ def _episodes(found: list[Violation], now: float) -> list[_Episode]:
         else:
             out.append(_Episode(v, ended))
     return out
+
+
+def _acknowledges(ack: Alert, alert: Alert) -> bool:
+    """Whether the acknowledgement of ``ack`` is one of ``alert`` (same fingerprint): the
+    same firing, or ``alert`` was firing at the acknowledgement's instant."""
+    if alert.fired_at is None:
+        return False
+    if alert.fired_at == ack.fired_at:
+        return True
+    at = ack.acknowledged_at
+    return (
+        at is not None and alert.fired_at <= at and (alert.ended_at is None or alert.ended_at > at)
+    )
 
 
 def _view(a: Alert, value: float | None, state_t: type, sev_t: type) -> AlertView:

@@ -85,6 +85,11 @@ class Alert(msgspec.Struct, kw_only=True):
     muted: bool = False
 
 
+MAX_SILENCES: Final = 1000
+"""Silences in force at once: one more is refused (each is matched against every
+notification and written with every command's checkpoint)."""
+
+
 class Silence(msgspec.Struct, kw_only=True, frozen=True):
     """Notifications of matching alerts are marked silenced until ``ends_at``."""
 
@@ -306,7 +311,16 @@ class AlertEngine:
         return alert
 
     def add_silence(self, silence: Silence) -> None:
+        """Add ``silence``; those ended by its start go (they silence nothing more, and
+        every command's checkpoint and every notification would carry them forever)."""
+        at = silence.starts_at
+        if any(s.ends_at <= at for s in self.silences.values()):
+            self.silences = {k: s for k, s in self.silences.items() if s.ends_at > at}
         self.silences[silence.id] = silence
+
+    def silences_in_force(self, at: float) -> int:
+        """How many silences have not ended at ``at``."""
+        return sum(1 for s in self.silences.values() if s.ends_at > at)
 
     def remove_silence(self, silence_id: str) -> bool:
         return self.silences.pop(silence_id, None) is not None

@@ -21,6 +21,7 @@ as everywhere in the configuration.
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -391,6 +392,10 @@ def _threshold(
     if isinstance(value, bool):
         raise ctx.error(key, 'expected a number or a reference like "2 * agents_available"')
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            # TOML has nan and inf: a rule comparing with nan never fires, one with an
+            # infinity always or never does, and nobody is told.
+            raise ctx.error(key, f"expected a finite number, got {value}")
         return Threshold(constant=float(value))
     if not isinstance(value, str):
         raise ctx.error(key, 'expected a number or a reference like "2 * agents_available"')
@@ -400,6 +405,8 @@ def _threshold(
     ref = m.group("ref")
     window = m.group("window")
     factor = float(m.group("factor") or 1.0)
+    if not math.isfinite(factor):
+        raise ctx.error(key, f"expected a finite factor, got {m.group('factor')}")
     if window is not None:
         if ref not in WINDOW_METRICS or scope_kind == "agent":
             raise ctx.error(key, f"{ref!r} is not a window metric of a {scope_kind}")
@@ -449,7 +456,20 @@ def _condition(
             )
     op = ctx.choice(table.get("op", ">"), f"{key}.op", OPS)
     threshold = _threshold(ctx, table["value"], f"{key}.value", scope_kind, labels)
+    _not_itself(ctx, f"{key}.value", metric, window, threshold)
     return Condition(metric, window, op, threshold)
+
+
+def _not_itself(ctx: Ctx, key: str, metric: str, window: str | None, threshold: Threshold) -> None:
+    """Refuse a threshold that is the compared value itself (``waiting > 2 * waiting``):
+    the comparison then depends on the value's sign only, never what was meant."""
+    if threshold.ref == metric and threshold.window == window:
+        shown = metric if window is None else f"{metric}@{window}"
+        raise ctx.error(
+            key,
+            f"the threshold refers to the value it is compared with ({shown}); "
+            "compare with another metric or another window",
+        )
 
 
 def _check_template(ctx: Ctx, text: str, key: str) -> str:
@@ -492,6 +512,7 @@ def _rule(ctx: Ctx, raw: object, key: str, labels: Sequence[str], window: str) -
     if "clear" in table:
         clear = _threshold(ctx, table["clear"], f"{key}.clear", scope_kind, labels)
         first = conditions[0]
+        _not_itself(ctx, f"{key}.clear", first.metric, first.window, clear)
         if clear.ref is None and first.threshold.ref is None:
             assert clear.constant is not None and first.threshold.constant is not None
             below = first.op in ("<", "<=")

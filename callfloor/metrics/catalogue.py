@@ -1165,7 +1165,8 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         "callfloor_alert_rederivations_total",
         _C,
         "Alert timelines derived again after late events, by outcome (done; skipped: "
-        "the event was older than the oldest snapshot, its instants are the clock's).",
+        "the event was older than the oldest snapshot, its instants are the clock's; "
+        "failed: an error, logged as alerts_rederive_error).",
         ("outcome",),
         hints=_ops("Timelines derived again", section="Evaluation", board=Board.ALERTS),
     ),

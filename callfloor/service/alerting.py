@@ -18,6 +18,7 @@ resolved within ``[alerts] notify_backfill``: older history goes to the list.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Final
 import msgspec
 
 from callfloor.alerts.driver import AlertDriver, DriverState, attach_alerts
-from callfloor.alerts.engine import Alert, Silence
+from callfloor.alerts.engine import MAX_SILENCES, Alert, Silence
 from callfloor.alerts.notification import Notification, Transition
 from callfloor.config import Config
 from callfloor.processors.state import register_section
@@ -46,7 +47,10 @@ DELIVERED_KEEP_S: Final = 48 * 3600.0
 SNAPSHOT_EVERY_S: Final = 60.0
 """Event time between two alert snapshots (a late event re-derives from the one before it)."""
 MAX_REDERIVE_EVENTS: Final = 50_000
-"""A re-derivation applies at most this many kept events (the writer waits for it)."""
+"""A re-derivation applies at most this many kept events."""
+REDERIVE_SLICE: Final = 25
+"""Kept events a re-derivation applies before it lets the writer and the HTTP server run
+(tens of milliseconds with the default rules)."""
 SAVED_EVENTS: Final = 20_000
 """A checkpoint keeps the oldest alert snapshot and the events since while there are no
 more than this many, so late events after a restart are still re-derived."""
@@ -85,6 +89,12 @@ class AlertService:
         self.suppressed_backfill = 0  # notifications of old history not sent to people
         self.skip_log = RateLimitedLog(log)
         self.commands_total: dict[str, int] = {}
+        # Late events are re-derived by :meth:`run` when it runs (the live service), in
+        # slices; without it (a writer driven by hand) at once, after the tick.
+        self._running = False
+        self._late = asyncio.Event()
+        self._late_procs: list[FloorProcessor] = []
+        self.rederive_failures = 0
 
     # ------------------------------------------------------------------ partitions
 
@@ -105,25 +115,75 @@ class AlertService:
         self.drain(procs)
 
     def _rederive(self, procs: list[FloorProcessor]) -> None:
-        """Late events in the round: derive those partitions' timelines again."""
+        """Late events in the tick: derive those partitions' timelines again, at once."""
         for proc in procs:
             driver = proc.observer
             if isinstance(driver, AlertDriver) and driver.late_since is not None:
                 late = driver.late_since
                 if not driver.rederive(MAX_REDERIVE_EVENTS):
-                    self.skip_log.warning(
-                        "alerts_rederive_skipped late_ts=%s: older than the oldest alert "
-                        "snapshot (kept %g s, not across a restart) or more than %d events "
-                        "after it; its alert instants are those at the clock",
-                        late,
-                        SNAPSHOT_KEEP_S,
-                        MAX_REDERIVE_EVENTS,
-                    )
+                    self._skipped(late)
+
+    def _skipped(self, late: float) -> None:
+        self.skip_log.warning(
+            "alerts_rederive_skipped late_ts=%s: older than the oldest alert "
+            "snapshot (kept %g s, not across a restart) or more than %d events "
+            "after it; its alert instants are those at the clock",
+            late,
+            SNAPSHOT_KEEP_S,
+            MAX_REDERIVE_EVENTS,
+        )
+
+    async def run(self) -> None:
+        """The service's task: re-derive after late events, a slice of
+        :data:`REDERIVE_SLICE` events at a time, so that a producer sending events an
+        hour late never stops the writer, the probes or the reads for the seconds a
+        re-derivation of tens of thousands of events takes. Late events arriving
+        meanwhile are re-derived together, by the next one."""
+        self._running = True
+        try:
+            while True:
+                await self._late.wait()
+                self._late.clear()
+                procs = self._late_procs
+                for proc in procs:
+                    driver = proc.observer
+                    if not isinstance(driver, AlertDriver) or driver.late_since is None:
+                        continue
+                    late = driver.late_since
+                    steps = driver.rederive_steps(MAX_REDERIVE_EVENTS, REDERIVE_SLICE)
+                    while True:
+                        try:
+                            next(steps)
+                        except StopIteration as done:
+                            ok = bool(done.value)
+                            break
+                        except Exception:
+                            # A fault in one partition's rules must not end the service
+                            # (this task is in its task group): counted, logged.
+                            ok = True
+                            self.rederive_failures += 1
+                            log.exception("alerts_rederive_error late_ts=%s", late)
+                            break
+                        await asyncio.sleep(0)
+                    if not ok:
+                        self._skipped(late)
+                self.drain(procs)
+        finally:
+            self._running = False
 
     def after_tick(self, procs: list[FloorProcessor]) -> None:
         """Re-derive after late events (at most once a tick: a backfill's rounds do not
-        each pay for it), take snapshots, send notifications."""
-        self._rederive(procs)
+        each pay for it; in slices by :meth:`run` when it runs), take snapshots, send
+        notifications."""
+        if self._running:
+            if any(
+                isinstance(p.observer, AlertDriver) and p.observer.late_since is not None
+                for p in procs
+            ):
+                self._late_procs = procs
+                self._late.set()
+        else:
+            self._rederive(procs)
         for proc in procs:
             driver = proc.observer
             if isinstance(driver, AlertDriver):
@@ -256,7 +316,11 @@ class AlertService:
                 by_state[key] = by_state.get(key, 0) + 1
         stats.alerts_by_state = by_state
         stats.alert_evaluations_total = evaluations
-        stats.alert_rederivations_total = {"done": done, "skipped": skipped}
+        stats.alert_rederivations_total = {
+            "done": done,
+            "skipped": skipped,
+            "failed": self.rederive_failures,
+        }
         stats.alert_notifications_withheld_total = self.suppressed_backfill
 
     # ------------------------------------------------------------------ commands
@@ -293,9 +357,20 @@ class AlertService:
         duration_s: float,
         by: str,
         comment: str,
-    ) -> Silence:
-        """Silence matching alerts from now (event time) for ``duration_s``."""
+    ) -> Silence | None:
+        """Silence matching alerts from now (event time) for ``duration_s``; None when
+        :data:`MAX_SILENCES` are in force already."""
         now = max((p.clock for p in procs), default=self.clock())
+        in_force = max(
+            (
+                p.observer.engine.silences_in_force(now)
+                for p in procs
+                if isinstance(p.observer, AlertDriver)
+            ),
+            default=0,
+        )
+        if in_force >= MAX_SILENCES:
+            return None
         silence = Silence(
             id=secrets.token_hex(8),
             rule=rule,

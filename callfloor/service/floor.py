@@ -579,6 +579,7 @@ class FloorService:
             tg.create_task(self.writer.run(), name="ingest")
             if self.alerting.outbox is not None:
                 tg.create_task(self.alerting.outbox.run(), name="alerts")
+            tg.create_task(self.alerting.run(), name="alerts-rederive")
             for source in (self.http, *sources):
                 tg.create_task(self.supervisor.run(source), name=f"source:{source.name}")
             if self.coordinator is not None and self.follower is not None:

@@ -75,7 +75,7 @@ class IngestStats:
     alerts_by_state: dict[tuple[str, str, str], int] = field(default_factory=dict)
     alert_evaluations_total: int = 0
     alert_rederivations_total: dict[str, int] = field(
-        default_factory=lambda: {"done": 0, "skipped": 0}
+        default_factory=lambda: {"done": 0, "skipped": 0, "failed": 0}
     )
     alert_notifications_withheld_total: int = 0
     alert_sinks: AlertSinkStats | None = None  # the alert outbox's stats; None: no sinks

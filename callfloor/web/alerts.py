@@ -23,6 +23,7 @@ from typing import Any, Final
 import msgspec
 from aiohttp import web
 
+from callfloor.alerts.engine import MAX_SILENCES
 from callfloor.config import parse_duration
 from callfloor.web import auth
 from callfloor.web.errors import json_error, json_response
@@ -41,7 +42,14 @@ async def _command(request: web.Request) -> dict[str, Any] | web.Response:
     """The JSON object of a command body, or the 4xx answer saying what is wrong."""
     if request.content_length is not None and request.content_length > MAX_COMMAND_BYTES:
         return json_error(413, f"a command body is at most {MAX_COMMAND_BYTES} bytes")
-    raw = await request.content.read(MAX_COMMAND_BYTES + 1)
+    # read(n) answers what has arrived, not n bytes: a body split over TCP segments is
+    # read until its end (or one byte past the limit).
+    raw = bytearray()
+    while len(raw) <= MAX_COMMAND_BYTES:
+        chunk = await request.content.read(MAX_COMMAND_BYTES + 1 - len(raw))
+        if not chunk:
+            break
+        raw += chunk
     if len(raw) > MAX_COMMAND_BYTES:
         return json_error(413, f"a command body is at most {MAX_COMMAND_BYTES} bytes")
     if not raw.strip():
@@ -50,6 +58,8 @@ async def _command(request: web.Request) -> dict[str, Any] | web.Response:
         data = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         return json_error(400, f"the body is not JSON: {exc}")
+    except RecursionError:  # nesting deeper than the decoder's stack (it is not a 500)
+        return json_error(400, "the body is not JSON this service reads: nested too deeply")
     if not isinstance(data, dict):
         return json_error(400, "the body must be a JSON object")
     return data
@@ -147,6 +157,12 @@ async def add_silence(request: web.Request) -> web.Response:
             procs, rule=rule, scope=scope, duration_s=duration, by=by, comment=comment
         )
     )
+    if silence is None:
+        return json_error(
+            409,
+            f"{MAX_SILENCES} silences are in force already: delete one "
+            "(DELETE /api/v1/silences/{id}) or wait until one ends",
+        )
     return json_response(msgspec.to_builtins(silence), status=201)
 
 

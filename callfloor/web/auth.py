@@ -402,15 +402,44 @@ def name_policy(request: web.Request) -> NamePolicy:
     return policy
 
 
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def _port(authority: str, default: int | None) -> int | None:
+    """The port of a ``host[:port]`` (``[v6]:port``), ``default`` when it names none;
+    ``None`` when it is not a number."""
+    text = authority.strip()
+    if text.startswith("["):
+        text = text.partition("]")[2]
+    elif text.count(":") > 1:
+        return default  # an IPv6 address without brackets names no port
+    _, colon, port = text.rpartition(":")
+    if not colon:
+        return default
+    return int(port) if port.isdigit() else None
+
+
 def _origin_refusal(request: web.Request) -> web.Response | None:
-    """A 403 for a write whose ``Origin`` names another host than the request's."""
+    """A 403 for a write whose ``Origin`` names another origin than the request's: another
+    host, or another port of it (a page of another service on the same machine).
+
+    A port left out is the default of the Origin's scheme on both sides: behind a proxy
+    terminating TLS, ``https://floor.example`` and ``Host: floor.example`` are one origin.
+    """
     origin = request.headers.get("Origin")
     if origin is None:
         return None
-    _, sep, rest = origin.partition("://")
+    scheme, sep, rest = origin.partition("://")
     named = host_name(rest) if sep else None
-    host = host_name(request.headers.get("Host") or "")
-    if named is not None and named == host:
+    host_header = request.headers.get("Host") or ""
+    host = host_name(host_header)
+    default = _DEFAULT_PORTS.get(scheme.lower())
+    if (
+        named is not None
+        and named == host
+        and _port(rest, default) == _port(host_header, default)
+        and _port(rest, default) is not None
+    ):
         return None
     return json_error(
         403,

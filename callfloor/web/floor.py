@@ -42,7 +42,7 @@ class AlertCommands(Protocol):
         duration_s: float,
         by: str,
         comment: str,
-    ) -> Silence:
+    ) -> Silence | None:
         """Silence matching alerts for a duration."""
         ...
 

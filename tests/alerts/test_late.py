@@ -248,3 +248,109 @@ def test_an_event_at_the_instant_a_checkpoint_evaluated_is_late_for_the_alerts()
     driver.rederive()
     proc.tick(T0 + 10)
     assert listed(proc) == []
+
+
+def test_a_rederivation_in_slices_takes_the_events_applied_between_them() -> None:
+    """A re-derivation run in slices while the live processor takes more events (some of
+    them late again) ends, with the next one, at the instants of the events in time
+    order."""
+    rule = {
+        "name": "sl",
+        "when": [{"metric": "service_level", "window": "15m", "op": "<", "value": 0.8}],
+        "min_volume": 5,
+    }
+    cfg = floor_config([rule])
+    waits = [5.0] * 20 + [40.0] * 20 + [5.0] * 20
+    events = calls(waits)
+    end = T0 + 30.0 * len(waits)
+    ordered = FloorProcessor(cfg)
+    attach_alerts(ordered, cfg)
+    for e in events:
+        ordered.apply(decode(e))
+    ordered.tick(end)
+
+    proc = FloorProcessor(cfg, live=True)
+    driver = attach_alerts(proc, cfg, notify=True)
+    assert driver is not None
+    driver.keep_events()
+    late = sorted(
+        events, key=lambda e: float(e["ts"]) + (60.0 if e["type"] == "call_answered" else 0.0)
+    )  # type: ignore[arg-type]
+    for e in late[:60]:
+        proc.apply(decode(e))
+        driver.snapshot(60.0, 3600.0)
+    rest = [decode(e) for e in late[60:]]
+    # One more event between every two slices of three (as the writer applies them).
+    while driver.late_since is not None or rest:
+        steps = driver.rederive_steps(slice_events=3)
+        while True:
+            try:
+                next(steps)
+            except StopIteration:
+                break
+            if rest:
+                proc.apply(rest.pop(0))
+                assert not driver.snapshot(60.0, 3600.0)  # none while re-deriving
+        if rest and driver.late_since is None:
+            proc.apply(rest.pop(0))
+    proc.tick(end)
+    assert driver.rederivations > 1
+    assert listed(proc) == listed(ordered)
+
+
+def test_snapshots_taken_while_late_events_wait_are_no_base() -> None:
+    """Snapshots offered after each event while late ones wait for their re-derivation
+    (as ticks do while it runs), re-derived every 60 events, end exact."""
+    rule = {
+        "name": "sl",
+        "when": [{"metric": "service_level", "window": "15m", "op": "<", "value": 0.8}],
+        "min_volume": 5,
+    }
+    cfg = floor_config([rule])
+    waits = [5.0] * 20 + [40.0] * 20 + [5.0] * 20
+    events = calls(waits)
+    end = T0 + 30.0 * len(waits)
+    ordered = FloorProcessor(cfg)
+    attach_alerts(ordered, cfg)
+    for e in events:
+        ordered.apply(decode(e))
+    ordered.tick(end)
+    proc = FloorProcessor(cfg, live=True)
+    driver = attach_alerts(proc, cfg, notify=True)
+    assert driver is not None
+    driver.keep_events()
+    arrival = sorted(
+        events, key=lambda e: float(e["ts"]) + (60.0 if e["type"] == "call_answered" else 0.0)
+    )  # type: ignore[arg-type]
+    for i, e in enumerate(arrival):
+        proc.apply(decode(e))
+        driver.snapshot(60.0, 3600.0)
+        if i % 60 == 59:
+            assert driver.rederive()
+    assert driver.rederive()
+    proc.tick(end)
+    assert listed(proc) == listed(ordered)
+
+
+def test_an_acknowledgement_holds_when_a_late_event_moves_the_firing_earlier() -> None:
+    """An acknowledged alert whose firing a late call moves 30 s earlier stays
+    acknowledged, and no repeat is sent (the acknowledgement was lost, repeats paged)."""
+    cfg = floor_config([{**RULE, "repeat": "5m"}])
+    proc = FloorProcessor(cfg, live=True)
+    driver = attach_alerts(proc, cfg, notify=True)
+    assert driver is not None
+    driver.keep_events()
+    proc.apply(
+        decode(ev("agent_state", T0 - 600, site="s", agent="a", state="available", queues=["q"]))
+    )
+    driver.snapshot(0.0, 3600.0)
+    proc.apply(decode(ev("call_queued", T0, site="s", call_id="c1", queue="q")))
+    proc.tick(T0 + 100)
+    [fired] = driver.engine.drain()
+    assert driver.engine.acknowledge(fired.fingerprint, "ada", "on it", proc.clock) is not None
+    proc.apply(decode(ev("call_queued", T0 - 30, site="s", call_id="c0", queue="q")))
+    assert driver.rederive()
+    [alert] = driver.engine.active.values()
+    assert (alert.fired_at, alert.acknowledged_by) == (T0 + 30, "ada")
+    proc.tick(T0 + 1000)
+    assert [n.transition for n in driver.engine.drain()] == []

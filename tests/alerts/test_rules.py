@@ -128,3 +128,67 @@ def test_two_rules_of_one_name_are_refused() -> None:
     rule = {"name": "x", "when": [{"metric": "waiting", "value": 1}]}
     with pytest.raises(ConfigError, match=r"alerts.rules\[1\].name: a second rule"):
         config({"alerts": {"rules": [rule, rule]}})
+
+
+@pytest.mark.parametrize(
+    ("entry", "key"),
+    [
+        ({"when": [{"metric": "waiting", "value": float("nan")}]}, "alerts.rules[0].when[0].value"),
+        ({"when": [{"metric": "waiting", "value": float("inf")}]}, "alerts.rules[0].when[0].value"),
+        (
+            {"when": [{"metric": "waiting", "value": 3}], "clear": float("nan")},
+            "alerts.rules[0].clear",
+        ),
+    ],
+)
+def test_a_threshold_that_is_not_finite_is_refused(entry: dict[str, object], key: str) -> None:
+    """TOML's nan and inf as a threshold or clear level stop start-up (a rule comparing
+    with nan never fired, and nobody was told)."""
+    with pytest.raises(ConfigError) as err:
+        config({"alerts": {"rules": [{"name": "x", **entry}]}})
+    assert str(err.value).startswith(f"<test>: {key}: expected a finite number"), str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("entry", "key"),
+    [
+        (
+            {"when": [{"metric": "waiting", "value": "2 * waiting"}]},
+            "alerts.rules[0].when[0].value",
+        ),
+        (
+            {"when": [{"metric": "offered", "window": "15m", "value": "offered@15m"}]},
+            "alerts.rules[0].when[0].value",
+        ),
+        (
+            {"when": [{"metric": "waiting", "value": "agents_available"}], "clear": "waiting"},
+            "alerts.rules[0].clear",
+        ),
+    ],
+)
+def test_a_threshold_referring_to_its_own_value_is_refused(
+    entry: dict[str, object], key: str
+) -> None:
+    """A threshold that is the compared value itself (same metric, same window) stops
+    start-up: it compared a value with a multiple of itself."""
+    with pytest.raises(ConfigError) as err:
+        config({"alerts": {"rules": [{"name": "x", **entry}]}})
+    text = str(err.value)
+    assert text.startswith(f"<test>: {key}: the threshold refers to the value"), text
+
+
+def test_a_threshold_on_another_window_of_the_same_metric_is_kept() -> None:
+    """Arrivals over 5 minutes against twice those over 60 (the volume spike) is valid."""
+    rule = {
+        "name": "spike",
+        "when": [
+            {
+                "metric": "arrival_rate_per_s",
+                "window": "5m",
+                "op": ">",
+                "value": "2 * arrival_rate_per_s@60m",
+            }
+        ],
+    }
+    [kept] = config({"alerts": {"default_rules": False, "rules": [rule]}}).alerts.rules
+    assert kept.conditions[0].threshold.window == "60m"
