@@ -127,19 +127,7 @@ _AGENT_INPUTS: Final = frozenset(
         "projected_service_level",
     }
 )
-_COUNTS: Final = frozenset(
-    {
-        "offered",
-        "answered",
-        "abandoned",
-        "short_abandoned",
-        "dequeued",
-        "sl_offered",
-        "answered_in_sl",
-        "abandoned_in_sl",
-        "handled",
-    }
-)
+_COUNTS: Final = frozenset(COUNT_NAMES)
 _MISS_INPUTS: Final = frozenset(
     {"sl_offered", "service_level", "answered_in_sl", "abandoned_in_sl", "abandon_rate"}
 )

@@ -84,19 +84,10 @@ LIVE_METRICS: Final[tuple[str, ...]] = (
 )
 """A queue's live values (no ``window``)."""
 
-SITE_LIVE_METRICS: Final[tuple[str, ...]] = (
-    "waiting",
-    "longest_wait_s",
-    "agents_available",
-    "agents_ringing",
-    "agents_on_call",
-    "agents_wrap_up",
-    "agents_not_ready",
-    "agents_staffed",
-    "occupancy",
-    "arrival_rate_per_s",
+SITE_LIVE_METRICS: Final[tuple[str, ...]] = tuple(
+    m for m in LIVE_METRICS if m not in ("required_agents", "projected_service_level")
 )
-"""A site's live values (no ``window``)."""
+"""A site's live values (no ``window``): a queue's but the Erlang C ones."""
 
 AGENT_METRICS: Final[tuple[str, ...]] = (
     "not_ready_today_s",
