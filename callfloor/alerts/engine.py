@@ -343,7 +343,7 @@ class AlertEngine:
             elif not silenced:
                 alert.muted = False
         summary, description, extra = (
-            self.render(alert, rule, None) if self.render is not None else (_summary(alert), "", {})
+            self.render(alert, rule, None) if self.render is not None else _rendered(alert, rule)
         )
         self.outbox.append(
             Notification(
@@ -416,6 +416,42 @@ class AlertEngine:
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+def _fields(alert: Alert) -> dict[str, object]:
+    """What a rule's summary template may name (docs/alerts.md)."""
+    return {
+        "rule": alert.rule,
+        "scope": alert.scope,
+        "scope_kind": alert.scope_kind,
+        "site": alert.site,
+        "severity": alert.severity,
+        "value": math.nan if alert.value is None else alert.value,
+        "threshold": math.nan if alert.threshold is None else alert.threshold,
+        "state": alert.state,
+        "since": alert.since,
+    }
+
+
+def _template(text: str, fields: dict[str, object], fallback: str) -> str:
+    """``text`` formatted with ``fields``; ``fallback`` if a format spec does not fit the
+    value (``{scope:.0%}``): a summary never stops a notification."""
+    try:
+        return text.format_map(fields)
+    except (ValueError, TypeError, KeyError, IndexError):
+        return fallback
+
+
+def _rendered(alert: Alert, rule: Rule) -> tuple[str, str, dict[str, str]]:
+    """The summary (the rule's template or the built-in one), no description, and the
+    summaries of the rule's other languages."""
+    builtin = _summary(alert)
+    if rule.summary is None and not rule.summaries:
+        return builtin, "", {}
+    fields = _fields(alert)
+    summary = builtin if rule.summary is None else _template(rule.summary, fields, builtin)
+    others = {lang: _template(text, fields, builtin) for lang, text in rule.summaries.items()}
+    return summary, "", others
 
 
 def _summary(alert: Alert) -> str:

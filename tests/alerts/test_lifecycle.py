@@ -309,3 +309,17 @@ def test_timers_of_other_rules_are_dropped_on_restore() -> None:
     assert again is not None
     again.load(DriverState(**{f: getattr(saved, f) for f in saved.__struct_fields__}))
     assert again.heap == [] and not again.engine.active
+
+
+def test_a_rules_summary_template_is_what_notifications_say() -> None:
+    """`summary` and `summaries` are rendered with the alert's fields."""
+    rule = {
+        **LONG_WAIT,
+        "for": "0s",
+        "summary": "{scope}: a caller has waited {value:.0f} s (over {threshold:g} s)",
+        "summaries": {"zh-CN": "{scope} 等待 {value:.0f} 秒"},
+    }
+    _, driver = drive(_waiting_call(), floor_config([rule]), T0 + 100)
+    [note] = driver.engine.drain()
+    assert note.summary == "q: a caller has waited 60 s (over 60 s)"
+    assert note.summaries == {"zh-CN": "q 等待 60 秒"}
