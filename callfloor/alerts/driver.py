@@ -30,6 +30,7 @@ import bisect
 import heapq
 import math
 from collections.abc import Callable, Generator
+from time import perf_counter
 from typing import TYPE_CHECKING, Final
 
 import msgspec
@@ -414,6 +415,7 @@ class AlertDriver:
         self._state_tests = self._tests_for_counts()
         self.late_events = 0
         self.evaluations = 0
+        self.evaluation_seconds = 0.0
         # The instant a tick last evaluated (inclusive): an event there arrives after it.
         self.ticked_at = -_INF
         # Live: the events applied, in time order, so that a late one can re-derive the
@@ -763,6 +765,16 @@ class AlertDriver:
         """Step the scope's rules (rule ``only``, or those reading agent counts when
         ``staff_only``) at instant ``at`` (the processor at or just after it), and
         schedule each one's next instant."""
+        started = perf_counter()
+        try:
+            self._evaluate_now(kind, name, at, only, staff_only)
+        finally:
+            # Self-metrics only (callfloor_alert_evaluation_seconds_total): never an input.
+            self.evaluation_seconds += perf_counter() - started
+
+    def _evaluate_now(
+        self, kind: int, name: str, at: float, only: int | None, staff_only: bool
+    ) -> None:
         if only == -1:
             self._schedule(kind, name, -1, self._violations(name, at))
             return

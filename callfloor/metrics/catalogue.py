@@ -1162,6 +1162,15 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         hints=_ops("Rule evaluations", section="Evaluation", board=Board.ALERTS),
     ),
     _svc(
+        "callfloor_alert_evaluation_seconds_total",
+        _C,
+        "Time spent evaluating alert rules (the writer's, in seconds): its rate is the "
+        "share of a core the rules take.",
+        (),
+        _S,
+        hints=_ops("Rule evaluation time", section="Evaluation", board=Board.ALERTS),
+    ),
+    _svc(
         "callfloor_alert_rederivations_total",
         _C,
         "Alert timelines derived again after late events, by outcome (done; skipped: "

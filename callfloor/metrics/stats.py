@@ -321,6 +321,10 @@ class ServiceStats(Protocol):
         """Rule evaluations of a scope at an instant."""
 
     @property
+    def alert_evaluation_seconds_total(self) -> float:
+        """Time spent evaluating rules."""
+
+    @property
     def alert_rederivations_total(self) -> Mapping[str, int]:
         """Alert timelines derived again after late events, by outcome."""
 
@@ -408,6 +412,7 @@ def add_service_samples(fam: Mapping[str, BuiltFamily], stats: ServiceStats) -> 
     for (rule, severity, state), n in sorted(stats.alerts_by_state.items()):
         alerts.add(alerts.family.name, label_set(rule=rule, severity=severity, state=state), n)
     _one(fam["callfloor_alert_evaluations_total"], stats.alert_evaluations_total)
+    _one(fam["callfloor_alert_evaluation_seconds_total"], stats.alert_evaluation_seconds_total)
     _by(fam["callfloor_alert_rederivations_total"], "outcome", stats.alert_rederivations_total)
     _one(
         fam["callfloor_alert_notifications_withheld_total"],

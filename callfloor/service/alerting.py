@@ -302,11 +302,13 @@ class AlertService:
         """The alert gauges and counters for /metrics."""
         by_state: dict[tuple[str, str, str], int] = {}
         evaluations = done = skipped = 0
+        seconds = 0.0
         for proc in procs:
             driver = proc.observer
             if not isinstance(driver, AlertDriver):
                 continue
             evaluations += driver.evaluations
+            seconds += driver.evaluation_seconds
             done += driver.rederivations
             skipped += driver.rederivations_skipped
             if proc.clock == float("-inf"):
@@ -316,6 +318,7 @@ class AlertService:
                 by_state[key] = by_state.get(key, 0) + 1
         stats.alerts_by_state = by_state
         stats.alert_evaluations_total = evaluations
+        stats.alert_evaluation_seconds_total = seconds
         stats.alert_rederivations_total = {
             "done": done,
             "skipped": skipped,

@@ -74,6 +74,7 @@ class IngestStats:
     redis_floor_resyncs_total: int = 0
     alerts_by_state: dict[tuple[str, str, str], int] = field(default_factory=dict)
     alert_evaluations_total: int = 0
+    alert_evaluation_seconds_total: float = 0.0
     alert_rederivations_total: dict[str, int] = field(
         default_factory=lambda: {"done": 0, "skipped": 0, "failed": 0}
     )
