@@ -190,6 +190,16 @@ class AlertService:
                 driver.snapshot(SNAPSHOT_EVERY_S, SNAPSHOT_KEEP_S)
         self.drain(procs)
 
+    def dropped(self, key: str, proc: FloorProcessor) -> None:
+        """A partition given up (its lease lost or handed over): its sites' queued
+        notifications and kept-alive alerts are withdrawn from the sinks here (its new
+        owner restores them from the partition's checkpoint and notifies for it)."""
+        if self.outbox is None:
+            return
+        sites = set(proc.sites) | {q.site for q in proc.queues.values()}
+        if sites:
+            self.outbox.forget(sites)
+
     def hook(self, writer: Writer) -> None:
         """Keep the alert state in every checkpoint of ``writer``."""
         writer.add_section(

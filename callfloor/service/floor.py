@@ -182,6 +182,7 @@ class FloorService:
         self.writer.on_partition = self.alerting.attach
         self.writer.on_ticked = self.alerting.after_tick
         self.writer.on_round = self.alerting.after_round
+        self.writer.on_dropped = self.alerting.dropped
         for part in self.writer.parts.values():
             self.alerting.attach(part.proc)
         self.alerting.hook(self.writer)

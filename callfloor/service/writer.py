@@ -219,6 +219,8 @@ class Writer:
         self.on_partition: Callable[[FloorProcessor], object] | None = None
         self.on_ticked: Callable[[list[FloorProcessor]], object] | None = None
         self.on_round: Callable[[list[FloorProcessor]], object] | None = None
+        # Called with a partition's key and processor when this process stops applying it.
+        self.on_dropped: Callable[[str, FloorProcessor], object] | None = None
         self.parts: dict[str, Partition] = {} if proc is None else {ALL: Partition(ALL, proc)}
         self.partitions = partitions
         self._partition_of = None if partitions is None else partitions.of
@@ -426,6 +428,11 @@ class Writer:
         del self.parts[part.key]
         self.generation += 1
         self.dropped_total += 1
+        if self.on_dropped is not None:
+            try:
+                self.on_dropped(part.key, part.proc)
+            except Exception:
+                log.exception("partition_drop_hook_error partition=%s", part.key)
         self.backlog.release(len(part.held))
         if freeze:
             frozen = self.frozen[part.key] = Frozen(part.key, part.proc, self._wall())
