@@ -700,7 +700,21 @@ class AlertDriver:
                 if right > proc.clock:
                     proc.tick(right if right <= t else t)
                 self._flush(at)
-                self._evaluate(kind, name, at, index)
+                if index < 0:
+                    self._evaluate(kind, name, at, index)
+                    continue
+                # The scope's other rules due at this same instant (a record leaving a
+                # window two rules read): one read of its values for all of them.
+                indices = {index}
+                while heap and heap[0][0] == at and heap[0][2] == kind and heap[0][3] == name:
+                    _, _, _, _, other = heapq.heappop(heap)
+                    if other >= 0 and due.get((kind, name, other)) == at:
+                        del due[(kind, name, other)]
+                        indices.add(other)
+                    elif other < 0:
+                        heapq.heappush(heap, (at, self._next_seq(), kind, name, other))
+                        break
+                self._evaluate(kind, name, at, indices)
             if inclusive:
                 if t > proc.clock:
                     proc.tick(t)
@@ -759,8 +773,17 @@ class AlertDriver:
         self._seq += 1
         heapq.heappush(self.heap, (at, self._seq, kind, name, index))
 
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
     def _evaluate(
-        self, kind: int, name: str, at: float, only: int | None, staff_only: bool = False
+        self,
+        kind: int,
+        name: str,
+        at: float,
+        only: int | set[int] | None,
+        staff_only: bool = False,
     ) -> None:
         """Step the scope's rules (rule ``only``, or those reading agent counts when
         ``staff_only``) at instant ``at`` (the processor at or just after it), and
@@ -773,7 +796,7 @@ class AlertDriver:
             self.evaluation_seconds += perf_counter() - started
 
     def _evaluate_now(
-        self, kind: int, name: str, at: float, only: int | None, staff_only: bool
+        self, kind: int, name: str, at: float, only: int | set[int] | None, staff_only: bool
     ) -> None:
         if only == -1:
             self._schedule(kind, name, -1, self._violations(name, at))
@@ -790,7 +813,9 @@ class AlertDriver:
         engine = self.engine
         scope_kind = _KIND_NAME[kind]
         for c in compiled:
-            if only is not None and c.index != only:
+            if only is not None and (
+                c.index not in only if isinstance(only, set) else c.index != only
+            ):
                 continue
             if staff_only and not c.reads_agents:
                 continue
