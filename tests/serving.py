@@ -166,7 +166,7 @@ class ServeProcess:
         self.port = port if port is not None else free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         # Output goes to a file, not a pipe nobody reads while it runs: a chatty process
-        # would block on a full pipe.
+        # would block on a full pipe. KEEP_SERVE_LOGS=1 keeps the files for a post-mortem.
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (open while the process runs)
             prefix=f"serve-{self.port}-",
             suffix=".log",

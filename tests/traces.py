@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -451,7 +450,7 @@ def assert_same_document(
     differences and shows the first differing paths and items (actual first, expected
     second), never the whole documents.
     """
-    if not alerts and not os.environ.get("STRICT_ALERTS"):
+    if not alerts:
         actual = {k: v for k, v in actual.items() if k != "alerts"}
         expected = {k: v for k, v in expected.items() if k != "alerts"}
     every = document_diff(actual, expected, limit=1_000_000)
