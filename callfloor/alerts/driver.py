@@ -46,9 +46,8 @@ from callfloor.processors.read import (
     FloorReader,
     service_level,
     staffing,
-    window_stats,
 )
-from callfloor.processors.views import AlertView, WindowStats
+from callfloor.processors.views import AlertView
 from callfloor.processors.violations import Violation
 from callfloor.processors.windows import (
     ABANDONED,
@@ -268,17 +267,6 @@ class _Values:
             if mx > top:
                 top = mx
         return None if total is None else (total, top)
-
-    def window(self, label: str) -> WindowStats | None:
-        got = self._sums(label)
-        if got is None:
-            return None
-        proc = self.driver.proc
-        if self.kind == QUEUE:
-            formula = self.queues[0].policy.sl_formula
-        else:
-            formula = proc.site(self.name).config.sl_formula
-        return window_stats(got[0], got[1], formula)
 
     def _from_sums(self, metric: str, window: str, sums: list[int], max_us: int) -> float | None:
         """One window metric from the window's sums (SPEC §3), without the others."""

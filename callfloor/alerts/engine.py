@@ -27,7 +27,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -115,7 +115,6 @@ class EngineState(msgspec.Struct, kw_only=True):
     active: list[Alert] = []
     history: list[Alert] = []
     silences: list[Silence] = []
-    acks: dict[str, list[str]] = {}  # fingerprint -> [by, comment] (applied on next firing)
 
 
 @dataclass
@@ -123,14 +122,12 @@ class AlertEngine:
     """Alert state of one processor (see the module docstring)."""
 
     rules: tuple[Rule, ...]
-    render: Callable[[Alert, Rule, str | None], tuple[str, str, dict[str, str]]] | None = None
     active: dict[str, Alert] = field(default_factory=dict)
     history: list[Alert] = field(default_factory=list)
     silences: dict[str, Silence] = field(default_factory=dict)
     outbox: list[Notification] = field(default_factory=list)
     notify: bool = True
     by_name: dict[str, Rule] = field(default_factory=dict)
-    transitions: dict[str, int] = field(default_factory=dict)  # by state reached
 
     def __post_init__(self) -> None:
         self.by_name = {r.name: r for r in self.rules}
@@ -169,7 +166,6 @@ class AlertEngine:
                 threshold=threshold,
             )
             self.active[fp] = alert
-            self._count("pending")
         alert.value = value
         alert.threshold = threshold
         if alert.state == "pending":
@@ -212,7 +208,6 @@ class AlertEngine:
     def _fire(self, alert: Alert, rule: Rule, at: float) -> None:
         alert.state = "firing"
         alert.fired_at = at
-        self._count("firing")
         self._emit(alert, rule, Transition.FIRING, at)
         alert.notified = True
 
@@ -221,11 +216,7 @@ class AlertEngine:
         alert.ended_at = at
         del self.active[alert.fingerprint]
         self.history.append(alert)
-        self._count("resolved")
         self._emit(alert, rule, Transition.RESOLVED, at)
-
-    def _count(self, state: str) -> None:
-        self.transitions[state] = self.transitions.get(state, 0) + 1
 
     # ------------------------------------------------------------------ violations
 
@@ -255,8 +246,6 @@ class AlertEngine:
             for old in reversed(self.history):
                 if old.fingerprint == fp and old.since == started_at:
                     return  # known and resolved already
-            if ended_at is not None and not self.notify:
-                pass
             alert = Alert(
                 fingerprint=fp,
                 rule=rule.name,
@@ -296,7 +285,6 @@ class AlertEngine:
         alert.ended_at = alert.since
         if alert.notified:
             self._emit(alert, rule, Transition.WITHDRAWN, alert.since)
-        self._count("withdrawn")
 
     # ------------------------------------------------------------------ commands
 
@@ -342,9 +330,7 @@ class AlertEngine:
                 alert.muted = silenced
             elif not silenced:
                 alert.muted = False
-        summary, description, extra = (
-            self.render(alert, rule, None) if self.render is not None else _rendered(alert, rule)
-        )
+        summary, description, extra = _rendered(alert, rule)
         self.outbox.append(
             Notification(
                 key=idempotency_key(
@@ -409,9 +395,6 @@ class AlertEngine:
         self.active = {a.fingerprint: a for a in state.active}
         self.history = list(state.history)
         self.silences = {s.id: s for s in state.silences}
-
-    def firing(self) -> Iterable[Alert]:
-        return (a for a in self.active.values() if a.state == "firing")
 
 
 def _finite(value: float | None) -> float | None:

@@ -84,11 +84,9 @@ class AlertService:
                 on_delivered=self._delivered,
                 clock=clock,
             )
-        self.drivers: dict[int, AlertDriver] = {}
         self.delivered: dict[str, float] = {}
         self.suppressed_backfill = 0  # notifications of old history not sent to people
         self.skip_log = RateLimitedLog(log)
-        self.commands_total: dict[str, int] = {}
         # Late events are re-derived by :meth:`run` when it runs (the live service), in
         # slices; without it (a writer driven by hand) at once, after the tick.
         self._running = False
@@ -106,7 +104,6 @@ class AlertService:
         driver = attach_alerts(proc, proc.config, notify=True)
         if driver is not None:
             driver.keep_events()
-            self.drivers[id(proc)] = driver
         return driver
 
     def after_round(self, procs: list[FloorProcessor]) -> None:
@@ -357,7 +354,6 @@ class AlertService:
             if isinstance(driver, AlertDriver):
                 alert = driver.engine.acknowledge(fp, by, comment, proc.clock)
                 if alert is not None:
-                    self._count("ack")
                     return alert
         return None
 
@@ -397,7 +393,6 @@ class AlertService:
             driver = proc.observer
             if isinstance(driver, AlertDriver):
                 driver.engine.add_silence(silence)
-        self._count("silence")
         return silence
 
     def unsilence(self, procs: list[FloorProcessor], silence_id: str) -> bool:
@@ -406,8 +401,6 @@ class AlertService:
             driver = proc.observer
             if isinstance(driver, AlertDriver):
                 found = driver.engine.remove_silence(silence_id) or found
-        if found:
-            self._count("unsilence")
         return found
 
     def silences(self, procs: list[FloorProcessor]) -> list[Silence]:
@@ -418,9 +411,6 @@ class AlertService:
                 for s in driver.engine.silences.values():
                     seen[s.id] = s
         return sorted(seen.values(), key=lambda s: s.starts_at)
-
-    def _count(self, command: str) -> None:
-        self.commands_total[command] = self.commands_total.get(command, 0) + 1
 
 
 def _day_start(proc: FloorProcessor) -> Callable[[str], float]:

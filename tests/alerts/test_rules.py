@@ -192,3 +192,11 @@ def test_a_threshold_on_another_window_of_the_same_metric_is_kept() -> None:
     }
     [kept] = config({"alerts": {"default_rules": False, "rules": [rule]}}).alerts.rules
     assert kept.conditions[0].threshold.window == "60m"
+
+
+def test_window_metrics_name_every_count_of_the_windows() -> None:
+    """The rules' window metrics start with the windows' counts, in their order."""
+    from callfloor.alerts.rules import WINDOW_METRICS
+    from callfloor.processors.windows import COUNT_NAMES
+
+    assert WINDOW_METRICS[: len(COUNT_NAMES)] == COUNT_NAMES
