@@ -19,11 +19,12 @@ of each reason were, for the one-line summary the command prints on stderr.
 from __future__ import annotations
 
 import gc
+import heapq
 import math
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import BinaryIO, Final
 import msgspec
 
 from callfloor.alerts.driver import AlertDriver, attach_alerts
+from callfloor.alerts.engine import HISTORY_S
 from callfloor.config import Config
 from callfloor.events import Event
 from callfloor.feeds import FEED_FORMATS, FeedFormatError, FeedOptions, MapResult
@@ -55,6 +57,8 @@ _ARRAY: Final = msgspec.json.Decoder(list[Event])
 _RAW_ARRAY: Final = msgspec.json.Decoder(list[msgspec.Raw])
 _TS: Final = attrgetter("ts")
 _WHITESPACE: Final = b" \t\r\n"
+
+OnOpen = Callable[[BinaryIO], None]
 
 
 class ReplayInputError(Exception):
@@ -108,7 +112,7 @@ class Batch:
         return Position(self.path, self.unit, number)
 
 
-def read_ndjson_batches(path: str | Path) -> Iterator[Batch]:
+def read_ndjson_batches(path: str | Path, on_open: OnOpen | None = None) -> Iterator[Batch]:
     """Decode an NDJSON file in batches (line numbers are 1-based).
 
     Whole chunks of lines are decoded in one call (msgspec's ``decode_lines``);
@@ -117,7 +121,7 @@ def read_ndjson_batches(path: str | Path) -> Iterator[Batch]:
     """
     name = str(path)
     first_line = 1
-    with _open(path) as fh:
+    with _open(path, on_open) as fh:
         rest = b""
         while True:
             block = fh.read(CHUNK_BYTES)
@@ -175,7 +179,7 @@ def _line_by_line(chunk: bytes, path: str, first_line: int) -> Batch:
     return Batch(items, path=path, unit="line", first=first_line, clean=False, numbers=numbers)
 
 
-def read_json_array(path: str | Path) -> Iterator[Batch]:
+def read_json_array(path: str | Path, on_open: OnOpen | None = None) -> Iterator[Batch]:
     """Decode a file holding one JSON array of events (positions are element indices).
 
     An array whose elements are not all valid events is decoded element by element,
@@ -184,7 +188,7 @@ def read_json_array(path: str | Path) -> Iterator[Batch]:
     could be trusted, and a document without it would be silently wrong.
     """
     name = str(path)
-    with _open(path) as fh:
+    with _open(path, on_open) as fh:
         data = fh.read()
     try:
         items: list[Event | Rejection] = list(_ARRAY.decode(data))
@@ -237,11 +241,14 @@ class FeedTally:
 
 
 def read_feed_batches(
-    path: str | Path, mapper: AnyMapper, tally: FeedTally | None = None
+    path: str | Path,
+    mapper: AnyMapper,
+    tally: FeedTally | None = None,
+    on_open: OnOpen | None = None,
 ) -> Iterator[Batch]:
     """A feed file through ``mapper``, in batches; rejected records become rejections."""
     name = str(path)
-    with _open(path) as fh:
+    with _open(path, on_open) as fh:
         chunks = iter(lambda: fh.read(CHUNK_BYTES), b"")
         try:
             for mapped in map_chunks(mapper, chunks, offset=fh.tell()):
@@ -282,24 +289,29 @@ def read_batches(
     fmt: str = "auto",
     options: FeedOptions | None = None,
     tally: FeedTally | None = None,
+    on_open: OnOpen | None = None,
 ) -> Iterator[Batch]:
     """Every item of every file, in file order, in batches.
 
     With a feed format one mapper (built from ``options``) reads all the files.
+    ``on_open`` is given each file as it is opened (for progress reports).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (supported: {', '.join(FORMATS)})")
     if fmt in FEED_FORMATS:
         mapper = make_mapper(fmt, options or FeedOptions())
         for path in paths:
-            yield from read_feed_batches(path, mapper, tally)
+            yield from read_feed_batches(path, mapper, tally, on_open)
         return
     for path in paths:
         kind = file_format(path) if fmt == "auto" else fmt
-        yield from (read_json_array(path) if kind == "json" else read_ndjson_batches(path))
+        if kind == "json":
+            yield from read_json_array(path, on_open)
+        else:
+            yield from read_ndjson_batches(path, on_open)
 
 
-def _open(path: str | Path) -> BinaryIO:
+def _open(path: str | Path, on_open: OnOpen | None = None) -> BinaryIO:
     """Open for reading, past a UTF-8 byte order mark; a file that cannot be opened, or
     that is not a regular file, is a :class:`ReplayInputError`."""
     try:
@@ -317,6 +329,8 @@ def _open(path: str | Path) -> BinaryIO:
         )
     if fh.read(len(BOM)) != BOM:  # Windows editors and PowerShell write one
         fh.seek(0)
+    if on_open is not None:
+        on_open(fh)
     return fh
 
 
@@ -352,13 +366,46 @@ class ReasonTally:
             self.positions.append(position)
 
 
+@dataclass(frozen=True, slots=True)
+class OutOfOrder:
+    """An event further than ``[limits] max_lateness`` before the latest one before it:
+    the reason a bounded replay was run again keeping everything."""
+
+    position: Position
+    ts: float
+    latest: float  # the latest ts before it
+    lateness: float  # [limits] max_lateness, s
+
+
+class _TooOld(Exception):
+    """Raised by a bounded pass that meets an event it could no longer fold exactly."""
+
+    def __init__(self, found: OutOfOrder) -> None:
+        super().__init__(found)
+        self.found = found
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayProgress:
+    """How far a replay is, given to a progress callback after each batch."""
+
+    pass_number: int  # 1; 2 for the pass that applies the cut; a re-run counts on
+    bytes_done: int  # of the files of this pass, as read so far
+    bytes_total: int
+    events: int  # applied so far in this pass
+
+
+ProgressCallback = Callable[[ReplayProgress], None]
+
+
 @dataclass
 class ReplaySummary:
     """What a replay did, for the command's stderr summary.
 
     The counts come from the processor's document counters; ``rejected`` keeps,
     per reason, the positions of the first few rejected events (decoding
-    rejections and ``[limits]`` refusals alike).
+    rejections and ``[limits]`` refusals alike). ``bounded`` says which memory mode
+    produced the document; ``out_of_order`` why a bounded attempt was given up.
     """
 
     as_of: float
@@ -372,6 +419,9 @@ class ReplaySummary:
     last_event: Position | None = None  # the event whose ts became as_of (no --at)
     latest_ts: float | None = None  # the latest ts before the last event, when after it
     feed: FeedTally | None = None  # a feed format's skipped and rejected records by verb
+    bounded: bool = True  # history older than max_lateness folded as it went
+    lateness: float = 0.0  # [limits] max_lateness, s
+    out_of_order: OutOfOrder | None = None  # why the bounded attempt was given up
 
     @property
     def as_of_from_earlier_max(self) -> bool:
@@ -400,18 +450,100 @@ class _Pass:
         tally.add(position)
 
 
+class _Order:
+    """Checks that the events of a bounded pass stay within ``lateness`` of time order.
+
+    Batch by batch: every event of a batch (up to the cut) is at or after the latest
+    event of the batches before it minus ``lateness``. The processor folds history
+    before its clock minus ``lateness`` between batches, so an event passing the check
+    is never older than what was folded, and the numbers are those of keeping
+    everything; the time-order alert pass relies on the same check to sort with a
+    bounded buffer.
+    """
+
+    __slots__ = ("lateness", "latest")
+
+    def __init__(self, lateness: float) -> None:
+        self.lateness = lateness
+        self.latest = -math.inf
+
+    def admit(self, batch: Batch, cut: float | None) -> OutOfOrder | None:
+        """Check ``batch``, then count it in; the first event too old, if any."""
+        items = batch.items
+        index: list[int] | None = None
+        if batch.clean:
+            stamps: list[float] = list(map(_TS, items))
+        else:
+            index = [i for i, item in enumerate(items) if not isinstance(item, Rejection)]
+            stamps = [items[i].ts for i in index]  # type: ignore[misc]
+        if cut is not None and stamps and max(stamps) > cut:
+            keep = [k for k, t in enumerate(stamps) if t <= cut]
+            index = [k if index is None else index[k] for k in keep]
+            stamps = [stamps[k] for k in keep]
+        if not stamps:
+            return None
+        floor = self.latest - self.lateness
+        if min(stamps) < floor:
+            k = next(k for k, t in enumerate(stamps) if t < floor)
+            i = k if index is None else index[k]
+            return OutOfOrder(batch.position(i), stamps[k], self.latest, self.lateness)
+        high = max(stamps)
+        if high > self.latest:
+            self.latest = high
+        return None
+
+
+class _Progress:
+    """Bytes read and events applied, for a :data:`ProgressCallback`."""
+
+    def __init__(self, callback: ProgressCallback, paths: list[str | Path]) -> None:
+        self.callback = callback
+        self.total = 0
+        for path in paths:
+            with suppress(OSError):  # reported by the reader
+                self.total += os.stat(path).st_size
+        self.pass_number = 0
+        self._done = 0
+        self._file: BinaryIO | None = None
+        self._file_size = 0
+
+    def start(self) -> None:
+        """A pass begins (files are read from their starts again)."""
+        self.pass_number += 1
+        self._done = 0
+        self._file = None
+        self._file_size = 0
+
+    def opened(self, fh: BinaryIO) -> None:
+        self._done += self._file_size
+        self._file = fh
+        self._file_size = os.fstat(fh.fileno()).st_size
+
+    def batch(self, events: int) -> None:
+        here = 0
+        if self._file is not None and not self._file.closed:
+            here = min(self._file.tell(), self._file_size)
+        done = min(self._done + here, self.total)
+        self.callback(ReplayProgress(self.pass_number, done, self.total, events))
+
+
 def _run(
     paths: list[str | Path],
     config: Config,
     fmt: str,
     cut: float | None,
     options: FeedOptions | None = None,
+    *,
+    bounded: bool = False,
+    progress: _Progress | None = None,
 ) -> _Pass:
     run = _Pass(FloorProcessor(config, changes=False))
     proc = run.proc
     run.driver = attach_alerts(proc, config)
     apply = proc.apply
-    for batch in read_batches(paths, fmt, options, run.feed):
+    order = _Order(config.limits.max_lateness_s) if bounded else None
+    on_open = progress.opened if progress is not None else None
+    for batch in read_batches(paths, fmt, options, run.feed, on_open):
         # What the processor built so far is long-lived: out of the collector's sight
         # (it is freed by reference counting as ever), so each pass scans only new
         # objects. With the state's histories this halves a replay's GC time.
@@ -419,24 +551,46 @@ def _run(
         items = batch.items
         if not items:
             continue
-        if batch.clean:
-            top: float = max(map(_TS, items))
-            if cut is None or top <= cut:
-                # The common case: every item is an event before the cut. One call
-                # per event, no Python bytecode around it.
-                results = list(map(apply, items))  # type: ignore[arg-type]
-                before = run.highest
-                if before is None or top > before:
-                    run.highest = top
-                if results.count(None) == len(results):
-                    run.last = items[-1].ts  # type: ignore[assignment]
-                    run.last_at = (batch, len(items) - 1)
-                    run.peak_at_last = run.highest
-                else:
-                    _refusals(run, batch, results, before)
-                continue
-        _slow_batch(run, batch, cut)
+        if order is not None:
+            too_old = order.admit(batch, cut)
+            if too_old is not None:
+                raise _TooOld(too_old)
+        _apply_batch(run, batch, cut, apply)
+        if order is not None:
+            _fold(run)
+        if progress is not None:
+            progress.batch(proc.n_events)
     return run
+
+
+def _apply_batch(
+    run: _Pass, batch: Batch, cut: float | None, apply: Callable[[Event], Refusal | None]
+) -> None:
+    items = batch.items
+    if batch.clean:
+        top: float = max(map(_TS, items))
+        if cut is None or top <= cut:
+            # The common case: every item is an event before the cut. One call
+            # per event, no Python bytecode around it.
+            results = list(map(apply, items))  # type: ignore[arg-type]
+            before = run.highest
+            if before is None or top > before:
+                run.highest = top
+            if results.count(None) == len(results):
+                run.last = items[-1].ts  # type: ignore[assignment]
+                run.last_at = (batch, len(items) - 1)
+                run.peak_at_last = run.highest
+            else:
+                _refusals(run, batch, results, before)
+            return
+    _slow_batch(run, batch, cut)
+
+
+def _fold(run: _Pass) -> None:
+    """Bounded memory: fold what lies before the lateness horizon, and forget resolved
+    alerts no document lists any more (both as live operation does)."""
+    if run.proc.fold_history() is not None and run.driver is not None:
+        run.driver.engine.prune(run.proc.clock - HISTORY_S)
 
 
 def _refusals(
@@ -494,22 +648,54 @@ def _alerts_in_time_order(
     fmt: str,
     options: FeedOptions | None,
     at: float,
+    bounded: bool,
 ) -> Callable[[], list[AlertView]]:
     """The alert list of the events up to ``at`` applied in time order (file order
-    breaking ties): the timeline as it would have been had they come in order."""
-    events: list[Event] = []
-    for batch in read_batches(paths, fmt, options):
-        for item in batch.items:
-            if isinstance(item, Rejection):
-                continue
-            if item.ts <= at:  # type: ignore[operator]
-                events.append(item)
-    events.sort(key=_TS)
+    breaking ties): the timeline as it would have been had they come in order.
+
+    ``bounded``: the input passed :class:`_Order`'s check, so an event can be applied
+    once the latest event read is more than ``max_lateness`` past it (no later one can
+    come before it) and only that span of events is held; else every event is sorted.
+    """
     proc = FloorProcessor(config, changes=False)
     driver = attach_alerts(proc, config)
     assert driver is not None
-    for event in events:
-        proc.apply(event)
+    if bounded:
+        lateness = config.limits.max_lateness_s
+        held: list[tuple[float, int, Event]] = []
+        seq = 0
+        latest = -math.inf
+        for batch in read_batches(paths, fmt, options):
+            gc.freeze()
+            floor = latest - lateness
+            while held and held[0][0] < floor:
+                proc.apply(heapq.heappop(held)[2])
+            for item in batch.items:
+                if isinstance(item, Rejection) or item.ts > at:  # type: ignore[operator]
+                    continue
+                t: float = item.ts  # type: ignore[assignment]
+                if t < floor:
+                    # Not the input the first pass checked: sort it all after all.
+                    return _alerts_in_time_order(paths, config, fmt, options, at, False)
+                seq += 1
+                heapq.heappush(held, (t, seq, item))
+                if t > latest:
+                    latest = t
+            if proc.fold_history() is not None:
+                driver.engine.prune(proc.clock - HISTORY_S)
+        while held:
+            proc.apply(heapq.heappop(held)[2])
+    else:
+        events: list[Event] = []
+        for batch in read_batches(paths, fmt, options):
+            for item in batch.items:
+                if isinstance(item, Rejection):
+                    continue
+                if item.ts <= at:  # type: ignore[operator]
+                    events.append(item)
+        events.sort(key=_TS)
+        for event in events:
+            proc.apply(event)
     proc.tick(at)
     return driver.alerts
 
@@ -528,6 +714,9 @@ def run_replay(
     at: float | None = None,
     fmt: str = "auto",
     options: FeedOptions | None = None,
+    *,
+    keep_everything: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> ReplayResult:
     """Replay ``paths`` and return the processor at the document time with a summary.
 
@@ -535,28 +724,38 @@ def run_replay(
     rejected with a readable ``ts``) lies after it, a second pass applies the cut.
     Raises :class:`ReplayInputError` for a file that cannot be read at all. A feed
     format's mapper takes ``options`` (default: from ``config``).
+
+    Memory: history older than ``[limits] max_lateness`` before the latest event is
+    folded as the live service folds it, so memory follows the lateness span, not the
+    input's length; the document is the same as keeping everything. An event further
+    than that out of time order cannot be folded exactly: the replay then starts again
+    keeping every history (``keep_everything`` starts there), and the summary says why.
     """
     given = at is not None
     if fmt in FEED_FORMATS and options is None:
         options = FeedOptions.from_config(config)
+    tracker = _Progress(progress, paths) if progress is not None else None
+    out_of_order: OutOfOrder | None = None
+    bounded = not keep_everything
     with batch_gc():
-        run = _run(paths, config, fmt, at, options)
-        latest: float | None = None
-        if at is None and run.last is not None:
-            if run.peak_at_last is not None and run.peak_at_last > run.last:
-                latest = run.peak_at_last  # an event before the last one was later
-            if run.highest is not None and run.highest > run.last:
-                run = _run(paths, config, fmt, run.last, options)
-            at = run.last
+        while True:
+            try:
+                run, cut, latest = _passes(paths, config, fmt, at, options, bounded, tracker)
+                break
+            except _TooOld as exc:
+                out_of_order = exc.found
+                bounded = False
         proc = run.proc
-        if at is not None:
-            proc.tick(at)
+        if cut is not None:
+            proc.tick(cut)
         elif proc.clock == -math.inf:
             proc.tick(0.0)  # nothing valid to replay: the document is at the epoch
         if run.driver is not None and run.driver.late_events:
             # Events out of time order: the numbers are exact whatever the order, the
             # alert instants are derived again from the events in time order.
-            proc.alert_source = _alerts_in_time_order(paths, config, fmt, options, proc.clock)
+            proc.alert_source = _alerts_in_time_order(
+                paths, config, fmt, options, proc.clock, bounded
+            )
     counters = proc.view.counters()
     summary = ReplaySummary(
         as_of=proc.clock,
@@ -570,8 +769,39 @@ def run_replay(
         last_event=run.last_at[0].position(run.last_at[1]) if run.last_at else None,
         latest_ts=latest,
         feed=run.feed if fmt in FEED_FORMATS else None,
+        bounded=bounded,
+        lateness=config.limits.max_lateness_s,
+        out_of_order=out_of_order,
     )
     return ReplayResult(proc, summary)
+
+
+def _passes(
+    paths: list[str | Path],
+    config: Config,
+    fmt: str,
+    at: float | None,
+    options: FeedOptions | None,
+    bounded: bool,
+    tracker: _Progress | None,
+) -> tuple[_Pass, float | None, float | None]:
+    """The pass (or two) of a replay: the last pass, the document time, and the latest
+    ts before the last event when it was later than it."""
+    if tracker is not None:
+        tracker.start()
+    run = _run(paths, config, fmt, at, options, bounded=bounded, progress=tracker)
+    latest: float | None = None
+    if at is None and run.last is not None:
+        if run.peak_at_last is not None and run.peak_at_last > run.last:
+            latest = run.peak_at_last  # an event before the last one was later
+        if run.highest is not None and run.highest > run.last:
+            cut = run.last
+            del run  # the first pass's state is not needed: free it before the second
+            if tracker is not None:
+                tracker.start()
+            run = _run(paths, config, fmt, cut, options, bounded=bounded, progress=tracker)
+        at = run.last
+    return run, at, latest
 
 
 def replay(

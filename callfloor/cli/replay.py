@@ -40,8 +40,17 @@ input:
 stderr:
   One summary line: events applied, rejected by reason with the first three
   lines (NDJSON, counted from 1) or elements (arrays, counted from 0), duplicates,
-  late events, and as_of.  Without --at, when earlier events carried a later ts
-  than the last one, a warning says as_of was taken from the last event.
+  late events, as_of, and which memory mode ran.  Without --at, when earlier
+  events carried a later ts than the last one, a warning says as_of was taken from
+  the last event.  A long replay shows its progress: a bar on a terminal, a line a
+  minute otherwise.
+
+memory:
+  Input in time order (or within [limits] max_lateness of it) is replayed in
+  memory that follows max_lateness, not the input's length: history older than
+  that is folded as the live service folds it, with the same document as keeping
+  everything.  An event further out of order makes the replay start again keeping
+  every history (a warning names it); --keep-everything starts there.
 
 exit codes:
   0  the document was printed
@@ -101,13 +110,22 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="queue_log_csv: the time zone of local-text times (default: [asterisk] "
         "timezone, else the site's)",
     )
+    p.add_argument(
+        "--keep-everything",
+        action="store_true",
+        help="keep every call's and agent's history for the whole replay, for input known "
+        "to be out of time order by more than [limits] max_lateness (memory grows with "
+        "the input; by default history older than that is folded as it goes, and an "
+        "input found out of order is replayed again this way)",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 when any event was rejected")
-    p.add_argument("--quiet", action="store_true", help="no summary line on stderr")
+    p.add_argument("--quiet", action="store_true", help="no summary line and no progress on stderr")
     p.set_defaults(func=run, fast_exit=True)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``callfloor replay``: the document on stdout, the summary on stderr."""
+    from callfloor.cli.progress import ProgressReporter
     from callfloor.feeds import FEED_FORMATS, FeedOptions
     from callfloor.replay import ReplayInputError, run_replay
 
@@ -125,12 +143,24 @@ def run(args: argparse.Namespace) -> int:
         if args.format in FEED_FORMATS
         else None
     )
+    reporter = None if args.quiet else ProgressReporter(sys.stderr)
     with stdin_spooled(files) as (paths, spool):
         try:
-            result = run_replay(list(paths), config, args.at, args.format, options)
+            result = run_replay(
+                list(paths),
+                config,
+                args.at,
+                args.format,
+                options,
+                keep_everything=args.keep_everything,
+                progress=reporter,
+            )
         except ReplayInputError as exc:
             print(f"{PROG}: {str(exc).replace(spool or chr(0), v.STDIN)}", file=sys.stderr)
             return 2
+        finally:
+            if reporter is not None:
+                reporter.close()
     document = msgspec.json.encode(result.processor.view.document())
     sys.stdout.buffer.write(document + b"\n")
     sys.stdout.flush()
@@ -142,6 +172,9 @@ def run(args: argparse.Namespace) -> int:
     warning = backwards_warning(summary, several)
     if warning is not None:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    again = out_of_order_warning(summary, several)
+    if again is not None:
+        print(f"{PROG}: warning: {again}", file=sys.stderr)
     duplicated = duplicates_warning(summary)
     if duplicated is not None:
         print(f"{PROG}: warning: {duplicated}", file=sys.stderr)
@@ -174,6 +207,9 @@ def _rename(summary: ReplaySummary, old: str, new: str) -> None:
         tally.positions = [replace(p, path=new) if p.path == old else p for p in tally.positions]
     if summary.last_event is not None and summary.last_event.path == old:
         summary.last_event = replace(summary.last_event, path=new)
+    found = summary.out_of_order
+    if found is not None and found.position.path == old:
+        summary.out_of_order = replace(found, position=replace(found.position, path=new))
 
 
 def _utc(ts: float) -> str:
@@ -233,7 +269,35 @@ def summary_line(summary: ReplaySummary, several_files: bool = False) -> str:
     else:
         source = "no valid event"  # nothing to take a time from: the epoch
     parts.append(f"as_of {summary.as_of!r} ({_utc(summary.as_of)}, {source})")
+    if summary.bounded:
+        parts.append(f"history before max_lateness ({_span(summary.lateness)}) folded")
+    else:
+        parts.append("every history kept")
     return ", ".join(parts)
+
+
+def _span(seconds: float) -> str:
+    """``24 h``, ``30.9 h``, ``90 min``, ``45 s``."""
+    if seconds >= 7200 or (seconds >= 3600 and seconds % 3600 == 0):
+        return f"{seconds / 3600:.3g} h"
+    if seconds >= 120 or (seconds >= 60 and seconds % 60 == 0):
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds:.3g} s"
+
+
+def out_of_order_warning(summary: ReplaySummary, several_files: bool = False) -> str | None:
+    """One line when the bounded replay met an event too far out of time order and the
+    input was replayed again keeping every history."""
+    found = summary.out_of_order
+    if found is None:
+        return None
+    pos = found.position
+    where = f"{pos.path} {pos.unit} {pos.number}" if several_files else f"{pos.unit} {pos.number}"
+    return (
+        f"{where} (ts {found.ts!r}) is {_span(found.latest - found.ts)} before an "
+        f"earlier event, more than [limits] max_lateness ({_span(found.lateness)}): the "
+        "input was replayed again keeping every history (--keep-everything starts there)"
+    )
 
 
 def _by_verb(counts: dict[str, int]) -> str:

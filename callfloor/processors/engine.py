@@ -672,6 +672,26 @@ class FloorProcessor(FloorEffects):
 
     # ================================================================ live retention
 
+    def fold_history(self) -> float | None:
+        """Replay's bounded memory: fold what lies before the lateness horizon (the
+        clock minus ``[limits] max_lateness``) as live operation does, without expiring
+        anything (see :func:`callfloor.processors.retention.prune`), when due.
+
+        Returns the horizon folded at, or None when not due. Exact as long as no event
+        older than the latest horizon returned is applied afterwards: the caller
+        checks that (replay falls back to keeping everything).
+        """
+        if self.live or self.clock < self._next_prune or self.clock == float("-inf"):
+            return None
+        lateness = self.limits.max_lateness_s
+        self._next_prune = self.clock + max(60.0, lateness / 20)
+        horizon = self.clock - lateness
+        from callfloor.processors.retention import prune
+
+        prune(self, horizon, expire=False)
+        self._version += 1  # readers' caches: the floor's memory changed
+        return horizon
+
     def _housekeeping(self) -> None:
         """Forget what live operation must not keep forever (amortised).
 

@@ -31,15 +31,22 @@ VIOLATION_RETENTION_S: Final = 24 * 3600.0
 DAY_S: Final = 26 * 3600.0
 
 
-def prune(proc: FloorProcessor, horizon: float) -> None:
-    """Forget and expire what lies before ``horizon`` (see the module docstring)."""
-    _expire_legs(proc, horizon)
-    _forget_calls(proc, horizon)
+def prune(proc: FloorProcessor, horizon: float, *, expire: bool = True) -> None:
+    """Forget and expire what lies before ``horizon`` (see the module docstring).
+
+    ``expire=False`` (replay's bounded memory, :meth:`FloorProcessor.fold_history`)
+    only folds and forgets what no event at or after ``horizon`` can change: what never
+    finished stays as it is, as replay keeps it (no leg, conversation, handling or
+    agent expires).
+    """
+    if expire:
+        _expire_legs(proc, horizon)
+    _forget_calls(proc, horizon, expire)
     now = proc.clock
     keep_from = min(horizon, now - DAY_S)
     violations_from = now - VIOLATION_RETENTION_S
     for track in proc.agents.values():
-        _prune_agent(proc, track, horizon, keep_from, violations_from)
+        _prune_agent(proc, track, horizon, keep_from, violations_from, expire)
         _compact_payloads(track)
     _forget_groups(proc)
 
@@ -101,14 +108,14 @@ def _expire_legs(proc: FloorProcessor, horizon: float) -> None:
             proc.tracker.queues.add(q.name)
 
 
-def _forget_calls(proc: FloorProcessor, horizon: float) -> None:
+def _forget_calls(proc: FloorProcessor, horizon: float, expire: bool = True) -> None:
     calls = proc.calls
     # An orphaned end is held for CLOCK_SKEW_S for a call_queued to claim it: a call is
     # forgotten only once no event that can still arrive could claim anything of it.
     cut = horizon - CLOCK_SKEW_S
     for cid in [c for c, call in calls.items() if call.last_ts < cut]:
         call = calls[cid]
-        if call.convs:
+        if call.convs and expire:
             fresh = [c for c in call.convs if c.answered_at >= horizon]
             proc.expired["conversations"] += len(call.convs) - len(fresh)
             call.convs = fresh
@@ -122,6 +129,7 @@ def _prune_agent(
     horizon: float,
     keep_from: float,
     violations_from: float,
+    expire: bool = True,
 ) -> None:
     ts = track.ts
     cut = bisect_left(ts, horizon)
@@ -135,7 +143,7 @@ def _prune_agent(
         del ts[:cut]
         del track.codes[:cut]
     f = track.fold
-    if f.known and f.state != "logged_out" and f.last_ts < horizon:
+    if expire and f.known and f.state != "logged_out" and f.last_ts < horizon:
         _expire_agent(proc, track, f.last_ts + proc.limits.max_lateness_s)
     # A call end's handling can move while an event can still arrive between its end and
     # its completion: keep it until it completed before the horizon. One still undecided
@@ -151,14 +159,24 @@ def _prune_agent(
                     i = bisect_right(track.handled_at, end.ended_at)
                     track.handled_at.insert(i, end.ended_at)
                     track.handled_s.insert(i, end.handle_s())
-            elif end.ended_at >= horizon:
+            elif end.ended_at >= horizon or not expire:
                 kept.append(end)
             else:
                 proc.expired["pending_handling"] += 1
                 if end in track.pending:
                     track.pending.remove(end)
         track.ends = kept
-    for times in (track.answers, track.misses, track.offers):
+    # Replay lists every violation started by its document time (SPEC §7): the
+    # misses behind missed-call violations, the closed violations and the not-ready
+    # days stay when nothing expires.
+    for times in (
+        (track.answers, track.misses, track.offers)
+        if expire
+        else (
+            track.answers,
+            track.offers,
+        )
+    ):
         k = bisect_left(times, keep_from)
         if k:
             del times[:k]
@@ -178,10 +196,11 @@ def _prune_agent(
             fold.keeps_spells = False
             for day in fold.nr_days:
                 day.spells = None
-        fold.closed = [
-            v for v in fold.closed if v.ended_at is None or v.ended_at >= violations_from
-        ]
-        fold.nr_days = [d for d in fold.nr_days if d.end >= violations_from]
+        if expire:
+            fold.closed = [
+                v for v in fold.closed if v.ended_at is None or v.ended_at >= violations_from
+            ]
+            fold.nr_days = [d for d in fold.nr_days if d.end >= violations_from]
 
 
 def _expire_agent(proc: FloorProcessor, track: AgentTrack, at: float) -> None:
