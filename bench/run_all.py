@@ -8,6 +8,7 @@ import sys
 BENCHES = (
     "bench.bench_replay",
     "bench.bench_memory",
+    "bench.bench_replay_memory",
     "bench.bench_metrics",
     "bench.bench_checkpoint",
     "bench.bench_reads",

@@ -52,7 +52,7 @@ class ProgressReporter:
         self._next = self.started + (BAR_AFTER_S if self.terminal else LINE_EVERY_S)
         self._drawn = False
         self._pass_started = self.started
-        self._pass = 0
+        self._pass = 1  # the first pass starts with the reporter
 
     def __call__(self, progress: ReplayProgress) -> None:
         now = self.clock()
