@@ -105,7 +105,8 @@ class FloorProcessor(FloorEffects):
     def __init__(self, config: Config, *, live: bool = False, changes: bool = True) -> None:
         """``live=True`` is live operation: events older than the clock minus
         ``[limits] max_lateness`` are refused (``ts_too_old``), and what never finished
-        expires after that long; replay keeps everything.
+        expires after that long; replay expires nothing (it may fold history, see
+        :meth:`fold_history`).
 
         ``changes=False`` keeps no change marks per event (replay drains no change sets;
         :meth:`drain_changes` then lists every agent, and :attr:`view` stats look at

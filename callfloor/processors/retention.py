@@ -10,7 +10,10 @@ ended, handling that no ``agent_state`` decided, an agent silent that long (show
 logged out from the horizon on, its open spell and silence ended there). Ended
 violations are kept for a day.
 
-Replay keeps everything (it is exact for any order of its input).
+Replay folds the same way between the chunks it reads but expires nothing
+(``prune(..., expire=False)``, :meth:`FloorProcessor.fold_history`); it gives up
+folding when its input is further out of order than that, so it stays exact for any
+order of its input.
 """
 
 from __future__ import annotations
