@@ -5,7 +5,8 @@
 waits until its newline arrives), maps them with the feed's pure mapper and yields one
 :class:`~callfloor.ingest.source.Batch` per read. Every batch is marked as a possible
 resend: after a crash the lines after the checkpointed position are read again, carry
-the same deterministic ids (position and content), and the service drops those it has.
+the same deterministic ids (position and content), and the service drops those it has;
+a rejected line's rejection has such an id too, so it is counted and dead-lettered once.
 
 Rotation, looked at whenever the reader is at the end of the file:
 
@@ -55,7 +56,7 @@ from typing import TYPE_CHECKING, Any, Final, Self
 import msgspec
 
 from callfloor.config import SourceConfig
-from callfloor.feeds.base import FeedOptions, LineSplitter, MapResult
+from callfloor.feeds.base import FeedOptions, LineSplitter, MapResult, event_id
 from callfloor.feeds.connect import ConnectMapper
 from callfloor.feeds.queue_log import QueueLogMapper
 from callfloor.feeds.queue_log_csv import QueueLogCsvMapper
@@ -486,20 +487,31 @@ class TailSource:
         line, position, number = tail
         rejected = self.mapper.truncated(line, position)
         if rejected is None:  # a whole JSON record without its newline (Connect)
-            return self._mapped(self.mapper.feed([line], [position]), [number], 1)
-        return self._mapped(MapResult(rejected=[rejected]), [number], 1)
+            return self._mapped(self.mapper.feed([line], [position]), [line], [number], 1)
+        return self._mapped(MapResult(rejected=[rejected]), [line], [number], 1)
 
     def _batch(self, data: bytes) -> Batch | None:
         lines, offsets, numbers = self._splitter.push(data)
         self.counts.position[self.key] = float(self._splitter.offset)
         if not lines:
             return None
-        return self._mapped(self.mapper.feed(lines, offsets), numbers, len(lines))
+        return self._mapped(self.mapper.feed(lines, offsets), lines, numbers, len(lines))
 
-    def _mapped(self, result: MapResult, numbers: list[int], records: int) -> Batch:
+    def _mapped(
+        self, result: MapResult, lines: list[bytes], numbers: list[int], records: int
+    ) -> Batch:
         # Every event may be a resend of a line read before a crash: the service drops
-        # those it has (same ids), and applies the others.
-        return self.batcher.batch(result, records, lines=numbers, then=self._acker(), resent=True)
+        # those it has (same ids), and applies the others. A rejected line has an id of
+        # the same making (its offset and content), so one the service counted before
+        # the crash is neither counted nor dead-lettered again.
+        keys = [self._rejection_id(r.position, lines[r.index]) for r in result.rejected]
+        return self.batcher.batch(
+            result, records, lines=numbers, then=self._acker(), resent=True, keys=keys
+        )
+
+    def _rejection_id(self, position: int, line: bytes) -> str:
+        """The identity of a rejected line: the source, the line's offset and content."""
+        return f"{self.name}:" + event_id("rejected", position, line)
 
     def _acker(self) -> Callable[[Receipt], None] | None:
         """What saves the position after this batch once it is acknowledged, if this
