@@ -114,6 +114,14 @@ def _translated(
     )
 
 
+def _remember_rejection(proc: FloorProcessor, key: str) -> None:
+    """Remember a rejection's id with the event ids, at the processor's clock (0 before
+    its first event: at -inf every remembered id would start a new generation and
+    forget the one before)."""
+    clock = proc.clock
+    proc.ids.seen(key, clock if clock > float("-inf") else 0.0)
+
+
 def _describe(exc: BaseException) -> str:
     """A store failure for an answer or a log line: its kind and message, bounded."""
     text = str(exc) or type(exc).__name__
@@ -664,7 +672,7 @@ class Writer:
         for reason, n in rejected.items():
             proc.count_rejected(reason, n)
         for key, _ in ids:
-            proc.ids.seen(key, proc.clock)
+            _remember_rejection(proc, key)
 
     def _rejections_resent(self, batch: Batch) -> list[int]:
         """Positions in ``batch.rejected_ids`` of rejections counted before (a file's
@@ -834,7 +842,7 @@ class Writer:
         for reason, n in logged.rejected.items():
             part.proc.count_rejected(reason, n)
         for key in logged.rejected_ids:
-            part.proc.ids.seen(key, part.proc.clock)
+            _remember_rejection(part.proc, key)
         if logged.at > part.proc.clock:
             held = part.held
             while held and held[0][0] <= logged.at:
