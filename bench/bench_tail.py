@@ -40,8 +40,10 @@ class TimedTail(TailSource):
 
     acks: list[tuple[int, float]]
 
-    def _mapped(self, result: MapResult, numbers: list[int], records: int) -> Batch:
-        batch = super()._mapped(result, numbers, records)
+    def _mapped(
+        self, result: MapResult, lines: list[bytes], numbers: list[int], records: int
+    ) -> Batch:
+        batch = super()._mapped(result, lines, numbers, records)
         reached = self._splitter.offset
         inner = batch.ack
         acks = self.acks

@@ -3,9 +3,10 @@
 Every kind counts into the same families (``callfloor_source_*`` in the metric
 catalogue) instead of adding fields per kind: records received, rejected by reason,
 skipped (verbs that carry nothing for callfloor), dead-lettered by reason,
-reconnects, the gap while disconnected, the read position and the lag. The service
-owns one :class:`SourceCounts` (``IngestStats.source_counts``); a source run without a
-service (tests, benchmarks) makes its own.
+reconnects, a file's rotations by how they were found, the gap while disconnected,
+the read position and the lag. The service owns one :class:`SourceCounts`
+(``IngestStats.source_counts``); a source run without a service (tests, benchmarks)
+makes its own.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class SourceCounts:
     skipped_total: dict[SourceKey, int] = field(default_factory=dict)
     deadletters_total: dict[tuple[str, str, str], int] = field(default_factory=dict)  # + reason
     reconnects_total: dict[SourceKey, int] = field(default_factory=dict)
+    rotations_total: dict[tuple[str, str, str], int] = field(default_factory=dict)  # + reason
     gap_seconds_total: dict[SourceKey, float] = field(default_factory=dict)
     position: dict[SourceKey, float] = field(default_factory=dict)
     lag_seconds: dict[SourceKey, float] = field(default_factory=dict)
@@ -53,3 +55,8 @@ class SourceCounts:
         """Count ``n`` dead letters written for ``reason``."""
         k = (key[0], key[1], reason)
         self.deadletters_total[k] = self.deadletters_total.get(k, 0) + n
+
+    def rotation(self, key: SourceKey, reason: str) -> None:
+        """Count a rotation of the source's file, found as ``reason``."""
+        k = (key[0], key[1], reason)
+        self.rotations_total[k] = self.rotations_total.get(k, 0) + 1

@@ -7,6 +7,12 @@ the allowed skew (``ts_in_future``, as HTTP and MQTT do), dead-letters what coul
 mapped and, once the batch is acknowledged, what the floor refused (a limit), and
 calls the source's own acknowledgement (a file source saves its position there).
 
+A rejection given an identity (``keys``: a file's line, by its position and content)
+goes through the service's duplicate recognition like the events beside it: it is
+counted, in the source's families and the floor's counters, and dead-lettered once
+its batch is acknowledged, unless the service had counted it before (the line was
+read again after a restart), so it is neither counted nor dead-lettered twice.
+
 A dead letter is one JSON object (source, kind, reason, message, the record with
 caller numbers redacted, where it was): appended to the source's ``dead_letters`` file
 when it has one, else logged at WARNING. A PBX has no broker to publish them to.
@@ -61,19 +67,27 @@ class FeedBatcher:
         lines: list[int] | None = None,
         then: Ack | None = None,
         resent: bool = False,
+        keys: list[str] | None = None,
     ) -> Batch:
         """The batch of ``result`` (from ``records`` records); ``lines[i]`` is the line
         number of record ``i`` (file sources); ``then`` runs once it is acknowledged;
-        ``resent``: every event may be a resend of one read before a crash."""
+        ``resent``: every event may be a resend of one read before a crash; ``keys[j]``:
+        the identity of ``result.rejected[j]`` (see the module docstring)."""
         counts, key = self.counts, self.key
         counts.add(counts.received_total, key, records)
         if result.skipped:
             counts.add(counts.skipped_total, key, sum(result.skipped.values()))
         rejected: dict[str, int] = {}
-        for r in result.rejected:
+        identified: list[tuple[str, str]] = []
+        letters: list[dict[str, Any]] = []
+        for j, r in enumerate(result.rejected):
             rejected[r.reason] = rejected.get(r.reason, 0) + 1
-            counts.reject(key, r.reason)
             line = lines[r.index] if lines is not None and 0 <= r.index < len(lines) else None
+            if keys is not None:  # counted and dead-lettered once acknowledged
+                identified.append((keys[j], r.reason))
+                letters.append(self._rejected(r, line))
+                continue
+            counts.reject(key, r.reason)
             self.letter(self._rejected(r, line), r.reason)
         events: list[Event] = result.events
         if events and self.not_after is not None:
@@ -86,8 +100,9 @@ class FeedBatcher:
             events,
             self.name,
             rejected,
-            self._acker(events, then),
+            self._acker(events, then, letters),
             resent=frozenset(range(len(events))) if resent else False,
+            rejected_ids=identified,
         )
 
     def _not_ahead(self, events: list[Event], rejected: dict[str, int]) -> list[Event]:
@@ -110,8 +125,13 @@ class FeedBatcher:
             )
         return kept
 
-    def _acker(self, events: list[Event], then: Ack | None) -> Ack:
+    def _acker(self, events: list[Event], then: Ack | None, letters: list[dict[str, Any]]) -> Ack:
         def ack(receipt: Receipt) -> None:
+            counted = set(receipt.rejected_resent)
+            for j, letter in enumerate(letters):
+                if j not in counted:
+                    self.counts.reject(self.key, letter["reason"])
+                    self.letter(letter, letter["reason"])
             for index, refusal in receipt.refused:
                 if 0 <= index < len(events):
                     self.letter(

@@ -1,15 +1,15 @@
 """Where each feed source stands, kept in every checkpoint as its own named section.
 
-A file source's position (inode and byte offset) and the state of its mapper (which
-calls wait, which queues each agent serves) go into the checkpoint envelope's
-``source_positions`` section, by source name. The position saved is the one of the
-last batch the service *acknowledged* (appended to the store and admitted): since a
-checkpoint is taken between ingest rounds, it covers exactly what the checkpointed
-state has applied. A restart recovers the checkpoint and the store log after it, and
-the source goes on from the saved position: lines read again were logged already and
-carry the same deterministic ids, so the service recognises them as resends (never
-applied twice); lines never logged are applied once. Nothing is skipped, nothing
-repeated.
+A file source's position (inode, byte offset and a fingerprint of the file's first
+bytes) and the state of its mapper (which calls wait, which queues each agent serves)
+go into the checkpoint envelope's ``source_positions`` section, by source name. The
+position saved is the one of the last batch the service *acknowledged* (appended to
+the store and admitted): since a checkpoint is taken between ingest rounds, it covers
+exactly what the checkpointed state has applied. A restart recovers the checkpoint and
+the store log after it, and the source goes on from the saved position: lines read
+again were logged already and carry the same deterministic ids, so the service
+recognises them as resends (never applied twice); lines never logged are applied
+once. Nothing is skipped, nothing repeated.
 
 With several partitions each checkpoint holds the positions as they stood when it
 was taken; recovery keeps, per source, the newest one (the highest ``seq``): every
@@ -39,6 +39,12 @@ class SourcePosition(msgspec.Struct, frozen=True):
     offset: int = 0  # the first byte not yet acknowledged
     line: int = 1  # the line number there (for messages)
     mapper: bytes = b""  # the mapper's state there (MessagePack), b"": fresh
+    # The file's fingerprint: a digest of its first ``head_size`` bytes (the first
+    # ``min(offset, HEAD_BYTES)``, see callfloor.ingest.tail). An appended file keeps
+    # it; a file rewritten from its start (copy-truncate) does not. 0 and b"" in
+    # checkpoints written before it existed: the position is then trusted as it is.
+    head_size: int = 0
+    head_digest: bytes = b""
 
 
 SOURCE_POSITIONS: Final[Section[dict[str, SourcePosition]]] = register_section(

@@ -41,6 +41,9 @@ class Receipt:
     # How many of ``duplicates`` were resends of what the service already had (a
     # client's retry, a broker's redelivery): not applied, not counted as duplicates.
     resent: int = 0
+    # Positions in ``Batch.rejected_ids`` of rejections the service had counted already
+    # (a file's line read again after a restart): not counted again.
+    rejected_resent: list[int] = field(default_factory=list)
 
 
 Ack = Callable[[Receipt], None]
@@ -63,6 +66,12 @@ class Batch:
     (``True``), or that event (positions), is already known to the service: it is
     acknowledged as a duplicate but neither applied nor counted in the document, so a
     crash and the retries it causes leave the state as it would have been without it.
+
+    ``rejected_ids`` gives rejections an identity, as ids do events: ``(id, reason)``
+    of items counted in ``rejected`` (a file's unmappable line: its position and
+    content). With ``resent``, one the service has counted before is taken out of
+    ``rejected`` and listed in the receipt's ``rejected_resent``; the others are counted
+    and their ids remembered (and logged, so a recovery remembers them too).
     """
 
     events: list[Event]
@@ -71,6 +80,7 @@ class Batch:
     ack: Ack | None = None
     reserved: bool = False
     resent: bool | frozenset[int] = False
+    rejected_ids: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def size(self) -> int:

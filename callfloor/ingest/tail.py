@@ -5,7 +5,8 @@
 waits until its newline arrives), maps them with the feed's pure mapper and yields one
 :class:`~callfloor.ingest.source.Batch` per read. Every batch is marked as a possible
 resend: after a crash the lines after the checkpointed position are read again, carry
-the same deterministic ids (position and content), and the service drops those it has.
+the same deterministic ids (position and content), and the service drops those it has;
+a rejected line's rejection has such an id too, so it is counted and dead-lettered once.
 
 Rotation, looked at whenever the reader is at the end of the file:
 
@@ -17,11 +18,21 @@ Rotation, looked at whenever the reader is at the end of the file:
 - *missing*: the path is gone (between a rename and the new file's creation, or an
   operator's move): the source waits, polling, and is up all the while.
 
+- *rewritten*: the file's first bytes are no longer those read (a copy-truncate after
+  which the file grew back past the read position between two polls): the new
+  content is read from offset 0. Checked after every read that returned data, by
+  comparing the first ``HEAD_BYTES`` (or fewer, as many as were read) with a copy kept
+  from reading them: one ``pread`` of at most 4 KB.
+
 After a restart whose saved inode no longer is at the path, the old file is looked for
 in the same directory (``queue_log.1``, ``queue_log-20261207``: any name with that
-inode) and read to its end before the new file. A copy-truncate that regrew past the
-saved offset while callfloor was down cannot be told apart from growth (documented in
-docs/sources.md).
+inode) and read to its end before the new file. The position carries a fingerprint
+(a digest of the file's first ``min(offset, HEAD_BYTES)`` bytes): an appended file
+keeps it, so a file whose first bytes differ at restart (copy-truncated while
+callfloor was down, even if it then grew back past the saved offset; another file
+that reused the inode) is read from its start instead of from the saved offset.
+Each rotation counts in ``callfloor_source_rotations_total{reason}`` (renamed,
+truncated, rewritten).
 
 Reading uses plain ``os.read`` on the event loop: reads of a local file return at once
 and are bounded (``chunk_bytes``), and polling ``os.stat`` every ``poll_interval`` keeps
@@ -32,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import time
@@ -44,7 +56,7 @@ from typing import TYPE_CHECKING, Any, Final, Self
 import msgspec
 
 from callfloor.config import SourceConfig
-from callfloor.feeds.base import FeedOptions, LineSplitter, MapResult
+from callfloor.feeds.base import FeedOptions, LineSplitter, MapResult, event_id
 from callfloor.feeds.connect import ConnectMapper
 from callfloor.feeds.queue_log import QueueLogMapper
 from callfloor.feeds.queue_log_csv import QueueLogCsvMapper
@@ -71,6 +83,14 @@ POLL_S: Final = 0.02
 POSITION_EVERY_S: Final = 1.0
 CHUNK_BYTES: Final = 1 << 18  # ~3,500 lines: a read and its mapping keep the loop ~25 ms
 STARTS: Final = ("beginning", "end")
+# The fingerprint of a file: its first bytes (a queue_log's first ~50 lines). An
+# appended file keeps them; a copy-truncated one starts with other lines.
+HEAD_BYTES: Final = 4096
+
+
+def head_digest(head: bytes) -> bytes:
+    """The fingerprint saved with a position: a 64-bit BLAKE2b digest of ``head``."""
+    return hashlib.blake2b(head, digest_size=8).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +193,7 @@ class TailSource:
         self._fd: int | None = None
         self._ident: tuple[int, int] = (0, 0)  # (st_dev, st_ino) of the file read
         self._splitter = LineSplitter()
+        self._head = b""  # the file's first bytes as read (at most HEAD_BYTES)
         self._loaded = False  # the saved position was taken (once per process)
         self._drain_first: str | None = None  # a rotated file to finish before the path
         self._seq = 0
@@ -231,16 +252,17 @@ class TailSource:
         except OSError:
             st = None
         if st is not None and (st.st_dev, st.st_ino) == ident:
-            if st.st_size >= saved.offset:
-                self._open(self.path, saved.offset, saved.line)
-            else:  # copy-truncated while callfloor was down
-                log.warning(
-                    "tail_truncated source=%s path=%s (reading from 0)", self.name, self.path
+            if st.st_size < saved.offset:  # copy-truncated while callfloor was down
+                self._rotated("truncated", self.path, saved, "shorter than the saved offset")
+                self._new_file()
+            elif not self._open_at(self.path, saved):
+                self._rotated(
+                    "rewritten", self.path, saved, "its first bytes are not those read before"
                 )
                 self._new_file()
             return
         rotated = self._find_inode(ident)
-        if rotated is not None:
+        if rotated is not None and self._open_at(rotated, saved):
             log.info(
                 "tail_rotated_while_down source=%s reading=%s from=%d then=%s",
                 self.name,
@@ -248,7 +270,7 @@ class TailSource:
                 saved.offset,
                 self.path,
             )
-            self._open(rotated, saved.offset, saved.line)
+            self.counts.rotation(self.key, "renamed")
             self._drain_first = rotated
             return
         if saved.inode:
@@ -261,6 +283,42 @@ class TailSource:
                 saved.offset,
             )
         self._new_file()
+
+    def _open_at(self, path: str, saved: SourcePosition) -> bool:
+        """Open ``path`` at the saved position if its first bytes are those the position
+        was saved with (or the position has no fingerprint: an older checkpoint)."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            head = os.pread(fd, min(saved.offset, HEAD_BYTES), 0)
+        except OSError:
+            head = b""
+        finally:
+            os.close(fd)
+        if saved.head_digest and (
+            len(head) != saved.head_size or head_digest(head) != saved.head_digest
+        ):
+            return False
+        if not self._open(path, saved.offset, saved.line):
+            return False
+        self._head = head
+        return True
+
+    def _rotated(self, reason: str, path: str, saved: SourcePosition, why: str) -> None:
+        """Count and log a file found rotated at a restart (read from 0 next)."""
+        self.counts.rotation(self.key, reason)
+        log.warning(
+            "tail_%s_while_down source=%s path=%s: %s (inode %d, offset %d); reading it "
+            "from its start",
+            reason,
+            self.name,
+            path,
+            why,
+            saved.inode,
+            saved.offset,
+        )
 
     def _find_inode(self, ident: tuple[int, int]) -> str | None:
         folder = Path(self.path).parent
@@ -286,6 +344,10 @@ class TailSource:
         self._fd = fd
         self._ident = (st.st_dev, st.st_ino)
         self._splitter = LineSplitter(offset, line)
+        self._head = b""
+        if offset:
+            with contextlib.suppress(OSError):
+                self._head = os.pread(fd, min(offset, HEAD_BYTES), 0)
         if self._opened:
             self.counts.add(self.counts.reconnects_total, self.key, 1)
         self._opened += 1
@@ -319,6 +381,11 @@ class TailSource:
         while True:
             data = self._read()
             if data:
+                if not self._same_head(data):
+                    batch = self._rewritten()
+                    if batch is not None:
+                        yield batch
+                    continue
                 batch = self._batch(data)
                 if batch is not None:
                     yield batch
@@ -333,6 +400,37 @@ class TailSource:
         if self._fd is None:
             return b""
         return os.read(self._fd, self.chunk_bytes)
+
+    def _same_head(self, data: bytes) -> bool:
+        """Whether the file still begins with the bytes read from it (else it was
+        rewritten from its start, and ``data`` is of the new content); ``data``, read
+        just now, joins the kept head if the head is not whole yet."""
+        head = self._head
+        if head and self._fd is not None:
+            try:
+                now = os.pread(self._fd, len(head), 0)
+            except OSError:
+                now = head
+            if now != head:
+                return False
+        if len(head) < HEAD_BYTES and len(head) == self._splitter.offset + len(self._splitter.rest):
+            self._head = head + data[: HEAD_BYTES - len(head)]
+        return True
+
+    def _rewritten(self) -> Batch | None:
+        """The file was copy-truncated and grew back past the read position between two
+        reads: its new content from 0 (the data read at the old offset is dropped)."""
+        left = self._leftover()
+        self.counts.rotation(self.key, "rewritten")
+        log.warning(
+            "tail_rewritten source=%s path=%s: its first bytes changed (copy-truncated and "
+            "grown back past offset %d); reading it from its start",
+            self.name,
+            self.path,
+            self._splitter.offset + len(self._splitter.rest),
+        )
+        self._new_file()
+        return left
 
     def _at_end(self) -> Batch | None:
         """At the end of what is readable: look for rotation, truncation, a missing file.
@@ -368,6 +466,7 @@ class TailSource:
                 return self._batch(data)
             left = self._leftover()
             log.info("tail_rotated source=%s path=%s", self.name, self.path)
+            self.counts.rotation(self.key, "renamed")
             self._drain_first = None
             self._new_file()
             return left
@@ -375,6 +474,7 @@ class TailSource:
         if st.st_size < read_to:
             left = self._leftover()
             log.info("tail_truncated source=%s path=%s size=%d", self.name, self.path, st.st_size)
+            self.counts.rotation(self.key, "truncated")
             self._new_file()
             return left
         return None
@@ -387,20 +487,31 @@ class TailSource:
         line, position, number = tail
         rejected = self.mapper.truncated(line, position)
         if rejected is None:  # a whole JSON record without its newline (Connect)
-            return self._mapped(self.mapper.feed([line], [position]), [number], 1)
-        return self._mapped(MapResult(rejected=[rejected]), [number], 1)
+            return self._mapped(self.mapper.feed([line], [position]), [line], [number], 1)
+        return self._mapped(MapResult(rejected=[rejected]), [line], [number], 1)
 
     def _batch(self, data: bytes) -> Batch | None:
         lines, offsets, numbers = self._splitter.push(data)
         self.counts.position[self.key] = float(self._splitter.offset)
         if not lines:
             return None
-        return self._mapped(self.mapper.feed(lines, offsets), numbers, len(lines))
+        return self._mapped(self.mapper.feed(lines, offsets), lines, numbers, len(lines))
 
-    def _mapped(self, result: MapResult, numbers: list[int], records: int) -> Batch:
+    def _mapped(
+        self, result: MapResult, lines: list[bytes], numbers: list[int], records: int
+    ) -> Batch:
         # Every event may be a resend of a line read before a crash: the service drops
-        # those it has (same ids), and applies the others.
-        return self.batcher.batch(result, records, lines=numbers, then=self._acker(), resent=True)
+        # those it has (same ids), and applies the others. A rejected line has an id of
+        # the same making (its offset and content), so one the service counted before
+        # the crash is neither counted nor dead-lettered again.
+        keys = [self._rejection_id(r.position, lines[r.index]) for r in result.rejected]
+        return self.batcher.batch(
+            result, records, lines=numbers, then=self._acker(), resent=True, keys=keys
+        )
+
+    def _rejection_id(self, position: int, line: bytes) -> str:
+        """The identity of a rejected line: the source, the line's offset and content."""
+        return f"{self.name}:" + event_id("rejected", position, line)
 
     def _acker(self) -> Callable[[Receipt], None] | None:
         """What saves the position after this batch once it is acknowledged, if this
@@ -411,6 +522,7 @@ class TailSource:
             return None
         self._positioned_at = now
         self._seq += 1
+        head = self._head[: self._splitter.offset]  # the head read holds the offset's
         position = SourcePosition(
             kind=self.kind,
             seq=self._seq,
@@ -419,6 +531,8 @@ class TailSource:
             offset=self._splitter.offset,
             line=self._splitter.line,
             mapper=msgspec.msgpack.encode(self.mapper.snapshot()),
+            head_size=len(head),
+            head_digest=head_digest(head),
         )
         name = self.name
         book = self.book

@@ -925,6 +925,16 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         hints=_ops("Feed reconnects", section=_SINKS),
     ),
     _svc(
+        "callfloor_source_rotations_total",
+        _C,
+        "Rotations of a file source's file, by how they were found: renamed (another "
+        "file at the path, or the file read before found under another name after a "
+        "restart), truncated (shorter than what was read) or rewritten (its first bytes "
+        "differ from those read: a copy-truncate that grew back past the position).",
+        (*_SK, "reason"),
+        hints=_ops("Feed file rotations", section=_SINKS),
+    ),
+    _svc(
         "callfloor_source_gap_seconds_total",
         _C,
         "Seconds a feed source was disconnected after it had been connected (AMI: the "

@@ -102,13 +102,24 @@ def _show(event: Event) -> str:
     return text if len(text) <= 2000 else text[:2000] + "…"
 
 
-def _translated(receipt: Receipt, keep: list[int], resent: list[int]) -> Receipt:
+def _translated(
+    receipt: Receipt, keep: list[int], resent: list[int], rejected_resent: list[int]
+) -> Receipt:
     """A receipt of the kept events, in positions of the batch they were taken from."""
     return Receipt(
         duplicates=sorted([keep[i] for i in receipt.duplicates] + resent),
         refused=[(keep[i], refusal) for i, refusal in receipt.refused],
         resent=len(resent),
+        rejected_resent=rejected_resent,
     )
+
+
+def _remember_rejection(proc: FloorProcessor, key: str) -> None:
+    """Remember a rejection's id with the event ids, at the processor's clock (0 before
+    its first event: at -inf every remembered id would start a new generation and
+    forget the one before)."""
+    clock = proc.clock
+    proc.ids.seen(key, clock if clock > float("-inf") else 0.0)
 
 
 def _describe(exc: BaseException) -> str:
@@ -653,12 +664,27 @@ class Writer:
             await self._tick()
             self._next_tick = loop.time() + self.tick_s
 
-    def _count_rejected(self, rejected: dict[str, int]) -> None:
+    def _count_rejected(self, rejected: dict[str, int], ids: list[tuple[str, str]]) -> None:
         # Rejections of a delivery are counted by the partition of the whole floor
         # (one local partition), or by the first one: they belong to no event's site.
+        # Their ids are remembered there, as events' are (a recovery does the same).
         proc = next(iter(self.parts.values())).proc
         for reason, n in rejected.items():
             proc.count_rejected(reason, n)
+        for key, _ in ids:
+            _remember_rejection(proc, key)
+
+    def _rejections_resent(self, batch: Batch) -> list[int]:
+        """Positions in ``batch.rejected_ids`` of rejections counted before (a file's
+        line read again after a restart): known to a partition applied here."""
+        if not batch.resent or not batch.rejected_ids:
+            return []
+        procs = [part.proc for part in self.parts.values()]
+        return [
+            i
+            for i, (key, _) in enumerate(batch.rejected_ids)
+            if any(proc.ids.known(key) for proc in procs)
+        ]
 
     def _resends(self, batch: Batch) -> list[int]:
         """Positions of the batch's events that are resends of what is known already.
@@ -698,31 +724,46 @@ class Writer:
         Resends the service recognises (see :attr:`Batch.resent`) are taken out first:
         acknowledged as duplicates, never logged, applied or counted.
         """
-        kept: list[tuple[Batch, Batch, list[int], list[int] | None]] = []
+        kept: list[tuple[Batch, Batch, list[int], list[int] | None, list[int]]] = []
         for batch in batches:
             resent = self._resends(batch)
-            if not resent:
-                kept.append((batch, batch, [], None))
+            old = self._rejections_resent(batch)
+            if not resent and not old:
+                kept.append((batch, batch, [], None, []))
                 continue
             dropped = set(resent)
             kept_at = [i for i in range(len(batch.events)) if i not in dropped]
+            rejected, rejected_ids = batch.rejected, batch.rejected_ids
+            if old:
+                rejected = dict(rejected)
+                for i in old:
+                    reason = rejected_ids[i][1]
+                    rejected[reason] -= 1
+                    if not rejected[reason]:
+                        del rejected[reason]
+                known = set(old)
+                rejected_ids = [r for i, r in enumerate(rejected_ids) if i not in known]
             inner = Batch(
-                [batch.events[i] for i in kept_at], batch.source, batch.rejected, reserved=True
+                [batch.events[i] for i in kept_at],
+                batch.source,
+                rejected,
+                reserved=True,
+                rejected_ids=rejected_ids,
             )
             self.backlog.release(len(resent))
             self.stats.resent_events_total[batch.source] = self.stats.resent_events_total.get(
                 batch.source, 0
             ) + len(resent)
-            kept.append((batch, inner, resent, kept_at))
-        logged = [inner for _, inner, _, _ in kept if inner.events or inner.rejected]
+            kept.append((batch, inner, resent, kept_at, old))
+        logged = [inner for _, inner, _, _, _ in kept if inner.events or inner.rejected]
         positions = await self._append(logged) if logged else {}
         local = self.store.applies_locally
         stats = self.stats
-        for original, batch, resent, keep in kept:
+        for original, batch, resent, keep, old in kept:
             started = perf_counter()
             receipt = Receipt() if original.ack is not None else None
             if batch.rejected and local:
-                self._count_rejected(batch.rejected)
+                self._count_rejected(batch.rejected, batch.rejected_ids)
             events = batch.events
             if local:
                 for start in range(0, len(events), _STEP):
@@ -744,7 +785,7 @@ class Writer:
             stats.by_source[batch.source] = stats.by_source.get(batch.source, 0) + len(events)
             if original.ack is not None and receipt is not None:
                 if keep is not None:
-                    receipt = _translated(receipt, keep, resent)
+                    receipt = _translated(receipt, keep, resent, old)
                 try:
                     original.ack(receipt)
                 except Exception:
@@ -800,6 +841,8 @@ class Writer:
             return
         for reason, n in logged.rejected.items():
             part.proc.count_rejected(reason, n)
+        for key in logged.rejected_ids:
+            _remember_rejection(part.proc, key)
         if logged.at > part.proc.clock:
             held = part.held
             while held and held[0][0] <= logged.at:

@@ -92,12 +92,15 @@ class Record(msgspec.Struct, array_like=True):
     ``at``: the writer's watermark when it was appended; ``events``: the round's valid
     events (of one site's stream, with Redis); ``rejected``: the invalid items the round
     carried, by reason (they are no events, but the document counts them, so the log
-    keeps their count: a recovery counts them again).
+    keeps their count: a recovery counts them again); ``rejected_ids``: the identities
+    of those that have one (a file's line), remembered again by a recovery so that the
+    same line read again is recognised (records written before it existed have none).
     """
 
     at: float
     events: list[Event]
     rejected: dict[str, int] = {}
+    rejected_ids: list[str] = []
 
 
 RECORD_ENCODER: Final = msgspec.msgpack.Encoder()
@@ -118,6 +121,7 @@ class Logged:
     # entry read before a partition changed hands is never applied twice.
     since: str | None = None
     rejected: dict[str, int] = field(default_factory=dict)  # invalid items, by reason
+    rejected_ids: list[str] = field(default_factory=list)  # their identities (file lines)
 
 
 class StoreError(Exception):

@@ -236,10 +236,12 @@ class FileStore:
         """Write the round as one record and fsync it (in a thread: fsync blocks)."""
         events = [event for batch in batches for event in batch.events]
         rejected: dict[str, int] = {}
+        rejected_ids: list[str] = []
         for batch in batches:
             for reason, n in batch.rejected.items():
                 rejected[reason] = rejected.get(reason, 0) + n
-        payload = _ENCODE.encode(Record(at, events, rejected))
+            rejected_ids += [key for key, _ in batch.rejected_ids]
+        payload = _ENCODE.encode(Record(at, events, rejected, rejected_ids))
         return await asyncio.to_thread(self._append, payload)
 
     def _append(self, payload: bytes) -> Mapping[str, str]:
@@ -377,6 +379,7 @@ class FileStore:
                     list(record.events),
                     record.at,
                     rejected=dict(record.rejected),
+                    rejected_ids=list(record.rejected_ids),
                 )
 
     def _check_log(self, segments: list[int], start: str | None, segment: int, offset: int) -> None:

@@ -468,11 +468,13 @@ class RedisStore:
         """
         by_site: dict[str, list[Event]] = {}
         rejected: dict[str, int] = {}
+        rejected_ids: list[str] = []
         for batch in batches:
             for event in batch.events:
                 by_site.setdefault(event.site, []).append(event)
             for reason, n in batch.rejected.items():
                 rejected[reason] = rejected.get(reason, 0) + n
+            rejected_ids += [key for key, _ in batch.rejected_ids]
         if not by_site:
             if not rejected:
                 return {}
@@ -501,7 +503,11 @@ class RedisStore:
         size = 0
         for site in sites:
             clock = at if clock_of is None else clock_of(site)
-            record = Record(clock, by_site[site], rejected if site == carrier else {})
+            record = (
+                Record(clock, by_site[site], rejected, rejected_ids)
+                if site == carrier
+                else Record(clock, by_site[site])
+            )
             payload = RECORD_ENCODER.encode(record)
             size += len(payload)
             pipe.xadd(self.stream_key(site), {"r": payload})
@@ -701,6 +707,7 @@ class RedisStore:
                     record.at,
                     since,
                     dict(record.rejected),
+                    list(record.rejected_ids),
                 )
             )
             since = entry_id

@@ -9,13 +9,14 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from msgspec.structs import replace
 
 from callfloor.config import SourceConfig
 from callfloor.feeds.base import FeedOptions
 from callfloor.ingest.counts import SourceCounts
-from callfloor.ingest.positions import PositionBook
+from callfloor.ingest.positions import PositionBook, SourcePosition
 from callfloor.ingest.source import Receipt
 from callfloor.ingest.tail import TailOptions, TailSource
 
@@ -44,7 +45,7 @@ class Tail:
         self.source = TailSource(
             config,
             FeedOptions(),
-            TailOptions(poll_s=0.005, **options),  # type: ignore[arg-type]
+            TailOptions(**{"poll_s": 0.005, **options}),  # type: ignore[arg-type]
             counts=self.counts,
             book=self.book,
             position_every_s=0.0,
@@ -146,6 +147,30 @@ async def test_copy_truncate_rotation_reads_the_new_content_from_the_start(
         assert await tail.until(3) == ["c0", "c1", "c2"]
 
 
+def rewrite(path: Path, data: bytes) -> None:
+    """Copy-truncate: the same inode emptied, then written ``data`` (longer than before)."""
+    with path.open("r+b") as f:
+        f.truncate(0)
+        f.write(data)
+
+
+async def test_a_copy_truncate_that_grew_back_between_two_polls_is_read_from_the_start(
+    tmp_path: Path,
+) -> None:
+    """Truncated and grown back past the read offset before the next poll: the new
+    content's first bytes differ from those read, so it is read from 0, not from the
+    old offset (which would skip its first lines and start in the middle of one)."""
+    path = tmp_path / "queue_log"
+    path.write_bytes(enter(0) + enter(1))
+    async with tailing(path, poll_s=0.3) as tail:
+        await tail.until(2)
+        rewrite(path, b"".join(enter(i) for i in range(10, 15)))
+        assert await tail.until(7) == ["c0", "c1", "c10", "c11", "c12", "c13", "c14"]
+        await asyncio.sleep(0.05)
+        assert not tail.rejected
+    assert tail.counts.rotations_total == {("ql", "queue_log", "rewritten"): 1}
+
+
 async def test_a_file_missing_for_a_while_is_waited_for(tmp_path: Path) -> None:
     """No file at start (or for a while): the source waits and reads it once it appears."""
     path = tmp_path / "queue_log"
@@ -187,6 +212,60 @@ async def test_a_restart_after_rotation_finishes_the_renamed_file_first(tmp_path
     again.restore("all", saved)
     async with tailing(path, book=again) as tail:
         assert await tail.until(2) == ["c1", "c2"]
+
+
+async def test_a_copy_truncate_while_down_that_grew_back_past_the_offset_is_read_whole(
+    tmp_path: Path,
+) -> None:
+    """Copy-truncated while down and grown back past the saved offset (same inode, size
+    beyond the offset): the saved fingerprint no longer matches, the file is read from 0."""
+    path = tmp_path / "queue_log"
+    path.write_bytes(enter(0) + enter(1))
+    book = PositionBook()
+    async with tailing(path, book=book) as tail:
+        await tail.until(2)
+    saved = book.save("all")
+    inode = path.stat().st_ino
+    rewrite(path, b"".join(enter(i) for i in range(10, 15)))
+    assert path.stat().st_ino == inode and path.stat().st_size > saved["ql"].offset
+    again = PositionBook()
+    again.restore("all", saved)
+    async with tailing(path, book=again) as tail:
+        assert await tail.until(5) == ["c10", "c11", "c12", "c13", "c14"]
+        await asyncio.sleep(0.05)
+        assert not tail.rejected and len(tail.calls) == 5
+    assert tail.counts.rotations_total == {("ql", "queue_log", "rewritten"): 1}
+
+
+async def test_the_fingerprint_of_an_appended_file_keeps_matching(tmp_path: Path) -> None:
+    """Positions saved before and past the fingerprint's length (4 KB) still match a file
+    that was only appended to; a position without a fingerprint (an older checkpoint)
+    is trusted as it is."""
+    path = tmp_path / "queue_log"
+    path.write_bytes(enter(0))
+    book = PositionBook()
+    async with tailing(path, book=book) as tail:
+        await tail.until(1)
+        append(path, b"".join(enter(i) for i in range(1, 100)))  # past 4 KB
+        await tail.until(100)
+    saved = book.save("all")
+    assert saved["ql"].head_size == 4096 < saved["ql"].offset
+    append(path, enter(100))
+    for position in (saved, {"ql": replace(saved["ql"], head_size=0, head_digest=b"")}):
+        again = PositionBook()
+        again.restore("all", position)
+        async with tailing(path, book=again) as tail:
+            assert await tail.until(1) == ["c100"]
+            await asyncio.sleep(0.05)
+            assert tail.calls == ["c100"]
+        assert not tail.counts.rotations_total
+
+
+def test_a_checkpointed_position_without_a_fingerprint_still_loads() -> None:
+    """A ``source_positions`` entry written before the fingerprint existed decodes."""
+    old = msgspec.msgpack.encode({"kind": "queue_log", "seq": 3, "inode": 7, "offset": 120})
+    position = msgspec.msgpack.decode(old, type=SourcePosition)
+    assert (position.offset, position.head_size, position.head_digest) == (120, 0, b"")
 
 
 async def test_unmappable_lines_are_counted_and_dead_lettered_redacted(tmp_path: Path) -> None:

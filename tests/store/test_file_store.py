@@ -12,13 +12,14 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from fixtures.disk import file_size_limit
 from helpers import T0, decode, ev
 
 from callfloor.events import Event
 from callfloor.ingest.source import Batch
-from callfloor.store.base import ALL, StoreError
+from callfloor.store.base import ALL, RECORD_DECODER, StoreError
 from callfloor.store.file import SEGMENT_HEADER_SIZE, FileStore
 
 
@@ -46,6 +47,26 @@ async def test_appended_rounds_replay_in_order_with_their_clock(tmp_path: Path) 
     again = FileStore(tmp_path)
     await again.open()
     assert await _replayed(again, {}) == [(T0, ["e0", "e1"]), (T0 + 5, ["e2", "e3"])]
+
+
+async def test_rejections_and_their_ids_replay_and_older_records_still_decode(
+    tmp_path: Path,
+) -> None:
+    """A round's rejected counts and the ids of its identified rejections (a file's
+    lines) come back; a record written before ids existed decodes without them."""
+    store = FileStore(tmp_path)
+    await store.open()
+    batch = Batch([], rejected={"invalid_ts": 2}, rejected_ids=[("ql:rejected-0-1", "invalid_ts")])
+    await store.append([batch], T0)
+    await store.close()
+    again = FileStore(tmp_path)
+    await again.open()
+    logged = [x async for x in again.replay(ALL, {})]
+    assert [(x.rejected, x.rejected_ids) for x in logged] == [
+        ({"invalid_ts": 2}, ["ql:rejected-0-1"])
+    ]
+    old = msgspec.msgpack.encode([T0, [], {"invalid_ts": 1}])
+    assert RECORD_DECODER.decode(old).rejected_ids == []
 
 
 async def test_replay_starts_after_the_checkpointed_position(tmp_path: Path) -> None:
