@@ -685,7 +685,10 @@ class FloorProcessor(FloorEffects):
         if self.live or self.clock < self._next_prune or self.clock == float("-inf"):
             return None
         lateness = self.limits.max_lateness_s
-        self._next_prune = self.clock + max(60.0, lateness / 20)
+        # Each fold looks at every call and agent: a quarter of max_lateness at a time
+        # (live: a twentieth) makes folding a small part of a replay, for up to 1.25
+        # times max_lateness of history held.
+        self._next_prune = self.clock + max(60.0, lateness / 4)
         horizon = self.clock - lateness
         from callfloor.processors.retention import prune
 
