@@ -165,3 +165,44 @@ def test_bounded_replay_equals_keeping_everything(
     whole = run_replay([path], cfg, keep_everything=True)
     assert bounded.summary.bounded
     assert json.loads(_document(bounded)) == json.loads(_document(whole))
+
+
+# ---- found by comparing both modes over random floorgen traces -------------------------
+
+SMALL_FLOOR = {
+    "sites": {"sh": {"timezone": "Asia/Shanghai"}},
+    "queues": {"q1": {"site": "sh", "sl_threshold_s": 20}},
+    "limits": {"max_lateness": "60s"},
+}
+
+
+def _both(
+    tmp_path: Path, events: list[dict[str, Any]], toml: dict[str, Any] | None = None
+) -> tuple[ReplayResult, ReplayResult]:
+    from helpers import config
+
+    path = write_ndjson(tmp_path / "events.ndjson", events)
+    cfg = config(toml or SMALL_FLOOR)
+    return run_replay([path], cfg), run_replay([path], cfg, keep_everything=True)
+
+
+def test_a_ring_before_the_horizon_is_still_the_ring_a_later_answer_takes_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call rung to a1 with nothing open, queued again minutes later and answered by
+    a1: the answer takes up the old ring (one offer), so folding must not forget that
+    call while its ring is a1's latest event on it."""
+    monkeypatch.setattr(replay_module, "CHUNK_BYTES", 100)
+    t = 1_795_276_560.0
+    events = [
+        {"type": "call_routed", "ts": t, "call_id": "c2", "agent": "a1"},
+        {"type": "call_queued", "ts": t + 125, "call_id": "c1", "queue": "q1"},
+        {"type": "call_queued", "ts": t + 125, "call_id": "c2", "queue": "q1"},
+        {"type": "call_answered", "ts": t + 130, "call_id": "c2", "agent": "a1"},
+        {"type": "agent_state", "ts": t + 130, "agent": "a1", "state": "wrap_up"},
+        {"type": "agent_state", "ts": t + 131.5, "agent": "a1", "state": "available"},
+        {"type": "call_ended", "ts": t + 135, "call_id": "c2", "agent": "a1"},
+    ]
+    bounded, whole = _both(tmp_path, events)
+    assert bounded.summary.bounded
+    assert _document(whole) == _document(bounded)
