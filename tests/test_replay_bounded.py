@@ -206,3 +206,38 @@ def test_a_ring_before_the_horizon_is_still_the_ring_a_later_answer_takes_up(
     bounded, whole = _both(tmp_path, events)
     assert bounded.summary.bounded
     assert _document(whole) == _document(bounded)
+
+
+def test_roster_violations_of_folded_days_stay_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """late_login and early_logout are derived from the agent's history at read time:
+    folding it must not drop the shifts of earlier days (or today's, with a short
+    max_lateness) from the document."""
+    monkeypatch.setattr(replay_module, "CHUNK_BYTES", 100)
+    monday = 1_795_392_000.0  # 2026-11-23T00:00Z
+    floor = {
+        "sites": {"ldn": {"timezone": "Europe/London"}},
+        "queues": {"q1": {"site": "ldn"}},
+        "limits": {"max_lateness": "60s"},
+        "roster": {
+            "shifts": [
+                {"agent": "a1", "weekday": day, "start": "08:00", "end": "17:00"}
+                for day in ("mon", "tue", "wed")
+            ]
+        },
+    }
+    events: list[dict[str, Any]] = []
+    for d in range(3):
+        b = monday + d * 86400.0
+        for hour, state in ((8.5, "available"), (10, "logged_out"), (10.5, "available")):
+            events.append(
+                {"type": "agent_state", "ts": b + hour * 3600, "agent": "a1", "state": state}
+            )
+        events.append(
+            {"type": "agent_state", "ts": b + 17.5 * 3600, "agent": "a1", "state": "logged_out"}
+        )
+    bounded, whole = _both(tmp_path, events, floor)
+    kinds = [v["kind"] for v in json.loads(_document(whole))["violations"]]
+    assert kinds.count("late_login") == kinds.count("early_logout") == 3
+    assert _document(whole) == _document(bounded)

@@ -147,6 +147,11 @@ def _prune_agent(
 ) -> None:
     ts = track.ts
     cut = bisect_left(ts, horizon)
+    if not expire and proc.roster.has(track.name):
+        # Roster violations are derived from the history at read time, from the first
+        # entry on (derive.agent_roster_violations): replay, which lists every one of
+        # them, keeps a rostered agent's history whole.
+        cut = 0
     track.marks = None  # indices move and the folds' lists are pruned below
     if cut:
         # The base absorbs the history before the horizon.
