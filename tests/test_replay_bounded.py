@@ -165,3 +165,79 @@ def test_bounded_replay_equals_keeping_everything(
     whole = run_replay([path], cfg, keep_everything=True)
     assert bounded.summary.bounded
     assert json.loads(_document(bounded)) == json.loads(_document(whole))
+
+
+# ---- found by comparing both modes over random floorgen traces -------------------------
+
+SMALL_FLOOR = {
+    "sites": {"sh": {"timezone": "Asia/Shanghai"}},
+    "queues": {"q1": {"site": "sh", "sl_threshold_s": 20}},
+    "limits": {"max_lateness": "60s"},
+}
+
+
+def _both(
+    tmp_path: Path, events: list[dict[str, Any]], toml: dict[str, Any] | None = None
+) -> tuple[ReplayResult, ReplayResult]:
+    from helpers import config
+
+    path = write_ndjson(tmp_path / "events.ndjson", events)
+    cfg = config(toml or SMALL_FLOOR)
+    return run_replay([path], cfg), run_replay([path], cfg, keep_everything=True)
+
+
+def test_a_ring_before_the_horizon_is_still_the_ring_a_later_answer_takes_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call rung to a1 with nothing open, queued again minutes later and answered by
+    a1: the answer takes up the old ring (one offer), so folding must not forget that
+    call while its ring is a1's latest event on it."""
+    monkeypatch.setattr(replay_module, "CHUNK_BYTES", 100)
+    t = 1_795_276_560.0
+    events = [
+        {"type": "call_routed", "ts": t, "call_id": "c2", "agent": "a1"},
+        {"type": "call_queued", "ts": t + 125, "call_id": "c1", "queue": "q1"},
+        {"type": "call_queued", "ts": t + 125, "call_id": "c2", "queue": "q1"},
+        {"type": "call_answered", "ts": t + 130, "call_id": "c2", "agent": "a1"},
+        {"type": "agent_state", "ts": t + 130, "agent": "a1", "state": "wrap_up"},
+        {"type": "agent_state", "ts": t + 131.5, "agent": "a1", "state": "available"},
+        {"type": "call_ended", "ts": t + 135, "call_id": "c2", "agent": "a1"},
+    ]
+    bounded, whole = _both(tmp_path, events)
+    assert bounded.summary.bounded
+    assert _document(whole) == _document(bounded)
+
+
+def test_roster_violations_of_folded_days_stay_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """late_login and early_logout are derived from the agent's history at read time:
+    folding it must not drop the shifts of earlier days (or today's, with a short
+    max_lateness) from the document."""
+    monkeypatch.setattr(replay_module, "CHUNK_BYTES", 100)
+    monday = 1_795_392_000.0  # 2026-11-23T00:00Z
+    floor = {
+        "sites": {"ldn": {"timezone": "Europe/London"}},
+        "queues": {"q1": {"site": "ldn"}},
+        "limits": {"max_lateness": "60s"},
+        "roster": {
+            "shifts": [
+                {"agent": "a1", "weekday": day, "start": "08:00", "end": "17:00"}
+                for day in ("mon", "tue", "wed")
+            ]
+        },
+    }
+    events: list[dict[str, Any]] = []
+    for d in range(3):
+        b = monday + d * 86400.0
+        for hour, state in ((8.5, "available"), (10, "logged_out"), (10.5, "available")):
+            events.append(
+                {"type": "agent_state", "ts": b + hour * 3600, "agent": "a1", "state": state}
+            )
+        events.append(
+            {"type": "agent_state", "ts": b + 17.5 * 3600, "agent": "a1", "state": "logged_out"}
+        )
+    bounded, whole = _both(tmp_path, events, floor)
+    kinds = [v["kind"] for v in json.loads(_document(whole))["violations"]]
+    assert kinds.count("late_login") == kinds.count("early_logout") == 3
+    assert _document(whole) == _document(bounded)

@@ -101,7 +101,9 @@ class FeedBatcher:
             self.name,
             rejected,
             self._acker(events, then, letters),
-            resent=frozenset(range(len(events))) if resent else False,
+            # Every event's position; True for a batch of rejections alone (an empty
+            # set would mark nothing, and their ids would not be looked up).
+            resent=(frozenset(range(len(events))) if events else True) if resent else False,
             rejected_ids=identified,
         )
 

@@ -36,10 +36,12 @@ Forgotten names are counted in ``expired`` (``forgotten_queues``, ``forgotten_si
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import TYPE_CHECKING
 
 from callfloor.processors.agents import LOGGED_OUT
 from callfloor.processors.calls import QUEUED
+from callfloor.processors.retention import DAY_S
 
 if TYPE_CHECKING:
     from callfloor.processors.engine import FloorProcessor
@@ -79,10 +81,21 @@ def _forget_quiet_calls(proc: FloorProcessor, cut: float) -> None:
 
 
 def _drop_decided_ends(proc: FloorProcessor, cut: float) -> None:
+    # As live retention does, an end dropped that ended within a day of the clock
+    # stays in the agent's handled times (handled_today reads them).
+    recent = proc.clock - DAY_S
     for track in proc.agents.values():
         ends = track.ends
         if ends and any(e.done_at is not None and e.done_at <= cut for e in ends):
-            track.ends = [e for e in ends if e.done_at is None or e.done_at > cut]
+            kept = []
+            for end in ends:
+                if end.done_at is None or end.done_at > cut:
+                    kept.append(end)
+                elif end.ended_at >= recent:
+                    i = bisect_right(track.handled_at, end.ended_at)
+                    track.handled_at.insert(i, end.ended_at)
+                    track.handled_s.insert(i, end.handle_s())
+            track.ends = kept
 
 
 def _windows_empty(proc: FloorProcessor, q: QueueState, at: float) -> bool:

@@ -23,7 +23,7 @@ from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING, Final
 
 from callfloor.processors.agents import EMPTY_BASE, AgentTrack, Payload, step
-from callfloor.processors.calls import CLOCK_SKEW_S
+from callfloor.processors.calls import _AGENT_KINDS, CLOCK_SKEW_S, ROUTED, CallTrack
 
 if TYPE_CHECKING:
     from callfloor.processors.engine import FloorProcessor
@@ -122,8 +122,19 @@ def _forget_calls(proc: FloorProcessor, horizon: float, expire: bool = True) -> 
             fresh = [c for c in call.convs if c.answered_at >= horizon]
             proc.expired["conversations"] += len(call.convs) - len(fresh)
             call.convs = fresh
-        if call.settled():
+        if call.settled() and (expire or not _rings_pending(call)):
             del calls[cid]
+
+
+def _rings_pending(call: CallTrack) -> bool:
+    """Whether an agent's latest event on the call is a ring: a later answer by that
+    agent takes it up (``carried``, one offer), so replay, which must count as keeping
+    everything, keeps the call (until forgetting drops it)."""
+    last: dict[str, int] = {}
+    for _, _, kind, name, _ in call.events:
+        if name is not None and kind in _AGENT_KINDS:
+            last[name] = kind
+    return ROUTED in last.values()
 
 
 def _prune_agent(
@@ -136,6 +147,11 @@ def _prune_agent(
 ) -> None:
     ts = track.ts
     cut = bisect_left(ts, horizon)
+    if not expire and proc.roster.has(track.name):
+        # Roster violations are derived from the history at read time, from the first
+        # entry on (derive.agent_roster_violations): replay, which lists every one of
+        # them, keeps a rostered agent's history whole.
+        cut = 0
     track.marks = None  # indices move and the folds' lists are pruned below
     if cut:
         # The base absorbs the history before the horizon.

@@ -224,3 +224,25 @@ def test_live_arriving_out_of_order_forgets_what_replay_forgets(seed: int) -> No
         k: v for k, v in replay.expired.items() if k.startswith("forgotten")
     }
     assert comparable(build_document(live)) == comparable(build_document(replay))
+
+
+def test_a_call_end_dropped_by_forgetting_still_counts_in_handled_today() -> None:
+    """Forgetting drops call ends decided before its cut; live retention has moved them
+    into the agent's handled times by then, so replay must keep them there too: with a
+    short forget_after, a call handled earlier today still counts in handled_today."""
+    cfg = _cfg()
+    t = T0 - 12 * HOUR if (T0 % 86400.0) >= 12 * HOUR else T0
+    events = [
+        ev("agent_state", t, agent="a1", state="available"),
+        ev("call_queued", t + 10, call_id="c1", queue="q"),
+        ev("call_answered", t + 20, call_id="c1", agent="a1"),
+        ev("call_ended", t + 80, call_id="c1", agent="a1"),
+        ev("agent_state", t + 80, agent="a1", state="wrap_up"),
+        ev("agent_state", t + 100, agent="a1", state="available"),
+        ev("agent_state", t + 5 * HOUR, agent="a1", state="available"),
+    ]
+    for live in (False, True):
+        proc = _fed(events, cfg, live=live)
+        proc.tick(t + 5 * HOUR + 1)
+        doc = build_document(proc)
+        assert doc["agents"]["a1"]["handled_today"] == 1, live

@@ -67,3 +67,23 @@ async def test_marked_positions_are_resends_only_where_the_event_is_known() -> N
         assert service.proc.counters["duplicates"] == 1  # e2: known, not marked
         assert service.proc.counters["events"] == 3
         assert service.stats.resent_events_total == {"mqtt": 1}
+
+
+async def test_a_file_batch_of_only_rejected_lines_read_again_is_not_counted_again() -> None:
+    """A tail batch holding nothing but an unmappable line (the last line before a
+    SIGKILL, read again from the saved position): its rejection id is known, so the
+    second reading counts nothing, as one with events around it does."""
+    from callfloor.feeds.queue_log import QueueLogMapper
+    from callfloor.ingest.feedsource import FeedBatcher
+
+    line = b"notanepoch|c9|q1|NONE|ENTERQUEUE||5551234567|1"
+    async with running(clock=FakeClock(T0)) as (service, _):
+        batcher = FeedBatcher("ql", "queue_log")
+        for _ in range(2):
+            result = QueueLogMapper().feed([line], [1200])
+            assert len(result.rejected) == 1 and not result.events
+            batch = batcher.batch(result, 1, resent=True, keys=["ql:rejected-4b0-1"])
+            await service.submit(batch)
+            await service.next_tick()
+        assert service.proc.counters["rejected"] == 1
+        assert sum(batcher.counts.rejected_total.values()) == 1
