@@ -389,7 +389,7 @@ class _TooOld(Exception):
 class ReplayProgress:
     """How far a replay is, given to a progress callback after each batch."""
 
-    pass_number: int  # 1; 2 for the pass that applies the cut; a re-run counts on
+    pass_number: int  # 1, then one more for each read again (the cut, a re-run, alerts)
     bytes_done: int  # of the files of this pass, as read so far
     bytes_total: int
     events: int  # applied so far in this pass
@@ -649,6 +649,7 @@ def _alerts_in_time_order(
     options: FeedOptions | None,
     at: float,
     bounded: bool,
+    progress: _Progress | None = None,
 ) -> Callable[[], list[AlertView]]:
     """The alert list of the events up to ``at`` applied in time order (file order
     breaking ties): the timeline as it would have been had they come in order.
@@ -660,12 +661,16 @@ def _alerts_in_time_order(
     proc = FloorProcessor(config, changes=False)
     driver = attach_alerts(proc, config)
     assert driver is not None
+    on_open = None
+    if progress is not None:
+        progress.start()
+        on_open = progress.opened
     if bounded:
         lateness = config.limits.max_lateness_s
         held: list[tuple[float, int, Event]] = []
         seq = 0
         latest = -math.inf
-        for batch in read_batches(paths, fmt, options):
+        for batch in read_batches(paths, fmt, options, on_open=on_open):
             gc.freeze()
             floor = latest - lateness
             while held and held[0][0] < floor:
@@ -676,23 +681,27 @@ def _alerts_in_time_order(
                 t: float = item.ts  # type: ignore[assignment]
                 if t < floor:
                     # Not the input the first pass checked: sort it all after all.
-                    return _alerts_in_time_order(paths, config, fmt, options, at, False)
+                    return _alerts_in_time_order(paths, config, fmt, options, at, False, progress)
                 seq += 1
                 heapq.heappush(held, (t, seq, item))
                 if t > latest:
                     latest = t
             if proc.fold_history() is not None:
                 driver.engine.prune(proc.clock - HISTORY_S)
+            if progress is not None:
+                progress.batch(proc.n_events + len(held))
         while held:
             proc.apply(heapq.heappop(held)[2])
     else:
         events: list[Event] = []
-        for batch in read_batches(paths, fmt, options):
+        for batch in read_batches(paths, fmt, options, on_open=on_open):
             for item in batch.items:
                 if isinstance(item, Rejection):
                     continue
                 if item.ts <= at:  # type: ignore[operator]
                     events.append(item)
+            if progress is not None:
+                progress.batch(len(events))
         events.sort(key=_TS)
         for event in events:
             proc.apply(event)
@@ -754,7 +763,7 @@ def run_replay(
             # Events out of time order: the numbers are exact whatever the order, the
             # alert instants are derived again from the events in time order.
             proc.alert_source = _alerts_in_time_order(
-                paths, config, fmt, options, proc.clock, bounded
+                paths, config, fmt, options, proc.clock, bounded, tracker
             )
     counters = proc.view.counters()
     summary = ReplaySummary(

@@ -134,6 +134,20 @@ def test_progress_reaches_the_whole_input(tmp_path: Path, days: Trace) -> None:
     assert seen[-1].events == len(days.events)
 
 
+def test_progress_counts_the_alert_pass_of_an_input_out_of_order(
+    tmp_path: Path, days: Trace
+) -> None:
+    """Out-of-order input is read once more to re-derive the alerts in time order: that
+    read reports its progress as a second pass, to the whole input."""
+    path, cfg = _setup(tmp_path, days, _displaced(days.events, 600.0, seed=5))
+    seen: list[replay_module.ReplayProgress] = []
+    result = run_replay([path], cfg, at=days.end, progress=seen.append)  # no second cut pass
+    assert result.summary.late > 0
+    assert {p.pass_number for p in seen} == {1, 2}
+    last = seen[-1]
+    assert last.pass_number == 2 and last.bytes_done == last.bytes_total
+
+
 @settings(
     max_examples=12,
     deadline=None,
