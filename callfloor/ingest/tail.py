@@ -416,6 +416,10 @@ class TailSource:
                 batch = self._batch(data)
                 if batch is not None:
                     yield batch
+                else:
+                    # A line longer than a read (no newline yet): the loop's turn
+                    # between reads, or a huge one is read whole with the service deaf.
+                    await asyncio.sleep(0)
                 continue
             batch = self._at_end()
             if batch is not None:

@@ -408,3 +408,41 @@ async def test_a_fifo_at_the_path_never_blocks_the_loop_and_a_file_after_it_is_r
     finally:
         ticking.cancel()
     assert max(gaps) < 1.0, f"the event loop stood still for {max(gaps):.2f} s"
+
+
+async def test_a_huge_line_without_its_newline_never_blocks_the_loop(tmp_path: Path) -> None:
+    """64 MB with no newline (a binary file, a runaway writer): the source keeps reading,
+    waiting for the newline, but gives the event loop its turn between reads (it once
+    read the whole file in one go, the service deaf all the while); the lines after it
+    still arrive."""
+    path = tmp_path / "queue_log"
+    path.write_bytes(enter(0) + b"x" * (64 << 20))
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        async with tailing(path) as tail:
+            await tail.until(1)
+            async with asyncio.timeout(60):
+                while tail.source._splitter.offset + len(tail.source._splitter.rest) < (
+                    path.stat().st_size
+                ):
+                    await asyncio.sleep(0.05)
+            reading = max(gaps)
+            append(path, b"\n" + enter(1))
+            async with asyncio.timeout(60):
+                while len(tail.calls) < 2:
+                    await asyncio.sleep(0.05)
+            assert tail.calls == ["c0", "c1"]
+    finally:
+        ticking.cancel()
+    assert tail.rejected == {"malformed_line": 1}
+    assert reading < 1.0, f"the event loop stood still for {reading:.2f} s while reading"
