@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    if sys.stderr is None:
+        # Started with stderr closed (`2>&-`): Python leaves sys.stderr None, and
+        # print(file=None) would write people's lines into stdout's document. Send them
+        # to /dev/null (which also takes descriptor 2, so no file opened later gets it).
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
     parser = build_parser()
     args = parser.parse_args(argv)
     if argv is None and getattr(args, "fast_exit", False):

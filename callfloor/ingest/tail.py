@@ -46,6 +46,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import stat
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -199,6 +200,7 @@ class TailSource:
         self._seq = 0
         self._opened = 0
         self._missing_since: float | None = None
+        self._refused: tuple[int, int] | None = None  # a path that is no regular file
 
     @property
     def name(self) -> str:
@@ -287,9 +289,8 @@ class TailSource:
     def _open_at(self, path: str, saved: SourcePosition) -> bool:
         """Open ``path`` at the saved position if its first bytes are those the position
         was saved with (or the position has no fingerprint: an older checkpoint)."""
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
+        fd = self._open_regular(path)
+        if fd is None:
             return False
         try:
             head = os.pread(fd, min(saved.offset, HEAD_BYTES), 0)
@@ -334,9 +335,8 @@ class TailSource:
         self.counts.position[self.key] = float(offset)
 
     def _open(self, path: str, offset: int, line: int) -> bool:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
+        fd = self._open_regular(path)
+        if fd is None:
             return False
         self._close()
         st = os.fstat(fd)
@@ -353,6 +353,33 @@ class TailSource:
         self._opened += 1
         self._mark_start(offset)
         return True
+
+    def _open_regular(self, path: str) -> int | None:
+        """A descriptor of ``path`` if it is a regular file, else None (logged once per
+        file). Opened without blocking: a FIFO's open would wait for a writer with the
+        whole event loop, and a device (``/dev/zero``) never ends and has no lines."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            return None
+        if stat.S_ISREG(st.st_mode):
+            self._refused = None
+            return fd
+        os.close(fd)
+        if self._refused != (st.st_dev, st.st_ino):
+            self._refused = (st.st_dev, st.st_ino)
+            log.warning(
+                "tail_not_a_file source=%s path=%s: not a regular file (a FIFO, a device "
+                "or a directory); waiting for a file there",
+                self.name,
+                path,
+            )
+        return None
 
     def _close(self) -> None:
         if self._fd is not None:
@@ -389,6 +416,10 @@ class TailSource:
                 batch = self._batch(data)
                 if batch is not None:
                     yield batch
+                else:
+                    # A line longer than a read (no newline yet): the loop's turn
+                    # between reads, or a huge one is read whole with the service deaf.
+                    await asyncio.sleep(0)
                 continue
             batch = self._at_end()
             if batch is not None:

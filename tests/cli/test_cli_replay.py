@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -95,6 +96,26 @@ def test_subprocess_keeps_stdout_for_the_document_and_stderr_for_people(tmp_path
     err = proc.stderr.decode().splitlines()
     assert len(err) == 1 and err[0].startswith("callfloor replay: ")
     assert "unknown_type 1: line 2" in err[0]
+
+
+def test_a_closed_stderr_still_gives_the_document_and_exit_0(tmp_path: Path) -> None:
+    """`callfloor replay f 2>&-` (a cron job, a daemon without stderr): stdout is the
+    document alone and the exit code 0; the summary, progress and warnings go nowhere
+    (not into the document's stream). The progress reporter once asked the missing
+    stderr whether it was a terminal and the replay ended with no document at all."""
+    path = write_lines(tmp_path / "e.ndjson", [queued(T0, "c1"), '{"type": "nope", "ts": 1}'])
+    for quiet in ([], ["--quiet"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "callfloor", "replay", str(path), *quiet],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=lambda: os.close(2),
+            timeout=60,
+        )
+        assert proc.returncode == 0, (quiet, proc.stdout[-500:])
+        assert proc.stdout.count(b"\n") == 1, (quiet, proc.stdout[-500:])
+        assert json.loads(proc.stdout)["counters"]["rejected"] == 1
 
 
 # ---- the summary line ---------------------------------------------------------------------

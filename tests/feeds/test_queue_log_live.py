@@ -11,6 +11,7 @@ as Asterisk would, while the server runs and while it is down.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -247,3 +248,37 @@ def test_an_unmappable_line_read_again_after_sigkill_is_counted_and_dead_lettere
     assert live["counters"]["rejected"] == 1, live["counters"]
     assert live["counters"]["events"] == replayed["counters"]["events"]
     assert len(letters.read_text().splitlines()) == 1, printed[-2000:]
+
+
+def test_a_fifo_or_a_device_at_the_path_leaves_the_service_answering(tmp_path: Path) -> None:
+    """The queue_log path names a FIFO, then a symlink to /dev/zero, then a real file:
+    the service starts and keeps answering (opening a FIFO waited for a writer, reading
+    /dev/zero never ended, both with the whole event loop), says so in its log, and
+    reads the real file once it is there."""
+    trace = simulate(seed=2, agents=4, queues=1, sites=1, hours=0.1, start=DAY0 + 9 * 3600.0)
+    end = max(float(e["ts"]) for e in trace.events)
+    events = shifted(trace.events, round(time.time() - 5.0 - end))
+    text = queue_log(events)
+    log_path = tmp_path / "queue_log"
+    whole = tmp_path / "whole_queue_log"
+    whole.write_text(text, encoding="utf-8")
+    config = _serve_config(tmp_path, trace.toml, log_path)
+    os.mkfifo(log_path)
+    server = ServeProcess(config, free_port())
+    try:
+        server.wait_ready(timeout=20.0)
+        log_path.unlink()
+        log_path.symlink_to("/dev/zero")
+        time.sleep(0.5)
+        for _ in range(3):
+            with urllib.request.urlopen(f"{server.base}/healthz", timeout=5) as reply:
+                assert reply.status == 200
+            time.sleep(0.2)
+        log_path.unlink()
+        log_path.write_text(text, encoding="utf-8")
+        live = server.snapshot_after(_target(config, whole), timeout=30.0)
+        printed = server.output()
+    finally:
+        server.stop()
+    assert "tail_not_a_file" in printed
+    assert live["counters"]["rejected"] == 0

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -362,3 +363,86 @@ async def test_a_mapper_state_it_cannot_read_leaves_the_position_standing(
     again.restore("all", saved)
     async with tailing(path, book=again) as tail:
         assert await tail.until(1) == ["c2"]
+
+
+def _writer_opens(path: Path) -> None:
+    """Open (and close) the FIFO's write end, freeing a reader blocked opening it."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+
+async def test_a_fifo_at_the_path_never_blocks_the_loop_and_a_file_after_it_is_read(
+    tmp_path: Path,
+) -> None:
+    """A FIFO where the queue_log should be (at start, or replacing it): opening it for
+    reading would wait for a writer with the whole event loop (the service's HTTP, its
+    other sources). The source waits for a regular file as for a missing one."""
+    path = tmp_path / "queue_log"
+    os.mkfifo(path)
+    loop = asyncio.get_running_loop()
+    # Should the source block in open(), a writer frees it after 2 s (else the test hangs).
+    loop.run_in_executor(None, lambda: (time.sleep(2.0), _writer_opens(path)))
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        async with tailing(path) as tail:
+            await asyncio.sleep(0.3)
+            os.unlink(path)
+            path.write_bytes(enter(0))
+            assert await tail.until(1) == ["c0"]
+            os.rename(path, tmp_path / "queue_log.1")
+            os.mkfifo(path)
+            await asyncio.sleep(0.3)
+            os.unlink(path)
+            path.write_bytes(enter(1))
+            assert await tail.until(2) == ["c0", "c1"]
+    finally:
+        ticking.cancel()
+    assert max(gaps) < 1.0, f"the event loop stood still for {max(gaps):.2f} s"
+
+
+async def test_a_huge_line_without_its_newline_never_blocks_the_loop(tmp_path: Path) -> None:
+    """64 MB with no newline (a binary file, a runaway writer): the source keeps reading,
+    waiting for the newline, but gives the event loop its turn between reads (it once
+    read the whole file in one go, the service deaf all the while); the lines after it
+    still arrive."""
+    path = tmp_path / "queue_log"
+    path.write_bytes(enter(0) + b"x" * (64 << 20))
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        async with tailing(path) as tail:
+            await tail.until(1)
+            async with asyncio.timeout(60):
+                while tail.source._splitter.offset + len(tail.source._splitter.rest) < (
+                    path.stat().st_size
+                ):
+                    await asyncio.sleep(0.05)
+            reading = max(gaps)
+            append(path, b"\n" + enter(1))
+            async with asyncio.timeout(60):
+                while len(tail.calls) < 2:
+                    await asyncio.sleep(0.05)
+            assert tail.calls == ["c0", "c1"]
+    finally:
+        ticking.cancel()
+    assert tail.rejected == {"malformed_line": 1}
+    assert reading < 1.0, f"the event loop stood still for {reading:.2f} s while reading"
