@@ -17,6 +17,7 @@ import msgspec
 import pytest
 from feedutil import T0
 
+from callfloor.events import CallQueued
 from callfloor.feeds.asterisk import SKIPPED, VERBS
 from callfloor.feeds.base import FeedOptions
 from callfloor.feeds.queue_log import QueueLogMapper
@@ -231,3 +232,26 @@ def test_the_generated_log_has_what_it_should() -> None:
     assert most > 64
     text = LOG.decode("utf-8", "replace")
     assert all(f"|{verb}|" in text for verb in VERBS)
+
+
+@pytest.mark.parametrize(
+    ("ts", "problem"),
+    [
+        (float("nan"), "must be a finite epoch time"),
+        (float("inf"), "must be a finite epoch time"),
+        (-0.5, "must be a finite epoch time"),
+        (32_503_680_000.5, "must be a finite epoch time"),
+        (1_795_424_400_000.0, "looks like milliseconds"),
+        (1_795_424_400_000, "looks like milliseconds"),
+        (-1, "must be a finite epoch time"),
+    ],
+)
+def test_an_event_built_with_a_bad_time_still_fails(ts: float, problem: str) -> None:
+    """The quick accept of an in-range float in ``__post_init__`` rejects what it did."""
+    with pytest.raises(ValueError, match=problem):
+        CallQueued(ts=ts, call_id="c1", queue="q")
+
+
+@pytest.mark.parametrize("ts", [0.0, 32_503_680_000.0, 1_795_424_400.25, 1_795_424_400, True])
+def test_an_event_built_with_a_good_time_keeps_it(ts: float) -> None:
+    assert CallQueued(ts=ts, call_id="c1", queue="q").ts is ts
