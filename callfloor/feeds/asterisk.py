@@ -194,7 +194,9 @@ class AsteriskCore:
         rejections as :meth:`record` record by record, with less work per record.
         """
         problems: list[tuple[int, str, str, float]] = []
-        info_of = _DISPATCH.__getitem__
+        dispatch = _DISPATCH
+        no_value = NO_VALUE
+        unseen = _UNSEEN
         names_get = self._names.get
         state = self.state
         enter = self.enter
@@ -203,9 +205,9 @@ class AsteriskCore:
         prefix = tag.replace("%", "%%") + "-%x-%x"
         one = prefix + ".0"
         for index, ts, verb, call, queue, agent_field, data in records:
-            handler, need_call, need_queue, need_agent, code = info_of(verb)
+            handler, need_call, need_queue, need_agent, code = dispatch[verb]
             call_id: str | None = call
-            if call in NO_VALUE:
+            if call in no_value:
                 if need_call:
                     problems.append(
                         (
@@ -218,7 +220,7 @@ class AsteriskCore:
                     continue
                 call_id = None
             queue_name: str | None = queue
-            if queue in NO_VALUE:
+            if queue in no_value:
                 if need_queue:
                     problems.append(
                         (
@@ -230,8 +232,8 @@ class AsteriskCore:
                     )
                     continue
                 queue_name = None
-            agent = names_get(agent_field, _UNSEEN)
-            if agent is _UNSEEN:
+            agent = names_get(agent_field, unseen)
+            if agent is unseen:
                 agent = self.agent_name(agent_field)
             if agent is None and need_agent:
                 problems.append(
@@ -263,6 +265,13 @@ class AsteriskCore:
             if made == 1:
                 line = lines[index]
                 events[first].id = one % (positions[index], _crc32(line) << 32 | _adler32(line))
+                origins.append(index)
+            elif made == 2:
+                line = lines[index]
+                base = prefix % (positions[index], _crc32(line) << 32 | _adler32(line))
+                events[first].id = base + ".0"
+                events[first + 1].id = base + ".1"
+                origins.append(index)
                 origins.append(index)
             elif made:
                 line = lines[index]
@@ -388,9 +397,10 @@ class AsteriskCore:
 
     def answer(self, out: list[Event], ts: float, call: str, queue: str | None, agent: str) -> None:
         """``agent`` answered ``call``: the leg ends, the conversation starts."""
-        memo = self.state.calls.get(call)
+        state = self.state
+        memo = state.calls.get(call)
         if memo is None:
-            memo = self.state.calls[call] = CallMemo(queue, agent, False, ts)
+            memo = state.calls[call] = CallMemo(queue, agent, False, ts)
         else:
             queue = queue or memo.queue
             memo.waiting = False
@@ -406,15 +416,15 @@ class AsteriskCore:
                 site=self._sites.get(queue, self._default_site),
             )
         )
-        m = self.state.agents.get(agent)
+        m = state.agents.get(agent)
         if m is None:
-            m = self.state.agents[agent] = AgentMemo()
+            m = state.agents[agent] = AgentMemo()
         m.logged_in = True
         if queue is not None and queue not in m.queues:
             m.queues.append(queue)
         if call not in m.calls:
             m.calls.append(call)
-        self.settle(out, agent, ts, m=m)
+        self.settle(out, agent, ts, False, False, m)
 
     def leave(
         self, out: list[Event], ts: float, call: str, queue: str | None, kind: str, reason: str
@@ -443,7 +453,10 @@ class AsteriskCore:
             )
         )
         if talked is not None:
-            self._free(out, ts, call, talked)
+            m = self.state.agents.get(talked)  # _free(), inlined
+            if m is not None and call in m.calls:
+                m.calls.remove(call)
+                self.settle(out, talked, ts, False, True, m)
         if agent is not None and agent != talked:
             self._free(out, ts, call, agent)
 
@@ -461,7 +474,7 @@ class AsteriskCore:
         m = self.state.agents.get(name)
         if m is not None and call in m.calls:
             m.calls.remove(call)
-            self.settle(out, name, ts, force=True, m=m)
+            self.settle(out, name, ts, False, True, m)
 
     def miss(
         self,
