@@ -13,7 +13,7 @@ without a field it needs (a CONNECT with agent ``NONE``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter
@@ -84,14 +84,19 @@ def _fields(parts: list[str]) -> list[str]:
 
 def parse_lines(lines: Sequence[bytes]) -> Parsed:
     """queue_log lines (without their newlines) to records: fields split, epoch checked,
-    verb recognised (see :class:`Parsed`). Pure; the mapping of the records to events is
-    :meth:`~callfloor.feeds.asterisk.AsteriskCore.apply`.
-
-    A record holds no list, so that the garbage collector, which a batch of records
-    held at once sets off, lets go of them after one look.
+    verb recognised (see :class:`Parsed`). Pure; the mapper takes the records one by
+    one from :func:`iter_records` instead.
     """
     parsed = Parsed()
-    records = parsed.records
+    parsed.records = list(iter_records(lines, parsed))
+    return parsed
+
+
+def iter_records(lines: Sequence[bytes], parsed: Parsed) -> Iterator[Record]:
+    """:func:`parse_lines` a record at a time: the records are yielded, the other lines
+    go to ``parsed.rejected`` and ``parsed.skipped`` as they are met (``parsed.records``
+    is left alone). Each record is mapped while its strings are still in the cache.
+    """
     rejected = parsed.rejected
     known = VERB_INFO
     texts = map(bytes.decode, lines, repeat("utf-8"), repeat("replace"))
@@ -145,18 +150,15 @@ def parse_lines(lines: Sequence[bytes]) -> Parsed:
                         )
                     )
                 continue
-        records.append(
-            (
-                index,
-                ts,
-                verb,
-                parts[1].strip(),
-                parts[2].strip(),
-                parts[3],
-                parts[5] if n > 5 else None,
-            )
+        yield (
+            index,
+            ts,
+            verb,
+            parts[1].strip(),
+            parts[2].strip(),
+            parts[3],
+            parts[5] if n > 5 else None,
         )
-    return parsed
 
 
 class QueueLogMapper:
@@ -203,9 +205,11 @@ class QueueLogMapper:
     def feed(self, lines: Sequence[bytes], positions: Sequence[int]) -> MapResult:
         """Map complete lines (without their newlines); ``positions`` are byte offsets."""
         out = MapResult()
-        parsed = parse_lines(lines)
+        parsed = Parsed()
+        problems = self.core.apply(
+            out.events, out.origins, iter_records(lines, parsed), lines, positions, TAG
+        )
         out.skipped = parsed.skipped
-        problems = self.core.apply(out.events, out.origins, parsed.records, lines, positions, TAG)
         if parsed.rejected or problems:
             rejected = out.rejected
             for index, fields, verb, reason, message, ts in parsed.rejected:
