@@ -5,15 +5,19 @@ would log it (calls, ring-no-answers, member adds and removals, pauses) and mapp
 
 - *split*: bytes to lines with their offsets, each line split into fields (the floor
   any parser pays);
-- *map*: :class:`~callfloor.feeds.queue_log.QueueLogMapper` (lines to canonical events
-  with their ids, agent states synthesised), the figure the target is about;
+- *parse*: bytes to validated queue_log records
+  (:func:`~callfloor.feeds.queue_log.parse_lines`: lines, fields split, epoch checked,
+  verb recognised), what a parser does;
+- *map*: :class:`~callfloor.feeds.queue_log.QueueLogMapper` (bytes to canonical events
+  with their ids, agent states synthesised: the parse stage and the mapping);
 - the same for the PBXware CSV export layout;
 - ``callfloor convert --from queue_log`` as a process (reading, mapping, encoding
-  NDJSON to /dev/null).
+  NDJSON to /dev/null): wall time and the child's CPU time.
 
-Medians of several runs, pinned to CPU 0, garbage collector frozen as replay does.
+Medians of several runs, pinned to one CPU (``--cpu``, default 0), garbage collector
+frozen as replay does.
 
-    python -m bench.bench_feeds [--runs 5]
+    python -m bench.bench_feeds [--runs 5] [--cpu 0]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -31,7 +36,7 @@ import msgspec
 
 from bench.common import OUT, machine, median, simulated_day
 from callfloor.feeds.base import LineSplitter
-from callfloor.feeds.queue_log import QueueLogMapper
+from callfloor.feeds.queue_log import QueueLogMapper, parse_lines
 from callfloor.feeds.queue_log_csv import QueueLogCsvMapper
 
 CHUNK = 4 * 1024 * 1024
@@ -175,28 +180,49 @@ def _split(path: Path) -> int:
     return n
 
 
+def _parse(path: Path) -> int:
+    """Bytes to queue_log records; returns the number of records."""
+    splitter = LineSplitter()
+    n = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            lines, _, _ = splitter.push(chunk)
+            n += len(parse_lines(lines).records)
+    return n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--cpu", type=int, default=0, help="the CPU to pin to")
     args = parser.parse_args()
-    os.sched_setaffinity(0, {0})
+    os.sched_setaffinity(0, {args.cpu})
     plain, export = _write_inputs()
     lines = plain.read_bytes().count(b"\n")
     print(f"machine: {machine()}")
     print(f"input: {plain.name}: {lines:,} queue_log lines ({plain.stat().st_size / 1e6:.0f} MB)")
     for name, fn in (
         ("split (lines, fields)", lambda: _split(plain)),
+        ("parse queue_log (records)", lambda: _parse(plain)),
         ("map queue_log", lambda: _map(plain, QueueLogMapper)),
         ("map PBXware CSV", lambda: _map(export, QueueLogCsvMapper)),
     ):
         cpu, wall, count = _timed(fn, args.runs)
-        extra = f", {count:,} events" if name.startswith("map") else ""
+        extra = (
+            f", {count:,} events"
+            if name.startswith("map")
+            else f", {count:,} records"
+            if name.startswith("parse")
+            else ""
+        )
         print(
             f"{name}: median {cpu:.2f} s CPU ({wall:.2f} s wall) = {lines / cpu:,.0f} lines/s "
             f"CPU, {lines / wall:,.0f} lines/s wall{extra}"
         )
     walls = []
+    cpus = []
     for _ in range(args.runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run(
             [
@@ -213,10 +239,15 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
         )
         walls.append(time.perf_counter() - started)
-    wall = median(walls)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(
+            after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
+        )
+    wall, cpu = median(walls), median(cpus)
     print(
         f"callfloor convert --from queue_log (process, NDJSON to /dev/null): median "
-        f"{wall:.2f} s = {lines / wall:,.0f} lines/s"
+        f"{cpu:.2f} s CPU ({wall:.2f} s wall) = {lines / cpu:,.0f} lines/s CPU, "
+        f"{lines / wall:,.0f} lines/s wall"
     )
 
 

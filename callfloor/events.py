@@ -54,6 +54,8 @@ class _Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
 
     def __post_init__(self) -> None:
         ts = self.ts
+        if ts.__class__ is float and 0.0 <= ts <= MAX_TS:  # the usual case, checked first
+            return
         if isinstance(ts, datetime):
             if ts.tzinfo is None:
                 raise ValueError("`ts`: RFC 3339 time needs an offset (Z or +hh:mm)")

@@ -19,6 +19,8 @@ import re
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate, repeat
+from operator import add as _add
 from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar
 
 import msgspec
@@ -242,9 +244,16 @@ class LineSplitter:
         if cut == 0:
             self.rest = buf
             return [], [], []
-        self.rest = buf[cut:]
-        parts = buf[:cut].split(b"\n")
-        parts.pop()  # the empty string after the last newline
+        parts = buf.split(b"\n")
+        self.rest = parts.pop()  # what follows the last newline
+        if buf.find(b"\r", 0, cut) < 0 and min(parts)[:1] > b" ":
+            # No line ends in \r, none is blank (none is empty or starts with a blank: the
+            # least of them does not): each kept as it is, without a loop in Python.
+            starts = list(accumulate(map(_add, map(len, parts), repeat(1)), initial=self._offset))
+            self._offset = starts.pop()
+            first = self.line
+            self.line += len(parts)
+            return parts, starts, list(range(first, self.line))
         lines: list[bytes] = []
         offsets: list[int] = []
         numbers: list[int] = []

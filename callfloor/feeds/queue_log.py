@@ -13,17 +13,22 @@ without a field it needs (a CONNECT with agent ``NONE``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter
 from typing import Final
 
 import msgspec
 
-from callfloor.events import MAX_TS, Event
-from callfloor.feeds.asterisk import AsteriskCore
+from callfloor.events import MAX_TS
+from callfloor.feeds.asterisk import SKIPPED, VERB_INFO, AsteriskCore, Record
 from callfloor.feeds.base import REDACTED, FeedOptions, MapResult, Rejected, conceal, redact_text
 from callfloor.feeds.state import AsteriskState
 
 TAG: Final = "ql"
+
+_index: Final = attrgetter("index")
 
 
 def parse_epoch(text: str) -> float | None:
@@ -50,6 +55,110 @@ def redact_fields(fields: list[str], verb: str | None) -> list[str]:
     if verb == "ENTERQUEUE" and len(data) >= 2 and data[1]:
         data[1] = REDACTED
     return fields[:5] + [redact_text(d) for d in data]
+
+
+@dataclass(slots=True)
+class Parsed:
+    """Lines of a queue_log parsed: what :func:`parse_lines` gives.
+
+    ``records`` are the lines with a readable epoch and a verb that changes the floor,
+    in order, as ``(index, epoch, verb, call id, queue, agent, data)``: the call id,
+    queue and verb stripped, the agent as written (the mapper names it), ``data`` the
+    fields after the verb as written, still joined by ``|`` (None when there are none;
+    only a few verbs read them). ``rejected`` are the lines that are not records, as
+    ``(index, fields, verb, reason, message, epoch)``; ``skipped`` counts the lines of
+    verbs that carry nothing for callfloor (:data:`~callfloor.feeds.asterisk.SKIPPED`).
+    """
+
+    records: list[Record] = field(default_factory=list)
+    rejected: list[tuple[int, list[str], str | None, str, str, float | None]] = field(
+        default_factory=list
+    )
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def _fields(parts: list[str]) -> list[str]:
+    """All the fields of a line split at most five times."""
+    return parts[:5] + parts[5].split("|") if len(parts) > 5 else parts
+
+
+def parse_lines(lines: Sequence[bytes]) -> Parsed:
+    """queue_log lines (without their newlines) to records: fields split, epoch checked,
+    verb recognised (see :class:`Parsed`). Pure; the mapper takes the records one by
+    one from :func:`iter_records` instead.
+    """
+    parsed = Parsed()
+    parsed.records = list(iter_records(lines, parsed))
+    return parsed
+
+
+def iter_records(lines: Sequence[bytes], parsed: Parsed) -> Iterator[Record]:
+    """:func:`parse_lines` a record at a time: the records are yielded, the other lines
+    go to ``parsed.rejected`` and ``parsed.skipped`` as they are met (``parsed.records``
+    is left alone). Each record is mapped while its strings are still in the cache.
+    """
+    rejected = parsed.rejected
+    known = VERB_INFO
+    texts = map(bytes.decode, lines, repeat("utf-8"), repeat("replace"))
+    for index, parts in enumerate(map(str.split, texts, repeat("|"), repeat(5))):
+        n = len(parts)
+        if n < 5:
+            rejected.append(
+                (
+                    index,
+                    parts,
+                    None,
+                    "malformed_line",
+                    f"expected at least 5 |-separated fields (epoch|callid|queue|agent|VERB), "
+                    f"got {n}",
+                    parse_epoch(parts[0]),
+                )
+            )
+            continue
+        try:
+            ts = float(parts[0])
+        except ValueError:
+            ts = -1.0
+        if not 0.0 <= ts <= MAX_TS:  # also false for nan
+            rejected.append(
+                (
+                    index,
+                    _fields(parts),
+                    parts[4].strip(),
+                    "invalid_ts",
+                    f"`epoch`: not a time in seconds since 1970: {parts[0][:40]!r}",
+                    None,
+                )
+            )
+            continue
+        verb = parts[4]
+        if verb not in known:  # the verbs are written without spaces: strip only then
+            verb = verb.strip()
+            if verb not in known:
+                if verb in SKIPPED:
+                    skipped = parsed.skipped
+                    skipped[verb] = skipped.get(verb, 0) + 1
+                else:
+                    rejected.append(
+                        (
+                            index,
+                            _fields(parts),
+                            verb,
+                            "unknown_verb",
+                            f"unknown queue_log verb {verb[:40]!r}",
+                            ts,
+                        )
+                    )
+                continue
+        yield (
+            index,
+            ts,
+            verb,
+            parts[1].strip(),
+            parts[2].strip(),
+            parts[3],
+            parts[5] if n > 5 else None,
+        )
 
 
 class QueueLogMapper:
@@ -96,62 +205,24 @@ class QueueLogMapper:
     def feed(self, lines: Sequence[bytes], positions: Sequence[int]) -> MapResult:
         """Map complete lines (without their newlines); ``positions`` are byte offsets."""
         out = MapResult()
-        events: list[Event] = out.events
-        origins = out.origins
-        record = self.core.record
-        for index, line in enumerate(lines):
-            fields = line.decode("utf-8", "replace").split("|")
-            if len(fields) < 5:
-                self._reject(
-                    out,
-                    index,
-                    positions[index],
-                    fields,
-                    None,
-                    "malformed_line",
-                    f"expected at least 5 |-separated fields (epoch|callid|queue|agent|VERB), "
-                    f"got {len(fields)}",
-                    parse_epoch(fields[0]),
-                )
-                continue
-            verb = fields[4].strip()
-            try:
-                ts = float(fields[0])
-            except ValueError:
-                ts = -1.0
-            if not 0.0 <= ts <= MAX_TS:  # also false for nan
-                self._reject(
-                    out,
-                    index,
-                    positions[index],
-                    fields,
-                    verb,
-                    "invalid_ts",
-                    f"`epoch`: not a time in seconds since 1970: {fields[0][:40]!r}",
-                    None,
-                )
-                continue
-            problem = record(
-                events,
-                origins,
-                index,
-                positions[index],
-                line,
-                TAG,
-                ts,
-                verb,
-                fields[1].strip(),
-                fields[2].strip(),
-                fields[3],
-                fields[5:],
-            )
-            if problem is not None:
-                if problem[0] == "skipped":
-                    out.skip(verb)
-                else:
-                    self._reject(out, index, positions[index], fields, verb, *problem, ts)
-        if not self._keep and out.rejected:
-            conceal(out.rejected)
+        parsed = Parsed()
+        problems = self.core.apply(
+            out.events, out.origins, iter_records(lines, parsed), lines, positions, TAG
+        )
+        out.skipped = parsed.skipped
+        if parsed.rejected or problems:
+            rejected = out.rejected
+            for index, fields, verb, reason, message, ts in parsed.rejected:
+                self._reject(out, index, positions[index], fields, verb, reason, message, ts)
+            if problems:
+                for index, reason, message, ts in problems:
+                    fields = lines[index].decode("utf-8", "replace").split("|")
+                    verb = fields[4].strip()
+                    self._reject(out, index, positions[index], fields, verb, reason, message, ts)
+                if parsed.rejected:
+                    rejected.sort(key=_index)  # one rejection per line: back in line order
+            if not self._keep:
+                conceal(rejected)
         return out
 
     def _reject(

@@ -46,6 +46,43 @@ def test_splitting_does_not_depend_on_how_the_bytes_arrive(parts: list[bytes], s
     assert pieces == whole
 
 
+def _reference_split(data: bytes, offset: int, line: int) -> list[tuple[bytes, int, int]]:
+    """What LineSplitter gives, the plain way: each line, its \\r dropped, blanks left out."""
+    out = []
+    for part in data[: data.rfind(b"\n") + 1].split(b"\n")[:-1]:
+        kept = part[:-1] if part.endswith(b"\r") else part
+        if kept.strip():
+            out.append((kept, offset, line))
+        offset += len(part) + 1
+        line += 1
+    return out
+
+
+@given(
+    st.lists(
+        st.lists(st.sampled_from([b"a", b"|", b" ", b"\t", b"\r", b"\x0b", b"\x0c", b"\xe9"]))
+        .map(b"".join)
+        .filter(lambda b: b"\n" not in b),
+        max_size=10,
+    ),
+    st.integers(1, 9),
+    st.integers(0, 1000),
+)
+def test_splitting_keeps_exactly_the_non_blank_lines(
+    parts: list[bytes], size: int, at: int
+) -> None:
+    """Blank lines (spaces, tabs, form feeds) are left out and \\r dropped, whether a chunk
+    holds any or not: the same lines, offsets and numbers as splitting line by line."""
+    data = b"".join(p + b"\n" for p in parts) + b"x"
+    splitter = LineSplitter(at, 3)
+    got: list[tuple[bytes, int, int]] = []
+    for i in range(0, len(data), size):
+        got.extend(zip(*splitter.push(data[i : i + size]), strict=True))
+    assert got == _reference_split(data, at, 3)
+    assert splitter.offset == at + len(data) - 1
+    assert splitter.tail() == (b"x", at + len(data) - 1, 3 + len(parts))
+
+
 def test_event_ids_depend_on_position_and_content_only() -> None:
     """The same record at the same position has the same id in every run; another position
     or other content gives another id."""

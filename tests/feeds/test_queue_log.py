@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from callfloor.events import CallQueued
 from callfloor.feeds.asterisk import SKIPPED, VERBS
 from callfloor.feeds.base import FeedOptions, LineSplitter, event_id
-from callfloor.feeds.queue_log import QueueLogMapper
+from callfloor.feeds.queue_log import QueueLogMapper, parse_lines
 from callfloor.feeds.state import AsteriskState
 from callfloor.feeds.stream import map_chunks
 
@@ -604,3 +604,41 @@ def test_events_are_valid_canonical_events() -> None:
     assert decoded == events
     assert isinstance(events[1], CallQueued)
     assert shapes(qlog(ENTER))[0]["ts"] == float(T0 + 1)
+
+
+def test_the_parse_stage_gives_records_and_sets_the_rest_aside() -> None:
+    """parse_lines: fields split, epoch checked, verb recognised; records in line order, the
+    data fields joined as written (None without any), bad lines and skipped verbs apart."""
+    lines = [
+        f"{T0}|c1| sales |SIP/100| CONNECT |4|c1.9|2".encode(),
+        b"oops|c2|sales|NONE|ENTERQUEUE||5559876543|1",
+        f"{T0}|NONE|NONE|NONE|CONFIGRELOAD".encode(),
+        f"{T0}|c3|sales|SIP/100".encode(),
+        f"{T0}|c3|sales|NONE|BEAM|x".encode(),
+        f"{T0 + 1}.5|NONE|sales|SIP/100|ADDMEMBER|".encode(),
+        f"{T0 + 2}|NONE|NONE|SIP/100|PAUSEALL".encode(),
+        f"{T0 + 3}|c1|sales|NONE|ENTERQUEUE|url|555\xe9|1".encode("latin-1"),
+    ]
+    parsed = parse_lines(lines)
+    assert parsed.records == [
+        (0, float(T0), "CONNECT", "c1", "sales", "SIP/100", "4|c1.9|2"),
+        (5, T0 + 1.5, "ADDMEMBER", "NONE", "sales", "SIP/100", ""),
+        (6, T0 + 2.0, "PAUSEALL", "NONE", "NONE", "SIP/100", None),
+        (7, T0 + 3.0, "ENTERQUEUE", "c1", "sales", "NONE", "url|555\ufffd|1"),
+    ]
+    assert [(r[0], r[2], r[3], r[5]) for r in parsed.rejected] == [
+        (1, "ENTERQUEUE", "invalid_ts", None),
+        (3, None, "malformed_line", float(T0)),
+        (4, "BEAM", "unknown_verb", float(T0)),
+    ]
+    assert parsed.rejected[0][1] == [
+        "oops",
+        "c2",
+        "sales",
+        "NONE",
+        "ENTERQUEUE",
+        "",
+        "5559876543",
+        "1",
+    ]
+    assert parsed.skipped == {"CONFIGRELOAD": 1}
