@@ -19,6 +19,7 @@ import msgspec
 
 from callfloor.cli import validators as v
 from callfloor.config import load_config
+from callfloor.feeds.base import MAX_LINE_BYTES
 
 PROG: Final[str] = "callfloor convert"
 CHUNK_BYTES: Final[int] = 1 << 20
@@ -81,6 +82,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="queue_log_csv: the time zone of local-text times",
     )
     p.add_argument("--rejects", metavar="FILE", help="write rejected records here as NDJSON")
+    p.add_argument(
+        "--max-line-bytes",
+        type=v.line_limit,
+        default=MAX_LINE_BYTES,
+        metavar="SIZE",
+        help="a longer line is skipped and rejected as line_too_long (default 1MiB)",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 when a record was rejected")
     p.add_argument("--quiet", action="store_true", help="no summary line on stderr")
     p.set_defaults(func=run)
@@ -99,6 +107,7 @@ def _chunks(fh: BinaryIO, interactive: bool) -> Iterator[bytes]:
 def run(args: argparse.Namespace) -> int:
     """Run ``callfloor convert``: events on stdout, the summary on stderr."""
     from callfloor.feeds import FeedFormatError, FeedOptions
+    from callfloor.feeds.base import bound_raw
     from callfloor.feeds.stream import make_mapper, map_chunks
 
     config = load_config(args.config)
@@ -129,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
                     return 2
                 interactive = False
             try:
-                for mapped in map_chunks(mapper, _chunks(fh, interactive)):
+                chunks = _chunks(fh, interactive)
+                for mapped in map_chunks(mapper, chunks, max_line=args.max_line_bytes):
                     result = mapped.result
                     if result.events:
                         out.write(encoder.encode_lines(result.events))
@@ -137,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
                     for verb, n in result.skipped.items():
                         skipped[verb] = skipped.get(verb, 0) + n
                     for r in result.rejected:
+                        bound_raw(r)  # line formats are bounded already; AMI messages here
                         line = mapped.line_of(r.index)
                         counts[r.reason] = counts.get(r.reason, 0) + 1
                         where = reasons.setdefault(r.reason, [])
@@ -153,6 +164,11 @@ def run(args: argparse.Namespace) -> int:
                                         "verb": r.verb,
                                         "raw": r.raw,
                                     }
+                                    | (
+                                        {}
+                                        if r.size is None
+                                        else {"raw_size": r.size, "raw_sha256": r.sha256}
+                                    )
                                 )
                                 + b"\n"
                             )

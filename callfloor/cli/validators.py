@@ -14,7 +14,7 @@ import math
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from callfloor.config import parse_duration
+from callfloor.config import parse_duration, parse_size
 
 __all__ = [
     "duration",
@@ -113,6 +113,21 @@ def positive_int(value: object) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
     return number
+
+
+def line_limit(value: object) -> int:
+    """A line length limit: bytes, or ``"64KiB"``, ``"4MiB"`` (256 bytes to 64 MiB)."""
+    from callfloor.feeds.base import MAX_LINE_LIMIT
+
+    try:
+        size = parse_size(int(value) if isinstance(value, str) and value.isdigit() else value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not 256 <= size <= MAX_LINE_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"must be between 256 bytes and {MAX_LINE_LIMIT >> 20}MiB, got {size}"
+        )
+    return size
 
 
 def port(value: object) -> int:

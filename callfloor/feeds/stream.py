@@ -14,7 +14,14 @@ from typing import Final
 
 from callfloor.feeds import MAPPERS
 from callfloor.feeds.ami import AmiMapper, AmiParser
-from callfloor.feeds.base import FeedOptions, LineSplitter, MapResult
+from callfloor.feeds.base import (
+    MAX_LINE_BYTES,
+    FeedOptions,
+    LineSplitter,
+    MapResult,
+    bound_raw,
+    map_lines,
+)
 from callfloor.feeds.connect import ConnectMapper
 from callfloor.feeds.queue_log import QueueLogMapper
 from callfloor.feeds.queue_log_csv import QueueLogCsvMapper
@@ -45,14 +52,22 @@ def make_mapper(fmt: str, options: FeedOptions) -> AnyMapper:
     return cls(options)
 
 
-def map_chunks(mapper: AnyMapper, chunks: Iterable[bytes], *, offset: int = 0) -> Iterator[Mapped]:
+def map_chunks(
+    mapper: AnyMapper,
+    chunks: Iterable[bytes],
+    *,
+    offset: int = 0,
+    max_line: int = MAX_LINE_BYTES,
+) -> Iterator[Mapped]:
     """Every record of ``chunks`` (one input, read in order) through ``mapper``.
 
     A leading UTF-8 byte order mark is skipped (positions count from after it unless
     ``offset`` says where the data started). At the end, a last record the input ended
     in (no newline, or for AMI no blank line) is a ``truncated_line`` rejection (for
     Connect only when it is not a whole JSON record), and the mapper settles what waits
-    (:meth:`~callfloor.feeds.base.Mapper.finish`).
+    (:meth:`~callfloor.feeds.base.Mapper.finish`). A line over ``max_line`` bytes is a
+    ``line_too_long`` rejection, skipped without being held; a rejection keeps at most
+    :data:`~callfloor.feeds.base.RAW_KEEP` bytes of its record.
     """
     first = True
     if isinstance(mapper, AmiMapper):
@@ -79,24 +94,29 @@ def map_chunks(mapper: AnyMapper, chunks: Iterable[bytes], *, offset: int = 0) -
             yield Mapped(final, [last_line])
         return
 
-    splitter = LineSplitter(offset)
+    splitter = LineSplitter(offset, max_line=max_line)
     for chunk in chunks:
         if first:
             first = False
             if chunk.startswith(BOM):
                 chunk = chunk[len(BOM) :]
-                splitter = LineSplitter(offset + len(BOM))
+                splitter = LineSplitter(offset + len(BOM), max_line=max_line)
         lines, offsets, numbers = splitter.push(chunk)
-        if lines:
-            yield Mapped(mapper.feed(lines, offsets), numbers)
+        long = splitter.take_long()
+        if lines or long:
+            yield Mapped(map_lines(mapper, lines, offsets, numbers, long, max_line), numbers)
     tail = splitter.tail()
     if tail is not None:
         line, position, number = tail
         rejected = mapper.truncated(line, position)
         if rejected is None:  # a whole JSON record without its newline
-            yield Mapped(mapper.feed([line], [position]), [number])
+            yield Mapped(map_lines(mapper, [line], [position], [number], [], max_line), [number])
         else:
-            yield Mapped(MapResult(rejected=[rejected]), [number])
+            yield Mapped(MapResult(rejected=[bound_raw(rejected, line)]), [number])
+    long = splitter.take_long(final=True)
+    if long:
+        numbers = []
+        yield Mapped(map_lines(mapper, [], [], numbers, long, max_line), numbers)
     final = mapper.finish()
     if final.events:
         yield Mapped(final, [splitter.line])

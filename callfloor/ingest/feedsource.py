@@ -15,7 +15,10 @@ read again after a restart), so it is neither counted nor dead-lettered twice.
 
 A dead letter is one JSON object (source, kind, reason, message, the record with
 caller numbers redacted, where it was): appended to the source's ``dead_letters`` file
-when it has one, else logged at WARNING. A PBX has no broker to publish them to.
+when it has one, else logged at WARNING. A PBX has no broker to publish them to. The
+record is kept up to :data:`~callfloor.feeds.base.RAW_KEEP` bytes; a longer one (a
+line of megabytes) is cut, and the letter adds its size and SHA-256 (``raw_size``,
+``raw_sha256``, ``raw_truncated``), as MQTT dead letters do.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from callfloor.events import Event, to_builtins
-from callfloor.feeds.base import MapResult, Rejected
+from callfloor.feeds.base import MapResult, Rejected, bound_raw
 from callfloor.ingest.counts import SourceCounts
 from callfloor.ingest.source import Ack, Batch, Receipt
 
@@ -157,7 +160,10 @@ class FeedBatcher:
 
     def _rejected(self, r: Rejected, line: int | None) -> dict[str, Any]:
         letter = self._base(r.reason, r.message)
+        bound_raw(r)  # bounded by the reader already; the rest (AMI messages) here
         letter.update(position=r.position, line=line, verb=r.verb, ts=r.ts, raw=r.raw)
+        if r.size is not None:
+            letter.update(raw_truncated=True, raw_size=r.size, raw_sha256=r.sha256)
         return letter
 
     def _event_letter(self, event: Event, reason: str, message: str) -> dict[str, Any]:

@@ -58,6 +58,10 @@ class KeyReader(Protocol):
         """An integer within bounds."""
         ...
 
+    def size(self, value: object, key: str) -> int:
+        """Bytes, from an integer or ``"1MiB"``, ``"64KB"``, ..."""
+        ...
+
     def boolean(self, value: object, key: str) -> bool:
         """true or false."""
         ...
@@ -175,7 +179,15 @@ def _ami_factory(entry: SourceConfig, ctx: SourceContext) -> Source:
 
 
 _MQTT_KEYS: Final = ("url", "topics", "client_id", "username", "password", "ca_file", "protocol")
-_TAIL_KEYS: Final = ("path", "site", "poll_interval", "start", "timezone", "dead_letters")
+_TAIL_KEYS: Final = (
+    "path",
+    "site",
+    "poll_interval",
+    "start",
+    "timezone",
+    "dead_letters",
+    "max_line_bytes",
+)
 
 KINDS: Final[dict[str, SourceKind]] = {
     "mqtt": SourceKind("mqtt", _MQTT_KEYS, _mqtt_parse, _mqtt_factory, "MQTT subscription"),

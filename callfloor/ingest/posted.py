@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
 
 from callfloor.config import SourceConfig
-from callfloor.feeds.base import FeedOptions, LineSplitter, MapResult
+from callfloor.feeds.base import FeedOptions, LineSplitter, map_lines
 from callfloor.feeds.connect import ConnectMapper
 from callfloor.ingest.counts import SourceCounts
 from callfloor.ingest.decode import BOM, Decoded
@@ -100,16 +100,18 @@ class PostedFeed:
             body = body[len(BOM) :]
         splitter = LineSplitter()
         lines, offsets, numbers = splitter.push(body)
-        result = self.mapper.feed(lines, offsets) if lines else MapResult()
+        long = splitter.take_long(final=True)
+        result = map_lines(self.mapper, lines, offsets, numbers, long, splitter.max_line)
         tail = splitter.tail()
-        records = len(lines)
+        records = len(lines) + len(long)
         if tail is not None:  # the last record without its newline: a whole one is fine
             line, position, number = tail
+            at = len(numbers)  # after the lines and the long ones (map_lines numbered them)
             records += 1
             numbers.append(number)
-            rejected = self.mapper.truncated(line, position, index=len(lines))
+            rejected = self.mapper.truncated(line, position, index=at)
             if rejected is None:
-                result.extend(self.mapper.feed([line], [position]), offset=len(lines))
+                result.extend(self.mapper.feed([line], [position]), offset=at)
             else:
                 result.rejected.append(rejected)
         counts, key = self.batcher.counts, self.batcher.key

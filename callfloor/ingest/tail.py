@@ -57,7 +57,17 @@ from typing import TYPE_CHECKING, Any, Final, Self
 import msgspec
 
 from callfloor.config import SourceConfig
-from callfloor.feeds.base import FeedOptions, LineSplitter, MapResult, event_id
+from callfloor.feeds.base import (
+    MAX_LINE_BYTES,
+    MAX_LINE_LIMIT,
+    FeedOptions,
+    LineSplitter,
+    MapResult,
+    Rejected,
+    bound_raw,
+    event_id,
+    map_lines,
+)
 from callfloor.feeds.connect import ConnectMapper
 from callfloor.feeds.queue_log import QueueLogMapper
 from callfloor.feeds.queue_log_csv import QueueLogCsvMapper
@@ -102,6 +112,7 @@ class TailOptions:
     start: str = "beginning"  # with no saved position: read the file whole, or from its end
     timezone: str | None = None  # queue_log_csv: the zone of its local-text times
     dead_letters: str | None = None  # an NDJSON file for unmappable lines (None: the log)
+    max_line_bytes: int = MAX_LINE_BYTES  # a longer line is skipped (line_too_long)
 
 
 def parse_options(r: KeyReader, table: Mapping[str, object], key: str) -> dict[str, Any]:
@@ -122,12 +133,21 @@ def parse_options(r: KeyReader, table: Mapping[str, object], key: str) -> dict[s
         except (ValueError, KeyError, OSError):
             raise r.error(f"{key}.timezone", f"unknown time zone {timezone!r}") from None
     letters = table.get("dead_letters")
+    max_line = MAX_LINE_BYTES
+    if "max_line_bytes" in table:
+        max_line = r.size(table["max_line_bytes"], f"{key}.max_line_bytes")
+        if not 256 <= max_line <= MAX_LINE_LIMIT:
+            raise r.error(
+                f"{key}.max_line_bytes",
+                f"must be between 256 bytes and {MAX_LINE_LIMIT >> 20} MiB, got {max_line}",
+            )
     return {
         "options": TailOptions(
             poll_s=poll,
             start=r.choice(table.get("start", "beginning"), f"{key}.start", STARTS),
             timezone=timezone,
             dead_letters=r.string(letters, f"{key}.dead_letters") if letters is not None else None,
+            max_line_bytes=max_line,
         )
     }
 
@@ -193,7 +213,8 @@ class TailSource:
         self.mapper: LineMapper = MAPPER_OF[config.kind](feed)
         self._fd: int | None = None
         self._ident: tuple[int, int] = (0, 0)  # (st_dev, st_ino) of the file read
-        self._splitter = LineSplitter()
+        self.max_line = self.options.max_line_bytes
+        self._splitter = LineSplitter(max_line=self.max_line)
         self._head = b""  # the file's first bytes as read (at most HEAD_BYTES)
         self._loaded = False  # the saved position was taken (once per process)
         self._drain_first: str | None = None  # a rotated file to finish before the path
@@ -343,7 +364,7 @@ class TailSource:
         os.lseek(fd, offset, os.SEEK_SET)
         self._fd = fd
         self._ident = (st.st_dev, st.st_ino)
-        self._splitter = LineSplitter(offset, line)
+        self._splitter = LineSplitter(offset, line, max_line=self.max_line)
         self._head = b""
         if offset:
             with contextlib.suppress(OSError):
@@ -395,7 +416,7 @@ class TailSource:
             self.mapper.restore(state)
         if not self._open(self.path, 0, 1):
             self._close()
-            self._splitter = LineSplitter()
+            self._splitter = LineSplitter(max_line=self.max_line)
             self._ident = (0, 0)
 
     # ------------------------------------------------------------------ reading
@@ -444,7 +465,7 @@ class TailSource:
                 now = head
             if now != head:
                 return False
-        if len(head) < HEAD_BYTES and len(head) == self._splitter.offset + len(self._splitter.rest):
+        if len(head) < HEAD_BYTES and len(head) == self._splitter.read_to:
             self._head = head + data[: HEAD_BYTES - len(head)]
         return True
 
@@ -458,7 +479,7 @@ class TailSource:
             "grown back past offset %d); reading it from its start",
             self.name,
             self.path,
-            self._splitter.offset + len(self._splitter.rest),
+            self._splitter.read_to,
         )
         self._new_file()
         return left
@@ -501,7 +522,7 @@ class TailSource:
             self._drain_first = None
             self._new_file()
             return left
-        read_to = self._splitter.offset + len(self._splitter.rest)
+        read_to = self._splitter.read_to
         if st.st_size < read_to:
             left = self._leftover()
             log.info("tail_truncated source=%s path=%s size=%d", self.name, self.path, st.st_size)
@@ -511,22 +532,32 @@ class TailSource:
         return None
 
     def _leftover(self) -> Batch | None:
-        """The unfinished last line of a file being left: a truncated_line rejection."""
+        """The unfinished last line of a file being left: a truncated_line rejection (a
+        line_too_long one if it was over max_line_bytes)."""
+        long = self._splitter.take_long(final=True)
+        if long:
+            numbers: list[int] = []
+            result = map_lines(self.mapper, [], [], numbers, long, self.max_line)
+            return self._mapped(result, [], numbers, len(long))
         tail = self._splitter.tail()
         if tail is None:
             return None
         line, position, number = tail
         rejected = self.mapper.truncated(line, position)
         if rejected is None:  # a whole JSON record without its newline (Connect)
-            return self._mapped(self.mapper.feed([line], [position]), [line], [number], 1)
-        return self._mapped(MapResult(rejected=[rejected]), [line], [number], 1)
+            result = map_lines(self.mapper, [line], [position], [number], [], self.max_line)
+            return self._mapped(result, [line], [number], 1)
+        return self._mapped(MapResult(rejected=[bound_raw(rejected, line)]), [line], [number], 1)
 
     def _batch(self, data: bytes) -> Batch | None:
-        lines, offsets, numbers = self._splitter.push(data)
-        self.counts.position[self.key] = float(self._splitter.offset)
-        if not lines:
+        splitter = self._splitter
+        lines, offsets, numbers = splitter.push(data)
+        long = splitter.take_long()
+        self.counts.position[self.key] = float(splitter.offset)
+        if not lines and not long:
             return None
-        return self._mapped(self.mapper.feed(lines, offsets), lines, numbers, len(lines))
+        result = map_lines(self.mapper, lines, offsets, numbers, long, self.max_line)
+        return self._mapped(result, lines, numbers, len(lines) + len(long))
 
     def _mapped(
         self, result: MapResult, lines: list[bytes], numbers: list[int], records: int
@@ -535,14 +566,17 @@ class TailSource:
         # those it has (same ids), and applies the others. A rejected line has an id of
         # the same making (its offset and content), so one the service counted before
         # the crash is neither counted nor dead-lettered again.
-        keys = [self._rejection_id(r.position, lines[r.index]) for r in result.rejected]
+        keys = [self._rejection_id(r, lines) for r in result.rejected]
         return self.batcher.batch(
             result, records, lines=numbers, then=self._acker(), resent=True, keys=keys
         )
 
-    def _rejection_id(self, position: int, line: bytes) -> str:
-        """The identity of a rejected line: the source, the line's offset and content."""
-        return f"{self.name}:" + event_id("rejected", position, line)
+    def _rejection_id(self, r: Rejected, lines: list[bytes]) -> str:
+        """The identity of a rejected line: the source, the line's offset and content (for
+        a line over max_line_bytes, not held, its SHA-256)."""
+        held = 0 <= r.index < len(lines)
+        content = lines[r.index] if held else (r.sha256 or "").encode("ascii")
+        return f"{self.name}:" + event_id("rejected", r.position, content)
 
     def _acker(self) -> Callable[[Receipt], None] | None:
         """What saves the position after this batch once it is acknowledged, if this

@@ -159,3 +159,27 @@ def test_an_export_without_a_known_header_exits_2(
     code, _, err = run_cli(["--from", "queue_log_csv", str(path)], capsys)
     assert code == 2
     assert "x.csv: the first line is not a queue_log table header" in err
+
+
+def test_a_line_over_max_line_bytes_is_rejected_and_the_rest_converted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A line over --max-line-bytes is line_too_long with its line number; the lines
+    after it are converted; --rejects keeps its first 4 KiB, its size and SHA-256."""
+    long = f"{T0 + 2}|c9|sales|NONE|ENTERQUEUE||5551234567|".encode() + b"x" * 20_000
+    path = tmp_path / "queue_log"
+    lines = LOG.encode().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:2]) + long + b"\n" + b"".join(lines[2:]))
+    rejects = tmp_path / "rejects.ndjson"
+    code, out, err = run_cli(
+        ["--from", "queue_log", str(path), "--max-line-bytes", "8KiB", "--rejects", str(rejects)],
+        capsys,
+    )
+    assert code == 0 and len(out.splitlines()) == 6
+    assert "line_too_long 1: line 3" in err
+    (row,) = [r for r in map(json.loads, rejects.read_text().splitlines()) if r["line"] == 3]
+    assert row["reason"] == "line_too_long" and row["raw_size"] == len(long)
+    assert len(row["raw"]) <= 4096 and "5551234567" not in row["raw"]
+    with pytest.raises(SystemExit) as exited:
+        run_cli(["--from", "queue_log", str(path), "--max-line-bytes", "10"], capsys)
+    assert exited.value.code == 2

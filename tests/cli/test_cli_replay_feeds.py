@@ -149,3 +149,17 @@ def test_the_real_pbxware_export_replays_on_the_command_line() -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["queues"]["IT"]["windows"]["today"]["offered"] > 0
     assert "0 rejected" in done.stderr and "11 skipped (CONFIGRELOAD 11)" in done.stderr
+
+
+def test_a_line_over_the_limit_is_rejected_with_its_line_in_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 2 MB line (over the 1 MiB default) is line_too_long, named by its line in the
+    summary; the calls around it replay as without it."""
+    path = tmp_path / "queue_log"
+    lines = LOG.encode().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:2]) + b"9|" + b"x" * (2 << 20) + b"\n" + b"".join(lines[2:]))
+    code, out, err = run_cli([str(path), "--format", "queue_log"], capsys)
+    assert code == 0
+    assert json.loads(out)["queues"]["sales"]["windows"]["15m"]["offered"] == 2
+    assert "line_too_long 1: line 3" in err

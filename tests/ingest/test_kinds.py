@@ -41,6 +41,12 @@ def test_each_kind_loads_from_its_minimal_table(kind: str) -> None:
     [
         ({"kind": "queue_log", "path": "/x", "poll_interval": "2h"}, "sources[0].poll_interval"),
         ({"kind": "queue_log", "path": "/x", "start": "middle"}, "sources[0].start"),
+        ({"kind": "queue_log", "path": "/x", "max_line_bytes": 100}, "sources[0].max_line_bytes"),
+        ({"kind": "connect", "path": "/x", "max_line_bytes": "1GB"}, "sources[0].max_line_bytes"),
+        (
+            {"kind": "queue_log", "path": "/x", "max_line_bytes": "lots"},
+            "sources[0].max_line_bytes",
+        ),
         ({"kind": "queue_log_csv", "path": "/x", "timezone": "Mars/Base"}, "sources[0].timezone"),
         ({"kind": "queue_log", "path": "/x", "topics": ["a"]}, "sources[0].topics"),
         ({"kind": "ami", "username": "u"}, "sources[0].secret"),
@@ -58,6 +64,20 @@ def test_a_kinds_own_keys_are_checked_with_file_and_key(
     """A wrong key of a kind is an error naming the file and the key."""
     with pytest.raises(ConfigError, match=re.escape(f"<test>: {problem}")):
         parse_config({"sources": [table]}, "<test>")
+
+
+def test_max_line_bytes_is_a_size_with_a_1_mib_default() -> None:
+    """``max_line_bytes`` takes a size ("64KiB"); without it a file source holds 1 MiB."""
+    cfg = parse_config(
+        {
+            "sources": [
+                {"kind": "connect", "path": "/x", "max_line_bytes": "64KiB"},
+                {"kind": "queue_log", "path": "/y"},
+            ]
+        },
+        "<test>",
+    )
+    assert [s.options.max_line_bytes for s in cfg.sources] == [65536, 1 << 20]  # type: ignore[union-attr]
 
 
 def test_the_service_builds_each_configured_source_from_the_registry(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import time
@@ -414,7 +415,7 @@ async def test_a_huge_line_without_its_newline_never_blocks_the_loop(tmp_path: P
     """64 MB with no newline (a binary file, a runaway writer): the source keeps reading,
     waiting for the newline, but gives the event loop its turn between reads (it once
     read the whole file in one go, the service deaf all the while); the lines after it
-    still arrive."""
+    still arrive. Over max_line_bytes (1 MiB), it is a line_too_long rejection."""
     path = tmp_path / "queue_log"
     path.write_bytes(enter(0) + b"x" * (64 << 20))
     gaps: list[float] = []
@@ -432,9 +433,7 @@ async def test_a_huge_line_without_its_newline_never_blocks_the_loop(tmp_path: P
         async with tailing(path) as tail:
             await tail.until(1)
             async with asyncio.timeout(60):
-                while tail.source._splitter.offset + len(tail.source._splitter.rest) < (
-                    path.stat().st_size
-                ):
+                while tail.source._splitter.read_to < (path.stat().st_size):
                     await asyncio.sleep(0.05)
             reading = max(gaps)
             append(path, b"\n" + enter(1))
@@ -444,5 +443,56 @@ async def test_a_huge_line_without_its_newline_never_blocks_the_loop(tmp_path: P
             assert tail.calls == ["c0", "c1"]
     finally:
         ticking.cancel()
-    assert tail.rejected == {"malformed_line": 1}
+    assert tail.rejected == {"line_too_long": 1}
     assert reading < 1.0, f"the event loop stood still for {reading:.2f} s while reading"
+
+
+async def test_a_restart_in_the_middle_of_a_long_line_skips_it_whole(tmp_path: Path) -> None:
+    """A line over max_line_bytes, still being written when callfloor stops: the saved
+    position is the line's start, so the next run skips the whole line (its end is no
+    line of its own) and reads the lines after it; the rejection is counted once."""
+    path = tmp_path / "queue_log"
+    letters = tmp_path / "dead.ndjson"
+    path.write_bytes(enter(0) + b"1|c|q|NONE|" + b"x" * 3000)
+    book = PositionBook()
+    async with tailing(path, book=book, max_line_bytes=1024, dead_letters=str(letters)) as tail:
+        await tail.until(1)
+        async with asyncio.timeout(WAIT_S):
+            while tail.source._splitter.read_to < path.stat().st_size:
+                await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)
+        assert tail.rejected == {}
+    saved = book.save("all")
+    assert saved["ql"].offset == len(enter(0))
+    append(path, b"|" + b"y" * 3000 + b"|ENTERQUEUE||5551234|1\n" + enter(1))
+    again = PositionBook()
+    again.restore("all", saved)
+    async with tailing(path, book=again, max_line_bytes=1024, dead_letters=str(letters)) as tail:
+        assert await tail.until(1) == ["c1"]
+        await asyncio.sleep(0.05)
+        assert tail.calls == ["c1"]
+    assert tail.rejected == {"line_too_long": 1}
+    (letter,) = [json.loads(x) for x in letters.read_text().splitlines()]
+    assert letter["reason"] == "line_too_long" and letter["line"] == 2
+    assert letter["raw_size"] == 11 + 3000 + 1 + 3000 + 22 and letter["position"] == len(enter(0))
+
+
+async def test_dead_letters_keep_a_bounded_prefix_with_size_and_digest(tmp_path: Path) -> None:
+    """A 600 KB unmappable line (under max_line_bytes) and a 3 MB one (over it): each
+    dead letter keeps 4 KiB of the line, redacted, with its size and SHA-256."""
+    path = tmp_path / "queue_log"
+    letters = tmp_path / "dead.ndjson"
+    bad = b"notanepoch|c9|q1|NONE|ENTERQUEUE||5551234567|" + b"z" * 600_000
+    huge = b"1|c|q|NONE|ENTERQUEUE||5557654321|" + b"h" * (3 << 20)
+    path.write_bytes(bad + b"\n" + huge + b"\n" + enter(0))
+    async with tailing(path, dead_letters=str(letters)) as tail:
+        await tail.until(1)
+    assert tail.rejected == {"invalid_ts": 1, "line_too_long": 1}
+    found = {x["reason"]: x for x in map(json.loads, letters.read_text().splitlines())}
+    for reason, line in (("invalid_ts", bad), ("line_too_long", huge)):
+        letter = found[reason]
+        assert len(letter["raw"].encode()) <= 4096
+        assert letter["raw_size"] == len(line) and letter["raw_truncated"] is True
+        assert letter["raw_sha256"] == hashlib.sha256(line).hexdigest()
+        assert "555" not in letter["raw"]
+    assert letters.stat().st_size < 20_000
