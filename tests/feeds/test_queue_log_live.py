@@ -22,7 +22,7 @@ from typing import Any
 
 from qlwriter import queue_log
 from serving import ServeProcess, free_port, get_json
-from traces import DAY0, assert_same_document, shifted, simulate
+from traces import DAY0, Trace, assert_same_document, shifted, simulate
 
 CHUNKS = 40
 CHUNK_GAP_S = 0.15
@@ -60,12 +60,19 @@ def _write_slowly(path: Path, text: str, done: threading.Event) -> None:
     done.set()
 
 
+def _recent_log(*, seed: int, agents: int, queues: int, hours: float) -> tuple[Trace, str]:
+    """A simulated one-site floor's morning as a queue_log whose last line is 5 s old
+    (recent enough for a live service), and its trace (for the configuration)."""
+    trace = simulate(
+        seed=seed, agents=agents, queues=queues, sites=1, hours=hours, start=DAY0 + 9 * 3600.0
+    )
+    end = max(float(e["ts"]) for e in trace.events)
+    return trace, queue_log(shifted(trace.events, round(time.time() - 5.0 - end)))
+
+
 def test_sigkill_mid_file_and_restart_apply_every_line_exactly_once(tmp_path: Path) -> None:
     """Two SIGKILLs while the file grows: the final snapshot equals the file's replay."""
-    trace = simulate(seed=5, agents=12, queues=2, sites=1, hours=1.0, start=DAY0 + 9 * 3600.0)
-    end = max(float(e["ts"]) for e in trace.events)
-    events = shifted(trace.events, round(time.time() - 5.0 - end))
-    text = queue_log(events)
+    trace, text = _recent_log(seed=5, agents=12, queues=2, hours=1.0)
     log_path = tmp_path / "queue_log"
     whole = tmp_path / "whole_queue_log"
     whole.write_text(text, encoding="utf-8")
@@ -137,10 +144,8 @@ def test_a_copy_truncate_while_down_that_grew_back_past_the_offset_is_read_whole
     (same inode) and the rest written to it, longer than the saved offset. The restart
     sees the fingerprint differ and reads the new content from 0: the final snapshot
     equals the replay of both parts as one file (nothing skipped, no line cut)."""
-    trace = simulate(seed=7, agents=10, queues=2, sites=1, hours=0.5, start=DAY0 + 9 * 3600.0)
-    end = max(float(e["ts"]) for e in trace.events)
-    events = shifted(trace.events, round(time.time() - 5.0 - end))
-    lines = queue_log(events).splitlines(keepends=True)
+    trace, text = _recent_log(seed=7, agents=10, queues=2, hours=0.5)
+    lines = text.splitlines(keepends=True)
     cut = len(lines) * 2 // 5
     first, rest = "".join(lines[:cut]), "".join(lines[cut:])
     assert len(rest) > len(first)
@@ -208,10 +213,8 @@ def test_an_unmappable_line_read_again_after_sigkill_is_counted_and_dead_lettere
     holds a position past it: the restart reads it again (the events around it are
     resends), but its rejection is recognised too, so the floor counts it once and the
     dead-letter file has it once, as the replay of the file does."""
-    trace = simulate(seed=3, agents=8, queues=2, sites=1, hours=0.25, start=DAY0 + 9 * 3600.0)
-    end = max(float(e["ts"]) for e in trace.events)
-    events = shifted(trace.events, round(time.time() - 5.0 - end))
-    lines = queue_log(events).splitlines(keepends=True)
+    trace, text = _recent_log(seed=3, agents=8, queues=2, hours=0.25)
+    lines = text.splitlines(keepends=True)
     text = "".join(lines[: len(lines) // 2]) + BAD_LINE + "".join(lines[len(lines) // 2 :])
     log_path = tmp_path / "queue_log"
     letters = tmp_path / "dead.ndjson"
@@ -255,10 +258,7 @@ def test_a_fifo_or_a_device_at_the_path_leaves_the_service_answering(tmp_path: P
     the service starts and keeps answering (opening a FIFO waited for a writer, reading
     /dev/zero never ended, both with the whole event loop), says so in its log, and
     reads the real file once it is there."""
-    trace = simulate(seed=2, agents=4, queues=1, sites=1, hours=0.1, start=DAY0 + 9 * 3600.0)
-    end = max(float(e["ts"]) for e in trace.events)
-    events = shifted(trace.events, round(time.time() - 5.0 - end))
-    text = queue_log(events)
+    trace, text = _recent_log(seed=2, agents=4, queues=1, hours=0.1)
     log_path = tmp_path / "queue_log"
     whole = tmp_path / "whole_queue_log"
     whole.write_text(text, encoding="utf-8")

@@ -372,6 +372,17 @@ def _writer_opens(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
 
 
+async def _tick(gaps: list[float]) -> None:
+    """Append the event loop's gaps between 10 ms sleeps to ``gaps``, until cancelled
+    (a gap far over 10 ms: something held the loop)."""
+    last = time.monotonic()
+    while True:
+        await asyncio.sleep(0.01)
+        now = time.monotonic()
+        gaps.append(now - last)
+        last = now
+
+
 async def test_a_fifo_at_the_path_never_blocks_the_loop_and_a_file_after_it_is_read(
     tmp_path: Path,
 ) -> None:
@@ -384,16 +395,7 @@ async def test_a_fifo_at_the_path_never_blocks_the_loop_and_a_file_after_it_is_r
     # Should the source block in open(), a writer frees it after 2 s (else the test hangs).
     loop.run_in_executor(None, lambda: (time.sleep(2.0), _writer_opens(path)))
     gaps: list[float] = []
-
-    async def ticker() -> None:
-        last = time.monotonic()
-        while True:
-            await asyncio.sleep(0.01)
-            now = time.monotonic()
-            gaps.append(now - last)
-            last = now
-
-    ticking = asyncio.create_task(ticker())
+    ticking = asyncio.create_task(_tick(gaps))
     try:
         async with tailing(path) as tail:
             await asyncio.sleep(0.3)
@@ -419,16 +421,7 @@ async def test_a_huge_line_without_its_newline_never_blocks_the_loop(tmp_path: P
     path = tmp_path / "queue_log"
     path.write_bytes(enter(0) + b"x" * (64 << 20))
     gaps: list[float] = []
-
-    async def ticker() -> None:
-        last = time.monotonic()
-        while True:
-            await asyncio.sleep(0.01)
-            now = time.monotonic()
-            gaps.append(now - last)
-            last = now
-
-    ticking = asyncio.create_task(ticker())
+    ticking = asyncio.create_task(_tick(gaps))
     try:
         async with tailing(path) as tail:
             await tail.until(1)
