@@ -444,10 +444,16 @@ def long_rejection(long: LongLine, index: int, limit: int, *, keep_callers: bool
     it may be the first digits of a number too short to be seen as one.
     """
     text = long.prefix.decode("utf-8", "ignore")
+    digest = long.sha256
     if long.size > len(long.prefix):
         text = _DIGITS_AT_END.sub("", text)
     if not keep_callers:
         text = redact_text(text)
+        if long.size <= len(long.prefix):
+            # Kept whole (a max_line_bytes under RAW_KEEP): the digest of the line as
+            # read beside its redacted text would give the number away to one trying
+            # every number; the digest of the redacted text says nothing more.
+            digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     end = "" if long.ended else ", and the input ended before its newline"
     return Rejected(
         index,
@@ -457,13 +463,16 @@ def long_rejection(long: LongLine, index: int, limit: int, *, keep_callers: bool
         "skipped to its newline",
         text,
         size=long.size,
-        sha256=long.sha256,
+        sha256=digest,
     )
 
 
 def bound_raw(r: Rejected, record: bytes | None = None, keep: int = RAW_KEEP) -> Rejected:
-    """Keep at most ``keep`` bytes of ``r.raw``; when it is cut, ``r.size`` and
-    ``r.sha256`` say what the whole was (``record`` as read, else the raw text)."""
+    """Keep at most ``keep`` bytes of ``r.raw``; when it is cut, ``r.size`` says the
+    size of the whole (``record`` as read, else the raw text) and ``r.sha256`` is the
+    digest of the whole raw text: with caller numbers redacted, not of the record as
+    read (cut by a few bytes, its text and that digest would give a number away to one
+    trying every number)."""
     # A message or verb quotes fields of the record: bounded too.
     if len(r.message) > MESSAGE_KEEP:
         r.message = r.message[: MESSAGE_KEEP - 3] + "..."
@@ -475,10 +484,10 @@ def bound_raw(r: Rejected, record: bytes | None = None, keep: int = RAW_KEEP) ->
     cut = _cut_text(r.raw, keep)
     if cut is r.raw and (record is None or len(record) <= keep):
         return r
-    whole = record if record is not None else r.raw.encode("utf-8", "surrogatepass")
+    text = r.raw.encode("utf-8", "surrogatepass")
     r.raw = cut
-    r.size = len(whole)
-    r.sha256 = hashlib.sha256(whole).hexdigest()
+    r.size = len(record if record is not None else text)
+    r.sha256 = hashlib.sha256(text).hexdigest()
     return r
 
 
