@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, repeat
 from operator import add as _add
@@ -436,7 +436,14 @@ def _cut_text(text: str, keep: int) -> str:
     return data[:keep].decode("utf-8", "ignore")
 
 
-def long_rejection(long: LongLine, index: int, limit: int, *, keep_callers: bool) -> Rejected:
+def long_rejection(
+    long: LongLine,
+    index: int,
+    limit: int,
+    *,
+    keep_callers: bool,
+    redact: Callable[[str], str] | None = None,
+) -> Rejected:
     """The ``line_too_long`` rejection of a line the splitter skipped.
 
     Its raw text is the line's first :data:`RAW_KEEP` bytes with caller numbers
@@ -449,6 +456,8 @@ def long_rejection(long: LongLine, index: int, limit: int, *, keep_callers: bool
         text = _DIGITS_AT_END.sub("", text)
     if not keep_callers:
         text = redact_text(text)
+        if redact is not None:  # the mapper's redaction by field
+            text = redact(text)
         if long.size <= len(long.prefix):
             # Kept whole (a max_line_bytes under RAW_KEEP): the digest of the line as
             # read beside its redacted text would give the number away to one trying
@@ -512,8 +521,12 @@ def map_lines(
     for r in result.rejected:
         bound_raw(r, lines[r.index] if 0 <= r.index < len(lines) else None)
     keep = mapper.options.caller_ids == "keep"
+    # A mapper that redacts by field (queue_log: a caller id of any length) does so to
+    # the kept prefix too.
+    redact = None if keep else getattr(mapper, "redact_prefix", None)
     for k, line in enumerate(long):
-        result.rejected.append(long_rejection(line, len(lines) + k, max_line, keep_callers=keep))
+        r = long_rejection(line, len(lines) + k, max_line, keep_callers=keep, redact=redact)
+        result.rejected.append(r)
         numbers.append(line.number)
     return result
 

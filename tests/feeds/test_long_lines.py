@@ -197,3 +197,13 @@ def test_the_digest_of_a_long_line_kept_whole_does_not_give_away_a_redacted_numb
     r = long_rejection(long, 0, 256, keep_callers=False)
     assert "1234" not in r.raw
     assert _recover(r.sha256, template, range(10000)) is None
+
+
+def test_a_long_enterqueue_line_loses_its_caller_id_whatever_its_length() -> None:
+    """ENTERQUEUE's caller id goes whole in a rejection of a line held (a 6-digit number
+    too); in the kept prefix of a line over max_line_bytes as well."""
+    line = f"{T}|c1|q1|NONE|ENTERQUEUE|url|123456|1|".encode() + b"x" * 5000
+    batches = map_chunks(QueueLogMapper(FeedOptions()), [line + b"\n"], max_line=1024)
+    (r,) = [r for b in batches for r in b.result.rejected]
+    assert r.reason == "line_too_long"
+    assert "123456" not in r.raw and "|[redacted]|" in r.raw
