@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, repeat
 from operator import add as _add
@@ -436,7 +436,14 @@ def _cut_text(text: str, keep: int) -> str:
     return data[:keep].decode("utf-8", "ignore")
 
 
-def long_rejection(long: LongLine, index: int, limit: int, *, keep_callers: bool) -> Rejected:
+def long_rejection(
+    long: LongLine,
+    index: int,
+    limit: int,
+    *,
+    keep_callers: bool,
+    redact: Callable[[str], str] | None = None,
+) -> Rejected:
     """The ``line_too_long`` rejection of a line the splitter skipped.
 
     Its raw text is the line's first :data:`RAW_KEEP` bytes with caller numbers
@@ -444,10 +451,18 @@ def long_rejection(long: LongLine, index: int, limit: int, *, keep_callers: bool
     it may be the first digits of a number too short to be seen as one.
     """
     text = long.prefix.decode("utf-8", "ignore")
+    digest = long.sha256
     if long.size > len(long.prefix):
         text = _DIGITS_AT_END.sub("", text)
     if not keep_callers:
         text = redact_text(text)
+        if redact is not None:  # the mapper's redaction by field
+            text = redact(text)
+        if long.size <= len(long.prefix):
+            # Kept whole (a max_line_bytes under RAW_KEEP): the digest of the line as
+            # read beside its redacted text would give the number away to one trying
+            # every number; the digest of the redacted text says nothing more.
+            digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     end = "" if long.ended else ", and the input ended before its newline"
     return Rejected(
         index,
@@ -457,13 +472,16 @@ def long_rejection(long: LongLine, index: int, limit: int, *, keep_callers: bool
         "skipped to its newline",
         text,
         size=long.size,
-        sha256=long.sha256,
+        sha256=digest,
     )
 
 
 def bound_raw(r: Rejected, record: bytes | None = None, keep: int = RAW_KEEP) -> Rejected:
-    """Keep at most ``keep`` bytes of ``r.raw``; when it is cut, ``r.size`` and
-    ``r.sha256`` say what the whole was (``record`` as read, else the raw text)."""
+    """Keep at most ``keep`` bytes of ``r.raw``; when it is cut, ``r.size`` says the
+    size of the whole (``record`` as read, else the raw text) and ``r.sha256`` is the
+    digest of the whole raw text: with caller numbers redacted, not of the record as
+    read (cut by a few bytes, its text and that digest would give a number away to one
+    trying every number)."""
     # A message or verb quotes fields of the record: bounded too.
     if len(r.message) > MESSAGE_KEEP:
         r.message = r.message[: MESSAGE_KEEP - 3] + "..."
@@ -475,10 +493,10 @@ def bound_raw(r: Rejected, record: bytes | None = None, keep: int = RAW_KEEP) ->
     cut = _cut_text(r.raw, keep)
     if cut is r.raw and (record is None or len(record) <= keep):
         return r
-    whole = record if record is not None else r.raw.encode("utf-8", "surrogatepass")
+    text = r.raw.encode("utf-8", "surrogatepass")
     r.raw = cut
-    r.size = len(whole)
-    r.sha256 = hashlib.sha256(whole).hexdigest()
+    r.size = len(record if record is not None else text)
+    r.sha256 = hashlib.sha256(text).hexdigest()
     return r
 
 
@@ -503,8 +521,12 @@ def map_lines(
     for r in result.rejected:
         bound_raw(r, lines[r.index] if 0 <= r.index < len(lines) else None)
     keep = mapper.options.caller_ids == "keep"
+    # A mapper that redacts by field (queue_log: a caller id of any length) does so to
+    # the kept prefix too.
+    redact = None if keep else getattr(mapper, "redact_prefix", None)
     for k, line in enumerate(long):
-        result.rejected.append(long_rejection(line, len(lines) + k, max_line, keep_callers=keep))
+        r = long_rejection(line, len(lines) + k, max_line, keep_callers=keep, redact=redact)
+        result.rejected.append(r)
         numbers.append(line.number)
     return result
 

@@ -161,3 +161,49 @@ def test_replay_and_convert_reject_a_long_line_and_read_on(size: int) -> None:
         rejected += [(r.reason, mapped.line_of(r.index), r.size) for r in mapped.result.rejected]
     assert events == ["c0", "c1"]
     assert rejected == [("line_too_long", 2, 5011), ("line_too_long", 4, 3002)]
+
+
+def _recover(digest: str | None, template: str, candidates: range) -> int | None:
+    """The number whose line (``template`` with it for ``{}``) has ``digest``, if any."""
+    for n in candidates:
+        if hashlib.sha256(template.format(n).encode()).hexdigest() == digest:
+            return n
+    return None
+
+
+def test_the_digest_of_a_cut_record_does_not_give_away_a_redacted_number() -> None:
+    """A record of under RAW_KEEP bytes whose redacted text is longer (a 7-digit number
+    becomes "[redacted]") is cut by a few bytes and given a digest: the digest must not
+    let one who reads the letter recover the number by trying every number."""
+    head = f"{T}|c1|q1|NONE|BOGUSVERB|"
+    template = head + "|".join(["{0}"] * 10)
+    template += "|" + "y" * (RAW_KEEP - 6 - len(template.format(5550123)))
+    line = template.format(5550123).encode()
+    assert len(line) < RAW_KEEP
+    batches = map_chunks(QueueLogMapper(FeedOptions()), [line + b"\n"])
+    (r,) = [r for b in batches for r in b.result.rejected]
+    assert "5550123" not in r.raw
+    assert _recover(r.sha256, template, range(5549000, 5551000)) is None
+
+
+def test_the_digest_of_a_long_line_kept_whole_does_not_give_away_a_redacted_number() -> None:
+    """Under a max_line_bytes below RAW_KEEP a long line is kept whole (redacted): its
+    digest must not let one recover the number."""
+    template = f"{T}|c1|q1|NONE|ENTERQUEUE||+44207946{{}}|1|" + "z" * 400
+    line = template.format(1234).encode()
+    splitter = LineSplitter(max_line=256)
+    splitter.push(line + b"\n")
+    (long,) = splitter.take_long()
+    r = long_rejection(long, 0, 256, keep_callers=False)
+    assert "1234" not in r.raw
+    assert _recover(r.sha256, template, range(10000)) is None
+
+
+def test_a_long_enterqueue_line_loses_its_caller_id_whatever_its_length() -> None:
+    """ENTERQUEUE's caller id goes whole in a rejection of a line held (a 6-digit number
+    too); in the kept prefix of a line over max_line_bytes as well."""
+    line = f"{T}|c1|q1|NONE|ENTERQUEUE|url|123456|1|".encode() + b"x" * 5000
+    batches = map_chunks(QueueLogMapper(FeedOptions()), [line + b"\n"], max_line=1024)
+    (r,) = [r for b in batches for r in b.result.rejected]
+    assert r.reason == "line_too_long"
+    assert "123456" not in r.raw and "|[redacted]|" in r.raw
