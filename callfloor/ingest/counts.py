@@ -2,7 +2,8 @@
 
 Every kind counts into the same families (``callfloor_source_*`` in the metric
 catalogue) instead of adding fields per kind: records received, rejected by reason,
-skipped (verbs that carry nothing for callfloor), dead-lettered by reason,
+skipped (verbs that carry nothing for callfloor), dead-lettered by reason (and
+those over the dead-letter rate, left unwritten),
 reconnects, a file's rotations by how they were found, the gap while disconnected,
 the read position and the lag. The service owns one :class:`SourceCounts`
 (``IngestStats.source_counts``); a source run without a service (tests, benchmarks)
@@ -25,6 +26,9 @@ class SourceCounts:
     rejected_total: dict[tuple[str, str, str], int] = field(default_factory=dict)  # + reason
     skipped_total: dict[SourceKey, int] = field(default_factory=dict)
     deadletters_total: dict[tuple[str, str, str], int] = field(default_factory=dict)  # + reason
+    deadletters_suppressed_total: dict[tuple[str, str, str], int] = field(
+        default_factory=dict
+    )  # + reason
     reconnects_total: dict[SourceKey, int] = field(default_factory=dict)
     rotations_total: dict[tuple[str, str, str], int] = field(default_factory=dict)  # + reason
     gap_seconds_total: dict[SourceKey, float] = field(default_factory=dict)
@@ -55,6 +59,11 @@ class SourceCounts:
         """Count ``n`` dead letters written for ``reason``."""
         k = (key[0], key[1], reason)
         self.deadletters_total[k] = self.deadletters_total.get(k, 0) + n
+
+    def dead_letter_suppressed(self, key: SourceKey, reason: str) -> None:
+        """Count a dead letter for ``reason`` left unwritten (over the rate)."""
+        k = (key[0], key[1], reason)
+        self.deadletters_suppressed_total[k] = self.deadletters_suppressed_total.get(k, 0) + 1
 
     def rotation(self, key: SourceKey, reason: str) -> None:
         """Count a rotation of the source's file, found as ``reason``."""

@@ -19,6 +19,13 @@ when it has one, else logged at WARNING. A PBX has no broker to publish them to.
 record is kept up to :data:`~callfloor.feeds.base.RAW_KEEP` bytes; a longer one (a
 line of megabytes) is cut, and the letter adds its size and SHA-256 (``raw_size``,
 ``raw_sha256``, ``raw_truncated``), as MQTT dead letters do.
+
+Dead letters are written at most :data:`DEAD_LETTERS_PER_S` a second per source, in
+bursts of up to :data:`DEAD_LETTER_BURST`: a file of junk (a megabyte of two-byte lines
+is half a million rejections) must not write a hundred times its size to disk or to
+the log. Every rejection is still counted (``callfloor_source_rejected_total``); the
+letters left unwritten are counted in ``callfloor_source_deadletters_suppressed_total``
+and summed up in one warning a minute.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from callfloor.events import Event, to_builtins
 from callfloor.feeds.base import MapResult, Rejected, bound_raw
@@ -35,6 +42,10 @@ from callfloor.ingest.counts import SourceCounts
 from callfloor.ingest.source import Ack, Batch, Receipt
 
 log = logging.getLogger("callfloor.ingest")
+
+DEAD_LETTERS_PER_S: Final[float] = 100.0
+DEAD_LETTER_BURST: Final[float] = 1000.0
+SUPPRESSED_REPORT_S: Final[float] = 60.0
 
 
 class FeedBatcher:
@@ -50,6 +61,7 @@ class FeedBatcher:
         not_after: Callable[[], float] | None = None,
         dead_letters: str | None = None,
         where: str | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.kind = kind
@@ -61,6 +73,11 @@ class FeedBatcher:
         self.dead_letters = dead_letters
         self.where = where  # the file read, for dead letters
         self._letters: TextIO | None = None
+        self.monotonic = monotonic
+        self._tokens = DEAD_LETTER_BURST
+        self._refilled = monotonic()
+        self._suppressed = 0  # since the last warning about them
+        self._reported = self._refilled
 
     def batch(
         self,
@@ -171,8 +188,38 @@ class FeedBatcher:
         letter["event"] = to_builtins(event)
         return letter
 
+    def _allowed(self) -> bool:
+        """Whether the rate allows one more dead letter now (a token bucket)."""
+        now = self.monotonic()
+        self._tokens = min(
+            DEAD_LETTER_BURST, self._tokens + (now - self._refilled) * DEAD_LETTERS_PER_S
+        )
+        self._refilled = now
+        if self._suppressed and now - self._reported >= SUPPRESSED_REPORT_S:
+            log.warning(
+                "deadletters_suppressed source=%s n=%d over=%.0fs (more than %g a second; "
+                "every one is counted in callfloor_source_rejected_total)",
+                self.name,
+                self._suppressed,
+                now - self._reported,
+                DEAD_LETTERS_PER_S,
+            )
+            self._suppressed = 0
+            self._reported = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
     def letter(self, letter: dict[str, Any], reason: str) -> None:
-        """Write one dead letter (the file, else the log) and count it."""
+        """Write one dead letter (the file, else the log) and count it; beyond the rate,
+        count it as suppressed instead (see the module docstring)."""
+        if not self._allowed():
+            if not self._suppressed:
+                self._reported = self.monotonic()
+            self._suppressed += 1
+            self.counts.dead_letter_suppressed(self.key, reason)
+            return
         text = json.dumps(letter, ensure_ascii=False, default=str)
         if self.dead_letters is not None:
             try:

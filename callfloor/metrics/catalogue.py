@@ -925,6 +925,15 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
         hints=_ops("Feed reconnects", section=_SINKS),
     ),
     _svc(
+        "callfloor_source_deadletters_suppressed_total",
+        _C,
+        "Dead letters of a feed source left unwritten because it rejected more than "
+        "100 records a second (bursts of 1,000 are written whole), by reason; every "
+        "rejection is still counted in callfloor_source_rejected_total.",
+        (*_SK, "reason"),
+        hints=_ops("Feed dead letters suppressed", section=_SINKS),
+    ),
+    _svc(
         "callfloor_source_rotations_total",
         _C,
         "Rotations of a file source's file, by how they were found: renamed (another "

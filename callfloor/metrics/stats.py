@@ -105,6 +105,10 @@ class SourceCountsView(Protocol):
         """Connections (or files) opened again after the first."""
 
     @property
+    def deadletters_suppressed_total(self) -> Mapping[tuple[str, str, str], int]:
+        """Dead letters left unwritten over the rate, by (source, kind, reason)."""
+
+    @property
     def rotations_total(self) -> Mapping[tuple[str, str, str], int]:
         """Rotations of a source's file, by (source, kind, reason)."""
 
@@ -444,6 +448,7 @@ def add_source_samples(fam: Mapping[str, BuiltFamily], counts: SourceCountsView)
     for family, by_reason in (
         ("callfloor_source_rejected_total", counts.rejected_total),
         ("callfloor_source_deadletters_total", counts.deadletters_total),
+        ("callfloor_source_deadletters_suppressed_total", counts.deadletters_suppressed_total),
         ("callfloor_source_rotations_total", counts.rotations_total),
     ):
         built = fam[family]

@@ -212,6 +212,7 @@ ABSENT_WHEN_HEALTHY = {
     "callfloor_source_deadletters_total",
     "callfloor_source_reconnects_total",
     "callfloor_source_rotations_total",
+    "callfloor_source_deadletters_suppressed_total",
     "callfloor_source_gap_seconds_total",
     "callfloor_source_position",
     "callfloor_source_lag_seconds",

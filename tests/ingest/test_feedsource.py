@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+
+import pytest
 
 from callfloor.feeds.queue_log import QueueLogMapper
 from callfloor.ingest.feedsource import FeedBatcher
@@ -48,3 +51,47 @@ def test_events_the_floor_refused_are_dead_lettered_on_acknowledgement(tmp_path:
     (letter,) = letters(dead)
     assert letter["reason"] == "name_too_long" and letter["event"]["call_id"] == "c1"  # type: ignore[index]
     assert batcher.counts.deadletters_total == {("ql", "queue_log", "name_too_long"): 1}
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _junk(batcher: FeedBatcher, n: int) -> None:
+    """``n`` unmappable lines through the batcher (each a rejection and a dead letter)."""
+    mapper = QueueLogMapper()
+    result = mapper.feed([b"junk"] * n, list(range(0, 5 * n, 5)))
+    batcher.batch(result, n)
+
+
+def test_dead_letters_beyond_the_rate_are_counted_not_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A flood of junk lines: a burst of 1,000 letters is written, the rest are counted
+    as suppressed (every rejection still counted), the rate refills, and one warning a
+    minute sums up what was left unwritten."""
+    dead = tmp_path / "dead.ndjson"
+    clock = Clock()
+    batcher = FeedBatcher("ql", "queue_log", dead_letters=str(dead), monotonic=clock)
+    _junk(batcher, 1500)
+    key = ("ql", "queue_log", "malformed_line")
+    assert batcher.counts.rejected_total == {key: 1500}
+    assert len(letters(dead)) == 1000
+    assert batcher.counts.deadletters_total == {key: 1000}
+    assert batcher.counts.deadletters_suppressed_total == {key: 500}
+    clock.now += 2.0  # 200 letters' worth of rate
+    _junk(batcher, 300)
+    assert len(letters(dead)) == 1200
+    assert batcher.counts.deadletters_suppressed_total == {key: 600}
+    assert "deadletters_suppressed" not in caplog.text
+    clock.now += 61.0
+    with caplog.at_level(logging.WARNING, logger="callfloor.ingest"):
+        _junk(batcher, 1)
+    assert "deadletters_suppressed source=ql n=600" in caplog.text
+    assert len(letters(dead)) == 1201  # the bucket refilled meanwhile
