@@ -449,6 +449,9 @@ def long_rejection(long: LongLine, index: int, limit: int, *, keep_callers: bool
     if not keep_callers:
         text = redact_text(text)
     end = "" if long.ended else ", and the input ended before its newline"
+    # Kept whole (max_line under RAW_KEEP): no size and digest, as for a short record
+    # (a digest beside the redacted whole would give the numbers away).
+    whole = long.size <= len(long.prefix)
     return Rejected(
         index,
         long.offset,
@@ -456,8 +459,8 @@ def long_rejection(long: LongLine, index: int, limit: int, *, keep_callers: bool
         f"a line of {long.size} bytes, over the {limit} byte limit (max_line_bytes){end}; "
         "skipped to its newline",
         text,
-        size=long.size,
-        sha256=long.sha256,
+        size=None if whole else long.size,
+        sha256=None if whole else long.sha256,
     )
 
 
@@ -473,7 +476,10 @@ def bound_raw(r: Rejected, record: bytes | None = None, keep: int = RAW_KEEP) ->
         r.raw = _cut_text(r.raw, keep)
         return r
     cut = _cut_text(r.raw, keep)
-    if cut is r.raw and (record is None or len(record) <= keep):
+    if cut is r.raw:
+        # The whole text is kept (even of a record over ``keep`` bytes whose redacted
+        # text is shorter): nothing was cut, and a digest of the record beside its
+        # redacted text would give the numbers away by trying every number.
         return r
     whole = record if record is not None else r.raw.encode("utf-8", "surrogatepass")
     r.raw = cut

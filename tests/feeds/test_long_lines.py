@@ -160,4 +160,30 @@ def test_replay_and_convert_reject_a_long_line_and_read_on(size: int) -> None:
         events += [e.call_id for e in mapped.result.events]  # type: ignore[attr-defined]
         rejected += [(r.reason, mapped.line_of(r.index), r.size) for r in mapped.result.rejected]
     assert events == ["c0", "c1"]
-    assert rejected == [("line_too_long", 2, 5011), ("line_too_long", 4, 3002)]
+    # The second (3,002 bytes) is kept whole in its raw text: no size and digest.
+    assert rejected == [("line_too_long", 2, 5011), ("line_too_long", 4, None)]
+
+
+def test_a_long_line_kept_whole_in_its_rejection_has_no_digest() -> None:
+    """Under RAW_KEEP bytes (max_line_bytes may be 256) the kept prefix is the whole
+    line: its SHA-256 beside the redacted text would give the number away by trying
+    every number, so none is given (nor a size: nothing was cut)."""
+    line = b"1|c|q|NONE|ENTERQUEUE||4915112345678|" + b"a" * 300
+    splitter = LineSplitter(max_line=256)
+    splitter.push(line + b"\n")
+    (long,) = splitter.take_long()
+    r = long_rejection(long, 0, 256, keep_callers=False)
+    assert "4915112345678" not in r.raw and "[redacted]" in r.raw
+    assert r.sha256 is None and r.size is None
+    assert f"{len(line)} bytes" in r.message
+
+
+def test_a_record_whose_redacted_text_is_kept_whole_has_no_digest() -> None:
+    """A record over RAW_KEEP bytes whose redacted text fits (numbers are longer than
+    [redacted]) is kept whole: no digest of the record beside it."""
+    line = b"1700000000|c|q|NONE|BOGUS|" + b"|".join([b"+491511234567890"] * 250)
+    assert len(line) > RAW_KEEP
+    (mapped,) = map_chunks(QueueLogMapper(FeedOptions()), [line + b"\n"])
+    (r,) = mapped.result.rejected
+    assert "1234567890" not in r.raw and r.raw.endswith("[redacted]")
+    assert r.sha256 is None and r.size is None
