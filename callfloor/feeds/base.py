@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, repeat
 from operator import add as _add
@@ -436,18 +436,26 @@ def _cut_text(text: str, keep: int) -> str:
     return data[:keep].decode("utf-8", "ignore")
 
 
-def long_rejection(long: LongLine, index: int, limit: int, *, keep_callers: bool) -> Rejected:
+def long_rejection(
+    long: LongLine,
+    index: int,
+    limit: int,
+    *,
+    keep_callers: bool,
+    redact: Callable[[str], str] | None = None,
+) -> Rejected:
     """The ``line_too_long`` rejection of a line the splitter skipped.
 
     Its raw text is the line's first :data:`RAW_KEEP` bytes with caller numbers
     redacted (unless ``keep_callers``); a run of digits the cut ends in is dropped, as
-    it may be the first digits of a number too short to be seen as one.
+    it may be the first digits of a number too short to be seen as one; ``redact`` is
+    the format's own redaction (a queue_log caller id goes whole), applied first.
     """
     text = long.prefix.decode("utf-8", "ignore")
     if long.size > len(long.prefix):
         text = _DIGITS_AT_END.sub("", text)
     if not keep_callers:
-        text = redact_text(text)
+        text = redact_text(redact(text) if redact is not None else text)
     end = "" if long.ended else ", and the input ended before its newline"
     # Kept whole (max_line under RAW_KEEP): no size and digest, as for a short record
     # (a digest beside the redacted whole would give the numbers away).
@@ -509,8 +517,11 @@ def map_lines(
     for r in result.rejected:
         bound_raw(r, lines[r.index] if 0 <= r.index < len(lines) else None)
     keep = mapper.options.caller_ids == "keep"
+    redact = getattr(mapper, "redact_raw", None)
     for k, line in enumerate(long):
-        result.rejected.append(long_rejection(line, len(lines) + k, max_line, keep_callers=keep))
+        result.rejected.append(
+            long_rejection(line, len(lines) + k, max_line, keep_callers=keep, redact=redact)
+        )
         numbers.append(line.number)
     return result
 

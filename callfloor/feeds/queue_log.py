@@ -187,6 +187,12 @@ class QueueLogMapper:
         """A line for a rejection: as read, or with caller numbers redacted."""
         return "|".join(fields if self._keep else redact_fields(fields, verb))
 
+    def redact_raw(self, text: str) -> str:
+        """The kept prefix of a line over max_line_bytes with its caller id hidden as in
+        :meth:`raw` (ENTERQUEUE's goes whole)."""
+        fields = text.split("|")
+        return "|".join(redact_fields(fields, fields[4].strip() if len(fields) > 4 else None))
+
     def truncated(self, line: bytes, position: int, index: int = 0) -> Rejected:
         """A last line without its newline (being written, or cut off)."""
         fields = line.decode("utf-8", "replace").split("|")

@@ -187,3 +187,13 @@ def test_a_record_whose_redacted_text_is_kept_whole_has_no_digest() -> None:
     (r,) = mapped.result.rejected
     assert "1234567890" not in r.raw and r.raw.endswith("[redacted]")
     assert r.sha256 is None and r.size is None
+
+
+def test_the_caller_id_of_a_long_enterqueue_line_is_redacted_whole() -> None:
+    """As in every other queue_log rejection, ENTERQUEUE's caller id goes whole, also
+    when it is no run of seven digits (``+44 20 7946 0958``, a name)."""
+    line = b"1700000000|c1|q1|NONE|ENTERQUEUE||+44 20 7946 0958|1|" + b"p" * 400
+    (mapped,) = map_chunks(QueueLogMapper(FeedOptions()), [line + b"\n"], max_line=256)
+    (r,) = mapped.result.rejected
+    assert r.reason == "line_too_long"
+    assert "7946" not in r.raw and "[redacted]" in r.raw
