@@ -448,22 +448,18 @@ def long_rejection(
 
     Its raw text is the line's first :data:`RAW_KEEP` bytes with caller numbers
     redacted (unless ``keep_callers``); a run of digits the cut ends in is dropped, as
-    it may be the first digits of a number too short to be seen as one.
+    it may be the first digits of a number too short to be seen as one; ``redact`` is
+    the format's own redaction (a queue_log caller id goes whole), applied first.
     """
     text = long.prefix.decode("utf-8", "ignore")
-    digest = long.sha256
     if long.size > len(long.prefix):
         text = _DIGITS_AT_END.sub("", text)
     if not keep_callers:
-        text = redact_text(text)
-        if redact is not None:  # the mapper's redaction by field
-            text = redact(text)
-        if long.size <= len(long.prefix):
-            # Kept whole (a max_line_bytes under RAW_KEEP): the digest of the line as
-            # read beside its redacted text would give the number away to one trying
-            # every number; the digest of the redacted text says nothing more.
-            digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        text = redact_text(redact(text) if redact is not None else text)
     end = "" if long.ended else ", and the input ended before its newline"
+    # Kept whole (max_line under RAW_KEEP): no size and digest, as for a short record
+    # (a digest beside the redacted whole would give the numbers away).
+    whole = long.size <= len(long.prefix)
     return Rejected(
         index,
         long.offset,
@@ -471,8 +467,8 @@ def long_rejection(
         f"a line of {long.size} bytes, over the {limit} byte limit (max_line_bytes){end}; "
         "skipped to its newline",
         text,
-        size=long.size,
-        sha256=digest,
+        size=None if whole else long.size,
+        sha256=None if whole else long.sha256,
     )
 
 
@@ -491,7 +487,10 @@ def bound_raw(r: Rejected, record: bytes | None = None, keep: int = RAW_KEEP) ->
         r.raw = _cut_text(r.raw, keep)
         return r
     cut = _cut_text(r.raw, keep)
-    if cut is r.raw and (record is None or len(record) <= keep):
+    if cut is r.raw:
+        # The whole text is kept (even of a record over ``keep`` bytes whose redacted
+        # text is shorter): nothing was cut, and a digest of the record beside its
+        # redacted text would give the numbers away by trying every number.
         return r
     text = r.raw.encode("utf-8", "surrogatepass")
     r.raw = cut
@@ -521,12 +520,11 @@ def map_lines(
     for r in result.rejected:
         bound_raw(r, lines[r.index] if 0 <= r.index < len(lines) else None)
     keep = mapper.options.caller_ids == "keep"
-    # A mapper that redacts by field (queue_log: a caller id of any length) does so to
-    # the kept prefix too.
-    redact = None if keep else getattr(mapper, "redact_prefix", None)
+    redact = getattr(mapper, "redact_raw", None)
     for k, line in enumerate(long):
-        r = long_rejection(line, len(lines) + k, max_line, keep_callers=keep, redact=redact)
-        result.rejected.append(r)
+        result.rejected.append(
+            long_rejection(line, len(lines) + k, max_line, keep_callers=keep, redact=redact)
+        )
         numbers.append(line.number)
     return result
 

@@ -187,11 +187,11 @@ class QueueLogMapper:
         """A line for a rejection: as read, or with caller numbers redacted."""
         return "|".join(fields if self._keep else redact_fields(fields, verb))
 
-    def redact_prefix(self, text: str) -> str:
-        """The kept prefix of a line over max_line_bytes with its fields redacted as a
-        held line's are (ENTERQUEUE's caller id whole, however short)."""
+    def redact_raw(self, text: str) -> str:
+        """The kept prefix of a line over max_line_bytes with its caller id hidden as in
+        :meth:`raw` (ENTERQUEUE's goes whole)."""
         fields = text.split("|")
-        return "|".join(redact_fields(fields, fields[4] if len(fields) > 4 else None))
+        return "|".join(redact_fields(fields, fields[4].strip() if len(fields) > 4 else None))
 
     def truncated(self, line: bytes, position: int, index: int = 0) -> Rejected:
         """A last line without its newline (being written, or cut off)."""

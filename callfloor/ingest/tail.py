@@ -575,7 +575,8 @@ class TailSource:
         """The identity of a rejected line: the source, the line's offset and content (for
         a line over max_line_bytes, not held, its SHA-256)."""
         held = 0 <= r.index < len(lines)
-        content = lines[r.index] if held else (r.sha256 or "").encode("ascii")
+        # A long line (not held): its SHA-256, or its text when it was kept whole.
+        content = lines[r.index] if held else (r.sha256 or r.raw).encode("utf-8", "surrogatepass")
         return f"{self.name}:" + event_id("rejected", r.position, content)
 
     def _acker(self) -> Callable[[Receipt], None] | None:

@@ -160,7 +160,43 @@ def test_replay_and_convert_reject_a_long_line_and_read_on(size: int) -> None:
         events += [e.call_id for e in mapped.result.events]  # type: ignore[attr-defined]
         rejected += [(r.reason, mapped.line_of(r.index), r.size) for r in mapped.result.rejected]
     assert events == ["c0", "c1"]
-    assert rejected == [("line_too_long", 2, 5011), ("line_too_long", 4, 3002)]
+    # The second (3,002 bytes) is kept whole in its raw text: no size and digest.
+    assert rejected == [("line_too_long", 2, 5011), ("line_too_long", 4, None)]
+
+
+def test_a_long_line_kept_whole_in_its_rejection_has_no_digest() -> None:
+    """Under RAW_KEEP bytes (max_line_bytes may be 256) the kept prefix is the whole
+    line: its SHA-256 beside the redacted text would give the number away by trying
+    every number, so none is given (nor a size: nothing was cut)."""
+    line = b"1|c|q|NONE|ENTERQUEUE||4915112345678|" + b"a" * 300
+    splitter = LineSplitter(max_line=256)
+    splitter.push(line + b"\n")
+    (long,) = splitter.take_long()
+    r = long_rejection(long, 0, 256, keep_callers=False)
+    assert "4915112345678" not in r.raw and "[redacted]" in r.raw
+    assert r.sha256 is None and r.size is None
+    assert f"{len(line)} bytes" in r.message
+
+
+def test_a_record_whose_redacted_text_is_kept_whole_has_no_digest() -> None:
+    """A record over RAW_KEEP bytes whose redacted text fits (numbers are longer than
+    [redacted]) is kept whole: no digest of the record beside it."""
+    line = b"1700000000|c|q|NONE|BOGUS|" + b"|".join([b"+491511234567890"] * 250)
+    assert len(line) > RAW_KEEP
+    (mapped,) = map_chunks(QueueLogMapper(FeedOptions()), [line + b"\n"])
+    (r,) = mapped.result.rejected
+    assert "1234567890" not in r.raw and r.raw.endswith("[redacted]")
+    assert r.sha256 is None and r.size is None
+
+
+def test_the_caller_id_of_a_long_enterqueue_line_is_redacted_whole() -> None:
+    """As in every other queue_log rejection, ENTERQUEUE's caller id goes whole, also
+    when it is no run of seven digits (``+44 20 7946 0958``, a name)."""
+    line = b"1700000000|c1|q1|NONE|ENTERQUEUE||+44 20 7946 0958|1|" + b"p" * 400
+    (mapped,) = map_chunks(QueueLogMapper(FeedOptions()), [line + b"\n"], max_line=256)
+    (r,) = mapped.result.rejected
+    assert r.reason == "line_too_long"
+    assert "7946" not in r.raw and "[redacted]" in r.raw
 
 
 def _recover(digest: str | None, template: str, candidates: range) -> int | None:
@@ -196,7 +232,7 @@ def test_the_digest_of_a_long_line_kept_whole_does_not_give_away_a_redacted_numb
     (long,) = splitter.take_long()
     r = long_rejection(long, 0, 256, keep_callers=False)
     assert "1234" not in r.raw
-    assert _recover(r.sha256, template, range(10000)) is None
+    assert _recover(r.sha256, template, range(10000)) is None  # none is given at all
 
 
 def test_a_long_enterqueue_line_loses_its_caller_id_whatever_its_length() -> None:
