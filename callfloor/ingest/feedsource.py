@@ -25,7 +25,7 @@ bursts of up to :data:`DEAD_LETTER_BURST`: a file of junk (a megabyte of two-byt
 is half a million rejections) must not write a hundred times its size to disk or to
 the log. Every rejection is still counted (``callfloor_source_rejected_total``); the
 letters left unwritten are counted in ``callfloor_source_deadletters_suppressed_total``
-and summed up in one warning a minute.
+and summed up in one warning a minute (checked on each batch, and on close).
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ class FeedBatcher:
         ``resent``: every event may be a resend of one read before a crash; ``keys[j]``:
         the identity of ``result.rejected[j]`` (see the module docstring)."""
         counts, key = self.counts, self.key
+        self._report(self.monotonic())  # a flood that stopped: no further letter may come
         counts.add(counts.received_total, key, records)
         if result.skipped:
             counts.add(counts.skipped_total, key, sum(result.skipped.values()))
@@ -188,14 +189,10 @@ class FeedBatcher:
         letter["event"] = to_builtins(event)
         return letter
 
-    def _allowed(self) -> bool:
-        """Whether the rate allows one more dead letter now (a token bucket)."""
-        now = self.monotonic()
-        self._tokens = min(
-            DEAD_LETTER_BURST, self._tokens + (now - self._refilled) * DEAD_LETTERS_PER_S
-        )
-        self._refilled = now
-        if self._suppressed and now - self._reported >= SUPPRESSED_REPORT_S:
+    def _report(self, now: float, *, final: bool = False) -> None:
+        """Warn of the letters left unwritten, a minute after the first of them (or now,
+        ``final``: on close, as no further letter may come to report them)."""
+        if self._suppressed and (final or now - self._reported >= SUPPRESSED_REPORT_S):
             log.warning(
                 "deadletters_suppressed source=%s n=%d over=%.0fs (more than %g a second; "
                 "every one is counted in callfloor_source_rejected_total)",
@@ -206,6 +203,15 @@ class FeedBatcher:
             )
             self._suppressed = 0
             self._reported = now
+
+    def _allowed(self) -> bool:
+        """Whether the rate allows one more dead letter now (a token bucket)."""
+        now = self.monotonic()
+        self._tokens = min(
+            DEAD_LETTER_BURST, self._tokens + (now - self._refilled) * DEAD_LETTERS_PER_S
+        )
+        self._refilled = now
+        self._report(now)
         if self._tokens < 1.0:
             return False
         self._tokens -= 1.0
@@ -235,7 +241,9 @@ class FeedBatcher:
         self.counts.dead_letter(self.key, reason)
 
     def close(self) -> None:
-        """Close the dead-letter file (opened again on the next letter)."""
+        """Close the dead-letter file (opened again on the next letter); warn of the
+        letters left unwritten since the last warning."""
+        self._report(self.monotonic(), final=True)
         letters, self._letters = self._letters, None
         if letters is not None:
             try:

@@ -95,3 +95,31 @@ def test_dead_letters_beyond_the_rate_are_counted_not_written(
         _junk(batcher, 1)
     assert "deadletters_suppressed source=ql n=600" in caplog.text
     assert len(letters(dead)) == 1201  # the bucket refilled meanwhile
+
+
+def test_the_last_run_of_suppressed_letters_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A flood that stops: the letters left unwritten are summed up in a warning once a
+    minute has passed, on the next batch (even one with no rejection), and on close (no
+    further rejection need ever come)."""
+    clock = Clock()
+    batcher = FeedBatcher(
+        "ql", "queue_log", dead_letters=str(tmp_path / "dead.ndjson"), monotonic=clock
+    )
+    _junk(batcher, 1010)
+    clock.now += 61.0
+    with caplog.at_level(logging.WARNING, logger="callfloor.ingest"):
+        _, good = mapped(T)
+        batcher.batch(good, 1)  # type: ignore[arg-type]
+    assert "deadletters_suppressed source=ql n=10" in caplog.text
+    caplog.clear()
+    clock.now += 100.0  # the bucket is full again
+    _junk(batcher, 1005)
+    with caplog.at_level(logging.WARNING, logger="callfloor.ingest"):
+        batcher.close()
+    assert "deadletters_suppressed source=ql n=5" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="callfloor.ingest"):
+        batcher.close()
+    assert "deadletters_suppressed" not in caplog.text
