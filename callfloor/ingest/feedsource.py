@@ -23,7 +23,8 @@ line of megabytes) is cut, and the letter adds its size and SHA-256 (``raw_size`
 Dead letters are written at most :data:`DEAD_LETTERS_PER_S` a second per source, in
 bursts of up to :data:`DEAD_LETTER_BURST`: a file of junk (a megabyte of two-byte lines
 is half a million rejections) must not write a hundred times its size to disk or to
-the log. Every rejection is still counted (``callfloor_source_rejected_total``); the
+the log. Every record is still counted (a rejection in
+``callfloor_source_rejected_total``, a refusal by the floor's limits in its counters); the
 letters left unwritten are counted in ``callfloor_source_deadletters_suppressed_total``
 and summed up in one warning a minute (checked on each batch, and on close).
 """
@@ -195,7 +196,7 @@ class FeedBatcher:
         if self._suppressed and (final or now - self._reported >= SUPPRESSED_REPORT_S):
             log.warning(
                 "deadletters_suppressed source=%s n=%d over=%.0fs (more than %g a second; "
-                "every one is counted in callfloor_source_rejected_total)",
+                "each still counted as a rejection or a refusal)",
                 self.name,
                 self._suppressed,
                 now - self._reported,

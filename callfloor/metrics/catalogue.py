@@ -927,9 +927,9 @@ SERVICE_FAMILIES: Final[tuple[Family, ...]] = (
     _svc(
         "callfloor_source_deadletters_suppressed_total",
         _C,
-        "Dead letters of a feed source left unwritten because it rejected more than "
-        "100 records a second (bursts of 1,000 are written whole), by reason; every "
-        "rejection is still counted in callfloor_source_rejected_total.",
+        "Dead letters of a feed source left unwritten because it had more than 100 a "
+        "second to write (bursts of 1,000 are written whole), by reason; each record is "
+        "still counted as a rejection (callfloor_source_rejected_total) or a refusal.",
         (*_SK, "reason"),
         hints=_ops("Feed dead letters suppressed", section=_SINKS),
     ),
