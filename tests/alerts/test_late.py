@@ -7,9 +7,10 @@ from __future__ import annotations
 from alert_util import calls, floor_config, listed
 from helpers import T0, config, decode, ev
 
-from callfloor.alerts.driver import attach_alerts
+from callfloor.alerts.driver import AlertDriver, attach_alerts
 from callfloor.alerts.notification import Transition
 from callfloor.alerts.rules import DEFAULT_RULE_NAMES
+from callfloor.config import Config
 from callfloor.processors.engine import FloorProcessor
 
 RULE = {
@@ -18,8 +19,11 @@ RULE = {
 }
 
 
-def _live() -> tuple[FloorProcessor, object]:
-    cfg = floor_config([RULE])
+def _live(cfg: Config | None = None) -> tuple[FloorProcessor, AlertDriver]:
+    """A live processor with its alert driver keeping events for re-derivation
+    (``cfg``: default, the long-wait rule alone)."""
+    if cfg is None:
+        cfg = floor_config([RULE])
     proc = FloorProcessor(cfg, live=True)
     driver = attach_alerts(proc, cfg, notify=True)
     assert driver is not None
@@ -63,10 +67,7 @@ def test_a_late_event_moves_the_instants_like_replay() -> None:
         ordered.apply(decode(e))
     ordered.tick(end)
 
-    proc = FloorProcessor(cfg, live=True)
-    driver = attach_alerts(proc, cfg, notify=True)
-    assert driver is not None
-    driver.keep_events()
+    proc, driver = _live(cfg)
     # Answers are held back a minute: each arrives after the events of the next minute.
     late = sorted(
         events, key=lambda e: float(e["ts"]) + (60.0 if e["type"] == "call_answered" else 0.0)
@@ -89,10 +90,7 @@ def _live_violations() -> tuple[FloorProcessor, object]:
             "alerts": {"disable": [n for n in DEFAULT_RULE_NAMES if n != "not_ready_exceeded"]},
         }
     )
-    proc = FloorProcessor(cfg, live=True)
-    driver = attach_alerts(proc, cfg, notify=True)
-    assert driver is not None
-    driver.keep_events()
+    proc, driver = _live(cfg)
     proc.apply(
         decode(ev("agent_state", T0 - 60, site="s", agent="a", state="available", queues=["q"]))
     )
@@ -152,10 +150,7 @@ def test_an_acknowledgement_holds_when_a_late_event_moves_the_firing() -> None:
     to +60: the alert stays acknowledged and sends no repeat."""
     rule = {**RULE, "repeat": "5m"}
     cfg = floor_config([rule])
-    proc = FloorProcessor(cfg, live=True)
-    driver = attach_alerts(proc, cfg, notify=True)
-    assert driver is not None
-    driver.keep_events()
+    proc, driver = _live(cfg)
     proc.apply(
         decode(ev("agent_state", T0 - 60, site="s", agent="a", state="available", queues=["q"]))
     )
@@ -213,10 +208,7 @@ def test_an_event_at_the_instant_of_a_tick_is_late_for_the_alerts() -> None:
     at the same instant."""
     rule = {"name": "w", "when": [{"metric": "waiting", "op": ">", "value": 0}]}
     cfg = floor_config([rule])
-    proc = FloorProcessor(cfg, live=True)
-    driver = attach_alerts(proc, cfg, notify=True)
-    assert driver is not None
-    driver.keep_events()
+    proc, driver = _live(cfg)
     proc.apply(
         decode(ev("agent_state", T0 - 60, site="s", agent="a", state="available", queues=["q"]))
     )
@@ -234,10 +226,7 @@ def test_an_event_at_the_instant_a_checkpoint_evaluated_is_late_for_the_alerts()
     re-derived like a late one: nothing listed, as in replay."""
     rule = {"name": "w", "when": [{"metric": "waiting", "op": ">", "value": 0}]}
     cfg = floor_config([rule])
-    proc = FloorProcessor(cfg, live=True)
-    driver = attach_alerts(proc, cfg, notify=True)
-    assert driver is not None
-    driver.keep_events()
+    proc, driver = _live(cfg)
     proc.apply(
         decode(ev("agent_state", T0 - 60, site="s", agent="a", state="available", queues=["q"]))
     )
@@ -269,10 +258,7 @@ def test_a_rederivation_in_slices_takes_the_events_applied_between_them() -> Non
         ordered.apply(decode(e))
     ordered.tick(end)
 
-    proc = FloorProcessor(cfg, live=True)
-    driver = attach_alerts(proc, cfg, notify=True)
-    assert driver is not None
-    driver.keep_events()
+    proc, driver = _live(cfg)
     late = sorted(
         events, key=lambda e: float(e["ts"]) + (60.0 if e["type"] == "call_answered" else 0.0)
     )  # type: ignore[arg-type]
@@ -315,10 +301,7 @@ def test_snapshots_taken_while_late_events_wait_are_no_base() -> None:
     for e in events:
         ordered.apply(decode(e))
     ordered.tick(end)
-    proc = FloorProcessor(cfg, live=True)
-    driver = attach_alerts(proc, cfg, notify=True)
-    assert driver is not None
-    driver.keep_events()
+    proc, driver = _live(cfg)
     arrival = sorted(
         events, key=lambda e: float(e["ts"]) + (60.0 if e["type"] == "call_answered" else 0.0)
     )  # type: ignore[arg-type]
@@ -336,10 +319,7 @@ def test_an_acknowledgement_holds_when_a_late_event_moves_the_firing_earlier() -
     """An acknowledged alert whose firing a late call moves 30 s earlier stays
     acknowledged, and no repeat is sent (the acknowledgement was lost, repeats paged)."""
     cfg = floor_config([{**RULE, "repeat": "5m"}])
-    proc = FloorProcessor(cfg, live=True)
-    driver = attach_alerts(proc, cfg, notify=True)
-    assert driver is not None
-    driver.keep_events()
+    proc, driver = _live(cfg)
     proc.apply(
         decode(ev("agent_state", T0 - 600, site="s", agent="a", state="available", queues=["q"]))
     )
